@@ -1,0 +1,105 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "Relance",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "relance", targets: ["relance"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "RelanceCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceTemplates",
+            dependencies: [
+                "RelanceCore",
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceTransport",
+            dependencies: [
+                "RelanceCore",
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceStore",
+            dependencies: [
+                "RelanceCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceDaemon",
+            dependencies: [
+                "RelanceCore",
+                "RelanceTemplates",
+                "RelanceTransport",
+                "RelanceStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relance",
+            dependencies: [
+                "RelanceDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelanceCoreTests",
+            dependencies: ["RelanceCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelanceTemplatesTests",
+            dependencies: ["RelanceTemplates"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelanceTransportTests",
+            dependencies: ["RelanceTransport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelanceStoreTests",
+            dependencies: ["RelanceStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["RelanceDaemon"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,103 @@
+import Foundation
+
+/// The status of one delivery (one reminder on one channel). See DESIGN.md, "Delivery semantics".
+public enum DeliveryStatus: String, Sendable, Codable, CaseIterable, Hashable {
+    // Waiting
+    case pending, paused
+    // In flight
+    case sending
+    // Accepted by the transport
+    case sent
+    // Terminal
+    case delivered, undelivered, bounced, failed, expired, cancelled, suppressed
+    // In doubt after a crash: left only by an operator
+    case unknown
+
+    public var isWaiting: Bool { self == .pending || self == .paused }
+
+    public var isTerminal: Bool {
+        switch self {
+        case .delivered, .undelivered, .bounced, .failed, .expired, .cancelled, .suppressed: return true
+        default: return false
+        }
+    }
+
+    /// Whether the status machine allows moving from `self` to `next`.
+    public func canMove(to next: DeliveryStatus) -> Bool {
+        switch (self, next) {
+        case (.pending, .paused), (.paused, .pending): return true
+        case (.pending, .sending): return true
+        case (.sending, .sent), (.sending, .failed), (.sending, .pending), (.sending, .unknown): return true
+        case (.sent, .delivered), (.sent, .undelivered), (.sent, .bounced): return true
+        case (.pending, .cancelled), (.pending, .expired), (.pending, .suppressed): return true
+        case (.paused, .cancelled), (.paused, .expired), (.paused, .suppressed): return true
+        // An operator settles an in-doubt delivery.
+        case (.unknown, .sent), (.unknown, .pending): return true
+        default: return false
+        }
+    }
+}
+
+/// An illegal status move: a bug or a race, never applied.
+public struct StatusTransitionError: Error, CustomStringConvertible {
+    public var from: DeliveryStatus
+    public var to: DeliveryStatus
+    public init(from: DeliveryStatus, to: DeliveryStatus) {
+        self.from = from
+        self.to = to
+    }
+    public var description: String { "illegal delivery status move \(from.rawValue) → \(to.rawValue)" }
+}
+
+/// Exponential backoff with a lifetime (Postfix-like defaults: 5 min doubling to 1 h, 2 days).
+public struct RetrySchedule: Sendable, Hashable {
+    public var first: Duration
+    public var max: Duration
+    public var lifetime: Duration
+
+    public init(first: Duration = .seconds(300), max: Duration = .seconds(3600), lifetime: Duration = .seconds(2 * 86400)) {
+        self.first = first
+        self.max = max
+        self.lifetime = lifetime
+    }
+
+    /// The delay before retry number `failures` (1 = first retry), without jitter.
+    public func delay(afterFailures failures: Int) -> Duration {
+        var delay = first
+        var n = 1
+        while n < failures && delay < max {
+            delay = delay * 2
+            n += 1
+        }
+        return delay < max ? delay : max
+    }
+
+    /// When to try again after `failures` failed attempts of a delivery first tried at `firstAttempt`,
+    /// or nil when that would be past the lifetime (the delivery then expires).
+    public func nextAttempt(afterFailures failures: Int, now: Date, firstAttempt: Date) -> Date? {
+        let next = now.addingTimeInterval(delay(afterFailures: failures).seconds)
+        return next.timeIntervalSince(firstAttempt) > lifetime.seconds ? nil : next
+    }
+}
+
+extension Duration {
+    public var seconds: TimeInterval {
+        let c = components
+        return TimeInterval(c.seconds) + TimeInterval(c.attoseconds) / 1e18
+    }
+
+    /// Parses `500ms`, `30s`, `5m`, `1h`, `2d` (or a bare number of seconds).
+    public init?(text: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            if suffix == "s" && number.hasSuffix("m") { continue }
+            guard let value = Double(number), value >= 0 else { return nil }
+            self = .milliseconds(Int64((value * factor * 1000).rounded()))
+            return
+        }
+        guard let value = Double(trimmed), value >= 0 else { return nil }
+        self = .milliseconds(Int64((value * 1000).rounded()))
+    }
+}

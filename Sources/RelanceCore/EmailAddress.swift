@@ -1,0 +1,39 @@
+/// Validation of the addr-spec part of an email address (RFC 5322 dot-atom form, which is what
+/// real-world mailboxes use; quoted local parts and address literals are refused).
+public enum EmailAddress {
+    private static let atext = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~".utf8)
+
+    /// Why `address` is not acceptable, or nil when it is.
+    public static func problem(_ address: String) -> String? {
+        if address.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            return "contains control characters (CR/LF are refused)"
+        }
+        guard address.utf8.count <= 254 else { return "longer than 254 octets" }
+        let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return "must contain exactly one '@'" }
+        let local = parts[0]
+        let domain = parts[1]
+        guard !local.isEmpty, local.utf8.count <= 64 else { return "local part is empty or longer than 64 octets" }
+        for atom in local.split(separator: ".", omittingEmptySubsequences: false) {
+            guard !atom.isEmpty, atom.utf8.allSatisfy({ atext.contains($0) }) else {
+                return "local part '\(local)' is not a dot-atom of ASCII characters"
+            }
+        }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { return "domain '\(domain)' has no dot" }
+        for label in labels {
+            guard !label.isEmpty, label.utf8.count <= 63,
+                label.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D }),
+                label.first != "-", label.last != "-"
+            else { return "domain '\(domain)' is not a valid host name (use its A-label form for IDNs)" }
+        }
+        return nil
+    }
+
+    public static func isValid(_ address: String) -> Bool { problem(address) == nil }
+
+    /// The domain part, lowercased.
+    public static func domain(of address: String) -> String {
+        String(address.split(separator: "@").last ?? "").lowercased()
+    }
+}

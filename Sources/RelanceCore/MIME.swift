@@ -1,0 +1,264 @@
+import Foundation
+
+/// A mailbox: display name and address. Both are validated, so no header can be injected.
+public struct Mailbox: Sendable, Hashable {
+    public var name: String?
+    public var address: String
+
+    public init(name: String?, address: String) {
+        self.name = name
+        self.address = address
+    }
+
+    /// Parses `Name <addr@example.org>` or a bare address.
+    public init?(parsing text: String) {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let open = trimmed.lastIndex(of: "<"), trimmed.hasSuffix(">") {
+            var name = trimmed[..<open].trimmingCharacters(in: .whitespaces)
+            if name.hasPrefix("\""), name.hasSuffix("\""), name.count >= 2 { name = String(name.dropFirst().dropLast()) }
+            let address = String(trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)])
+            guard EmailAddress.isValid(address), TextRules.problem(name, maxLength: 200) == nil else { return nil }
+            self.init(name: name.isEmpty ? nil : name, address: address)
+        } else {
+            guard EmailAddress.isValid(trimmed) else { return nil }
+            self.init(name: nil, address: trimmed)
+        }
+    }
+}
+
+/// A file attached to a message.
+public struct MailAttachment: Sendable, Hashable {
+    public var filename: String
+    public var contentType: String
+    public var data: Data
+
+    public init(filename: String, contentType: String = "application/pdf", data: Data) {
+        self.filename = filename
+        self.contentType = contentType
+        self.data = data
+    }
+}
+
+/// A message to compose: headers, a text and an HTML alternative, attachments.
+public struct MailMessage: Sendable {
+    public var from: Mailbox
+    public var to: Mailbox
+    public var replyTo: Mailbox?
+    public var subject: String
+    public var text: String
+    public var html: String?
+    public var attachments: [MailAttachment]
+    public var messageID: String
+    public var date: Date
+    /// Extra headers (name, value); names must be tokens, values are encoded like the subject.
+    public var extraHeaders: [(String, String)]
+
+    public init(
+        from: Mailbox, to: Mailbox, replyTo: Mailbox? = nil, subject: String, text: String, html: String? = nil,
+        attachments: [MailAttachment] = [], messageID: String, date: Date, extraHeaders: [(String, String)] = []
+    ) {
+        self.from = from
+        self.to = to
+        self.replyTo = replyTo
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.attachments = attachments
+        self.messageID = messageID
+        self.date = date
+        self.extraHeaders = extraHeaders
+    }
+}
+
+public struct MIMEError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// RFC 5322 / 2045 / 2046 / 2047 composition. Output uses CRLF line endings; every line ≤ 998 octets,
+/// encoded lines ≤ 76, folded headers ≤ 78 where the content allows.
+public enum MIME {
+    /// Composes the full message. Throws if an address or header would be unsafe.
+    public static func compose(_ message: MailMessage, boundarySeed: String) throws -> Data {
+        for mailbox in [message.from, message.to] + (message.replyTo.map { [$0] } ?? []) {
+            guard EmailAddress.isValid(mailbox.address) else { throw MIMEError(description: "invalid address '\(mailbox.address.debugQuoted)'") }
+            if let name = mailbox.name, let problem = TextRules.problem(name, maxLength: 500) {
+                throw MIMEError(description: "display name \(problem)")
+            }
+        }
+        if let problem = TextRules.problem(message.subject, maxLength: 998) { throw MIMEError(description: "subject \(problem)") }
+        guard message.messageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "<") && $0 != UInt8(ascii: ">") }),
+            message.messageID.contains("@")
+        else { throw MIMEError(description: "invalid Message-ID") }
+
+        var out = ""
+        func header(_ name: String, _ value: String) { out += fold(name + ": " + value) + "\r\n" }
+        header("Date", rfc5322Date(message.date))
+        header("From", mailbox(message.from))
+        header("To", mailbox(message.to))
+        if let replyTo = message.replyTo { header("Reply-To", mailbox(replyTo)) }
+        out += encodedHeader("Subject", message.subject)
+        header("Message-ID", "<\(message.messageID)>")
+        for (name, value) in message.extraHeaders {
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                throw MIMEError(description: "invalid header name '\(name.debugQuoted)'")
+            }
+            if let problem = TextRules.problem(value, maxLength: 998) { throw MIMEError(description: "header \(name) \(problem)") }
+            out += encodedHeader(name, value)
+        }
+        header("MIME-Version", "1.0")
+
+        let alternativeBoundary = "=_alt_" + boundarySeed
+        let mixedBoundary = "=_mix_" + boundarySeed
+        var body = ""
+        func textPart(_ subtype: String, _ content: String) -> String {
+            "Content-Type: text/\(subtype); charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+                + quotedPrintable(content) + "\r\n"
+        }
+        var alternative: String
+        if let html = message.html {
+            alternative = "Content-Type: multipart/alternative; boundary=\"\(alternativeBoundary)\"\r\n\r\n"
+            alternative += "--\(alternativeBoundary)\r\n" + textPart("plain", message.text)
+            alternative += "--\(alternativeBoundary)\r\n" + textPart("html", html)
+            alternative += "--\(alternativeBoundary)--\r\n"
+        } else {
+            alternative = textPart("plain", message.text)
+        }
+        if message.attachments.isEmpty {
+            body = alternative
+        } else {
+            body = "Content-Type: multipart/mixed; boundary=\"\(mixedBoundary)\"\r\n\r\n"
+            body += "This is a multi-part message in MIME format.\r\n"
+            body += "--\(mixedBoundary)\r\n" + alternative
+            for attachment in message.attachments {
+                body += "--\(mixedBoundary)\r\n"
+                body += "Content-Type: \(attachment.contentType); " + fold(parameter("name", attachment.filename)) + "\r\n"
+                body += "Content-Transfer-Encoding: base64\r\n"
+                body += "Content-Disposition: attachment; " + fold(parameter("filename", attachment.filename)) + "\r\n\r\n"
+                body += attachment.data.base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed]) + "\r\n"
+            }
+            body += "--\(mixedBoundary)--\r\n"
+        }
+        out += body
+        return Data(out.utf8)
+    }
+
+    static func mailbox(_ m: Mailbox) -> String {
+        guard let name = m.name, !name.isEmpty else { return m.address }
+        return phrase(name) + " <" + m.address + ">"
+    }
+
+    /// A display name: a quoted string when ASCII, else RFC 2047 encoded-words.
+    static func phrase(_ name: String) -> String {
+        if name.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }) {
+            let atext = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~ ")
+            if name.unicodeScalars.allSatisfy({ atext.contains($0) }) && !name.hasPrefix(" ") && !name.hasSuffix(" ") { return name }
+            return "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        return encodedWords(name).joined(separator: " ")
+    }
+
+    /// A header whose value may need RFC 2047 encoding; folded to 78 octets.
+    static func encodedHeader(_ name: String, _ value: String) -> String {
+        if value.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }) && !value.contains("=?") {
+            return fold(name + ": " + value) + "\r\n"
+        }
+        let words = encodedWords(value, firstLineBudget: 75 - name.count - 2)
+        return name + ": " + words.joined(separator: "\r\n ") + "\r\n"
+    }
+
+    /// Splits `text` into `=?UTF-8?B?…?=` words of at most 75 characters, never splitting a character.
+    static func encodedWords(_ text: String, firstLineBudget: Int = 75) -> [String] {
+        let overhead = "=?UTF-8?B??=".count
+        var words: [String] = []
+        var chunk = Data()
+        func maxBytes(_ budget: Int) -> Int { ((budget - overhead) / 4) * 3 }
+        var limit = max(maxBytes(min(firstLineBudget, 75)), 3)
+        for character in text {
+            let bytes = Data(String(character).utf8)
+            if chunk.count + bytes.count > limit, !chunk.isEmpty {
+                words.append("=?UTF-8?B?" + chunk.base64EncodedString() + "?=")
+                chunk = Data()
+                limit = maxBytes(75 - 1)
+            }
+            chunk.append(bytes)
+        }
+        if !chunk.isEmpty || words.isEmpty { words.append("=?UTF-8?B?" + chunk.base64EncodedString() + "?=") }
+        return words
+    }
+
+    /// `name="value"` for ASCII file names, `name*=utf-8''percent-encoded` (RFC 2231) otherwise.
+    static func parameter(_ name: String, _ value: String) -> String {
+        let safe = value.unicodeScalars.allSatisfy { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }
+        if safe { return "\(name)=\"\(value)\"" }
+        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        allowed.insert(charactersIn: "-._~")
+        let encoded = value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "attachment"
+        return "\(name)*=utf-8''\(encoded)"
+    }
+
+    /// Folds an unstructured ASCII header line at spaces so lines stay within 78 octets where possible.
+    static func fold(_ line: String) -> String {
+        guard line.utf8.count > 78 else { return line }
+        var result = ""
+        var current = ""
+        for (i, word) in line.split(separator: " ", omittingEmptySubsequences: false).enumerated() {
+            let piece = i == 0 ? String(word) : " " + word
+            if current.utf8.count + piece.utf8.count > 78 && !current.trimmingCharacters(in: .whitespaces).isEmpty {
+                result += current + "\r\n"
+                current = i == 0 ? String(word) : " " + word
+            } else {
+                current += piece
+            }
+        }
+        return result + current
+    }
+
+    /// Quoted-printable (RFC 2045 §6.7) with CRLF line breaks and soft breaks keeping lines ≤ 76.
+    public static func quotedPrintable(_ text: String) -> String {
+        let normalised = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        var lines: [String] = []
+        for line in normalised.split(separator: "\n", omittingEmptySubsequences: false) {
+            let bytes = Array(line.utf8)
+            var out = ""
+            var lineLength = 0
+            for (i, byte) in bytes.enumerated() {
+                let isLast = i == bytes.count - 1
+                var token: String
+                if (byte >= 33 && byte <= 126 && byte != UInt8(ascii: "=")) || ((byte == 0x20 || byte == 0x09) && !isLast) {
+                    token = String(UnicodeScalar(byte))
+                } else {
+                    token = String(format: "=%02X", byte)
+                }
+                // A line that starts with "." or "From " is safe: libcurl dot-stuffs, but encode "." at
+                // line start anyway for gateways that do not.
+                if lineLength == 0 && byte == UInt8(ascii: ".") { token = "=2E" }
+                if lineLength + token.count > (isLast ? 76 : 75) {
+                    out += "=\r\n"
+                    lineLength = 0
+                }
+                out += token
+                lineLength += token.count
+            }
+            lines.append(out)
+        }
+        return lines.joined(separator: "\r\n")
+    }
+
+    static func rfc5322Date(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
+        return f.string(from: date)
+    }
+
+    /// A Message-ID left part built from a delivery key: stable across retries of the same delivery.
+    public static func messageID(reminderID: String, channel: String, domain: String) -> String {
+        var local = "relance."
+        for byte in reminderID.utf8 {
+            let c = Character(UnicodeScalar(byte))
+            if c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_") { local.append(c) } else { local += String(format: "=%02X", byte) }
+        }
+        return local + "." + channel + "@" + domain
+    }
+}

@@ -1,0 +1,288 @@
+import Foundation
+
+/// A channel a reminder can be delivered on.
+public enum Channel: String, Sendable, Codable, CaseIterable, Hashable, Comparable {
+    case email
+    case sms
+
+    public static func < (lhs: Channel, rhs: Channel) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// Whether the debtor is a consumer or a business (B2B mentions apply only to businesses).
+public enum DebtorKind: String, Sendable, Codable, Hashable {
+    case consumer
+    case business
+}
+
+/// The person or company that owes money.
+public struct Debtor: Sendable, Codable, Hashable {
+    public var id: String
+    public var name: String
+    public var email: String?
+    /// E.164, normalised at intake.
+    public var phone: String?
+    /// ISO 3166 alpha-2, resolved at intake (record, else locale region, else default).
+    public var country: String
+    /// BCP 47, e.g. `fr-FR`.
+    public var locale: String
+    /// IANA time zone identifier.
+    public var timezone: String
+    public var kind: DebtorKind
+
+    public init(
+        id: String, name: String, email: String? = nil, phone: String? = nil, country: String,
+        locale: String, timezone: String, kind: DebtorKind
+    ) {
+        self.id = id
+        self.name = name
+        self.email = email
+        self.phone = phone
+        self.country = country
+        self.locale = locale
+        self.timezone = timezone
+        self.kind = kind
+    }
+}
+
+/// A civil date (no time, no zone), as written in the record: `YYYY-MM-DD`.
+public struct CivilDate: Sendable, Codable, Hashable, Comparable, CustomStringConvertible {
+    public var year: Int
+    public var month: Int
+    public var day: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }),
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
+            (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(month: m, year: y), y >= 1900
+        else { return nil }
+        self.year = y
+        self.month = m
+        self.day = d
+    }
+
+    public init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    /// The civil date of `date` in `timeZone`.
+    public init(_ date: Date, in timeZone: TimeZone) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let c = calendar.dateComponents([.year, .month, .day], from: date)
+        self.init(year: c.year!, month: c.month!, day: c.day!)
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 (proleptic Gregorian).
+    public var dayNumber: Int {
+        // Howard Hinnant's days_from_civil.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146097 + doe - 719468
+    }
+
+    public init(dayNumber z0: Int) {
+        let z = z0 + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        self.init(year: yoe + era * 400 + (m <= 2 ? 1 : 0), month: m, day: d)
+    }
+
+    public func adding(days: Int) -> CivilDate { CivilDate(dayNumber: dayNumber + days) }
+
+    public var description: String {
+        String(format: "%04d-%02d-%02d", year, month, day)
+    }
+
+    public static func < (lhs: CivilDate, rhs: CivilDate) -> Bool { lhs.dayNumber < rhs.dayNumber }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let date = CivilDate(text) else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not a date: \(text)"))
+        }
+        self = date
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// One unpaid invoice. `amount` is the decimal text as given (never binary floating point).
+public struct Invoice: Sendable, Codable, Hashable {
+    public var number: String
+    public var amount: String
+    public var currency: String
+    public var issuedOn: CivilDate
+    public var dueOn: CivilDate
+
+    enum CodingKeys: String, CodingKey {
+        case number, amount, currency
+        case issuedOn = "issued_on"
+        case dueOn = "due_on"
+    }
+
+    public init(number: String, amount: String, currency: String, issuedOn: CivilDate, dueOn: CivilDate) {
+        self.number = number
+        self.amount = amount
+        self.currency = currency
+        self.issuedOn = issuedOn
+        self.dueOn = dueOn
+    }
+
+    /// The amount as an exact decimal.
+    public var decimalAmount: Decimal { Decimal(string: amount, locale: Locale(identifier: "en_US_POSIX")) ?? 0 }
+}
+
+/// A free-form value from the record's `vars`.
+public enum VarValue: Sendable, Codable, Hashable {
+    case string(String)
+    case number(String)
+    case bool(Bool)
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else {
+            self = .number(String(describing: try c.decode(Double.self)))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .string(let s): try c.encode(s)
+        case .number(let n): try c.encode(n)
+        case .bool(let b): try c.encode(b)
+        }
+    }
+
+    public var text: String {
+        switch self {
+        case .string(let s), .number(let s): return s
+        case .bool(let b): return b ? "true" : "false"
+        }
+    }
+}
+
+/// A due reminder, validated and normalised (record version 1).
+public struct Reminder: Sendable, Codable, Hashable {
+    public var id: String
+    public var stage: String
+    public var channels: [Channel]
+    public var notBefore: Date?
+    public var expiresAt: Date?
+    public var fallback: [Channel]
+    public var debtor: Debtor
+    public var invoices: [Invoice]
+    public var paymentURL: String?
+    public var attachments: [String]
+    public var vars: [String: VarValue]
+
+    enum CodingKeys: String, CodingKey {
+        case id, stage, channels
+        case notBefore = "not_before"
+        case expiresAt = "expires_at"
+        case fallback, debtor, invoices
+        case paymentURL = "payment_url"
+        case attachments, vars
+    }
+
+    public init(
+        id: String, stage: String, channels: [Channel], notBefore: Date? = nil, expiresAt: Date? = nil,
+        fallback: [Channel] = [], debtor: Debtor, invoices: [Invoice], paymentURL: String? = nil,
+        attachments: [String] = [], vars: [String: VarValue] = [:]
+    ) {
+        self.id = id
+        self.stage = stage
+        self.channels = channels
+        self.notBefore = notBefore
+        self.expiresAt = expiresAt
+        self.fallback = fallback
+        self.debtor = debtor
+        self.invoices = invoices
+        self.paymentURL = paymentURL
+        self.attachments = attachments
+        self.vars = vars
+    }
+
+    /// The canonical JSON form: what the ledger stores and compares to detect conflicts.
+    public func canonicalJSON() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(Timestamp.format(date))
+        }
+        // Encoding plain value types cannot fail.
+        let data = try! encoder.encode(self)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public static func fromCanonicalJSON(_ text: String) throws -> Reminder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: text))
+            }
+            return date
+        }
+        return try decoder.decode(Reminder.self, from: Data(text.utf8))
+    }
+}
+
+/// RFC 3339 timestamps with an explicit offset.
+public enum Timestamp {
+    public static func parse(_ text: String) -> Date? {
+        // Require a full date-time with seconds and an explicit offset or Z.
+        let pattern = #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"#
+        guard text.range(of: pattern, options: .regularExpression) != nil else { return nil }
+        guard CivilDate(String(text.prefix(10))) != nil else { return nil }
+        let hour = Int(text.dropFirst(11).prefix(2))!
+        let minute = Int(text.dropFirst(14).prefix(2))!
+        let second = Int(text.dropFirst(17).prefix(2))!
+        guard hour < 24, minute < 60, second < 60 else { return nil }
+        let withFraction = ISO8601DateFormatter()
+        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        return plain.date(from: text) ?? withFraction.date(from: text)
+    }
+
+    public static func format(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: date)
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
+}

@@ -1,0 +1,443 @@
+import Foundation
+import RelanceCore
+import RelanceTemplates
+import RelanceTransport
+import Yams
+
+/// A duration in configuration: `500ms`, `30s`, `5m`, `1h`, `2d`, or a number of seconds.
+public struct ConfigDuration: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var value: Duration
+    public init(_ value: Duration) { self.value = value }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let seconds = try? c.decode(Int.self) {
+            value = .seconds(seconds)
+            return
+        }
+        let text = try c.decode(String.self)
+        guard let d = Duration(text: text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(text)' is not a duration (e.g. 500ms, 30s, 5m, 1h, 2d)")
+        }
+        value = d
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+
+    public var description: String { "\(Int(value.seconds))s" }
+}
+
+/// The whole configuration (see `config/relance.example.yaml`). Unknown keys are errors at every level.
+public struct RelanceConfiguration: Sendable, Decodable {
+    public struct Spool: Sendable, Decodable {
+        public var root = "/var/spool/relance"
+        public var maxFileBytes = 64 * 1024 * 1024
+        public var keepDone = true
+        public var attachmentsRoot: String? = nil
+        public var maxAttachmentBytes = 10 * 1024 * 1024
+        /// Fallback rescan of `incoming/` when inotify is unavailable or missed an event.
+        public var rescanInterval = ConfigDuration(.seconds(30))
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case root
+            case maxFileBytes = "max_file_bytes"
+            case keepDone = "keep_done"
+            case attachmentsRoot = "attachments_root"
+            case maxAttachmentBytes = "max_attachment_bytes"
+            case rescanInterval = "rescan_interval"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            root = try c.decodeIfPresent(String.self, forKey: .root) ?? root
+            maxFileBytes = try c.decodeIfPresent(Int.self, forKey: .maxFileBytes) ?? maxFileBytes
+            keepDone = try c.decodeIfPresent(Bool.self, forKey: .keepDone) ?? keepDone
+            attachmentsRoot = try c.decodeIfPresent(String.self, forKey: .attachmentsRoot)
+            maxAttachmentBytes = try c.decodeIfPresent(Int.self, forKey: .maxAttachmentBytes) ?? maxAttachmentBytes
+            rescanInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .rescanInterval) ?? rescanInterval
+        }
+    }
+
+    public struct Queue: Sendable, Decodable {
+        /// Higher goes first.
+        public var priority = 0
+        /// Fraction (0–1] of `delivery.concurrency` this queue may use at once.
+        public var share = 1.0
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case priority, share }
+        public init(priority: Int = 0, share: Double = 1.0) {
+            self.priority = priority
+            self.share = share
+        }
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            priority = try c.decodeIfPresent(Int.self, forKey: .priority) ?? 0
+            share = try c.decodeIfPresent(Double.self, forKey: .share) ?? 1.0
+            guard share > 0, share <= 1 else {
+                throw DecodingError.dataCorruptedError(forKey: .share, in: c, debugDescription: "share must be in (0, 1]")
+            }
+        }
+    }
+
+    public struct Store: Sendable, Decodable {
+        public var path = "/var/lib/relance/ledger.sqlite"
+        enum CodingKeys: String, CodingKey, CaseIterable { case path }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            path = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .path) ?? path
+        }
+    }
+
+    public struct Templates: Sendable, Decodable {
+        public var path = "/usr/share/relance/templates"
+        /// Days given to pay in a final notice.
+        public var deadlineDays = 8
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case path
+            case deadlineDays = "deadline_days"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            path = try c.decodeIfPresent(String.self, forKey: .path) ?? path
+            deadlineDays = try c.decodeIfPresent(Int.self, forKey: .deadlineDays) ?? deadlineDays
+        }
+    }
+
+    public struct Defaults: Sendable, Decodable {
+        public var locale = "fr-FR"
+        public var timezone = "Europe/Paris"
+        public var country = "FR"
+        enum CodingKeys: String, CodingKey, CaseIterable { case locale, timezone, country }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            locale = try c.decodeIfPresent(String.self, forKey: .locale) ?? locale
+            timezone = try c.decodeIfPresent(String.self, forKey: .timezone) ?? timezone
+            country = try c.decodeIfPresent(String.self, forKey: .country) ?? country
+        }
+    }
+
+    public struct Email: Sendable, Decodable {
+        public enum Transport: String, Sendable, Decodable { case outbox, smtp }
+        public struct SMTP: Sendable, Decodable {
+            public var url = "smtp://127.0.0.1:25"
+            public var starttls = SMTPConfiguration.StartTLS.required
+            public var caFile: String? = nil
+            public var username: String? = nil
+            public var password: String? = nil
+            public var connections = 4
+            public var timeout = ConfigDuration(.seconds(60))
+            public var connectTimeout = ConfigDuration(.seconds(10))
+            public var helo: String? = nil
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case url, starttls
+                case caFile = "ca_file"
+                case username, password, connections, timeout
+                case connectTimeout = "connect_timeout"
+                case helo
+            }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                url = try c.decodeIfPresent(String.self, forKey: .url) ?? url
+                starttls = try c.decodeIfPresent(SMTPConfiguration.StartTLS.self, forKey: .starttls) ?? starttls
+                caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+                username = try c.decodeIfPresent(String.self, forKey: .username)
+                password = try c.decodeIfPresent(String.self, forKey: .password)
+                connections = try c.decodeIfPresent(Int.self, forKey: .connections) ?? connections
+                timeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .timeout) ?? timeout
+                connectTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .connectTimeout) ?? connectTimeout
+                helo = try c.decodeIfPresent(String.self, forKey: .helo)
+                let lower = url.lowercased()
+                guard lower.hasPrefix("smtp://") || lower.hasPrefix("smtps://") else {
+                    throw DecodingError.dataCorruptedError(forKey: .url, in: c, debugDescription: "must start with smtp:// or smtps://")
+                }
+                guard (1...64).contains(connections) else {
+                    throw DecodingError.dataCorruptedError(forKey: .connections, in: c, debugDescription: "must be between 1 and 64")
+                }
+            }
+        }
+        public struct Outbox: Sendable, Decodable {
+            public var maildir = "/var/lib/relance/outbox/mail"
+            enum CodingKeys: String, CodingKey, CaseIterable { case maildir }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                maildir = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .maildir) ?? maildir
+            }
+        }
+        public var transport = Transport.outbox
+        public var from = "Relance <relances@example.invalid>"
+        public var replyTo: String? = nil
+        public var smtp = SMTP()
+        public var outbox = Outbox()
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case transport, from
+            case replyTo = "reply_to"
+            case smtp, outbox
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            transport = try c.decodeIfPresent(Transport.self, forKey: .transport) ?? transport
+            from = try c.decodeIfPresent(String.self, forKey: .from) ?? from
+            replyTo = try c.decodeIfPresent(String.self, forKey: .replyTo)
+            smtp = try c.decodeIfPresent(SMTP.self, forKey: .smtp) ?? smtp
+            outbox = try c.decodeIfPresent(Outbox.self, forKey: .outbox) ?? outbox
+            guard Mailbox(parsing: from) != nil else {
+                throw DecodingError.dataCorruptedError(forKey: .from, in: c, debugDescription: "'\(from.debugQuoted)' is not a valid mailbox (Name <address@domain>)")
+            }
+            if let replyTo, Mailbox(parsing: replyTo) == nil {
+                throw DecodingError.dataCorruptedError(forKey: .replyTo, in: c, debugDescription: "'\(replyTo.debugQuoted)' is not a valid mailbox")
+            }
+        }
+    }
+
+    public struct SMS: Sendable, Decodable {
+        public enum Provider: String, Sendable, Decodable { case outbox }
+        public struct Outbox: Sendable, Decodable {
+            public var path = "/var/lib/relance/outbox/sms.jsonl"
+            enum CodingKeys: String, CodingKey, CaseIterable { case path }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                path = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .path) ?? path
+            }
+        }
+        public var provider = Provider.outbox
+        public var sender = "RELANCE"
+        public var outbox = Outbox()
+        enum CodingKeys: String, CodingKey, CaseIterable { case provider, sender, outbox }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            if let name = try c.decodeIfPresent(String.self, forKey: .provider) {
+                guard let p = Provider(rawValue: name) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .provider, in: c, debugDescription: "'\(name)' is not available in this version (available: outbox)")
+                }
+                provider = p
+            }
+            sender = try c.decodeIfPresent(String.self, forKey: .sender) ?? sender
+            outbox = try c.decodeIfPresent(Outbox.self, forKey: .outbox) ?? outbox
+        }
+    }
+
+    public struct Delivery: Sendable, Decodable {
+        public enum InDoubt: String, Sendable, Decodable { case hold, resend }
+        public struct Retry: Sendable, Decodable {
+            public var first = ConfigDuration(.seconds(300))
+            public var max = ConfigDuration(.seconds(3600))
+            public var lifetime = ConfigDuration(.seconds(2 * 86400))
+            enum CodingKeys: String, CodingKey, CaseIterable { case first, max, lifetime }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                first = try c.decodeIfPresent(ConfigDuration.self, forKey: .first) ?? first
+                max = try c.decodeIfPresent(ConfigDuration.self, forKey: .max) ?? max
+                lifetime = try c.decodeIfPresent(ConfigDuration.self, forKey: .lifetime) ?? lifetime
+            }
+            public var schedule: RetrySchedule { RetrySchedule(first: first.value, max: max.value, lifetime: lifetime.value) }
+        }
+        public var concurrency = 8
+        public var inDoubt = InDoubt.hold
+        public var retry = Retry()
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case concurrency
+            case inDoubt = "in_doubt"
+            case retry
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
+            inDoubt = try c.decodeIfPresent(InDoubt.self, forKey: .inDoubt) ?? inDoubt
+            retry = try c.decodeIfPresent(Retry.self, forKey: .retry) ?? retry
+            guard (1...256).contains(concurrency) else {
+                throw DecodingError.dataCorruptedError(forKey: .concurrency, in: c, debugDescription: "must be between 1 and 256")
+            }
+        }
+    }
+
+    public struct Log: Sendable, Decodable {
+        public var level = "info"
+        enum CodingKeys: String, CodingKey, CaseIterable { case level }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            level = try c.decodeIfPresent(String.self, forKey: .level) ?? level
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
+                throw DecodingError.dataCorruptedError(forKey: .level, in: c, debugDescription: "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)")
+            }
+        }
+    }
+
+    public var spool = Spool()
+    public var queues: [String: Queue] = [:]
+    public var store = Store()
+    public var templates = Templates()
+    public var creditor = Creditor.example
+    public var defaults = Defaults()
+    public var stages = ["pre_due", "reminder_1", "reminder_2", "final_notice"]
+    public var email = Email()
+    public var sms = SMS()
+    public var delivery = Delivery()
+    public var log = Log()
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, log
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        spool = try c.decodeIfPresent(Spool.self, forKey: .spool) ?? spool
+        queues = try c.decodeIfPresent([String: Queue].self, forKey: .queues) ?? queues
+        store = try c.decodeIfPresent(Store.self, forKey: .store) ?? store
+        templates = try c.decodeIfPresent(Templates.self, forKey: .templates) ?? templates
+        creditor = try c.decodeIfPresent(Creditor.self, forKey: .creditor) ?? creditor
+        defaults = try c.decodeIfPresent(Defaults.self, forKey: .defaults) ?? defaults
+        stages = try c.decodeIfPresent([String].self, forKey: .stages) ?? stages
+        email = try c.decodeIfPresent(Email.self, forKey: .email) ?? email
+        sms = try c.decodeIfPresent(SMS.self, forKey: .sms) ?? sms
+        delivery = try c.decodeIfPresent(Delivery.self, forKey: .delivery) ?? delivery
+        log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
+        for name in queues.keys where name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+            throw DecodingError.dataCorruptedError(forKey: .queues, in: c, debugDescription: "queue name '\(name)' must be a plain directory name")
+        }
+        if !LocaleRules.isKnown(defaults.locale) {
+            throw DecodingError.dataCorruptedError(forKey: .defaults, in: c, debugDescription: "defaults.locale '\(defaults.locale)' is not a BCP 47 tag such as fr-FR")
+        }
+        if TimeZone(identifier: defaults.timezone) == nil {
+            throw DecodingError.dataCorruptedError(forKey: .defaults, in: c, debugDescription: "defaults.timezone '\(defaults.timezone)' is not an IANA time zone")
+        }
+    }
+
+    /// The priority and concurrency share of a queue (`default` and unknown queues: priority 0, share 1).
+    public func queue(_ name: String) -> Queue { queues[name] ?? Queue() }
+}
+
+/// An error in the configuration: names the file and the key.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Reads configuration the way DESIGN.md says: YAML file, then `RELANCE_*` environment overrides,
+/// then secrets from `$CREDENTIALS_DIRECTORY`.
+public enum ConfigurationLoader {
+    /// Every scalar key that the environment or a credential file may set.
+    public static let overridableKeys: [String] = [
+        "spool.root", "spool.max_file_bytes", "spool.keep_done", "spool.attachments_root", "spool.max_attachment_bytes", "spool.rescan_interval",
+        "store.path", "templates.path", "templates.deadline_days",
+        "creditor.name", "creditor.address", "creditor.email", "creditor.phone", "creditor.payment_instructions",
+        "defaults.locale", "defaults.timezone", "defaults.country",
+        "email.transport", "email.from", "email.reply_to", "email.smtp.url", "email.smtp.starttls", "email.smtp.ca_file",
+        "email.smtp.username", "email.smtp.password", "email.smtp.connections", "email.smtp.timeout", "email.smtp.connect_timeout",
+        "email.smtp.helo", "email.outbox.maildir",
+        "sms.provider", "sms.sender", "sms.outbox.path",
+        "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime",
+        "log.level",
+    ]
+
+    /// Where the values came from, for a one-line log (never the values themselves).
+    public struct Provenance: Sendable {
+        public var file: String?
+        public var environment: [String] = []
+        public var credentials: [String] = []
+    }
+
+    public static func load(
+        file: String?, yaml: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (RelanceConfiguration, Provenance) {
+        var provenance = Provenance(file: file)
+        var node: Node = .mapping(.init([]))
+        let label = file ?? "embedded default"
+        var text = yaml
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigurationError(description: "\(file): cannot be read")
+            }
+            guard let t = String(validating: data, as: UTF8.self) else { throw ConfigurationError(description: "\(file): not valid UTF-8") }
+            text = t
+        }
+        if let text {
+            do {
+                if let parsed = try Yams.compose(yaml: text) { node = parsed }
+            } catch {
+                throw ConfigurationError(description: "\(label): invalid YAML: \(error)")
+            }
+        }
+        if case .scalar(let s) = node, s.string.isEmpty { node = .mapping(.init([])) }
+        guard node.mapping != nil else { throw ConfigurationError(description: "\(label): the top level must be a mapping of keys") }
+
+        for key in overridableKeys {
+            let envName = "RELANCE_" + key.replacingOccurrences(of: ".", with: "_").uppercased()
+            if let value = environment[envName] {
+                node = setting(node, path: key.split(separator: ".").map(String.init)[...], value: value)
+                provenance.environment.append(envName)
+            }
+        }
+        if let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty {
+            for key in overridableKeys {
+                let name = key.replacingOccurrences(of: ".", with: "-")
+                let path = dir + "/" + name
+                if let data = FileManager.default.contents(atPath: path) {
+                    guard let value = String(validating: data, as: UTF8.self) else {
+                        throw ConfigurationError(description: "credential \(name): not valid UTF-8")
+                    }
+                    node = setting(node, path: key.split(separator: ".").map(String.init)[...], value: value.trimmingCharacters(in: .newlines))
+                    provenance.credentials.append(name)
+                }
+            }
+        }
+        do {
+            return (try YAMLDecoder().decode(RelanceConfiguration.self, from: node), provenance)
+        } catch let error as DecodingError {
+            throw ConfigurationError(description: "\(label): \(describe(error))")
+        } catch {
+            throw ConfigurationError(description: "\(label): \(error)")
+        }
+    }
+
+    static func setting(_ node: Node, path: ArraySlice<String>, value: String) -> Node {
+        var mapping = node.mapping ?? Node.Mapping([])
+        let key = path.first!
+        if path.count == 1 {
+            mapping[key] = Node(value)
+        } else {
+            mapping[key] = setting(mapping[key] ?? .mapping(.init([])), path: path.dropFirst(), value: value)
+        }
+        return .mapping(mapping)
+    }
+
+    /// A decoding error as `key.path: reason`.
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ p: [any CodingKey]) -> String {
+            p.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .dataCorrupted(let c): return c.codingPath.isEmpty ? c.debugDescription : "\(path(c.codingPath)): \(c.debugDescription)"
+        case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])): is required"
+        case .typeMismatch(let type, let c): return "\(path(c.codingPath)): expected \(type) (\(c.debugDescription))"
+        case .valueNotFound(let type, let c): return "\(path(c.codingPath)): expected \(type), found nothing"
+        @unknown default: return "\(error)"
+        }
+    }
+}

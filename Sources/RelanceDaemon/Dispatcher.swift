@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+import RelanceCore
+import RelanceStore
+import RelanceTransport
+import Synchronization
+
+/// The transports of each channel, behind one call.
+public struct Transports: Sendable {
+    public var emailName: String
+    public var smsName: String
+    public var sendEmail: @Sendable (_ from: String, _ to: String, _ data: Data) async -> SendOutcome
+    public var sendSMS: @Sendable (_ from: String, _ to: String, _ text: String, _ reminderID: String) async -> SendOutcome
+
+    public init(
+        emailName: String, smsName: String, sendEmail: @escaping @Sendable (String, String, Data) async -> SendOutcome,
+        sendSMS: @escaping @Sendable (String, String, String, String) async -> SendOutcome
+    ) {
+        self.emailName = emailName
+        self.smsName = smsName
+        self.sendEmail = sendEmail
+        self.sendSMS = sendSMS
+    }
+}
+
+/// Picks due deliveries and sends them with bounded concurrency: records the intent (`sending`)
+/// durably, calls the transport, records the outcome. Fair across queues by priority and share.
+public final class Dispatcher: Sendable {
+    let ledger: Ledger
+    let builder: MessageBuilder
+    let transports: Transports
+    let configuration: RelanceConfiguration
+    let logger: Logger
+    let clock: @Sendable () -> Date
+    let nudge = Nudge()
+    private let inFlight = Mutex<[DeliveryKey: String]>([:])
+    private let counters = Mutex<(sent: Int, failed: Int, retried: Int)>((0, 0, 0))
+
+    public init(
+        ledger: Ledger, builder: MessageBuilder, transports: Transports, configuration: RelanceConfiguration, logger: Logger,
+        clock: @escaping @Sendable () -> Date
+    ) {
+        self.ledger = ledger
+        self.builder = builder
+        self.transports = transports
+        self.configuration = configuration
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// Wake the loop: new deliveries were ingested.
+    public func wake() { nudge.signal() }
+
+    public var totals: (sent: Int, failed: Int, retried: Int) { counters.withLock { $0 } }
+
+    /// Runs until `shouldStop` says so; then stops claiming and waits for in-flight sends.
+    /// With `untilIdle`, returns once nothing is due now and nothing is in flight (`serve --once`).
+    public func run(untilIdle: Bool, shouldStop: @escaping @Sendable () -> Bool) async {
+        let concurrency = configuration.delivery.concurrency
+        var lastExpiry = Date.distantPast
+        await withDiscardingTaskGroup { group in
+            while !shouldStop() {
+                let now = clock()
+                if now.timeIntervalSince(lastExpiry) >= 1 {
+                    lastExpiry = now
+                    do { try await ledger.expireOverdue(now: now) } catch { logger.error("cannot expire overdue deliveries", metadata: ["error": "\(error)"]) }
+                }
+                let busy = inFlight.withLock { $0 }
+                var started = 0
+                if busy.count < concurrency {
+                    let due: [Ledger.Due]
+                    do {
+                        due = try await ledger.due(now: now, limit: (concurrency - busy.count) * 4, excluding: Set(busy.keys))
+                    } catch {
+                        logger.error("cannot read due deliveries", metadata: ["error": "\(error)"])
+                        due = []
+                    }
+                    var perQueue: [String: Int] = [:]
+                    for (_, queue) in busy { perQueue[queue, default: 0] += 1 }
+                    for item in due {
+                        let current = inFlight.withLock { $0.count }
+                        if current >= concurrency { break }
+                        let cap = max(1, Int((Double(concurrency) * configuration.queue(item.queue).share).rounded(.down)))
+                        if perQueue[item.queue, default: 0] >= cap { continue }
+                        perQueue[item.queue, default: 0] += 1
+                        inFlight.withLock { $0[item.key] = item.queue }
+                        started += 1
+                        group.addTask {
+                            await self.deliver(item)
+                            self.inFlight.withLock { _ = $0.removeValue(forKey: item.key) }
+                            self.nudge.signal()
+                        }
+                    }
+                }
+                let stillBusy = inFlight.withLock { $0.count }
+                if untilIdle && started == 0 && stillBusy == 0 { break }
+                if started == 0 || stillBusy >= concurrency {
+                    // Sleep until a send finishes, new work is ingested, or the next due time.
+                    var timeout = Duration.seconds(1)
+                    if stillBusy == 0, let next = try? await ledger.nextDueDate() {
+                        let wait = next.timeIntervalSince(clock())
+                        timeout = .milliseconds(Int64(max(10, min(1000, wait * 1000))))
+                    }
+                    await nudge.wait(upTo: timeout)
+                }
+            }
+        }
+    }
+
+    func deliver(_ due: Ledger.Due) async {
+        let key = due.key
+        var metadata: Logger.Metadata = ["relance.reminder.id": "\(key.reminderID)", "relance.delivery.channel": "\(key.channel.rawValue)"]
+        let builder = self.builder
+        let now = clock()
+        let message: OutgoingMessage
+        do {
+            message = try await offPool { try builder.build(due.reminder, channel: key.channel, now: now) }
+        } catch {
+            logger.error("delivery failed before sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+            do { try await ledger.fail(key, reason: "\(error)", now: clock()) } catch { logger.error("cannot record failure", metadata: ["error": "\(error)"]) }
+            counters.withLock { $0.failed += 1 }
+            return
+        }
+        let transportName = key.channel == .email ? transports.emailName : transports.smsName
+        metadata["relance.transport"] = "\(transportName)"
+        let attempt: Int?
+        do {
+            attempt = try await ledger.markSending(key, transport: transportName, recipient: message.recipient, now: clock())
+        } catch {
+            logger.error("cannot record the intent to send; not sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+            return
+        }
+        guard let attempt else { return }
+        metadata["relance.attempt"] = "\(attempt)"
+        let outcome: SendOutcome
+        switch message {
+        case .email(let from, let to, let data): outcome = await transports.sendEmail(from, to, data)
+        case .sms(let from, let to, let text): outcome = await transports.sendSMS(from, to, text, key.reminderID)
+        }
+        var retryAt: Date?
+        let finished = clock()
+        if case .transient(_, _, let retryAfter) = outcome {
+            let schedule = configuration.delivery.retry.schedule
+            retryAt = schedule.nextAttempt(afterFailures: attempt, now: finished, firstAttempt: due.firstAttemptAt ?? now)
+            if let retryAfter, let r = retryAt { retryAt = max(r, finished.addingTimeInterval(retryAfter.seconds)) }
+        }
+        do {
+            try await ledger.recordOutcome(key, attempt: attempt, outcome: outcome, retryAt: retryAt, now: finished)
+        } catch {
+            logger.critical("cannot record the outcome of a send; the delivery stays in doubt", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+        }
+        switch outcome {
+        case .sent:
+            counters.withLock { $0.sent += 1 }
+            logger.info("sent", metadata: metadata)
+        case .transient(let code, let detail, _):
+            counters.withLock { $0.retried += 1 }
+            logger.warning(
+                "transient failure", metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)", "relance.retry_at": "\(retryAt.map(Timestamp.format) ?? "never (lifetime over)")"]) { a, _ in a })
+        case .permanent(let code, let detail):
+            counters.withLock { $0.failed += 1 }
+            logger.error("permanent failure", metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)"]) { a, _ in a })
+        }
+    }
+}

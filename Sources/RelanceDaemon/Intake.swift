@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import RelanceCore
+import RelanceStore
+import RelanceTransport
+
+/// Takes spool files in: claim by rename into `active/`, validate, ingest in one transaction, then
+/// move to `done/` (or delete) or quarantine to `failed/` with `NAME.error.json`.
+public struct Intake: Sendable {
+    public var layout: SpoolLayout
+    public var parser: SpoolFileParser
+    public var ledger: Ledger
+    public var configuration: RelanceConfiguration
+    public var logger: Logger
+    public var clock: @Sendable () -> Date
+
+    public init(layout: SpoolLayout, parser: SpoolFileParser, ledger: Ledger, configuration: RelanceConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date) {
+        self.layout = layout
+        self.parser = parser
+        self.ledger = ledger
+        self.configuration = configuration
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// What one pass did.
+    public struct PassResult: Sendable {
+        public var files = 0
+        public var inserted = 0
+        public var quarantined = 0
+    }
+
+    /// Re-ingests files a crash left in `active/` (idempotent), then takes every waiting file.
+    public func recover() async -> PassResult {
+        var result = PassResult()
+        for (queue, name) in layout.activeFiles() {
+            logger.notice("re-ingesting spool file left in active/ by a previous run", metadata: ["relance.spool.file": "\(queue)/\(name)"])
+            await ingest(activePath: layout.active + "/" + queue + "/" + name, queue: queue, name: name, into: &result)
+        }
+        return result
+    }
+
+    public func pass(shouldStop: @Sendable () -> Bool = { false }) async -> PassResult {
+        var result = PassResult()
+        for (queue, name) in layout.waitingFiles() {
+            if shouldStop() { break }
+            let source = layout.incoming(queue: queue) + "/" + name
+            let activeDir = layout.active + "/" + queue
+            let target = activeDir + "/" + name
+            let claimed: Bool = await offPool {
+                try? FileManager.default.createDirectory(atPath: activeDir, withIntermediateDirectories: true)
+                guard !FileManager.default.fileExists(atPath: target) else { return false }
+                return Glibc.rename(source, target) == 0
+            }
+            guard claimed else { continue }
+            await ingest(activePath: target, queue: queue, name: name, into: &result)
+        }
+        return result
+    }
+
+    func ingest(activePath: String, queue: String, name: String, into result: inout PassResult) async {
+        result.files += 1
+        let parser = self.parser
+        let parsed = await offPool { parser.parse(path: activePath) }
+        var errors = parsed.errors
+        let metadata: Logger.Metadata = ["relance.spool.file": "\(name)", "relance.spool.queue": "\(queue)"]
+        if !parsed.reminders.isEmpty {
+            do {
+                let outcome = try await ledger.ingest(
+                    parsed.reminders.map(\.reminder), sourceFile: name, queue: queue, priority: configuration.queue(queue).priority, now: clock())
+                result.inserted += outcome.inserted.count
+                for id in outcome.conflicts {
+                    let line = parsed.reminders.first(where: { $0.reminder.id == id })?.line ?? 0
+                    errors.append(LineError(line: line, id: id, field: "id", reason: "conflict: reminder \(id) was already ingested with different content; the ledger keeps the first version"))
+                }
+                if !outcome.inserted.isEmpty || !outcome.duplicates.isEmpty {
+                    logger.info(
+                        "ingested spool file", metadata: metadata.merging(["relance.spool.new": "\(outcome.inserted.count)", "relance.spool.duplicates": "\(outcome.duplicates.count)"]) { a, _ in a })
+                }
+            } catch {
+                // The ledger refused the transaction (disk full, I/O error): leave the file in
+                // active/, it is taken again at the next start or pass.
+                logger.error("cannot ingest spool file, left in active/ for a retry", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+                return
+            }
+        }
+        errors.sort { ($0.line, $0.field) < ($1.line, $1.field) }
+        let layout = self.layout
+        let keepDone = configuration.spool.keepDone
+        let now = clock()
+        if errors.isEmpty {
+            let moved: String? = await offPool {
+                if keepDone {
+                    let final = SpoolLayout.freeName(name, in: layout.done)
+                    do { try FileIO.rename(activePath, layout.done + "/" + final) } catch { return "\(error)" }
+                } else if unlink(activePath) != 0 {
+                    return String(cString: strerror(errno))
+                }
+                return nil
+            }
+            if let moved { logger.error("cannot move ingested spool file out of active/", metadata: metadata.merging(["error": "\(moved)"]) { a, _ in a }) }
+        } else {
+            result.quarantined += 1
+            let report = ErrorReport(
+                file: name, queue: queue, failedAt: Timestamp.format(now), ingested: parsed.reminders.count - errors.filter { $0.field == "id" && $0.reason.hasPrefix("conflict") }.count,
+                errors: errors)
+            let failure: String? = await offPool {
+                let final = SpoolLayout.freeName(name, in: layout.failed)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                do {
+                    let data = try encoder.encode(report)
+                    let reportPath = layout.failed + "/" + final + ".error.json"
+                    try? FileManager.default.removeItem(atPath: reportPath + ".tmp")
+                    try FileIO.writeDurably(data, to: reportPath + ".tmp")
+                    try FileIO.rename(reportPath + ".tmp", reportPath)
+                    try FileIO.rename(activePath, layout.failed + "/" + final)
+                } catch { return "\(error)" }
+                return nil
+            }
+            for error in errors.prefix(20) {
+                logger.warning(
+                    "invalid spool record quarantined",
+                    metadata: metadata.merging(["relance.spool.line": "\(error.line)", "relance.spool.field": "\(error.field)", "relance.spool.reason": "\(error.reason)"]) { a, _ in a })
+            }
+            if let failure { logger.error("cannot quarantine spool file", metadata: metadata.merging(["error": "\(failure)"]) { a, _ in a }) }
+        }
+    }
+}
+
+/// The sibling `NAME.error.json` of a quarantined file.
+public struct ErrorReport: Codable, Sendable {
+    public var file: String
+    public var queue: String
+    public var failedAt: String
+    /// Good records of the file that were taken all the same.
+    public var ingested: Int
+    public var errors: [LineError]
+
+    enum CodingKeys: String, CodingKey {
+        case file, queue
+        case failedAt = "failed_at"
+        case ingested, errors
+    }
+}

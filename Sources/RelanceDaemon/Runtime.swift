@@ -1,0 +1,147 @@
+import Foundation
+import Logging
+import RelanceCore
+import RelanceStore
+import RelanceTemplates
+import RelanceTransport
+import ServiceLifecycle
+import Synchronization
+
+/// An error the operator must fix before the daemon can run (exit code 2: bad usage or input).
+public struct UsageError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The resolved configuration and where it came from.
+public struct ResolvedConfiguration: Sendable {
+    public var configuration: RelanceConfiguration
+    public var provenance: ConfigurationLoader.Provenance
+    /// Set when no file was given and `/etc/relance/relance.yaml` does not exist.
+    public var embeddedStateDirectory: String?
+
+    public static let systemPath = "/etc/relance/relance.yaml"
+
+    /// `--config PATH` (must exist), else `/etc/relance/relance.yaml`, else the embedded default:
+    /// state under `$STATE_DIRECTORY` or `./relance-data`, templates from `./templates` or the installed ones.
+    public static func resolve(configPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ResolvedConfiguration {
+        if let configPath {
+            guard FileManager.default.fileExists(atPath: configPath) else { throw UsageError("--config \(configPath): no such file") }
+            do {
+                let (c, p) = try ConfigurationLoader.load(file: configPath, environment: environment)
+                return ResolvedConfiguration(configuration: c, provenance: p)
+            } catch { throw UsageError("\(error)") }
+        }
+        if FileManager.default.fileExists(atPath: systemPath) {
+            do {
+                let (c, p) = try ConfigurationLoader.load(file: systemPath, environment: environment)
+                return ResolvedConfiguration(configuration: c, provenance: p)
+            } catch { throw UsageError("\(error)") }
+        }
+        let state = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) } ?? (FileManager.default.currentDirectoryPath + "/relance-data")
+        let templates = FileManager.default.fileExists(atPath: "templates") ? FileManager.default.currentDirectoryPath + "/templates" : "/usr/share/relance/templates"
+        let yaml = """
+            spool: { root: "\(state)/spool", attachments_root: "\(state)/attachments" }
+            store: { path: "\(state)/ledger.sqlite" }
+            templates: { path: "\(templates)" }
+            email: { transport: outbox, outbox: { maildir: "\(state)/outbox/mail" } }
+            sms: { provider: outbox, outbox: { path: "\(state)/outbox/sms.jsonl" } }
+            """
+        do {
+            let (c, p) = try ConfigurationLoader.load(file: nil, yaml: yaml, environment: environment)
+            return ResolvedConfiguration(configuration: c, provenance: p, embeddedStateDirectory: state)
+        } catch { throw UsageError("\(error)") }
+    }
+
+    public func logSource(_ logger: Logger) {
+        if let state = embeddedStateDirectory {
+            logger.notice(
+                "no configuration file: running on the embedded default (outbox transports, SQLite ledger)",
+                metadata: ["relance.state": "\(state)", "relance.templates": "\(configuration.templates.path)"])
+        } else {
+            logger.info("configuration loaded", metadata: ["relance.config": "\(provenance.file ?? "-")"])
+        }
+        if !provenance.environment.isEmpty { logger.info("environment overrides", metadata: ["relance.keys": "\(provenance.environment.joined(separator: ","))"]) }
+        if !provenance.credentials.isEmpty { logger.info("credentials loaded", metadata: ["relance.keys": "\(provenance.credentials.joined(separator: ","))"]) }
+    }
+}
+
+/// The pieces the daemon and the CLI commands share, built from one configuration.
+public struct Components: Sendable {
+    public var configuration: RelanceConfiguration
+    public var layout: SpoolLayout
+    public var parser: SpoolFileParser
+    public var templates: TemplateSet
+    public var builder: MessageBuilder
+
+    public init(_ configuration: RelanceConfiguration) throws {
+        self.configuration = configuration
+        self.layout = SpoolLayout(root: configuration.spool.root)
+        let rules = RecordRules(
+            stages: configuration.stages, defaultCountry: configuration.defaults.country, defaultLocale: configuration.defaults.locale,
+            defaultTimezone: configuration.defaults.timezone, attachmentsRoot: configuration.spool.attachmentsRoot,
+            maxAttachmentBytes: configuration.spool.maxAttachmentBytes,
+            inspectAttachment: AttachmentInspector.inspect(root: configuration.spool.attachmentsRoot, maxBytes: configuration.spool.maxAttachmentBytes))
+        self.parser = SpoolFileParser(validator: RecordValidator(rules: rules), maxFileBytes: configuration.spool.maxFileBytes)
+        do {
+            self.templates = try TemplateSet(directory: configuration.templates.path, defaultLocale: configuration.defaults.locale)
+        } catch { throw UsageError("templates: \(error)") }
+        let settings = ContextSettings(creditor: configuration.creditor, deadlineDays: configuration.templates.deadlineDays)
+        guard let from = Mailbox(parsing: configuration.email.from) else { throw UsageError("email.from is not a valid mailbox") }
+        self.builder = MessageBuilder(
+            templates: templates, settings: settings, from: from, replyTo: configuration.email.replyTo.flatMap(Mailbox.init(parsing:)),
+            smsSender: configuration.sms.sender)
+    }
+
+    /// Template problems for every configured stage (empty when all is well).
+    public func templateProblems(now: Date) -> [TemplateError] {
+        templates.check(stages: configuration.stages, settings: builder.settings, now: now)
+    }
+
+    /// The configured transports.
+    public func makeTransports() throws -> Transports {
+        let email: (String, @Sendable (String, String, Data) async -> SendOutcome)
+        switch configuration.email.transport {
+        case .outbox:
+            let outbox = try MaildirOutbox(directory: configuration.email.outbox.maildir)
+            email = ("outbox", { _, _, data in await outbox.send(message: data) })
+        case .smtp:
+            let smtp = configuration.email.smtp
+            let transport = try SMTPTransport(
+                configuration: SMTPConfiguration(
+                    url: smtp.url, startTLS: smtp.starttls, caFile: smtp.caFile, username: smtp.username, password: smtp.password,
+                    connections: smtp.connections, connectTimeout: smtp.connectTimeout.value, timeout: smtp.timeout.value, heloName: smtp.helo))
+            email = ("smtp", { from, to, data in await transport.send(from: from, to: to, message: data) })
+        }
+        let smsOutbox = try SMSOutbox(path: configuration.sms.outbox.path)
+        return Transports(
+            emailName: email.0, smsName: "outbox", sendEmail: email.1,
+            sendSMS: { from, to, text, id in await smsOutbox.send(to: to, from: from, text: text, reminderID: id) })
+    }
+}
+
+/// `flock` on `<ledger>.lock`: only one daemon may own a ledger.
+public final class LedgerLock: Sendable {
+    let fd: Int32
+    public let path: String
+
+    public init(ledgerPath: String) throws {
+        path = ledgerPath + ".lock"
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw UsageError("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            close(fd)
+            throw LockHeld(description: "another relance serve (pid \(holder)) owns the ledger \(ledgerPath); refusing to start")
+        }
+        ftruncate(fd, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    deinit { close(fd) }
+
+    public struct LockHeld: Error, CustomStringConvertible { public var description: String }
+}

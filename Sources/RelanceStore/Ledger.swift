@@ -1,0 +1,322 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+/// The ledger: reminders, deliveries (the queue), attempts (receipts) and status events, in SQLite.
+///
+/// Writes that sit on the send path (marking `sending`, recording outcomes) go through a group
+/// commit: concurrent callers share one transaction and one fsync. SQLite calls run on GRDB's own
+/// dispatch queues, never on the cooperative thread pool.
+public final class Ledger: Sendable {
+    public let path: String
+    let pool: DatabasePool
+    let batcher: GroupCommit
+
+    /// Opens (creating if needed) the ledger at `path` and migrates it.
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        var config = Configuration()
+        config.readonly = readOnly
+        config.busyMode = .timeout(10)
+        config.label = "relance.ledger"
+        config.prepareDatabase { db in
+            // Durable commits: a `sending` mark lost to a power cut could mean a resend.
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA synchronous = FULL") }
+        }
+        if !readOnly {
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        }
+        self.pool = try DatabasePool(path: path, configuration: config)
+        self.batcher = GroupCommit(pool: pool)
+        if !readOnly { try Self.migrator.migrate(pool) }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE reminder (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        record TEXT NOT NULL,
+                        source_file TEXT NOT NULL,
+                        queue TEXT NOT NULL,
+                        ingested_at DOUBLE NOT NULL
+                    );
+                    CREATE TABLE delivery (
+                        reminder_id TEXT NOT NULL REFERENCES reminder(id),
+                        channel TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        queue TEXT NOT NULL,
+                        priority INTEGER NOT NULL,
+                        due_at DOUBLE NOT NULL,
+                        expires_at DOUBLE,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        first_attempt_at DOUBLE,
+                        provider_id TEXT,
+                        last_code INTEGER,
+                        last_error TEXT,
+                        updated_at DOUBLE NOT NULL,
+                        PRIMARY KEY (reminder_id, channel)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX delivery_due ON delivery(status, priority DESC, due_at);
+                    CREATE TABLE attempt (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        reminder_id TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        number INTEGER NOT NULL,
+                        transport TEXT NOT NULL,
+                        recipient TEXT NOT NULL,
+                        started_at DOUBLE NOT NULL,
+                        finished_at DOUBLE,
+                        outcome TEXT NOT NULL,
+                        code INTEGER,
+                        detail TEXT,
+                        provider_id TEXT,
+                        FOREIGN KEY (reminder_id, channel) REFERENCES delivery(reminder_id, channel)
+                    );
+                    CREATE INDEX attempt_delivery ON attempt(reminder_id, channel);
+                    CREATE INDEX attempt_started ON attempt(started_at);
+                    CREATE TABLE event (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        reminder_id TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        at DOUBLE NOT NULL,
+                        from_status TEXT,
+                        to_status TEXT NOT NULL,
+                        reason TEXT NOT NULL
+                    );
+                    CREATE INDEX event_delivery ON event(reminder_id, channel);
+                    """)
+        }
+        return m
+    }
+
+    // MARK: Intake
+
+    /// What one ingest did.
+    public struct IngestResult: Sendable, Equatable {
+        public var inserted: [String] = []
+        public var duplicates: [String] = []
+        /// Ids already in the ledger with different content: never overwritten.
+        public var conflicts: [String] = []
+    }
+
+    /// Inserts the reminders of one spool file in one transaction, idempotently on reminder id.
+    public func ingest(
+        _ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date
+    ) async throws -> IngestResult {
+        try await pool.write { db in
+            var result = IngestResult()
+            for reminder in reminders {
+                let record = reminder.canonicalJSON()
+                if let existing = try String.fetchOne(db, sql: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) {
+                    if existing == record { result.duplicates.append(reminder.id) } else { result.conflicts.append(reminder.id) }
+                    continue
+                }
+                try db.execute(
+                    sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970])
+                for channel in reminder.channels {
+                    let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
+                    try db.execute(
+                        sql: """
+                            INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at)
+                            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
+                            reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970,
+                        ])
+                    try Self.insertEvent(db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
+                }
+                result.inserted.append(reminder.id)
+            }
+            return result
+        }
+    }
+
+    /// Whether the ledger already holds `reminder` (same content), a different one under its id, or nothing.
+    public enum Presence: Sendable { case absent, same, conflict }
+
+    public func presence(of reminder: Reminder) async throws -> Presence {
+        try await pool.read { db in
+            guard let existing = try String.fetchOne(db, sql: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) else {
+                return .absent
+            }
+            return existing == reminder.canonicalJSON() ? .same : .conflict
+        }
+    }
+
+    // MARK: Scheduling
+
+    /// A delivery whose time has come.
+    public struct Due: Sendable {
+        public var key: DeliveryKey
+        public var reminder: Reminder
+        public var queue: String
+        public var attempts: Int
+        public var firstAttemptAt: Date?
+        public var expiresAt: Date?
+    }
+
+    /// Pending deliveries due at `now`, highest priority first, then oldest first, skipping `excluding`.
+    public func due(now: Date, limit: Int, excluding: Set<DeliveryKey> = []) async throws -> [Due] {
+        try await pool.read { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
+                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                    WHERE d.status = 'pending' AND d.due_at <= ?
+                    ORDER BY d.priority DESC, d.due_at, d.reminder_id
+                    LIMIT ?
+                    """,
+                arguments: [now.timeIntervalSince1970, limit + excluding.count])
+            var result: [Due] = []
+            while let row = try rows.next(), result.count < limit {
+                let channel = Channel(rawValue: row["channel"]) ?? .email
+                let key = DeliveryKey(reminderID: row["reminder_id"], channel: channel)
+                if excluding.contains(key) { continue }
+                let reminder = try Reminder.fromCanonicalJSON(row["record"])
+                result.append(
+                    Due(
+                        key: key, reminder: reminder, queue: row["queue"], attempts: row["attempts"],
+                        firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                        expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:))))
+            }
+            return result
+        }
+    }
+
+    /// The earliest instant a pending delivery becomes due, if any.
+    public func nextDueDate() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM delivery WHERE status = 'pending'").map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    /// Marks every waiting delivery whose `expires_at` has passed as `expired`. Returns how many.
+    @discardableResult
+    public func expireOverdue(now: Date) async throws -> Int {
+        try await batcher.write { db in
+            let keys = try Row.fetchAll(
+                db, sql: "SELECT reminder_id, channel, status FROM delivery WHERE status IN ('pending','paused') AND expires_at IS NOT NULL AND expires_at <= ?",
+                arguments: [now.timeIntervalSince1970])
+            for row in keys {
+                let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
+                try Self.move(db, key, from: DeliveryStatus(rawValue: row["status"]) ?? .pending, to: .expired, reason: "expires_at passed before it could be sent", at: now)
+            }
+            return keys.count
+        }
+    }
+
+    // MARK: Sending
+
+    /// Durably records the intent to send: `pending → sending` and a new attempt row. Returns the
+    /// attempt number, or nil when the delivery is no longer pending (cancelled meanwhile, …).
+    public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
+        try await batcher.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
+                row["status"] == DeliveryStatus.pending.rawValue
+            else { return nil }
+            let number: Int = row["attempts"] + 1
+            try db.execute(
+                sql: """
+                    UPDATE delivery SET status = 'sending', attempts = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?
+                    WHERE reminder_id = ? AND channel = ?
+                    """,
+                arguments: [number, now.timeIntervalSince1970, now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+            try db.execute(
+                sql: """
+                    INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome)
+                    VALUES (?, ?, ?, ?, ?, ?, 'sending')
+                    """,
+                arguments: [key.reminderID, key.channel.rawValue, number, transport, recipient, now.timeIntervalSince1970])
+            try Self.insertEvent(db, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)", at: now)
+            return number
+        }
+    }
+
+    /// Records the outcome of an attempt. A transient failure goes back to `pending` at `retryAt`,
+    /// or to `expired` when `retryAt` is nil (lifetime over).
+    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date) async throws {
+        try await batcher.write { db in
+            let t = now.timeIntervalSince1970
+            let (attemptOutcome, status, providerID): (String, DeliveryStatus, String?)
+            switch outcome {
+            case .sent(let id, _, _): (attemptOutcome, status, providerID) = ("sent", .sent, id)
+            case .transient: (attemptOutcome, status, providerID) = ("transient", .pending, nil)
+            case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
+            }
+            try db.execute(
+                sql: "UPDATE attempt SET finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
+                arguments: [t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
+            try db.execute(
+                sql: "UPDATE delivery SET provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at) WHERE reminder_id = ? AND channel = ?",
+                arguments: [
+                    providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, key.reminderID,
+                    key.channel.rawValue,
+                ])
+            var reason = outcome.detail
+            if case .transient = outcome {
+                reason = retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(outcome.detail)" } ?? "transient failures past the retry lifetime: \(outcome.detail)"
+            }
+            try Self.move(db, key, from: .sending, to: status, reason: reason, at: now)
+            if case .transient = outcome, retryAt == nil {
+                try Self.move(db, key, from: .pending, to: .expired, reason: "retry lifetime (delivery.retry.lifetime) exceeded", at: now)
+            }
+        }
+    }
+
+    /// A delivery that cannot be rendered or has no usable recipient fails without an attempt.
+    public func fail(_ key: DeliveryKey, reason: String, now: Date) async throws {
+        try await batcher.write { db in
+            try db.execute(
+                sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?", arguments: [reason, key.reminderID, key.channel.rawValue])
+            try Self.move(db, key, from: .pending, to: .failed, reason: reason, at: now)
+        }
+    }
+
+    /// At start-up: deliveries left in `sending` by a crash are in doubt. `resend: false` (the
+    /// default policy) makes them `unknown`; `resend: true` puts them back to `pending`.
+    @discardableResult
+    public func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey] {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT reminder_id, channel FROM delivery WHERE status = 'sending'")
+            var keys: [DeliveryKey] = []
+            for row in rows {
+                let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
+                keys.append(key)
+                try db.execute(
+                    sql: "UPDATE attempt SET outcome = 'unknown', detail = 'daemon stopped during the transport call' WHERE reminder_id = ? AND channel = ? AND outcome = 'sending'",
+                    arguments: [key.reminderID, key.channel.rawValue])
+                if resend {
+                    try db.execute(sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?", arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+                    try Self.move(db, key, from: .sending, to: .pending, reason: "in doubt after a crash; resent per delivery.in_doubt: resend", at: now)
+                } else {
+                    try Self.move(db, key, from: .sending, to: .unknown, reason: "in doubt after a crash: the transport call may or may not have happened; settle with relance resolve", at: now)
+                }
+            }
+            return keys
+        }
+    }
+
+    // MARK: Status machine
+
+    static func move(_ db: Database, _ key: DeliveryKey, from: DeliveryStatus, to: DeliveryStatus, reason: String, at now: Date) throws {
+        guard from.canMove(to: to) else { throw StatusTransitionError(from: from, to: to) }
+        try db.execute(
+            sql: "UPDATE delivery SET status = ?, updated_at = ? WHERE reminder_id = ? AND channel = ? AND status = ?",
+            arguments: [to.rawValue, now.timeIntervalSince1970, key.reminderID, key.channel.rawValue, from.rawValue])
+        guard db.changesCount == 1 else { throw StatusTransitionError(from: from, to: to) }
+        try insertEvent(db, key, from: from, to: to, reason: reason, at: now)
+    }
+
+    static func insertEvent(_ db: Database, _ key: DeliveryKey, from: DeliveryStatus?, to: DeliveryStatus, reason: String, at now: Date) throws {
+        try db.execute(
+            sql: "INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, from?.rawValue, to.rawValue, reason])
+    }
+}

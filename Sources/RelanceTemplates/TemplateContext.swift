@@ -1,0 +1,129 @@
+import Foundation
+import RelanceCore
+
+/// Who is owed: shown in every message.
+public struct Creditor: Sendable, Hashable, Codable {
+    public var name: String
+    public var address: String
+    public var email: String
+    public var phone: String
+    public var paymentInstructions: String
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, address, email, phone
+        case paymentInstructions = "payment_instructions"
+    }
+
+    public init(name: String, address: String, email: String, phone: String, paymentInstructions: String) {
+        self.name = name
+        self.address = address
+        self.email = email
+        self.phone = phone
+        self.paymentInstructions = paymentInstructions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        address = try c.decodeIfPresent(String.self, forKey: .address) ?? ""
+        email = try c.decodeIfPresent(String.self, forKey: .email) ?? ""
+        phone = try c.decodeIfPresent(String.self, forKey: .phone) ?? ""
+        paymentInstructions = try c.decodeIfPresent(String.self, forKey: .paymentInstructions) ?? ""
+    }
+
+    public static let example = Creditor(
+        name: "Exemple SAS", address: "12 rue des Lilas, 75011 Paris", email: "comptabilite@example.fr", phone: "01 23 45 67 89",
+        paymentInstructions: "Virement sur le compte IBAN FR76 3000 6000 0112 3456 7890 189 (BIC AGRIFRPP), en indiquant le numéro de facture.")
+}
+
+/// Settings that shape the computed values of the context.
+public struct ContextSettings: Sendable, Hashable {
+    public var creditor: Creditor
+    /// Days given to pay in a final notice (the "mise en demeure" deadline).
+    public var deadlineDays: Int
+    /// Fixed recovery indemnity per unpaid invoice for business debtors (Code de commerce D441-5).
+    public var businessIndemnity: Decimal
+
+    public init(creditor: Creditor, deadlineDays: Int = 8, businessIndemnity: Decimal = 40) {
+        self.creditor = creditor
+        self.deadlineDays = deadlineDays
+        self.businessIndemnity = businessIndemnity
+    }
+}
+
+/// Builds the values a template sees. Every optional key is present (absent ones as false or empty),
+/// so a lookup that fails is a template bug.
+public enum TemplateContext {
+    public static func values(for reminder: Reminder, channel: Channel, settings: ContextSettings, now: Date) -> [String: Any] {
+        let locale = reminder.debtor.locale
+        let timeZone = TimeZone(identifier: reminder.debtor.timezone) ?? TimeZone(identifier: "UTC")!
+        let today = CivilDate(now, in: timeZone)
+        let isBusiness = reminder.debtor.kind == .business
+
+        let invoices: [[String: Any]] = reminder.invoices.map { invoice in
+            let overdue = max(0, today.dayNumber - invoice.dueOn.dayNumber)
+            return [
+                "number": invoice.number,
+                "amount": Money.format(invoice.decimalAmount, currency: invoice.currency, locale: locale),
+                "amount_value": invoice.amount,
+                "currency": invoice.currency,
+                "issued_on": formatDate(invoice.issuedOn, locale: locale),
+                "due_on": formatDate(invoice.dueOn, locale: locale),
+                "days_overdue": overdue,
+                "is_overdue": overdue > 0,
+            ]
+        }
+        let totals = Money.totals(reminder.invoices).map { total -> [String: Any] in
+            ["currency": total.currency, "amount": Money.format(total.amount, currency: total.currency, locale: locale), "amount_value": "\(total.amount)"]
+        }
+        let daysOverdue = reminder.invoices.map { max(0, today.dayNumber - $0.dueOn.dayNumber) }.max() ?? 0
+        let indemnity = Money.format(settings.businessIndemnity, currency: "EUR", locale: locale)
+        let indemnityTotal = Money.format(settings.businessIndemnity * Decimal(reminder.invoices.count), currency: "EUR", locale: locale)
+        let debtor = reminder.debtor
+        let creditor = settings.creditor
+
+        return [
+            "reminder_id": reminder.id,
+            "stage": reminder.stage,
+            "channel": channel.rawValue,
+            "debtor": [
+                "id": debtor.id, "name": debtor.name, "email": debtor.email ?? "", "phone": debtor.phone ?? "",
+                "country": debtor.country, "locale": debtor.locale, "timezone": debtor.timezone, "kind": debtor.kind.rawValue,
+                "is_business": isBusiness, "is_consumer": !isBusiness,
+            ] as [String: Any],
+            "invoices": invoices,
+            "invoice_count": reminder.invoices.count,
+            "has_several_invoices": reminder.invoices.count > 1,
+            "totals": totals,
+            "total": totals.map { $0["amount"] as! String }.joined(separator: " + "),
+            "days_overdue": daysOverdue,
+            "is_overdue": daysOverdue > 0,
+            "payment_url": reminder.paymentURL ?? "",
+            "has_payment_url": reminder.paymentURL != nil,
+            "attachments": reminder.attachments.map { ["name": ($0 as NSString).lastPathComponent] as [String: Any] },
+            "has_attachments": !reminder.attachments.isEmpty,
+            "vars": reminder.vars.mapValues { $0.text } as [String: Any],
+            "creditor": [
+                "name": creditor.name, "address": creditor.address, "email": creditor.email, "phone": creditor.phone,
+                "payment_instructions": creditor.paymentInstructions,
+                "has_address": !creditor.address.isEmpty, "has_payment_instructions": !creditor.paymentInstructions.isEmpty, "has_email": !creditor.email.isEmpty, "has_phone": !creditor.phone.isEmpty,
+            ] as [String: Any],
+            "today": formatDate(today, locale: locale),
+            "deadline": formatDate(today.adding(days: settings.deadlineDays), locale: locale),
+            "deadline_days": settings.deadlineDays,
+            "indemnity_per_invoice": indemnity,
+            "indemnity_total": indemnityTotal,
+        ]
+    }
+
+    /// A civil date in the locale's long style (`31 octobre 2026`, `31 October 2026`).
+    public static func formatDate(_ date: CivilDate, locale: String) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: locale.replacingOccurrences(of: "-", with: "_"))
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateStyle = .long
+        formatter.timeStyle = .none
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(date.dayNumber) * 86400))
+    }
+}

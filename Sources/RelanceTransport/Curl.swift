@@ -1,0 +1,98 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// A libcurl failure: the `CURLcode`, curl's error buffer, and the protocol reply code if any.
+public struct CurlError: Error, CustomStringConvertible, Sendable {
+    public var code: Int
+    public var message: String
+
+    public init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "curl error \(code): \(message)" }
+}
+
+/// `curl_global_init`, exactly once per process.
+public enum CurlGlobal {
+    private static let initialised: Bool = {
+        curl_global_init(CCurl_GLOBAL_DEFAULT) == CURLE_OK
+    }()
+
+    public static func ensureInitialised() { _ = initialised }
+
+    public static var version: String {
+        guard let info = curl_version_info(CCurl_VERSION_NOW) else { return "unknown" }
+        return String(cString: info.pointee.version)
+    }
+}
+
+/// Owns one `CURL *` easy handle. Not thread-safe: use from one thread at a time (the SMTP pool
+/// gives each handle its own serial queue). `deinit` frees the handle and its lists.
+final class CurlEasy {
+    let handle: UnsafeMutableRawPointer
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    private var lists: [UnsafeMutablePointer<curl_slist>] = []
+
+    init() throws {
+        CurlGlobal.ensureInitialised()
+        guard let h = curl_easy_init() else { throw CurlError(code: -1, message: "curl_easy_init failed") }
+        handle = h
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        try check(CCurl_easy_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer), "setopt ERRORBUFFER")
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        for list in lists { curl_slist_free_all(list) }
+        errorBuffer.deallocate()
+    }
+
+    /// Turns a `CURLcode` into a Swift error, the one place that does.
+    func check(_ code: CURLcode, _ what: String) throws {
+        guard code == CURLE_OK else {
+            throw CurlError(code: Int(code.rawValue), message: "\(what): \(String(cString: curl_easy_strerror(code)))")
+        }
+    }
+
+    func set(_ option: CURLoption, _ value: Int) throws {
+        try check(CCurl_easy_setopt_long(handle, option, value), "setopt \(option.rawValue)")
+    }
+
+    func set(_ option: CURLoption, _ value: String) throws {
+        // libcurl copies string options (since 7.17).
+        try check(value.withCString { CCurl_easy_setopt_string(handle, option, $0) }, "setopt \(option.rawValue)")
+    }
+
+    func set(_ option: CURLoption, pointer: UnsafeMutableRawPointer?) throws {
+        try check(CCurl_easy_setopt_ptr(handle, option, pointer), "setopt \(option.rawValue)")
+    }
+
+    /// Sets a string list option; the list lives until the next call for the same purpose or deinit.
+    func set(_ option: CURLoption, list values: [String]) throws {
+        var list: UnsafeMutablePointer<curl_slist>?
+        for value in values { list = value.withCString { curl_slist_append(list, $0) } }
+        if let list { lists.append(list) }
+        try check(CCurl_easy_setopt_slist(handle, option, list), "setopt \(option.rawValue)")
+    }
+
+    func releaseLists() {
+        for list in lists { curl_slist_free_all(list) }
+        lists.removeAll()
+    }
+
+    func clearError() { errorBuffer[0] = 0 }
+
+    var errorText: String { String(cString: errorBuffer) }
+
+    func responseCode() -> Int {
+        var code: Int = 0
+        _ = CCurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+        return code
+    }
+
+    /// Blocking: call only from a dedicated thread, never from the cooperative pool.
+    func perform() -> CURLcode { curl_easy_perform(handle) }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import RelanceCore
+import Synchronization
+
+/// The embedded default transport for email: each message becomes a file in a Maildir, written in
+/// `tmp/`, fsynced, then renamed into `new/` (readers never see a partial message).
+public final class MaildirOutbox: Sendable {
+    public let directory: String
+    private let queue = DispatchQueue(label: "relance.outbox.maildir", attributes: .concurrent)
+    private let counter = Atomic<Int>(0)
+
+    public init(directory: String) throws {
+        self.directory = directory
+        for sub in ["tmp", "new", "cur"] {
+            try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
+        }
+    }
+
+    public func send(message: Data) async -> SendOutcome {
+        let n = counter.add(1, ordering: .relaxed).newValue
+        let now = Date()
+        let name = "\(Int(now.timeIntervalSince1970)).M\(Int(now.timeIntervalSince1970 * 1e6) % 1_000_000)P\(getpid())Q\(n).relance"
+        let directory = self.directory
+        return await withCheckedContinuation { continuation in
+            queue.async {
+                let tmp = directory + "/tmp/" + name
+                let final = directory + "/new/" + name
+                do {
+                    try FileIO.writeDurably(message, to: tmp)
+                    try FileIO.rename(tmp, final)
+                    continuation.resume(returning: .sent(providerID: name, code: nil, detail: "written to \(final)"))
+                } catch {
+                    try? FileManager.default.removeItem(atPath: tmp)
+                    continuation.resume(returning: .transient(code: nil, detail: "outbox write failed: \(error)", retryAfter: nil))
+                }
+            }
+        }
+    }
+}
+
+/// The embedded default transport for SMS: one JSON object per line, appended and fsynced.
+public final class SMSOutbox: Sendable {
+    public let path: String
+    private let queue = DispatchQueue(label: "relance.outbox.sms")
+
+    public init(path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+    }
+
+    public struct Line: Codable, Sendable {
+        public var id: String
+        public var to: String
+        public var from: String
+        public var text: String
+        public var reminderID: String
+        public var at: String
+
+        enum CodingKeys: String, CodingKey {
+            case id, to, from, text
+            case reminderID = "reminder_id"
+            case at
+        }
+    }
+
+    public func send(to: String, from: String, text: String, reminderID: String) async -> SendOutcome {
+        let id = "sms-" + UUID().uuidString.lowercased()
+        let line = Line(id: id, to: to, from: from, text: text, reminderID: reminderID, at: Timestamp.format(Date()))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var encoded = try? encoder.encode(line) else { return .permanent(code: nil, detail: "cannot encode SMS") }
+        encoded.append(UInt8(ascii: "\n"))
+        let data = encoded
+        let path = self.path
+        return await withCheckedContinuation { continuation in
+            queue.async {
+                do {
+                    try FileIO.appendDurably(data, to: path)
+                    continuation.resume(returning: .sent(providerID: id, code: nil, detail: "appended to \(path)"))
+                } catch {
+                    continuation.resume(returning: .transient(code: nil, detail: "outbox write failed: \(error)", retryAfter: nil))
+                }
+            }
+        }
+    }
+}
+
+/// Small POSIX file helpers with errno-carrying errors. Blocking: call off the cooperative pool.
+public enum FileIO {
+    public struct Failure: Error, CustomStringConvertible {
+        public var operation: String
+        public var path: String
+        public var errno: Int32
+        public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+    }
+
+    public static func writeDurably(_ data: Data, to path: String, mode: mode_t = 0o640) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw Failure(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        try writeAll(fd, data, path: path)
+        guard fsync(fd) == 0 else { throw Failure(operation: "fsync", path: path, errno: errno) }
+    }
+
+    public static func appendDurably(_ data: Data, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw Failure(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        try writeAll(fd, data, path: path)
+        guard fsync(fd) == 0 else { throw Failure(operation: "fsync", path: path, errno: errno) }
+    }
+
+    static func writeAll(_ fd: Int32, _ data: Data, path: String) throws {
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress!.advanced(by: offset), raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Failure(operation: "write", path: path, errno: errno)
+                }
+                offset += n
+            }
+        }
+    }
+
+    /// `rename(2)`, then fsync of the target directory so the move survives a power cut.
+    public static func rename(_ from: String, _ to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw Failure(operation: "rename", path: "\(from) → \(to)", errno: errno) }
+        syncDirectory((to as NSString).deletingLastPathComponent)
+    }
+
+    public static func syncDirectory(_ path: String) {
+        let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
+    }
+}
