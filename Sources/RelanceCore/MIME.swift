@@ -116,7 +116,7 @@ public enum MIME {
         }
         var alternative: String
         if let html = message.html {
-            alternative = "Content-Type: multipart/alternative; boundary=\"\(alternativeBoundary)\"\r\n\r\n"
+            alternative = "Content-Type: multipart/alternative;\r\n boundary=\"\(alternativeBoundary)\"\r\n\r\n"
             alternative += "--\(alternativeBoundary)\r\n" + textPart("plain", message.text)
             alternative += "--\(alternativeBoundary)\r\n" + textPart("html", html)
             alternative += "--\(alternativeBoundary)--\r\n"
@@ -126,14 +126,14 @@ public enum MIME {
         if message.attachments.isEmpty {
             body = alternative
         } else {
-            body = "Content-Type: multipart/mixed; boundary=\"\(mixedBoundary)\"\r\n\r\n"
+            body = "Content-Type: multipart/mixed;\r\n boundary=\"\(mixedBoundary)\"\r\n\r\n"
             body += "This is a multi-part message in MIME format.\r\n"
             body += "--\(mixedBoundary)\r\n" + alternative
             for attachment in message.attachments {
                 body += "--\(mixedBoundary)\r\n"
-                body += "Content-Type: \(attachment.contentType); " + fold(parameter("name", attachment.filename)) + "\r\n"
+                body += "Content-Type: \(attachment.contentType);\r\n " + parameter("name", attachment.filename) + "\r\n"
                 body += "Content-Transfer-Encoding: base64\r\n"
-                body += "Content-Disposition: attachment; " + fold(parameter("filename", attachment.filename)) + "\r\n\r\n"
+                body += "Content-Disposition: attachment;\r\n " + parameter("filename", attachment.filename) + "\r\n\r\n"
                 body += attachment.data.base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed]) + "\r\n"
             }
             body += "--\(mixedBoundary)--\r\n"

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""A real SMTP server for Relance's integration tests (aiosmtpd).
+
+Every accepted message is written to OUT_DIR as NNNNNN.eml (written then renamed, so a reader never
+sees half a file). Behaviour is chosen by the recipient's local part:
+  tempfail-once-*   answers 451 at end of DATA the first time, accepts afterwards
+  reject-*          answers 550 at RCPT TO
+  slow-*            waits --slow seconds before accepting (lets a test kill the client mid-send)
+Prints "READY <port>" on stdout once listening. Stops on SIGTERM.
+"""
+import argparse
+import asyncio
+import itertools
+import os
+import signal
+import threading
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--out", required=True)
+parser.add_argument("--port", type=int, default=0)
+parser.add_argument("--slow", type=float, default=2.0)
+args = parser.parse_args()
+os.makedirs(args.out, exist_ok=True)
+counter = itertools.count(1)
+lock = threading.Lock()
+seen_tempfail = set()
+
+
+class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.split("@")[0].startswith("reject-"):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpt = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
+        local = rcpt.split("@")[0]
+        if local.startswith("tempfail-once-"):
+            with lock:
+                first = rcpt not in seen_tempfail
+                seen_tempfail.add(rcpt)
+            if first:
+                return "451 4.3.0 Temporary local problem, try again later"
+        if local.startswith("slow-"):
+            await asyncio.sleep(args.slow)
+        with lock:
+            n = next(counter)
+        name = "%06d-%d.eml" % (n, os.getpid())
+        tmp = os.path.join(args.out, "." + name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(b"X-Envelope-From: " + envelope.mail_from.encode() + b"\r\n")
+            f.write(b"X-Envelope-To: " + ",".join(envelope.rcpt_tos).encode() + b"\r\n")
+            f.write(envelope.original_content)
+        os.rename(tmp, os.path.join(args.out, name))
+        return "250 2.0.0 Ok: queued as Q%06d" % n
+
+
+class Controller0(Controller):
+    def factory(self):
+        return SMTP(self.handler, enable_SMTPUTF8=True, decode_data=False)
+
+
+port = args.port
+if port == 0:
+    # aiosmtpd's Controller cannot report an ephemeral port: take a free one from the kernel.
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+controller = Controller0(Handler(), hostname="127.0.0.1", port=port)
+controller.start()
+print("READY %d" % port, flush=True)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+signal.signal(signal.SIGINT, lambda *_: stop.set())
+stop.wait()
+controller.stop()

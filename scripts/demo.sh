@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make demo: runs the daemon on the embedded default (outbox transports, SQLite) over a sample
+# spool generated for today, then shows what happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.build/debug/relance
+STATE="$(pwd)/demo-data"
+rm -rf "$STATE"
+python3 scripts/make_demo_spool.py "$STATE"
+export STATE_DIRECTORY="$STATE"
+echo
+echo "== relance check"
+$BIN check
+echo
+echo "== relance serve --dry-run (nothing is sent, nothing moves)"
+$BIN serve --dry-run 2>/dev/null
+echo
+echo "== relance serve --once"
+$BIN serve --once
+echo
+echo "== relance receipts"
+$BIN receipts
+echo
+echo "== relance status"
+$BIN status
+echo
+echo "== quarantined files (spool/failed/)"
+for f in "$STATE"/spool/failed/*.error.json; do
+  echo "--- $(basename "$f")"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print("line %d %s: %s" % (e["line"], e["field"], e["reason"])) for e in r["errors"]]' "$f"
+done
+echo
+echo "== outbox: $(ls "$STATE"/outbox/mail/new | wc -l) emails in $STATE/outbox/mail/new, $(wc -l < "$STATE"/outbox/sms.jsonl) SMS in $STATE/outbox/sms.jsonl"
+first=$(grep -l "F2026-0012-FN" "$STATE"/outbox/mail/new/* | head -1)
+echo "--- one of them, decoded ($first):"
+python3 - "$first" <<'PY'
+import email, email.policy, sys
+msg = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=email.policy.default)
+for h in ("From", "To", "Subject", "Date", "Message-ID"):
+    print("%s: %s" % (h, msg[h]))
+print()
+print(msg.get_body(preferencelist=("plain",)).get_content())
+PY
+echo "--- SMS:"
+head -2 "$STATE"/outbox/sms.jsonl
