@@ -184,7 +184,7 @@ public struct RecordValidator: Sendable {
                 case .string(let s):
                     if let problem = TextRules.problem(s, maxLength: 1000) { fields.fail(path, problem) } else { vars[key] = .string(s) }
                 case .bool(let b): vars[key] = .bool(b)
-                case .number(let n): vars[key] = .number("\(n)")
+                case .number(let n): vars[key] = .string("\(n)")  // numbers are text to templates
                 default: fields.fail(path, "must be a string, number or boolean, found \(value.typeName)")
                 }
             }

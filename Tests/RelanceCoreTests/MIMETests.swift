@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+@testable import RelanceCore
+
+@Suite struct MIMETests {
+    func message(subject: String = "Relance – facture F2026-0042 : 1 234,50 €", name: String = "Élodie Martin", attachments: [MailAttachment] = []) -> MailMessage {
+        MailMessage(
+            from: Mailbox(name: "Exemple SAS", address: "relances@example.fr"), to: Mailbox(name: name, address: "elodie@example.fr"),
+            subject: subject, text: "Bonjour,\nLigne très longue " + String(repeating: "é", count: 120) + "\n.point en début de ligne\n",
+            html: "<p>Bonjour</p>", attachments: attachments, messageID: "relance.F1.email@example.fr", date: Date(timeIntervalSince1970: 0))
+    }
+
+    func lines(_ data: Data) -> [String] { String(decoding: data, as: UTF8.self).components(separatedBy: "\r\n") }
+
+    @Test func requiredHeadersAndCRLF() throws {
+        let data = try MIME.compose(message(), boundarySeed: "seed")
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.hasPrefix("Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"))
+        for header in ["From: Exemple SAS <relances@example.fr>", "Message-ID: <relance.F1.email@example.fr>", "MIME-Version: 1.0"] {
+            #expect(text.contains(header + "\r\n"))
+        }
+        #expect(!text.replacingOccurrences(of: "\r\n", with: "").contains("\n"), "bare LF")
+        #expect(text.contains("Content-Type: multipart/alternative;"))
+        let plain = try #require(text.range(of: "text/plain"))
+        let html = try #require(text.range(of: "text/html"))
+        #expect(plain.lowerBound < html.lowerBound, "text/plain must come before text/html")
+    }
+
+    @Test func linesStayShort() throws {
+        let data = try MIME.compose(message(subject: String(repeating: "Relance très importante ", count: 10)), boundarySeed: "seed")
+        for line in lines(data) { #expect(line.utf8.count <= 78, "\(line)") }
+    }
+
+    @Test func encodedWordsAreShortAndDecodable() {
+        let words = MIME.encodedWords(String(repeating: "é€", count: 60), firstLineBudget: 66)
+        for word in words {
+            #expect(word.count <= 75)
+            #expect(word.hasPrefix("=?UTF-8?B?") && word.hasSuffix("?="))
+        }
+        let decoded = words.map { w -> String in
+            let b64 = String(w.dropFirst(10).dropLast(2))
+            return String(decoding: Data(base64Encoded: b64)!, as: UTF8.self)
+        }.joined()
+        #expect(decoded == String(repeating: "é€", count: 60))
+    }
+
+    @Test func headerInjectionIsImpossible() {
+        #expect(throws: MIMEError.self) { try MIME.compose(message(name: "Mallory\r\nBcc: x@example.org"), boundarySeed: "s") }
+        #expect(throws: MIMEError.self) { try MIME.compose(message(subject: "Hi\nBcc: x@example.org"), boundarySeed: "s") }
+        var m = message()
+        m.to = Mailbox(name: nil, address: "a@example.org\r\nBcc: x@example.org")
+        #expect(throws: MIMEError.self) { try MIME.compose(m, boundarySeed: "s") }
+    }
+
+    @Test func quotedPrintable() {
+        let qp = MIME.quotedPrintable("café = 1 234,50\u{00A0}€ \n.fin")
+        #expect(qp == "caf=C3=A9 =3D 1 234,50=C2=A0=E2=82=AC=20\r\n=2Efin")
+        let long = MIME.quotedPrintable(String(repeating: "a", count: 200))
+        for line in long.components(separatedBy: "\r\n") { #expect(line.count <= 76) }
+        #expect(long.replacingOccurrences(of: "=\r\n", with: "") == String(repeating: "a", count: 200))
+    }
+
+    @Test func attachmentsMakeMultipartMixed() throws {
+        let pdf = Data("%PDF-1.4 test".utf8)
+        let data = try MIME.compose(message(attachments: [MailAttachment(filename: "F2026-0042.pdf", data: pdf)]), boundarySeed: "s")
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("Content-Type: multipart/mixed;"))
+        #expect(text.contains("filename=\"F2026-0042.pdf\""))
+        #expect(text.contains(pdf.base64EncodedString()))
+    }
+
+    @Test func nonASCIIFileNameUsesRFC2231() {
+        #expect(MIME.parameter("filename", "facture é.pdf") == "filename*=utf-8''facture%20%C3%A9.pdf")
+    }
+
+    @Test func displayNames() {
+        #expect(MIME.phrase("Paul Durand") == "Paul Durand")
+        #expect(MIME.phrase("Dupont, \"Fils\"") == "\"Dupont, \\\"Fils\\\"\"")
+        #expect(MIME.phrase("Élodie").hasPrefix("=?UTF-8?B?"))
+    }
+
+    @Test func messageIDIsStableAndSafe() {
+        let id = MIME.messageID(reminderID: "F 2026/42<x>", channel: "email", domain: "example.fr")
+        #expect(id == "relance.F=202026=2F42=3Cx=3E.email@example.fr")
+        #expect(MIME.messageID(reminderID: "F 2026/42<x>", channel: "email", domain: "example.fr") == id)
+    }
+}
