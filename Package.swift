@@ -97,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["RelanceDaemon"],
+            dependencies: ["RelanceDaemon", "RelanceStore", "RelanceCore"],
             swiftSettings: swiftSettings
         ),
     ],

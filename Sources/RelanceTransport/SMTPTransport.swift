@@ -158,8 +158,10 @@ final class SMTPConnection: @unchecked Sendable {
             return .transient(code: nil, detail: "\(error)", retryAfter: nil)
         }
         let result = easy.perform()
-        let reply = transfer.replies.last(where: { $0.first?.isNumber == true }) ?? ""
         let code = easy.responseCode()
+        // The reply that carries the deciding code (after a failure libcurl QUITs, and "221 Bye"
+        // would hide the reason).
+        let reply = transfer.replies.last(where: { code > 0 && $0.hasPrefix("\(code)") }) ?? transfer.replies.last(where: { $0.first?.isNumber == true }) ?? ""
         if result == CURLE_OK {
             return .sent(providerID: nil, code: code, detail: reply.isEmpty ? "accepted" : reply)
         }

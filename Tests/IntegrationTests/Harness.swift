@@ -1,0 +1,241 @@
+import Foundation
+import RelanceCore
+import RelanceStore
+import Testing
+
+/// Paths of the package under test.
+enum Package {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static var relance: String {
+        for dir in [".build/debug", ".build/release"] where FileManager.default.isExecutableFile(atPath: "\(root)/\(dir)/relance") {
+            return "\(root)/\(dir)/relance"
+        }
+        return "\(root)/.build/debug/relance"
+    }
+    static let support = root + "/Tests/IntegrationTests/Support"
+    static let templates = root + "/templates"
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Waits for `condition` to hold, checking every 50 ms, for at most `timeout`.
+func eventually(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw TimedOut(description: "timed out waiting for \(what)")
+}
+
+/// A child process whose output goes to files (so a chatty daemon never blocks on a full pipe).
+final class Child: @unchecked Sendable {
+    // @unchecked: `process` is only started once and then read; Foundation's Process is thread-safe for that.
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String) throws {
+        stdoutPath = directory + "/child-\(UUID().uuidString).out"
+        stderrPath = directory + "/child-\(UUID().uuidString).err"
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "STATE_DIRECTORY")
+        env.removeValue(forKey: "CREDENTIALS_DIRECTORY")
+        env.removeValue(forKey: "JOURNAL_STREAM")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Waits for the process to end; returns its exit status (or 128 + signal).
+    func wait(timeout: Duration = .seconds(120)) async throws -> Int32 {
+        try await eventually("process \(process.executableURL?.lastPathComponent ?? "") to exit", timeout: timeout) { !process.isRunning }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// A fresh directory tree for one test: spool, attachments, ledger, outbox, config.
+struct Sandbox {
+    let root: String
+
+    init() throws {
+        root = NSTemporaryDirectory() + "relance-it-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: root + "/attachments", withIntermediateDirectories: true)
+    }
+
+    var spool: String { root + "/spool" }
+    var ledgerPath: String { root + "/ledger.sqlite" }
+    var maildir: String { root + "/outbox/mail" }
+    var configPath: String { root + "/relance.yaml" }
+
+    /// Writes a configuration; `email` is the YAML of the `email:` section body.
+    func writeConfig(smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4) throws {
+        let email: String
+        if let smtpPort {
+            email = """
+                email:
+                  transport: smtp
+                  from: "Exemple SAS <relances@example.fr>"
+                  smtp: { url: "smtp://127.0.0.1:\(smtpPort)", starttls: none, connections: \(connections), timeout: 20s }
+                """
+        } else {
+            email = """
+                email:
+                  transport: outbox
+                  from: "Exemple SAS <relances@example.fr>"
+                  outbox: { maildir: "\(maildir)" }
+                """
+        }
+        let yaml = """
+            spool: { root: "\(spool)", attachments_root: "\(root)/attachments", rescan_interval: 1s }
+            store: { path: "\(ledgerPath)" }
+            templates: { path: "\(Package.templates)" }
+            \(email)
+            sms: { outbox: { path: "\(root)/outbox/sms.jsonl" } }
+            delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d } }
+            log: { level: info }
+            \(extra)
+            """
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Drops a spool file the way producers must: write in tmp/, rename into incoming/.
+    func drop(_ name: String, _ content: Data, queue: String? = nil) throws {
+        let incoming = spool + "/incoming" + (queue.map { "/" + $0 } ?? "")
+        try FileManager.default.createDirectory(atPath: spool + "/tmp", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: incoming, withIntermediateDirectories: true)
+        let tmp = spool + "/tmp/" + name
+        try content.write(to: URL(fileURLWithPath: tmp))
+        try FileManager.default.moveItem(atPath: tmp, toPath: incoming + "/" + name)
+    }
+
+    func dropLines(_ name: String, _ records: [[String: Any]], queue: String? = nil) throws {
+        var data = Data()
+        for r in records {
+            data.append(try JSONSerialization.data(withJSONObject: r))
+            data.append(UInt8(ascii: "\n"))
+        }
+        try drop(name, data, queue: queue)
+    }
+
+    /// Runs `relance ARGS --config …` to completion.
+    func relance(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let child = try Child(Package.relance, arguments + ["--config", configPath], environment: environment, directory: root)
+        let status = try await child.wait()
+        return (status, child.stdout, child.stderr)
+    }
+
+    func start(_ arguments: [String]) throws -> Child {
+        try Child(Package.relance, arguments + ["--config", configPath], directory: root)
+    }
+
+    func ledger() throws -> Ledger { try Ledger(path: ledgerPath, readOnly: true) }
+
+    func files(_ sub: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: spool + "/" + sub)) ?? []).sorted()
+    }
+
+    func writePDF(_ name: String) throws -> String {
+        let path = root + "/attachments/" + name
+        try Data("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+}
+
+/// A real SMTP server (aiosmtpd) in a child process; messages land in `out` as .eml files.
+final class SMTPServer: @unchecked Sendable {
+    // @unchecked: immutable after init.
+    let child: Child
+    let port: Int
+    let out: String
+
+    init(sandbox: Sandbox, slow: Double = 2.0) async throws {
+        out = sandbox.root + "/sink"
+        child = try Child("/usr/bin/env", ["python3", Package.support + "/smtp_server.py", "--out", out, "--slow", "\(slow)"], directory: sandbox.root)
+        var port = 0
+        let child = self.child
+        try await eventually("the SMTP server to listen", timeout: .seconds(30)) {
+            if !child.process.isRunning { throw TimedOut(description: "SMTP server died: \(child.stderr)") }
+            if let line = child.stdout.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }) {
+                port = Int(line.dropFirst(6)) ?? 0
+            }
+            return port != 0
+        }
+        self.port = port
+    }
+
+    /// Delivered messages (file paths), oldest first.
+    var messages: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter { $0.hasSuffix(".eml") }.sorted().map { out + "/" + $0 }
+    }
+
+    func stop() { child.signal(SIGTERM) }
+    deinit { child.signal(SIGTERM) }
+}
+
+/// Python's `email` package, strict policy, on one message: the parsed summary as JSON.
+func inspectMail(_ path: String, in sandbox: Sandbox) async throws -> [String: Any] {
+    let child = try Child("/usr/bin/env", ["python3", Package.support + "/inspect_mail.py", path], directory: sandbox.root)
+    let status = try await child.wait()
+    guard status == 0 else { throw TimedOut(description: "inspect_mail failed: \(child.stderr)") }
+    return try JSONSerialization.jsonObject(with: Data(child.stdout.utf8)) as! [String: Any]
+}
+
+/// Builders of spool records.
+enum Records {
+    static func debtor(_ id: String, name: String = "Élodie Martin", email: String = "elodie@example.fr", locale: String = "fr-FR", kind: String = "consumer") -> [String: Any] {
+        ["id": id, "name": name, "email": email, "phone": "06 12 34 56 78", "country": "FR", "locale": locale, "timezone": "Europe/Paris", "kind": kind]
+    }
+
+    static func reminder(
+        _ id: String, stage: String = "reminder_1", email: String = "elodie@example.fr", name: String = "Élodie Martin", locale: String = "fr-FR",
+        kind: String = "consumer", amount: String = "1234.50", currency: String = "EUR", channels: [String] = ["email"], extra: [String: Any] = [:]
+    ) -> [String: Any] {
+        var r: [String: Any] = [
+            "id": id, "stage": stage, "channels": channels,
+            "debtor": debtor("C-" + id, name: name, email: email, locale: locale, kind: kind),
+            "invoices": [["number": "INV-" + id, "amount": amount, "currency": currency, "issued_on": "2026-09-01", "due_on": "2026-10-01"]],
+        ]
+        for (k, v) in extra { r[k] = v }
+        return r
+    }
+}
+
+/// Streams the ledger's receipts into an array.
+func receipts(_ ledger: Ledger, reminderID: String? = nil) async throws -> [Receipt] {
+    let box = ReceiptBox()
+    try await ledger.receipts(reminderID: reminderID) { box.append($0) }
+    return box.items
+}
+
+final class ReceiptBox: @unchecked Sendable {
+    // @unchecked: appended serially by the ledger's read, read after it returns.
+    var items: [Receipt] = []
+    func append(_ r: Receipt) { items.append(r) }
+}
+
+func statuses(_ ledger: Ledger) async throws -> [String: String] {
+    Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ("\($0.reminderID)/\($0.channel)", $0.status) })
+}

@@ -1,0 +1,146 @@
+import Foundation
+import RelanceCore
+import RelanceStore
+import Testing
+
+/// `relance serve` against a real SMTP server (aiosmtpd), messages checked with Python's strict MIME parser.
+@Suite(.serialized) struct SMTPIntegrationTests {
+    @Test func sendsWellFormedMessagesThroughSMTP() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port)
+        let pdf = try sandbox.writePDF("F2026-0042.pdf")
+        try sandbox.dropLines(
+            "batch.jsonl",
+            [
+                Records.reminder("FR-1", stage: "final_notice", email: "elodie@example.fr", name: "Élodie Martin", kind: "business", extra: ["attachments": [pdf], "payment_url": "https://pay.example.fr/F2026-0042"]),
+                Records.reminder("EN-1", stage: "reminder_1", email: "james@example.co.uk", name: "James O'Connor", locale: "en-GB", amount: "99.90", currency: "GBP"),
+            ])
+        let run = try await sandbox.relance(["serve", "--once"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(server.messages.count == 2)
+
+        var byRecipient: [String: [String: Any]] = [:]
+        for path in server.messages {
+            let mail = try await inspectMail(path, in: sandbox)
+            byRecipient[(mail["to_addresses"] as! [String])[0]] = mail
+        }
+        let fr = try #require(byRecipient["elodie@example.fr"])
+        #expect(fr["subject"] as? String == "Mise en demeure de payer – Exemple SAS – 1\u{202F}234,50\u{00A0}€")
+        #expect(fr["from"] as? String == "Exemple SAS <relances@example.fr>")
+        #expect(fr["to"] as? String == "Élodie Martin <elodie@example.fr>")
+        #expect(fr["mime_version"] as? String == "1.0")
+        #expect(fr["message_id"] as? String == "<relance.FR-1.email@example.fr>")
+        #expect((fr["date"] as? String)?.isEmpty == false)
+        #expect(fr["content_type"] as? String == "multipart/mixed")
+        #expect(fr["bare_lf"] as? Bool == false)
+        #expect((fr["max_line_octets"] as! Int) <= 998)
+        let parts = fr["parts"] as! [[String: Any]]
+        #expect(parts.map { $0["type"] as! String } == ["multipart/mixed", "multipart/alternative", "text/plain", "text/html"])
+        let plain = parts[2]["text"] as! String
+        let html = parts[3]["text"] as! String
+        for part in parts[2...] { #expect((part["max_encoded_line"] as! Int) <= 76) }
+        #expect(plain.contains("mise en demeure"))
+        #expect(plain.contains("INV-FR-1"))
+        #expect(plain.contains("1\u{202F}234,50\u{00A0}€"))
+        #expect(plain.contains("40,00\u{00A0}€"), "business debtors get the recovery indemnity")
+        #expect(html.contains("<td style=\"padding:6px 12px;text-align:right\">1\u{202F}234,50\u{00A0}€</td>"))
+        let attachments = fr["attachments"] as! [[String: Any]]
+        #expect(attachments.count == 1)
+        #expect(attachments.first?["filename"] as? String == "F2026-0042.pdf")
+        #expect(attachments.first?["type"] as? String == "application/pdf")
+        #expect(attachments.first?["starts_pdf"] as? Bool == true)
+
+        let en = try #require(byRecipient["james@example.co.uk"])
+        #expect(en["subject"] as? String == "Exemple SAS – reminder: invoice INV-EN-1 awaiting payment")
+        #expect((en["parts"] as! [[String: Any]]).map { $0["type"] as! String } == ["multipart/alternative", "text/plain", "text/html"])
+        #expect(((en["parts"] as! [[String: Any]])[1]["text"] as! String).contains("£99.90"))
+
+        let ledger = try sandbox.ledger()
+        let all = try await receipts(ledger)
+        #expect(all.count == 2)
+        #expect(all.allSatisfy { $0.outcome == "sent" && $0.code == 250 && $0.status == "sent" && ($0.detail ?? "").contains("queued as") })
+        #expect(sandbox.files("done") == ["batch.jsonl"])
+    }
+
+    @Test func transientFailureIsRetriedAfterBackoff() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port, retryFirst: "1s")
+        try sandbox.dropLines("one.jsonl", [Records.reminder("T-1", email: "tempfail-once-t1@example.org")])
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the retried delivery to be sent") {
+            guard let ledger = try? sandbox.ledger() else { return false }
+            return (try? await statuses(ledger))?["T-1/email"] == "sent"
+        }
+        let ledger = try sandbox.ledger()
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0, "graceful stop: \(daemon.stderr)")
+        let attempts = try await receipts(ledger, reminderID: "T-1")
+        #expect(attempts.map(\.outcome) == ["transient", "sent"])
+        #expect(attempts.first?.code == 451)
+        #expect(attempts.first?.detail?.contains("451 4.3.0") == true)
+        let gap = attempts[1].startedAt.timeIntervalSince(attempts[0].finishedAt!)
+        #expect(gap >= 0.9, "the retry waits delivery.retry.first (1 s), waited \(gap) s")
+        #expect(server.messages.count == 1)
+    }
+
+    @Test func permanentFailureIsRecordedWithTheReplyCode() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port)
+        try sandbox.dropLines("one.jsonl", [Records.reminder("P-1", email: "reject-p1@example.org"), Records.reminder("OK-1", email: "ok@example.org")])
+        let run = try await sandbox.relance(["serve", "--once"])
+        #expect(run.status == 0)
+        let ledger = try sandbox.ledger()
+        #expect(try await statuses(ledger) == ["P-1/email": "failed", "OK-1/email": "sent"])
+        let rejected = try await receipts(ledger, reminderID: "P-1")
+        #expect(rejected.count == 1, "a permanent failure is not retried")
+        #expect(rejected.first?.code == 550)
+        #expect(rejected.first?.outcome == "permanent")
+        #expect(rejected.first?.detail?.contains("User unknown") == true, "\(rejected.first?.detail ?? "")")
+        #expect(server.messages.count == 1)
+        // The CLI shows it too.
+        let csv = try await sandbox.relance(["receipts", "--status", "failed", "--format", "csv"])
+        #expect(csv.status == 0)
+        #expect(csv.stdout.contains("P-1,email,1,smtp,reject-p1@example.org,permanent,550,failed"))
+        #expect(!csv.stdout.contains("OK-1"))
+    }
+
+    @Test func killedMidRunNothingLostNothingSentTwice() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox, slow: 0.15)
+        try sandbox.writeConfig(smtpPort: server.port, concurrency: 4, connections: 4)
+        let count = 60
+        try sandbox.dropLines("many.jsonl", (0..<count).map { Records.reminder("K-\($0)", email: "slow-k\($0)@example.org") })
+        let first = try sandbox.start(["serve"])
+        try await eventually("some messages to be delivered") { server.messages.count >= 12 }
+        first.signal(SIGKILL)
+        _ = try await first.wait()
+        let second = try await sandbox.relance(["serve", "--once"])
+        #expect(second.status == 0, "\(second.stderr)")
+
+        let ledger = try sandbox.ledger()
+        let final = try await statuses(ledger)
+        #expect(final.count == count, "every reminder is accounted for")
+        let sent = final.filter { $0.value == "sent" }.map(\.key)
+        let unknown = final.filter { $0.value == "unknown" }.map(\.key)
+        #expect(sent.count + unknown.count == count, "only sent or in doubt: \(final.filter { $0.value != "sent" && $0.value != "unknown" })")
+        #expect(unknown.count <= 4, "at most one in-doubt delivery per in-flight send")
+
+        var perRecipient: [String: Int] = [:]
+        for path in server.messages {
+            let head = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\r\n").first { $0.hasPrefix("X-Envelope-To: ") }!
+            perRecipient[String(head.dropFirst("X-Envelope-To: ".count)), default: 0] += 1
+        }
+        #expect(perRecipient.values.allSatisfy { $0 == 1 }, "nothing is sent twice: \(perRecipient.filter { $0.value > 1 })")
+        for key in sent {
+            let id = key.split(separator: "/")[0].dropFirst(2)
+            #expect(perRecipient["slow-k\(id)@example.org"] == 1, "\(key) is sent and was received once")
+        }
+        for key in unknown {
+            let events = try await ledger.events(reminderID: String(key.split(separator: "/")[0]))
+            #expect(events.last?.reason.contains("in doubt") == true, "every unknown is explained")
+        }
+    }
+}
