@@ -40,8 +40,8 @@ final class Child: @unchecked Sendable {
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String) throws {
         stdoutPath = directory + "/child-\(UUID().uuidString).out"
         stderrPath = directory + "/child-\(UUID().uuidString).err"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment

@@ -115,7 +115,7 @@ import Testing
             let enumerator = FileManager.default.enumerator(atPath: sandbox.root)!
             for case let path as String in enumerator where !path.hasPrefix("child-") && !path.contains("ledger.sqlite-shm") {
                 var isDir: ObjCBool = false
-                FileManager.default.fileExists(atPath: sandbox.root + "/" + path, isDirectory: &isDir)
+                _ = FileManager.default.fileExists(atPath: sandbox.root + "/" + path, isDirectory: &isDir)
                 result[path] = isDir.boolValue ? Data() : try Data(contentsOf: URL(fileURLWithPath: sandbox.root + "/" + path))
             }
             return result
