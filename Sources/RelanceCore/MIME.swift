@@ -214,42 +214,57 @@ public enum MIME {
     }
 
     /// Quoted-printable (RFC 2045 §6.7) with CRLF line breaks and soft breaks keeping lines ≤ 76.
+    /// Any line break in the input (CRLF, CR, LF) becomes CRLF; a "." opening a line is encoded.
     public static func quotedPrintable(_ text: String) -> String {
-        let normalised = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-        var lines: [String] = []
-        for line in normalised.split(separator: "\n", omittingEmptySubsequences: false) {
-            let bytes = Array(line.utf8)
-            var out = ""
-            var lineLength = 0
-            for (i, byte) in bytes.enumerated() {
-                let isLast = i == bytes.count - 1
-                var token: String
-                if (byte >= 33 && byte <= 126 && byte != UInt8(ascii: "=")) || ((byte == 0x20 || byte == 0x09) && !isLast) {
-                    token = String(UnicodeScalar(byte))
-                } else {
-                    token = String(format: "=%02X", byte)
-                }
-                // A line that starts with "." or "From " is safe: libcurl dot-stuffs, but encode "." at
-                // line start anyway for gateways that do not.
-                if lineLength == 0 && byte == UInt8(ascii: ".") { token = "=2E" }
-                if lineLength + token.count > (isLast ? 76 : 75) {
-                    out += "=\r\n"
-                    lineLength = 0
-                }
-                out += token
-                lineLength += token.count
+        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
+        let input = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count + input.count / 4)
+        var lineLength = 0
+        var i = 0
+        while i < input.count {
+            let byte = input[i]
+            if byte == 0x0D || byte == 0x0A {
+                out.append(0x0D)
+                out.append(0x0A)
+                lineLength = 0
+                i += (byte == 0x0D && i + 1 < input.count && input[i + 1] == 0x0A) ? 2 : 1
+                continue
             }
-            lines.append(out)
+            let next = i + 1 < input.count ? input[i + 1] : 0x0A
+            let isLastOnLine = next == 0x0D || next == 0x0A
+            let literal =
+                (byte >= 33 && byte <= 126 && byte != UInt8(ascii: "=") && !(lineLength == 0 && byte == UInt8(ascii: ".")))
+                || ((byte == 0x20 || byte == 0x09) && !isLastOnLine)
+            let width = literal ? 1 : 3
+            if lineLength + width > (isLastOnLine ? 76 : 75) {
+                out.append(contentsOf: [UInt8(ascii: "="), 0x0D, 0x0A])
+                lineLength = 0
+            }
+            if literal && !(lineLength == 0 && byte == UInt8(ascii: ".")) {
+                out.append(byte)
+                lineLength += 1
+            } else {
+                out.append(contentsOf: [UInt8(ascii: "="), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+                lineLength += 3
+            }
+            i += 1
         }
-        return lines.joined(separator: "\r\n")
+        return String(decoding: out, as: UTF8.self)
     }
 
+    static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// `Thu, 01 Jan 1970 00:00:00 +0000` (RFC 5322 §3.3), always in UTC.
     static func rfc5322Date(_ date: Date) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        return f.string(from: date)
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let rest = seconds - days * 86400
+        let civil = CivilDate(dayNumber: days)
+        let weekday = weekdays[((days % 7) + 11) % 7]  // 1970-01-01 was a Thursday
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(weekday), \(two(civil.day)) \(months[civil.month - 1]) \(civil.year) \(two(rest / 3600)):\(two(rest % 3600 / 60)):\(two(rest % 60)) +0000"
     }
 
     /// A Message-ID left part built from a delivery key: stable across retries of the same delivery.

@@ -23,15 +23,11 @@ public enum Money {
     }
 
     /// `1 234,50 €` in fr-FR (with U+202F / U+00A0 separators), `€1,234.50` in en-GB.
+    /// FormatStyle caches its ICU formatter, so this is cheap to call per value.
     public static func format(_ amount: Decimal, currency: String, locale localeTag: String) -> String {
-        let formatter = NumberFormatter()
-        formatter.locale = Locale(identifier: localeTag.replacingOccurrences(of: "-", with: "_"))
-        formatter.numberStyle = .currency
-        formatter.currencyCode = currency
         let digits = Currency.minorUnits[currency] ?? 2
-        formatter.minimumFractionDigits = digits
-        formatter.maximumFractionDigits = digits
-        return formatter.string(from: amount as NSDecimalNumber) ?? "\(amount) \(currency)"
+        let locale = Locale(identifier: localeTag.replacingOccurrences(of: "-", with: "_"))
+        return amount.formatted(.currency(code: currency).locale(locale).precision(.fractionLength(digits)))
     }
 
     /// Sum of amounts per currency, in order of first appearance.

@@ -119,11 +119,16 @@ public enum TemplateContext {
 
     /// A civil date in the locale's long style (`31 octobre 2026`, `31 October 2026`).
     public static func formatDate(_ date: CivilDate, locale: String) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: locale.replacingOccurrences(of: "-", with: "_"))
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateStyle = .long
-        formatter.timeStyle = .none
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(date.dayNumber) * 86400))
+        let style = Date.FormatStyle(
+            date: .long, time: .omitted, locale: Locale(identifier: locale.replacingOccurrences(of: "-", with: "_")), calendar: utcCalendar,
+            timeZone: utc)
+        return Date(timeIntervalSince1970: TimeInterval(date.dayNumber) * 86400).formatted(style)
     }
+
+    static let utc = TimeZone(identifier: "UTC")!
+    static let utcCalendar: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = utc
+        return calendar
+    }()
 }

@@ -70,6 +70,13 @@ import Testing
         #expect(text.contains(pdf.base64EncodedString()))
     }
 
+    @Test func rfc5322Dates() {
+        #expect(MIME.rfc5322Date(Date(timeIntervalSince1970: 0)) == "Thu, 01 Jan 1970 00:00:00 +0000")
+        #expect(MIME.rfc5322Date(Date(timeIntervalSince1970: 1_795_948_388.7)) == "Sun, 29 Nov 2026 10:33:08 +0000")
+        #expect(MIME.rfc5322Date(Date(timeIntervalSince1970: 951_782_400)) == "Tue, 29 Feb 2000 00:00:00 +0000")
+        #expect(MIME.rfc5322Date(Date(timeIntervalSince1970: -1)) == "Wed, 31 Dec 1969 23:59:59 +0000")
+    }
+
     @Test func nonASCIIFileNameUsesRFC2231() {
         #expect(MIME.parameter("filename", "facture é.pdf") == "filename*=utf-8''facture%20%C3%A9.pdf")
     }
