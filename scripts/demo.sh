@@ -18,12 +18,6 @@ echo
 echo "== relance serve --once"
 $BIN serve --once
 echo
-echo "== relance receipts"
-$BIN receipts
-echo
-echo "== relance status"
-$BIN status
-echo
 echo "== quarantined files (spool/failed/)"
 for f in "$STATE"/spool/failed/*.error.json; do
   echo "--- $(basename "$f")"
@@ -43,3 +37,9 @@ print(msg.get_body(preferencelist=("plain",)).get_content())
 PY
 echo "--- SMS:"
 head -2 "$STATE"/outbox/sms.jsonl
+echo
+echo "== relance receipts"
+$BIN receipts
+echo
+echo "== relance status"
+$BIN status

@@ -70,7 +70,7 @@ public final class Dispatcher: Sendable {
                 if busy.count < concurrency {
                     let due: [Ledger.Due]
                     do {
-                        due = try await ledger.due(now: now, limit: (concurrency - busy.count) * 4, excluding: Set(busy.keys))
+                        due = try await ledger.due(now: now, limit: (concurrency - busy.count) * 2, excluding: Set(busy.keys))
                     } catch {
                         logger.error("cannot read due deliveries", metadata: ["error": "\(error)"])
                         due = []
