@@ -29,6 +29,17 @@ public struct Receipt: Sendable, Codable, Hashable {
     }
 }
 
+extension Receipt {
+    /// From a row of `attempt` joined with its delivery's `status`.
+    init(row: Row) {
+        self.init(
+            reminderID: row["reminder_id"], channel: row["channel"], attempt: row["number"], transport: row["transport"],
+            recipient: row["recipient"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
+            finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)), outcome: row["outcome"],
+            code: row["code"], detail: row["detail"], providerID: row["provider_id"], status: row["status"])
+    }
+}
+
 /// A status change of a delivery, for audit.
 public struct DeliveryEvent: Sendable, Codable, Hashable {
     public var reminderID: String
@@ -78,14 +89,7 @@ extension Ledger {
                     JOIN delivery d ON d.reminder_id = a.reminder_id AND d.channel = a.channel
                     \(whereClause) ORDER BY a.started_at, a.id
                     """, arguments: arguments)
-            while let row = try rows.next() {
-                try body(
-                    Receipt(
-                        reminderID: row["reminder_id"], channel: row["channel"], attempt: row["number"], transport: row["transport"],
-                        recipient: row["recipient"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
-                        finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)), outcome: row["outcome"],
-                        code: row["code"], detail: row["detail"], providerID: row["provider_id"], status: row["status"]))
-            }
+            while let row = try rows.next() { try body(Receipt(row: row)) }
         }
     }
 
@@ -139,13 +143,7 @@ extension Ledger {
                     SELECT a.*, d.status FROM attempt a JOIN delivery d ON d.reminder_id = a.reminder_id AND d.channel = a.channel
                     WHERE a.outcome IN ('transient', 'permanent', 'unknown') ORDER BY a.id DESC LIMIT ?
                     """, arguments: [limit]
-            ).map { row in
-                Receipt(
-                    reminderID: row["reminder_id"], channel: row["channel"], attempt: row["number"], transport: row["transport"],
-                    recipient: row["recipient"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
-                    finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)), outcome: row["outcome"],
-                    code: row["code"], detail: row["detail"], providerID: row["provider_id"], status: row["status"])
-            }
+            ).map(Receipt.init(row:))
         }
     }
 }
