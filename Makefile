@@ -1,7 +1,7 @@
 # Relance — build, demo and test entry points. Each target installs what it needs (idempotent).
 SWIFT ?= swift
 
-.PHONY: all deps build release demo test bench clean
+.PHONY: all deps build release demo test bench format clean
 
 all: build
 
@@ -24,6 +24,9 @@ test: deps
 
 bench: release
 	@scripts/bench.sh
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
 clean:
 	rm -rf .build demo-data relance-data

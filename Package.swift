@@ -98,6 +98,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["RelanceDaemon", "RelanceStore", "RelanceCore"],
+            exclude: ["Support"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -196,7 +196,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
             smtp = try c.decodeIfPresent(SMTP.self, forKey: .smtp) ?? smtp
             outbox = try c.decodeIfPresent(Outbox.self, forKey: .outbox) ?? outbox
             guard Mailbox(parsing: from) != nil else {
-                throw DecodingError.dataCorruptedError(forKey: .from, in: c, debugDescription: "'\(from.debugQuoted)' is not a valid mailbox (Name <address@domain>)")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .from, in: c, debugDescription: "'\(from.debugQuoted)' is not a valid mailbox (Name <address@domain>)")
             }
             if let replyTo, Mailbox(parsing: replyTo) == nil {
                 throw DecodingError.dataCorruptedError(forKey: .replyTo, in: c, debugDescription: "'\(replyTo.debugQuoted)' is not a valid mailbox")
@@ -282,7 +283,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             level = try c.decodeIfPresent(String.self, forKey: .level) ?? level
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
-                throw DecodingError.dataCorruptedError(forKey: .level, in: c, debugDescription: "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .level, in: c, debugDescription: "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)")
             }
         }
     }
@@ -323,10 +325,12 @@ public struct RelanceConfiguration: Sendable, Decodable {
             throw DecodingError.dataCorruptedError(forKey: .queues, in: c, debugDescription: "queue name '\(name)' must be a plain directory name")
         }
         if !LocaleRules.isKnown(defaults.locale) {
-            throw DecodingError.dataCorruptedError(forKey: .defaults, in: c, debugDescription: "defaults.locale '\(defaults.locale)' is not a BCP 47 tag such as fr-FR")
+            throw DecodingError.dataCorruptedError(
+                forKey: .defaults, in: c, debugDescription: "defaults.locale '\(defaults.locale)' is not a BCP 47 tag such as fr-FR")
         }
         if TimeZone(identifier: defaults.timezone) == nil {
-            throw DecodingError.dataCorruptedError(forKey: .defaults, in: c, debugDescription: "defaults.timezone '\(defaults.timezone)' is not an IANA time zone")
+            throw DecodingError.dataCorruptedError(
+                forKey: .defaults, in: c, debugDescription: "defaults.timezone '\(defaults.timezone)' is not an IANA time zone")
         }
     }
 

@@ -33,11 +33,15 @@ public struct Daemon: Sendable {
         for key in inDoubt {
             logger.warning(
                 "delivery was in flight when the daemon stopped: in doubt",
-                metadata: ["relance.reminder.id": "\(key.reminderID)", "relance.delivery.channel": "\(key.channel.rawValue)", "relance.in_doubt": "\(configuration.delivery.inDoubt.rawValue)"])
+                metadata: [
+                    "relance.reminder.id": "\(key.reminderID)", "relance.delivery.channel": "\(key.channel.rawValue)",
+                    "relance.in_doubt": "\(configuration.delivery.inDoubt.rawValue)",
+                ])
         }
         let intake = Intake(layout: components.layout, parser: components.parser, ledger: ledger, configuration: configuration, logger: logger, clock: clock)
         let dispatcher = Dispatcher(
-            ledger: ledger, builder: components.builder, transports: try components.makeTransports(), configuration: configuration, logger: logger, clock: clock)
+            ledger: ledger, builder: components.builder, transports: try components.makeTransports(), configuration: configuration, logger: logger, clock: clock
+        )
         _ = await intake.recover()
 
         if once {
@@ -46,20 +50,26 @@ public struct Daemon: Sendable {
             let totals = dispatcher.totals
             logger.info(
                 "one pass done",
-                metadata: ["relance.files": "\(pass.files)", "relance.ingested": "\(pass.inserted)", "relance.quarantined": "\(pass.quarantined)", "relance.sent": "\(totals.sent)", "relance.failed": "\(totals.failed)", "relance.retry_later": "\(totals.retried)"])
+                metadata: [
+                    "relance.files": "\(pass.files)", "relance.ingested": "\(pass.inserted)", "relance.quarantined": "\(pass.quarantined)",
+                    "relance.sent": "\(totals.sent)", "relance.failed": "\(totals.failed)", "relance.retry_later": "\(totals.retried)",
+                ])
             withExtendedLifetime(lock) {}
             return
         }
 
         let stopping = StopFlag()
-        let intakeService = IntakeService(intake: intake, dispatcher: dispatcher, rescan: configuration.spool.rescanInterval.value, stopping: stopping, logger: logger)
+        let intakeService = IntakeService(
+            intake: intake, dispatcher: dispatcher, rescan: configuration.spool.rescanInterval.value, stopping: stopping, logger: logger)
         let dispatchService = DispatchService(dispatcher: dispatcher, stopping: stopping)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: dispatchService), .init(service: intakeService)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        logger.info("relance serve started", metadata: ["relance.spool": "\(configuration.spool.root)", "relance.ledger": "\(configuration.store.path)", "relance.pid": "\(getpid())"])
+        logger.info(
+            "relance serve started",
+            metadata: ["relance.spool": "\(configuration.spool.root)", "relance.ledger": "\(configuration.store.path)", "relance.pid": "\(getpid())"])
         try await group.run()
         logger.info("relance serve stopped", metadata: ["relance.sent": "\(dispatcher.totals.sent)"])
         withExtendedLifetime(lock) {}

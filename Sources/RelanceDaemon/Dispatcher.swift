@@ -156,10 +156,16 @@ public final class Dispatcher: Sendable {
         case .transient(let code, let detail, _):
             counters.withLock { $0.retried += 1 }
             logger.warning(
-                "transient failure", metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)", "relance.retry_at": "\(retryAt.map(Timestamp.format) ?? "never (lifetime over)")"]) { a, _ in a })
+                "transient failure",
+                metadata: metadata.merging([
+                    "relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)",
+                    "relance.retry_at": "\(retryAt.map(Timestamp.format) ?? "never (lifetime over)")",
+                ]) { a, _ in a })
         case .permanent(let code, let detail):
             counters.withLock { $0.failed += 1 }
-            logger.error("permanent failure", metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)"]) { a, _ in a })
+            logger.error(
+                "permanent failure",
+                metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)"]) { a, _ in a })
         }
     }
 }

@@ -14,7 +14,9 @@ public struct Intake: Sendable {
     public var logger: Logger
     public var clock: @Sendable () -> Date
 
-    public init(layout: SpoolLayout, parser: SpoolFileParser, ledger: Ledger, configuration: RelanceConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date) {
+    public init(
+        layout: SpoolLayout, parser: SpoolFileParser, ledger: Ledger, configuration: RelanceConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date
+    ) {
         self.layout = layout
         self.parser = parser
         self.ledger = ledger
@@ -71,11 +73,17 @@ public struct Intake: Sendable {
                 result.inserted += outcome.inserted.count
                 for id in outcome.conflicts {
                     let line = parsed.reminders.first(where: { $0.reminder.id == id })?.line ?? 0
-                    errors.append(LineError(line: line, id: id, field: "id", reason: "conflict: reminder \(id) was already ingested with different content; the ledger keeps the first version"))
+                    errors.append(
+                        LineError(
+                            line: line, id: id, field: "id",
+                            reason: "conflict: reminder \(id) was already ingested with different content; the ledger keeps the first version"))
                 }
                 if !outcome.inserted.isEmpty || !outcome.duplicates.isEmpty {
                     logger.info(
-                        "ingested spool file", metadata: metadata.merging(["relance.spool.new": "\(outcome.inserted.count)", "relance.spool.duplicates": "\(outcome.duplicates.count)"]) { a, _ in a })
+                        "ingested spool file",
+                        metadata: metadata.merging([
+                            "relance.spool.new": "\(outcome.inserted.count)", "relance.spool.duplicates": "\(outcome.duplicates.count)",
+                        ]) { a, _ in a })
                 }
             } catch {
                 // The ledger refused the transaction (disk full, I/O error): leave the file in
@@ -102,7 +110,8 @@ public struct Intake: Sendable {
         } else {
             result.quarantined += 1
             let report = ErrorReport(
-                file: name, queue: queue, failedAt: Timestamp.format(now), ingested: parsed.reminders.count - errors.filter { $0.field == "id" && $0.reason.hasPrefix("conflict") }.count,
+                file: name, queue: queue, failedAt: Timestamp.format(now),
+                ingested: parsed.reminders.count - errors.filter { $0.field == "id" && $0.reason.hasPrefix("conflict") }.count,
                 errors: errors)
             let failure: String? = await offPool {
                 let final = SpoolLayout.freeName(name, in: layout.failed)
@@ -121,7 +130,9 @@ public struct Intake: Sendable {
             for error in errors.prefix(20) {
                 logger.warning(
                     "invalid spool record quarantined",
-                    metadata: metadata.merging(["relance.spool.line": "\(error.line)", "relance.spool.field": "\(error.field)", "relance.spool.reason": "\(error.reason)"]) { a, _ in a })
+                    metadata: metadata.merging([
+                        "relance.spool.line": "\(error.line)", "relance.spool.field": "\(error.field)", "relance.spool.reason": "\(error.reason)",
+                    ]) { a, _ in a })
             }
             if let failure { logger.error("cannot quarantine spool file", metadata: metadata.merging(["error": "\(failure)"]) { a, _ in a }) }
         }

@@ -41,7 +41,9 @@ public struct MessageBuilder: Sendable {
         case .email:
             guard let address = reminder.debtor.email else { throw BuildError(description: "the debtor has no email address") }
             let rendered: RenderedEmail
-            do { rendered = try templates.renderEmail(reminder, settings: settings, now: now) } catch { throw BuildError(description: "template error: \(error)") }
+            do { rendered = try templates.renderEmail(reminder, settings: settings, now: now) } catch {
+                throw BuildError(description: "template error: \(error)")
+            }
             var attachments: [MailAttachment] = []
             for path in reminder.attachments {
                 guard let data = FileManager.default.contents(atPath: path) else { throw BuildError(description: "attachment \(path) can no longer be read") }
@@ -62,7 +64,9 @@ public struct MessageBuilder: Sendable {
         case .sms:
             guard let phone = reminder.debtor.phone else { throw BuildError(description: "the debtor has no phone number") }
             let rendered: RenderedSMS
-            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now) } catch { throw BuildError(description: "template error: \(error)") }
+            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now) } catch {
+                throw BuildError(description: "template error: \(error)")
+            }
             return .sms(from: smsSender, to: phone, text: rendered.text)
         }
     }

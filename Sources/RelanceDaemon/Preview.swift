@@ -89,7 +89,9 @@ public struct Previewer: Sendable {
             let parsed = components.parser.parse(path: path)
             for error in parsed.errors {
                 invalid += 1
-                report("invalid     \(queue)/\(name) line \(error.line)\(error.field.isEmpty ? "" : " field \(error.field)"): \(error.reason) (would be quarantined)")
+                report(
+                    "invalid     \(queue)/\(name) line \(error.line)\(error.field.isEmpty ? "" : " field \(error.field)"): \(error.reason) (would be quarantined)"
+                )
             }
             for (_, reminder) in parsed.reminders {
                 for item in await items(for: reminder) {

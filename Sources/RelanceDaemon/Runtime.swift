@@ -38,8 +38,11 @@ public struct ResolvedConfiguration: Sendable {
                 return ResolvedConfiguration(configuration: c, provenance: p)
             } catch { throw UsageError("\(error)") }
         }
-        let state = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) } ?? (FileManager.default.currentDirectoryPath + "/relance-data")
-        let templates = FileManager.default.fileExists(atPath: "templates") ? FileManager.default.currentDirectoryPath + "/templates" : "/usr/share/relance/templates"
+        let state =
+            environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+            ?? (FileManager.default.currentDirectoryPath + "/relance-data")
+        let templates =
+            FileManager.default.fileExists(atPath: "templates") ? FileManager.default.currentDirectoryPath + "/templates" : "/usr/share/relance/templates"
         let yaml = """
             spool: { root: "\(state)/spool", attachments_root: "\(state)/attachments" }
             store: { path: "\(state)/ledger.sqlite" }
@@ -61,7 +64,9 @@ public struct ResolvedConfiguration: Sendable {
         } else {
             logger.info("configuration loaded", metadata: ["relance.config": "\(provenance.file ?? "-")"])
         }
-        if !provenance.environment.isEmpty { logger.info("environment overrides", metadata: ["relance.keys": "\(provenance.environment.joined(separator: ","))"]) }
+        if !provenance.environment.isEmpty {
+            logger.info("environment overrides", metadata: ["relance.keys": "\(provenance.environment.joined(separator: ","))"])
+        }
         if !provenance.credentials.isEmpty { logger.info("credentials loaded", metadata: ["relance.keys": "\(provenance.credentials.joined(separator: ","))"]) }
     }
 }

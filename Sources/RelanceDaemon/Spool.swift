@@ -70,7 +70,9 @@ public struct SpoolLayout: Sendable {
     static func freeName(_ name: String, in directory: String) -> String {
         var candidate = name
         var n = 1
-        while FileManager.default.fileExists(atPath: directory + "/" + candidate) || FileManager.default.fileExists(atPath: directory + "/" + candidate + ".error.json") {
+        while FileManager.default.fileExists(atPath: directory + "/" + candidate)
+            || FileManager.default.fileExists(atPath: directory + "/" + candidate + ".error.json")
+        {
             candidate = "\(name).\(n)"
             n += 1
         }
@@ -118,7 +120,8 @@ public struct SpoolFileParser: Sendable {
         }
         guard Int(st.st_size) <= maxFileBytes else {
             return ParsedSpoolFile(
-                reminders: [], errors: [LineError(line: 0, id: nil, field: "", reason: "file is \(st.st_size) bytes, over spool.max_file_bytes (\(maxFileBytes))")])
+                reminders: [],
+                errors: [LineError(line: 0, id: nil, field: "", reason: "file is \(st.st_size) bytes, over spool.max_file_bytes (\(maxFileBytes))")])
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             return ParsedSpoolFile(reminders: [], errors: [LineError(line: 0, id: nil, field: "", reason: "cannot be read")])

@@ -27,22 +27,23 @@ final class GroupCommit: Sendable {
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job(run: { db in
-                let result: Result<T, any Error>
-                do {
-                    var value: T?
-                    try db.inSavepoint {
-                        value = try body(db)
-                        return .commit
+            let job = Job(
+                run: { db in
+                    let result: Result<T, any Error>
+                    do {
+                        var value: T?
+                        try db.inSavepoint {
+                            value = try body(db)
+                            return .commit
+                        }
+                        result = .success(value!)
+                    } catch {
+                        result = .failure(error)
                     }
-                    result = .success(value!)
-                } catch {
-                    result = .failure(error)
-                }
-                return { commitError in
-                    if let commitError { continuation.resume(throwing: commitError) } else { continuation.resume(with: result) }
-                }
-            }, abort: { continuation.resume(throwing: $0) })
+                    return { commitError in
+                        if let commitError { continuation.resume(throwing: commitError) } else { continuation.resume(with: result) }
+                    }
+                }, abort: { continuation.resume(throwing: $0) })
             let becomeFlusher = state.withLock { state -> Bool in
                 state.queue.append(job)
                 if state.flushing { return false }

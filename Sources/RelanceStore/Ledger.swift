@@ -129,7 +129,8 @@ public final class Ledger: Sendable {
                             reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
                             reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970,
                         ])
-                    try Self.insertEvent(db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
+                    try Self.insertEvent(
+                        db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
                 }
                 result.inserted.append(reminder.id)
             }
@@ -202,11 +203,14 @@ public final class Ledger: Sendable {
     public func expireOverdue(now: Date) async throws -> Int {
         try await batcher.write { db in
             let keys = try Row.fetchAll(
-                db, sql: "SELECT reminder_id, channel, status FROM delivery WHERE status IN ('pending','paused') AND expires_at IS NOT NULL AND expires_at <= ?",
+                db,
+                sql: "SELECT reminder_id, channel, status FROM delivery WHERE status IN ('pending','paused') AND expires_at IS NOT NULL AND expires_at <= ?",
                 arguments: [now.timeIntervalSince1970])
             for row in keys {
                 let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
-                try Self.move(db, key, from: DeliveryStatus(rawValue: row["status"]) ?? .pending, to: .expired, reason: "expires_at passed before it could be sent", at: now)
+                try Self.move(
+                    db, key, from: DeliveryStatus(rawValue: row["status"]) ?? .pending, to: .expired, reason: "expires_at passed before it could be sent",
+                    at: now)
             }
             return keys.count
         }
@@ -218,7 +222,9 @@ public final class Ledger: Sendable {
     /// attempt number, or nil when the delivery is no longer pending (cancelled meanwhile, …).
     public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
         try await batcher.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
                 row["status"] == DeliveryStatus.pending.rawValue
             else { return nil }
             let number: Int = row["attempts"] + 1
@@ -251,17 +257,21 @@ public final class Ledger: Sendable {
             case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
             }
             try db.execute(
-                sql: "UPDATE attempt SET finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
+                sql:
+                    "UPDATE attempt SET finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
                 arguments: [t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
             try db.execute(
-                sql: "UPDATE delivery SET provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at) WHERE reminder_id = ? AND channel = ?",
+                sql:
+                    "UPDATE delivery SET provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at) WHERE reminder_id = ? AND channel = ?",
                 arguments: [
                     providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, key.reminderID,
                     key.channel.rawValue,
                 ])
             var reason = outcome.detail
             if case .transient = outcome {
-                reason = retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(outcome.detail)" } ?? "transient failures past the retry lifetime: \(outcome.detail)"
+                reason =
+                    retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(outcome.detail)" }
+                    ?? "transient failures past the retry lifetime: \(outcome.detail)"
             }
             try Self.move(db, key, from: .sending, to: status, reason: reason, at: now)
             if case .transient = outcome, retryAt == nil {
@@ -290,13 +300,18 @@ public final class Ledger: Sendable {
                 let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
                 keys.append(key)
                 try db.execute(
-                    sql: "UPDATE attempt SET outcome = 'unknown', detail = 'daemon stopped during the transport call' WHERE reminder_id = ? AND channel = ? AND outcome = 'sending'",
+                    sql:
+                        "UPDATE attempt SET outcome = 'unknown', detail = 'daemon stopped during the transport call' WHERE reminder_id = ? AND channel = ? AND outcome = 'sending'",
                     arguments: [key.reminderID, key.channel.rawValue])
                 if resend {
-                    try db.execute(sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?", arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+                    try db.execute(
+                        sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?",
+                        arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
                     try Self.move(db, key, from: .sending, to: .pending, reason: "in doubt after a crash; resent per delivery.in_doubt: resend", at: now)
                 } else {
-                    try Self.move(db, key, from: .sending, to: .unknown, reason: "in doubt after a crash: the transport call may or may not have happened; settle with relance resolve", at: now)
+                    try Self.move(
+                        db, key, from: .sending, to: .unknown,
+                        reason: "in doubt after a crash: the transport call may or may not have happened; settle with relance resolve", at: now)
                 }
             }
             return keys

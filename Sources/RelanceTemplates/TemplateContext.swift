@@ -107,7 +107,8 @@ public enum TemplateContext {
             "creditor": [
                 "name": creditor.name, "address": creditor.address, "email": creditor.email, "phone": creditor.phone,
                 "payment_instructions": creditor.paymentInstructions,
-                "has_address": !creditor.address.isEmpty, "has_payment_instructions": !creditor.paymentInstructions.isEmpty, "has_email": !creditor.email.isEmpty, "has_phone": !creditor.phone.isEmpty,
+                "has_address": !creditor.address.isEmpty, "has_payment_instructions": !creditor.paymentInstructions.isEmpty,
+                "has_email": !creditor.email.isEmpty, "has_phone": !creditor.phone.isEmpty,
             ] as [String: Any],
             "today": formatDate(today, locale: locale),
             "deadline": formatDate(today.adding(days: settings.deadlineDays), locale: locale),

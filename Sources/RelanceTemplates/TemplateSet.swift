@@ -63,7 +63,8 @@ public struct TemplateSet: Sendable {
                 for file in try fm.contentsOfDirectory(atPath: subDir).sorted() where file.hasSuffix(".mustache") {
                     let name = String(file.dropLast(".mustache".count))
                     let relative = "\(locale)/\(sub)/\(name)"
-                    let (template, refs) = try Self.load(path: subDir + "/" + file, relative: relative, text: name.hasSuffix(".txt") || name.hasSuffix(".subject"))
+                    let (template, refs) = try Self.load(
+                        path: subDir + "/" + file, relative: relative, text: name.hasSuffix(".txt") || name.hasSuffix(".subject"))
                     references[relative] = refs
                     if sub == "partials" { partials[locale, default: [:]][name] = template } else { templates[relative] = template }
                 }
@@ -90,7 +91,8 @@ public struct TemplateSet: Sendable {
         do {
             return (try MustacheTemplate(string: source), refs)
         } catch let error as MustacheTemplate.ParserError {
-            throw TemplateError(template: relative, message: "syntax error at line \(error.context.lineNumber), column \(error.context.columnNumber): \(error.error)")
+            throw TemplateError(
+                template: relative, message: "syntax error at line \(error.context.lineNumber), column \(error.context.columnNumber): \(error.error)")
         } catch {
             throw TemplateError(template: relative, message: "syntax error: \(error)")
         }
@@ -132,7 +134,8 @@ public struct TemplateSet: Sendable {
     func render(stage: String, part: String, values: [String: Any], locale: String) throws -> String {
         guard let name = resolve(stage: stage, part: part, locale: locale), let template = templates[name] else {
             throw TemplateError(
-                template: "\(stage)/\(part)", message: "no template for locale \(locale) (looked in \(chain(for: locale).map { "\($0)/\(stage)/" }.joined(separator: ", ")))")
+                template: "\(stage)/\(part)",
+                message: "no template for locale \(locale) (looked in \(chain(for: locale).map { "\($0)/\(stage)/" }.joined(separator: ", ")))")
         }
         var library = MustacheLibrary()
         var pending = references[name] ?? []
@@ -140,7 +143,8 @@ public struct TemplateSet: Sendable {
         while let partialName = pending.popLast() {
             guard seen.insert(partialName).inserted else { continue }
             guard let partial = partial(partialName, locale: locale) else {
-                throw TemplateError(template: name, message: "partial '\(partialName)' not found in \(chain(for: locale).map { "\($0)/partials/" }.joined(separator: ", "))")
+                throw TemplateError(
+                    template: name, message: "partial '\(partialName)' not found in \(chain(for: locale).map { "\($0)/partials/" }.joined(separator: ", "))")
             }
             library.register(partial, named: partialName)
             for dir in chain(for: locale) where partials[dir]?[partialName] != nil {
@@ -152,7 +156,9 @@ public struct TemplateSet: Sendable {
         let output = template.render(Frame.tree(values, log: log), library: library)
         let missing = log.unresolvedNames()
         if !missing.isEmpty {
-            throw TemplateError(template: name, message: "unknown variable\(missing.count > 1 ? "s" : "") \(missing.map { "'\($0)'" }.joined(separator: ", ")): nothing was sent")
+            throw TemplateError(
+                template: name,
+                message: "unknown variable\(missing.count > 1 ? "s" : "") \(missing.map { "'\($0)'" }.joined(separator: ", ")): nothing was sent")
         }
         return output
     }
@@ -186,7 +192,8 @@ public struct TemplateSet: Sendable {
         let localeDirs = Set(templates.keys.compactMap { $0.split(separator: "/").first.map(String.init) })
         for stage in stages {
             for part in Self.emailParts + Self.smsParts where resolve(stage: stage, part: part, locale: defaultLocale) == nil {
-                problems.append(TemplateError(template: "\(defaultLocale)/\(stage)/\(part)", message: "missing (every stage needs every part in the default locale)"))
+                problems.append(
+                    TemplateError(template: "\(defaultLocale)/\(stage)/\(part)", message: "missing (every stage needs every part in the default locale)"))
             }
         }
         for locale in localeDirs.sorted() where LocaleRules.isKnown(locale) {
@@ -210,8 +217,12 @@ public struct TemplateSet: Sendable {
                 id: "C-CHECK", name: "Camille Exemple", email: "camille@example.org", phone: "+33612345678", country: "FR", locale: locale,
                 timezone: "Europe/Paris", kind: kind),
             invoices: [
-                Invoice(number: "F-CHECK-1", amount: "1234.50", currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 5), dueOn: CivilDate(year: 2026, month: 2, day: 4)),
-                Invoice(number: "F-CHECK-2", amount: "80.00", currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 12), dueOn: CivilDate(year: 2026, month: 2, day: 11)),
+                Invoice(
+                    number: "F-CHECK-1", amount: "1234.50", currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 5),
+                    dueOn: CivilDate(year: 2026, month: 2, day: 4)),
+                Invoice(
+                    number: "F-CHECK-2", amount: "80.00", currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 12),
+                    dueOn: CivilDate(year: 2026, month: 2, day: 11)),
             ],
             paymentURL: "https://pay.example.org/CHECK", attachments: ["/srv/invoices/F-CHECK-1.pdf"])
     }

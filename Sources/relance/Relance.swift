@@ -166,7 +166,8 @@ struct Enqueue: AsyncParsableCommand {
                 if !parsed.errors.isEmpty {
                     refused = true
                     for error in parsed.errors {
-                        FileHandle.standardError.write(Data("\(file): line \(error.line)\(error.field.isEmpty ? "" : " field \(error.field)"): \(error.reason)\n".utf8))
+                        FileHandle.standardError.write(
+                            Data("\(file): line \(error.line)\(error.field.isEmpty ? "" : " field \(error.field)"): \(error.reason)\n".utf8))
                     }
                     continue
                 }
@@ -250,7 +251,10 @@ enum ReceiptFormat {
     static let csvHeader = columns.joined(separator: ",")
 
     static func fields(_ r: Receipt) -> [String] {
-        [Timestamp.format(r.startedAt), r.reminderID, r.channel, "\(r.attempt)", r.transport, r.recipient, r.outcome, r.code.map(String.init) ?? "", r.status, r.providerID ?? "", r.detail ?? ""]
+        [
+            Timestamp.format(r.startedAt), r.reminderID, r.channel, "\(r.attempt)", r.transport, r.recipient, r.outcome, r.code.map(String.init) ?? "",
+            r.status, r.providerID ?? "", r.detail ?? "",
+        ]
     }
 
     static func tableRow(_ r: Receipt) -> String {
@@ -259,7 +263,8 @@ enum ReceiptFormat {
     }
 
     static func csvRow(_ r: Receipt) -> String {
-        fields(r).map { v in v.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) ? "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : v }.joined(separator: ",")
+        fields(r).map { v in v.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) ? "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : v }
+            .joined(separator: ",")
     }
 
     static func json(_ r: Receipt) -> String {
@@ -306,7 +311,9 @@ struct Status: AsyncParsableCommand {
             let layout = SpoolLayout(root: configuration.spool.root)
             let waiting = layout.waitingFiles()
             let failed = ((try? FileManager.default.contentsOfDirectory(atPath: layout.failed)) ?? []).filter { !$0.hasSuffix(".error.json") }
-            print("spool \(configuration.spool.root): \(waiting.count) file(s) waiting, \(layout.activeFiles().count) active, \(failed.count) quarantined in failed/")
+            print(
+                "spool \(configuration.spool.root): \(waiting.count) file(s) waiting, \(layout.activeFiles().count) active, \(failed.count) quarantined in failed/"
+            )
             guard FileManager.default.fileExists(atPath: configuration.store.path) else {
                 print("ledger \(configuration.store.path): not created yet")
                 return
@@ -317,7 +324,9 @@ struct Status: AsyncParsableCommand {
             let errors = try await ledger.lastErrors(limit: 5)
             if !errors.isEmpty {
                 print("last errors:")
-                for e in errors { print("  \(Timestamp.format(e.startedAt)) \(e.reminderID)/\(e.channel) \(e.outcome) \(e.code.map(String.init) ?? "-"): \(e.detail ?? "")") }
+                for e in errors {
+                    print("  \(Timestamp.format(e.startedAt)) \(e.reminderID)/\(e.channel) \(e.outcome) \(e.code.map(String.init) ?? "-"): \(e.detail ?? "")")
+                }
             }
         }
     }

@@ -205,7 +205,9 @@ func inspectMail(_ path: String, in sandbox: Sandbox) async throws -> [String: A
 
 /// Builders of spool records.
 enum Records {
-    static func debtor(_ id: String, name: String = "Élodie Martin", email: String = "elodie@example.fr", locale: String = "fr-FR", kind: String = "consumer") -> [String: Any] {
+    static func debtor(_ id: String, name: String = "Élodie Martin", email: String = "elodie@example.fr", locale: String = "fr-FR", kind: String = "consumer")
+        -> [String: Any]
+    {
         ["id": id, "name": name, "email": email, "phone": "06 12 34 56 78", "country": "FR", "locale": locale, "timezone": "Europe/Paris", "kind": kind]
     }
 

@@ -13,8 +13,11 @@ import Testing
         try sandbox.dropLines(
             "batch.jsonl",
             [
-                Records.reminder("FR-1", stage: "final_notice", email: "elodie@example.fr", name: "Élodie Martin", kind: "business", extra: ["attachments": [pdf], "payment_url": "https://pay.example.fr/F2026-0042"]),
-                Records.reminder("EN-1", stage: "reminder_1", email: "james@example.co.uk", name: "James O'Connor", locale: "en-GB", amount: "99.90", currency: "GBP"),
+                Records.reminder(
+                    "FR-1", stage: "final_notice", email: "elodie@example.fr", name: "Élodie Martin", kind: "business",
+                    extra: ["attachments": [pdf], "payment_url": "https://pay.example.fr/F2026-0042"]),
+                Records.reminder(
+                    "EN-1", stage: "reminder_1", email: "james@example.co.uk", name: "James O'Connor", locale: "en-GB", amount: "99.90", currency: "GBP"),
             ])
         let run = try await sandbox.relance(["serve", "--once"])
         #expect(run.status == 0, "\(run.stderr)")

@@ -55,7 +55,11 @@ import Testing
 
         let run = try await sandbox.relance(["serve", "--once"])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(sandbox.files("failed") == ["huge.jsonl", "huge.jsonl.error.json", "mixed.jsonl", "mixed.jsonl.error.json", "notes.txt", "notes.txt.error.json", "utf8.json", "utf8.json.error.json"])
+        #expect(
+            sandbox.files("failed") == [
+                "huge.jsonl", "huge.jsonl.error.json", "mixed.jsonl", "mixed.jsonl.error.json", "notes.txt", "notes.txt.error.json", "utf8.json",
+                "utf8.json.error.json",
+            ])
         #expect(sandbox.files("incoming").isEmpty)
 
         let errors = try errorReport(sandbox, "mixed.jsonl")
@@ -65,7 +69,9 @@ import Testing
             "9 debtor.timezone", "9 debtor.locale", "10 not_before", "11 attachments[0]", "12 attachments[0]", "13 attachments[0]", "14 attachments[0]",
         ]
         #expect(found == expected)
-        #expect(errors.first { ($0["line"] as! Int) == 4 }?["reason"] as? String == "contains a line break (U+000D), refused in values that can reach message headers")
+        #expect(
+            errors.first { ($0["line"] as! Int) == 4 }?["reason"] as? String
+                == "contains a line break (U+000D), refused in values that can reach message headers")
         #expect(errors.first { ($0["line"] as! Int) == 4 }?["id"] as? String == "Q-4")
         #expect(try errorReport(sandbox, "utf8.json").first?["reason"] as? String == "invalid UTF-8")
         #expect((try errorReport(sandbox, "huge.jsonl").first?["reason"] as? String)?.contains("over spool.max_file_bytes") == true)
@@ -142,7 +148,8 @@ import Testing
         let sandbox = try Sandbox()
         try sandbox.writeConfig()
         let file = sandbox.root + "/one.json"
-        try JSONSerialization.data(withJSONObject: Records.reminder("V-1", stage: "final_notice", channels: ["email", "sms"])).write(to: URL(fileURLWithPath: file))
+        try JSONSerialization.data(withJSONObject: Records.reminder("V-1", stage: "final_notice", channels: ["email", "sms"])).write(
+            to: URL(fileURLWithPath: file))
         let run = try await sandbox.relance(["preview", file])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("=== V-1/email (line 1) — decision: send now"))
@@ -201,8 +208,10 @@ import Testing
         try sandbox.writeConfig()
         let good = sandbox.root + "/good.jsonl"
         let bad = sandbox.root + "/bad.jsonl"
-        try (String(data: try JSONSerialization.data(withJSONObject: Records.reminder("E-1")), encoding: .utf8)! + "\n").write(toFile: good, atomically: true, encoding: .utf8)
-        try (String(data: try JSONSerialization.data(withJSONObject: Records.reminder("E-2", amount: "x")), encoding: .utf8)! + "\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        try (String(data: try JSONSerialization.data(withJSONObject: Records.reminder("E-1")), encoding: .utf8)! + "\n").write(
+            toFile: good, atomically: true, encoding: .utf8)
+        try (String(data: try JSONSerialization.data(withJSONObject: Records.reminder("E-2", amount: "x")), encoding: .utf8)! + "\n").write(
+            toFile: bad, atomically: true, encoding: .utf8)
         let run = try await sandbox.relance(["enqueue", "--queue", "urgent", good, bad])
         #expect(run.status == 2)
         #expect(run.stderr.contains("bad.jsonl: line 1 field invoices[0].amount"))

@@ -4,7 +4,9 @@ import Testing
 @testable import RelanceCore
 
 @Suite struct MIMETests {
-    func message(subject: String = "Relance – facture F2026-0042 : 1 234,50 €", name: String = "Élodie Martin", attachments: [MailAttachment] = []) -> MailMessage {
+    func message(subject: String = "Relance – facture F2026-0042 : 1 234,50 €", name: String = "Élodie Martin", attachments: [MailAttachment] = [])
+        -> MailMessage
+    {
         MailMessage(
             from: Mailbox(name: "Exemple SAS", address: "relances@example.fr"), to: Mailbox(name: name, address: "elodie@example.fr"),
             subject: subject, text: "Bonjour,\nLigne très longue " + String(repeating: "é", count: 120) + "\n.point en début de ligne\n",

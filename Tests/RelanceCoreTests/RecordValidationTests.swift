@@ -79,7 +79,10 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
         #expect(issues(data).first?.reason == "invalid UTF-8")
     }
 
-    @Test(arguments: [("1234,50", "not a positive decimal"), ("1,234.50", "not a positive decimal"), ("12.345", "more decimals"), ("-5.00", "not a positive decimal"), ("0", "greater than zero"), ("1e3", "not a positive decimal")])
+    @Test(arguments: [
+        ("1234,50", "not a positive decimal"), ("1,234.50", "not a positive decimal"), ("12.345", "more decimals"), ("-5.00", "not a positive decimal"),
+        ("0", "greater than zero"), ("1e3", "not a positive decimal"),
+    ])
     func badAmounts(_ amount: String, _ reason: String) {
         let found = issues(record(invoice: ["amount": amount]))
         #expect(found.map(\.field) == ["invoices[0].amount"])
@@ -182,7 +185,10 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
         #expect(PhoneNumber.normalise(raw, country: country) == .success(expected))
     }
 
-    @Test(arguments: [("12345", "FR"), ("06 12 34 56", "FR"), ("+33 6 12", "FR"), ("06-12-34-56-78-99", "FR"), ("06 12 34 56 7a", "FR"), ("+0612345678", "FR"), ("0612345678", "ZZ")])
+    @Test(arguments: [
+        ("12345", "FR"), ("06 12 34 56", "FR"), ("+33 6 12", "FR"), ("06-12-34-56-78-99", "FR"), ("06 12 34 56 7a", "FR"), ("+0612345678", "FR"),
+        ("0612345678", "ZZ"),
+    ])
     func refuses(_ raw: String, _ country: String) {
         #expect(throws: PhoneNumber.Failure.self) { try PhoneNumber.normalise(raw, country: country).get() }
     }
@@ -249,9 +255,15 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
     }
 
     @Test func totalsPerCurrencyAreExact() {
-        let invoices = ["0.10", "0.20", "0.30"].map {
-            Invoice(number: $0, amount: $0, currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 1), dueOn: CivilDate(year: 2026, month: 2, day: 1))
-        } + [Invoice(number: "g", amount: "5", currency: "GBP", issuedOn: CivilDate(year: 2026, month: 1, day: 1), dueOn: CivilDate(year: 2026, month: 2, day: 1))]
+        let invoices =
+            ["0.10", "0.20", "0.30"].map {
+                Invoice(
+                    number: $0, amount: $0, currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 1), dueOn: CivilDate(year: 2026, month: 2, day: 1))
+            } + [
+                Invoice(
+                    number: "g", amount: "5", currency: "GBP", issuedOn: CivilDate(year: 2026, month: 1, day: 1), dueOn: CivilDate(year: 2026, month: 2, day: 1)
+                )
+            ]
         let totals = Money.totals(invoices)
         #expect(totals.map(\.currency) == ["EUR", "GBP"])
         #expect(totals[0].amount == Decimal(string: "0.6"))

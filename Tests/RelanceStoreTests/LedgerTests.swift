@@ -11,8 +11,12 @@ func temporaryLedger() throws -> Ledger {
 func reminder(_ id: String, amount: String = "10.00", channels: [Channel] = [.email], notBefore: Date? = nil, expiresAt: Date? = nil) -> Reminder {
     Reminder(
         id: id, stage: "reminder_1", channels: channels, notBefore: notBefore, expiresAt: expiresAt,
-        debtor: Debtor(id: "C", name: "N", email: "n@example.org", phone: "+33612345678", country: "FR", locale: "fr-FR", timezone: "Europe/Paris", kind: .consumer),
-        invoices: [Invoice(number: "F", amount: amount, currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 1), dueOn: CivilDate(year: 2026, month: 2, day: 1))])
+        debtor: Debtor(
+            id: "C", name: "N", email: "n@example.org", phone: "+33612345678", country: "FR", locale: "fr-FR", timezone: "Europe/Paris", kind: .consumer),
+        invoices: [
+            Invoice(
+                number: "F", amount: amount, currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 1), dueOn: CivilDate(year: 2026, month: 2, day: 1))
+        ])
 }
 
 let t0 = Date(timeIntervalSince1970: 1_800_000_000)
@@ -20,9 +24,11 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 @Suite struct LedgerTests {
     @Test func ingestIsIdempotentAndDetectsConflicts() async throws {
         let ledger = try temporaryLedger()
-        let first = try await ledger.ingest([reminder("A"), reminder("B", channels: [.email, .sms])], sourceFile: "f1", queue: "default", priority: 0, now: t0)
+        let first = try await ledger.ingest(
+            [reminder("A"), reminder("B", channels: [.email, .sms])], sourceFile: "f1", queue: "default", priority: 0, now: t0)
         #expect(first.inserted == ["A", "B"])
-        let again = try await ledger.ingest([reminder("A"), reminder("B", amount: "99.00", channels: [.email, .sms])], sourceFile: "f2", queue: "default", priority: 0, now: t0)
+        let again = try await ledger.ingest(
+            [reminder("A"), reminder("B", amount: "99.00", channels: [.email, .sms])], sourceFile: "f2", queue: "default", priority: 0, now: t0)
         #expect(again.inserted.isEmpty)
         #expect(again.duplicates == ["A"])
         #expect(again.conflicts == ["B"])
@@ -49,7 +55,8 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         #expect(try await ledger.markSending(a, transport: "smtp", recipient: "n@example.org", now: t0) == nil, "not pending any more")
         try await ledger.recordOutcome(a, attempt: 1, outcome: .sent(providerID: "P1", code: 250, detail: "250 ok"), retryAt: nil, now: t0)
         _ = try await ledger.markSending(b, transport: "smtp", recipient: "n@example.org", now: t0)
-        try await ledger.recordOutcome(b, attempt: 1, outcome: .transient(code: 451, detail: "451 later", retryAfter: nil), retryAt: t0.addingTimeInterval(300), now: t0)
+        try await ledger.recordOutcome(
+            b, attempt: 1, outcome: .transient(code: 451, detail: "451 later", retryAfter: nil), retryAt: t0.addingTimeInterval(300), now: t0)
         _ = try await ledger.markSending(c, transport: "smtp", recipient: "n@example.org", now: t0)
         try await ledger.recordOutcome(c, attempt: 1, outcome: .permanent(code: 550, detail: "550 no such user"), retryAt: nil, now: t0)
 
@@ -101,7 +108,8 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     @Test func expiryOfWaitingDeliveries() async throws {
         let ledger = try temporaryLedger()
-        _ = try await ledger.ingest([reminder("A", expiresAt: t0.addingTimeInterval(10)), reminder("B")], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        _ = try await ledger.ingest(
+            [reminder("A", expiresAt: t0.addingTimeInterval(10)), reminder("B")], sourceFile: "f", queue: "default", priority: 0, now: t0)
         #expect(try await ledger.expireOverdue(now: t0) == 0)
         #expect(try await ledger.expireOverdue(now: t0.addingTimeInterval(10)) == 1)
         #expect(try await ledger.due(now: t0.addingTimeInterval(10), limit: 10).map(\.key.reminderID) == ["B"])
@@ -112,7 +120,9 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         let ids = (0..<200).map { "R\($0)" }
         _ = try await ledger.ingest(ids.map { reminder($0) }, sourceFile: "f", queue: "default", priority: 0, now: t0)
         let attempts = try await withThrowingTaskGroup(of: Int?.self) { group in
-            for id in ids { group.addTask { try await ledger.markSending(DeliveryKey(reminderID: id, channel: .email), transport: "t", recipient: "x", now: t0) } }
+            for id in ids {
+                group.addTask { try await ledger.markSending(DeliveryKey(reminderID: id, channel: .email), transport: "t", recipient: "x", now: t0) }
+            }
             return try await group.reduce(into: [Int?]()) { $0.append($1) }
         }
         #expect(attempts.count == 200)

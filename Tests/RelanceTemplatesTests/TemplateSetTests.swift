@@ -26,12 +26,17 @@ let now = Date(timeIntervalSince1970: 1_796_025_600)  // 2026-11-30T08:00:00Z
 func sampleReminder(stage: String = "reminder_1", locale: String = "fr-FR", kind: DebtorKind = .consumer, paymentURL: String? = nil) -> Reminder {
     Reminder(
         id: "F2026-0042-R1", stage: stage, channels: [.email],
-        debtor: Debtor(id: "C-1", name: "Élodie <Martin>", email: "elodie@example.fr", phone: "+33612345678", country: "FR", locale: locale, timezone: "Europe/Paris", kind: kind),
+        debtor: Debtor(
+            id: "C-1", name: "Élodie <Martin>", email: "elodie@example.fr", phone: "+33612345678", country: "FR", locale: locale, timezone: "Europe/Paris",
+            kind: kind),
         invoices: [Invoice(number: "F2026-0042", amount: "1234.50", currency: "EUR", issuedOn: CivilDate("2026-10-01")!, dueOn: CivilDate("2026-10-31")!)],
         paymentURL: paymentURL)
 }
 
-func emailFiles(_ locale: String, _ stage: String, subject: String = "Facture {{#invoices}}{{number}}{{/invoices}}", text: String = "Bonjour {{debtor.name}}, {{total}}", html: String = "<p>{{debtor.name}}</p>") -> [String: String] {
+func emailFiles(
+    _ locale: String, _ stage: String, subject: String = "Facture {{#invoices}}{{number}}{{/invoices}}", text: String = "Bonjour {{debtor.name}}, {{total}}",
+    html: String = "<p>{{debtor.name}}</p>"
+) -> [String: String] {
     [
         "\(locale)/\(stage)/email.subject.mustache": subject, "\(locale)/\(stage)/email.txt.mustache": text,
         "\(locale)/\(stage)/email.html.mustache": html, "\(locale)/\(stage)/sms.txt.mustache": "{{creditor.name}}: {{total}}",
@@ -67,7 +72,9 @@ func emailFiles(_ locale: String, _ stage: String, subject: String = "Facture {{
     }
 
     @Test func optionalKeysAreAlwaysPresent() throws {
-        let set = try TemplateTree(emailFiles("fr", "reminder_1", text: "{{#has_payment_url}}{{payment_url}}{{/has_payment_url}}{{^has_payment_url}}none{{/has_payment_url}}")).set()
+        let set = try TemplateTree(
+            emailFiles("fr", "reminder_1", text: "{{#has_payment_url}}{{payment_url}}{{/has_payment_url}}{{^has_payment_url}}none{{/has_payment_url}}")
+        ).set()
         #expect(try set.renderEmail(sampleReminder(), settings: settings, now: now).text == "none")
         #expect(try set.renderEmail(sampleReminder(paymentURL: "https://p.example/x"), settings: settings, now: now).text == "https://p.example/x")
     }
@@ -116,7 +123,11 @@ func emailFiles(_ locale: String, _ stage: String, subject: String = "Facture {{
     }
 
     @Test func businessValues() throws {
-        let set = try TemplateTree(emailFiles("fr", "reminder_1", text: "{{#debtor.is_business}}{{indemnity_total}}{{/debtor.is_business}}{{#debtor.is_consumer}}-{{/debtor.is_consumer}} {{days_overdue}}")).set()
+        let set = try TemplateTree(
+            emailFiles(
+                "fr", "reminder_1",
+                text: "{{#debtor.is_business}}{{indemnity_total}}{{/debtor.is_business}}{{#debtor.is_consumer}}-{{/debtor.is_consumer}} {{days_overdue}}")
+        ).set()
         #expect(try set.renderEmail(sampleReminder(kind: .business), settings: settings, now: now).text == "40,00\u{00A0}€ 30")
         #expect(try set.renderEmail(sampleReminder(kind: .consumer), settings: settings, now: now).text == "- 30")
     }
@@ -141,8 +152,12 @@ func emailFiles(_ locale: String, _ stage: String, subject: String = "Facture {{
 
     @Test func frenchFinalNoticeIsAMiseEnDemeure() throws {
         let set = try TemplateSet(directory: Self.root, defaultLocale: "fr-FR")
-        let business = try set.renderEmail(sampleReminder(stage: "final_notice", kind: .business, paymentURL: "https://pay.example.fr/x"), settings: settings, now: now)
-        for needle in ["mise en demeure", "F2026-0042", "1\u{202F}234,50\u{00A0}€", "1 octobre 2026", "8 décembre 2026", "https://pay.example.fr/x", "L441-10", "40,00\u{00A0}€", "procédure judiciaire"] {
+        let business = try set.renderEmail(
+            sampleReminder(stage: "final_notice", kind: .business, paymentURL: "https://pay.example.fr/x"), settings: settings, now: now)
+        for needle in [
+            "mise en demeure", "F2026-0042", "1\u{202F}234,50\u{00A0}€", "1 octobre 2026", "8 décembre 2026", "https://pay.example.fr/x", "L441-10",
+            "40,00\u{00A0}€", "procédure judiciaire",
+        ] {
             #expect(business.text.lowercased().contains(needle.lowercased()), "business text lacks \(needle)")
         }
         #expect(business.subject.contains("Mise en demeure"))

@@ -58,7 +58,8 @@ func temporaryDirectory() -> String {
         let (fd, port) = bindLoopback()
         close(fd)
 
-        let transport = try SMTPTransport(configuration: SMTPConfiguration(url: "smtp://127.0.0.1:\(port)", startTLS: .none, connections: 1, connectTimeout: .seconds(2)))
+        let transport = try SMTPTransport(
+            configuration: SMTPConfiguration(url: "smtp://127.0.0.1:\(port)", startTLS: .none, connections: 1, connectTimeout: .seconds(2)))
         let outcome = await transport.send(from: "a@example.org", to: "b@example.org", message: Data("Subject: x\r\n\r\ny\r\n".utf8))
         guard case .transient(let code, let detail, _) = outcome else {
             Issue.record("expected a transient failure, got \(outcome)")
@@ -71,7 +72,9 @@ func temporaryDirectory() -> String {
     @Test func requiredStartTLSWithoutTLSIsTransientNotABounce() async throws {
         // A server that speaks SMTP but offers no STARTTLS: libcurl must refuse to send in clear.
         let listener = try LineServer(lines: ["220 test ESMTP", "250-test\r\n250 SIZE 1000", "221 bye"])
-        let transport = try SMTPTransport(configuration: SMTPConfiguration(url: "smtp://127.0.0.1:\(listener.port)", startTLS: .required, connections: 1, connectTimeout: .seconds(2), timeout: .seconds(5)))
+        let transport = try SMTPTransport(
+            configuration: SMTPConfiguration(
+                url: "smtp://127.0.0.1:\(listener.port)", startTLS: .required, connections: 1, connectTimeout: .seconds(2), timeout: .seconds(5)))
         let outcome = await transport.send(from: "a@example.org", to: "b@example.org", message: Data("Subject: x\r\n\r\ny\r\n".utf8))
         guard case .transient = outcome else {
             Issue.record("expected a transient failure, got \(outcome)")
