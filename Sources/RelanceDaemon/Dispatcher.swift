@@ -54,13 +54,17 @@ public final class Dispatcher: Sendable {
     public var totals: (sent: Int, failed: Int, retried: Int) { counters.withLock { $0 } }
 
     /// Runs until `shouldStop` says so; then stops claiming and waits for in-flight sends.
-    /// With `untilIdle`, returns once nothing is due now and nothing is in flight (`serve --once`).
+    /// With `untilIdle` (`serve --once`): one pass over what is due when the pass starts, each
+    /// delivery tried at most once (a transient failure waits for the next pass); returns once
+    /// nothing of it is left and nothing is in flight.
     public func run(untilIdle: Bool, shouldStop: @escaping @Sendable () -> Bool) async {
+        let passStart = clock()
+        var attempted: Set<DeliveryKey> = []
         let concurrency = configuration.delivery.concurrency
         var lastExpiry = Date.distantPast
         await withDiscardingTaskGroup { group in
             while !shouldStop() {
-                let now = clock()
+                let now = untilIdle ? passStart : clock()
                 if now.timeIntervalSince(lastExpiry) >= 1 {
                     lastExpiry = now
                     do { try await ledger.expireOverdue(now: now) } catch { logger.error("cannot expire overdue deliveries", metadata: ["error": "\(error)"]) }
@@ -70,7 +74,7 @@ public final class Dispatcher: Sendable {
                 if busy.count < concurrency {
                     let due: [Ledger.Due]
                     do {
-                        due = try await ledger.due(now: now, limit: (concurrency - busy.count) * 2, excluding: Set(busy.keys))
+                        due = try await ledger.due(now: now, limit: (concurrency - busy.count) * 2, excluding: Set(busy.keys).union(attempted))
                     } catch {
                         logger.error("cannot read due deliveries", metadata: ["error": "\(error)"])
                         due = []
@@ -84,6 +88,7 @@ public final class Dispatcher: Sendable {
                         if perQueue[item.queue, default: 0] >= cap { continue }
                         perQueue[item.queue, default: 0] += 1
                         inFlight.withLock { $0[item.key] = item.queue }
+                        if untilIdle { attempted.insert(item.key) }
                         started += 1
                         group.addTask {
                             await self.deliver(item)

@@ -1,6 +1,7 @@
 import Foundation
 import RelanceCore
 import RelanceStore
+import Synchronization
 
 /// What would happen to one delivery now, without sending or changing anything.
 public struct PreviewItem: Sendable {
@@ -67,22 +68,25 @@ public struct Previewer: Sendable {
 
     /// Everything a dry run covers: deliveries already due in the ledger, then the files waiting in
     /// `incoming/` (read in place, never moved).
-    public func dryRun(_ report: (String) -> Void) async throws -> (wouldSend: Int, wouldFail: Int, invalidLines: Int) {
+    public func dryRun(_ report: @escaping @Sendable (String) -> Void) async throws -> (wouldSend: Int, wouldFail: Int, invalidLines: Int) {
         var wouldSend = 0
         var wouldFail = 0
         var invalid = 0
         let now = clock()
         if let ledger {
-            for due in try await ledger.due(now: now, limit: 1_000_000) {
+            let builder = components.builder
+            let counts = Mutex((send: 0, fail: 0))
+            try await ledger.forEachDue(now: now) { due in
                 do {
-                    let message = try components.builder.build(due.reminder, channel: due.key.channel, now: now)
-                    wouldSend += 1
+                    let message = try builder.build(due.reminder, channel: due.key.channel, now: now)
+                    counts.withLock { $0.send += 1 }
                     report("would send  \(due.key)  to \(message.recipient)  (ledger, attempt \(due.attempts + 1))")
                 } catch {
-                    wouldFail += 1
+                    counts.withLock { $0.fail += 1 }
                     report("would FAIL  \(due.key)  \(error)")
                 }
             }
+            (wouldSend, wouldFail) = counts.withLock { ($0.send, $0.fail) }
         }
         for (queue, name) in components.layout.waitingFiles() {
             let path = components.layout.incoming(queue: queue) + "/" + name

@@ -165,29 +165,37 @@ public final class Ledger: Sendable {
     /// Pending deliveries due at `now`, highest priority first, then oldest first, skipping `excluding`.
     public func due(now: Date, limit: Int, excluding: Set<DeliveryKey> = []) async throws -> [Due] {
         try await pool.read { db in
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
-                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                    WHERE d.status = 'pending' AND d.due_at <= ?
-                    ORDER BY d.priority DESC, d.due_at, d.reminder_id
-                    LIMIT ?
-                    """,
-                arguments: [now.timeIntervalSince1970, limit + excluding.count])
             var result: [Due] = []
-            while let row = try rows.next(), result.count < limit {
-                let channel = Channel(rawValue: row["channel"]) ?? .email
-                let key = DeliveryKey(reminderID: row["reminder_id"], channel: channel)
-                if excluding.contains(key) { continue }
-                let reminder = try Reminder.fromCanonicalJSON(row["record"])
-                result.append(
-                    Due(
-                        key: key, reminder: reminder, queue: row["queue"], attempts: row["attempts"],
-                        firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                        expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:))))
+            try Self.forEachDue(db, now: now, limit: limit + excluding.count) { due in
+                if result.count < limit && !excluding.contains(due.key) { result.append(due) }
             }
             return result
+        }
+    }
+
+    /// Every pending delivery due at `now`, in sending order, streamed to `body` (never all in memory).
+    public func forEachDue(now: Date, _ body: @escaping @Sendable (Due) throws -> Void) async throws {
+        try await pool.read { db in try Self.forEachDue(db, now: now, limit: -1, body) }
+    }
+
+    static func forEachDue(_ db: Database, now: Date, limit: Int, _ body: (Due) throws -> Void) throws {
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
+                FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                WHERE d.status = 'pending' AND d.due_at <= ?
+                ORDER BY d.priority DESC, d.due_at, d.reminder_id
+                LIMIT ?
+                """,
+            arguments: [now.timeIntervalSince1970, limit])
+        while let row = try rows.next() {
+            let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
+            try body(
+                Due(
+                    key: key, reminder: try Reminder.fromCanonicalJSON(row["record"]), queue: row["queue"], attempts: row["attempts"],
+                    firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:))))
         }
     }
 

@@ -110,9 +110,12 @@ import Testing
 
     @Test func dryRunChangesNothing() async throws {
         let sandbox = try Sandbox()
-        try sandbox.writeConfig()
-        try sandbox.dropLines("first.jsonl", [Records.reminder("D-1", extra: ["not_before": "2099-01-01T09:00:00+01:00"])])
-        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        // Nothing listens on port 9: D-0 fails transiently and is due again at once (retry.first 0s).
+        try sandbox.writeConfig(smtpPort: 9, retryFirst: "0s")
+        try sandbox.dropLines("first.jsonl", [Records.reminder("D-1", extra: ["not_before": "2099-01-01T09:00:00+01:00"]), Records.reminder("D-0")])
+        let once = try await sandbox.relance(["serve", "--once"])
+        #expect(once.status == 0)
+        #expect(try await receipts(try sandbox.ledger(), reminderID: "D-0").count == 1, "--once tries each delivery once per pass")
         try sandbox.dropLines("second.jsonl", [Records.reminder("D-2"), Records.reminder("D-3", stage: "final_notice")])
         try sandbox.dropLines("bad.jsonl", [Records.reminder("D-4", email: "nope")])
 
@@ -130,10 +133,11 @@ import Testing
         let run = try await sandbox.relance(["serve", "--dry-run"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("would send  D-2/email  to elodie@example.fr"))
+        #expect(run.stdout.contains("would send  D-0/email  to elodie@example.fr  (ledger, attempt 2)"))
         #expect(run.stdout.contains("would send  D-3/email"))
         #expect(run.stdout.contains("invalid     default/bad.jsonl line 1 field debtor.email"))
         #expect(!run.stdout.contains("D-1/email  to"), "not due yet")
-        #expect(run.stdout.contains("2 deliveries would be sent"))
+        #expect(run.stdout.contains("3 deliveries would be sent"))
         var after = try snapshot()
         // Opening a WAL database, even read-only, makes SQLite create an empty -wal file: no state.
         if let wal = after["ledger.sqlite-wal"], before["ledger.sqlite-wal"] == nil {
