@@ -88,6 +88,26 @@ import Testing
         #expect(server.messages.count == 1)
     }
 
+    @Test func sigtermLetsInFlightSendsFinish() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox, slow: 1.5)
+        try sandbox.writeConfig(smtpPort: server.port, concurrency: 2, connections: 2)
+        try sandbox.dropLines("two.jsonl", (0..<6).map { Records.reminder("G-\($0)", email: "slow-g\($0)@example.org") })
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("a send to be in flight") {
+            guard let ledger = try? sandbox.ledger() else { return false }
+            return (try? await statuses(ledger))?.values.contains("sending") == true
+        }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0, "\(daemon.stderr)")
+        let final = try await statuses(try sandbox.ledger())
+        #expect(!final.values.contains("sending"), "in-flight sends finished and were committed: \(final)")
+        #expect(!final.values.contains("unknown"))
+        let sent = final.filter { $0.value == "sent" }.count
+        #expect(sent >= 1 && sent < 6, "it stopped claiming: \(final)")
+        #expect(server.messages.count == sent)
+    }
+
     @Test func permanentFailureIsRecordedWithTheReplyCode() async throws {
         let sandbox = try Sandbox()
         let server = try await SMTPServer(sandbox: sandbox)
