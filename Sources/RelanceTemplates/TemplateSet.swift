@@ -199,9 +199,13 @@ public struct TemplateSet: Sendable {
         for locale in localeDirs.sorted() where LocaleRules.isKnown(locale) {
             for stage in stages {
                 for kind in [DebtorKind.consumer, .business] {
-                    let sample = Self.sample(stage: stage, locale: locale, kind: kind)
-                    do { _ = try renderEmail(sample, settings: settings, now: now) } catch let e as TemplateError { problems.append(e) } catch {}
-                    do { _ = try renderSMS(sample, settings: settings, now: now) } catch let e as TemplateError { problems.append(e) } catch {}
+                    // Both sides of every optional section: several invoices, a payment URL and an
+                    // attachment; then one invoice and none of them.
+                    for full in [true, false] {
+                        let sample = Self.sample(stage: stage, locale: locale, kind: kind, full: full)
+                        do { _ = try renderEmail(sample, settings: settings, now: now) } catch let e as TemplateError { problems.append(e) } catch {}
+                        do { _ = try renderSMS(sample, settings: settings, now: now) } catch let e as TemplateError { problems.append(e) } catch {}
+                    }
                 }
             }
         }
@@ -210,8 +214,8 @@ public struct TemplateSet: Sendable {
         return unique
     }
 
-    static func sample(stage: String, locale: String, kind: DebtorKind) -> Reminder {
-        Reminder(
+    static func sample(stage: String, locale: String, kind: DebtorKind, full: Bool) -> Reminder {
+        var reminder = Reminder(
             id: "CHECK-1", stage: stage, channels: [.email, .sms],
             debtor: Debtor(
                 id: "C-CHECK", name: "Camille Exemple", email: "camille@example.org", phone: "+33612345678", country: "FR", locale: locale,
@@ -225,5 +229,11 @@ public struct TemplateSet: Sendable {
                     dueOn: CivilDate(year: 2026, month: 2, day: 11)),
             ],
             paymentURL: "https://pay.example.org/CHECK", attachments: ["/srv/invoices/F-CHECK-1.pdf"])
+        if !full {
+            reminder.invoices.removeLast()
+            reminder.paymentURL = nil
+            reminder.attachments = []
+        }
+        return reminder
     }
 }

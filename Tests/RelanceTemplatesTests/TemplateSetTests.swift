@@ -113,6 +113,12 @@ func emailFiles(
         #expect(problems.contains { $0.template == "fr-FR/reminder_1/sms.txt" })
     }
 
+    @Test func checkRendersBothSidesOfOptionalSections() throws {
+        let files = emailFiles("fr", "reminder_1", text: "{{#has_payment_url}}{{payment_url}}{{/has_payment_url}}{{^has_payment_url}}{{creditor.iban}}{{/has_payment_url}}")
+        let problems = try TemplateTree(files).set().check(stages: ["reminder_1"], settings: settings, now: now)
+        #expect(problems.contains { $0.message.contains("'iban'") })
+    }
+
     @Test func syntaxErrorNamesTheTemplate() throws {
         let tree = try TemplateTree(emailFiles("fr", "reminder_1", text: "{{#invoices}}unclosed"))
         #expect {
