@@ -3,7 +3,7 @@
 # SQLite headers, and aiosmtpd (a real SMTP server for the integration tests) from PyPI.
 set -euo pipefail
 need=()
-for pkg in libcurl4-openssl-dev libsqlite3-dev python3; do
+for pkg in libcurl4-openssl-dev libsqlite3-dev python3 openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

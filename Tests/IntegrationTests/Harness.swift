@@ -171,9 +171,10 @@ final class SMTPServer: @unchecked Sendable {
     let port: Int
     let out: String
 
-    init(sandbox: Sandbox, slow: Double = 2.0) async throws {
+    init(sandbox: Sandbox, slow: Double = 2.0, arguments: [String] = []) async throws {
         out = sandbox.root + "/sink"
-        child = try Child("/usr/bin/env", ["python3", Package.support + "/smtp_server.py", "--out", out, "--slow", "\(slow)"], directory: sandbox.root)
+        child = try Child(
+            "/usr/bin/env", ["python3", Package.support + "/smtp_server.py", "--out", out, "--slow", "\(slow)"] + arguments, directory: sandbox.root)
         var port = 0
         let child = self.child
         try await eventually("the SMTP server to listen", timeout: .seconds(30)) {
@@ -193,6 +194,20 @@ final class SMTPServer: @unchecked Sendable {
 
     func stop() { child.signal(SIGTERM) }
     deinit { child.signal(SIGTERM) }
+}
+
+/// A self-signed certificate for 127.0.0.1 (openssl), valid two days: (certificate, key) paths.
+func selfSignedCertificate(in sandbox: Sandbox) async throws -> (cert: String, key: String) {
+    let cert = sandbox.root + "/tls-cert.pem"
+    let key = sandbox.root + "/tls-key.pem"
+    let child = try Child(
+        "/usr/bin/env",
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost", "-days", "2", "-keyout", key, "-out", cert,
+        ], directory: sandbox.root)
+    guard try await child.wait() == 0 else { throw TimedOut(description: "openssl failed: \(child.stderr)") }
+    return (cert, key)
 }
 
 /// Python's `email` package, strict policy, on one message: the parsed summary as JSON.

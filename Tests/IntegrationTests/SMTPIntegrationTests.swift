@@ -66,6 +66,66 @@ import Testing
         #expect(sandbox.files("done") == ["batch.jsonl"])
     }
 
+    @Test func startTLSWithAuthFromCredentials() async throws {
+        let sandbox = try Sandbox()
+        let (cert, key) = try await selfSignedCertificate(in: sandbox)
+        let server = try await SMTPServer(sandbox: sandbox, arguments: ["--cert", cert, "--key", key, "--auth", "relance:s3cr3t-pw"])
+        try sandbox.writeConfig(smtpPort: server.port)
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "starttls: none,", with: "starttls: required, ca_file: \"\(cert)\", username: relance,")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let credentials = sandbox.root + "/credentials"
+        try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: true)
+        try "s3cr3t-pw\n".write(toFile: credentials + "/email-smtp-password", atomically: true, encoding: .utf8)
+        try sandbox.dropLines("one.jsonl", [Records.reminder("TLS-1", email: "tls@example.org")])
+        let run = try await sandbox.relance(["serve", "--once"], environment: ["CREDENTIALS_DIRECTORY": credentials])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try await statuses(try sandbox.ledger()) == ["TLS-1/email": "sent"])
+        let message = try String(contentsOfFile: try #require(server.messages.first), encoding: .utf8)
+        #expect(message.contains("X-Auth-User: relance\r\n"), "authenticated over STARTTLS")
+        #expect(!run.stderr.contains("s3cr3t-pw"))
+
+        // A wrong password is our problem, not the debtor's: retried later, never a bounce.
+        try "wrong\n".write(toFile: credentials + "/email-smtp-password", atomically: true, encoding: .utf8)
+        try sandbox.dropLines("two.jsonl", [Records.reminder("TLS-2", email: "tls2@example.org")])
+        _ = try await sandbox.relance(["serve", "--once"], environment: ["CREDENTIALS_DIRECTORY": credentials])
+        let second = try await receipts(try sandbox.ledger(), reminderID: "TLS-2")
+        #expect(second.map(\.outcome) == ["transient"])
+        #expect(second.first?.status == "pending")
+        #expect(server.messages.count == 1)
+    }
+
+    @Test func implicitTLS() async throws {
+        let sandbox = try Sandbox()
+        let (cert, key) = try await selfSignedCertificate(in: sandbox)
+        let server = try await SMTPServer(sandbox: sandbox, arguments: ["--cert", cert, "--key", key, "--implicit-tls"])
+        try sandbox.writeConfig(smtpPort: server.port)
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "smtp://127.0.0.1", with: "smtps://127.0.0.1")
+            .replacingOccurrences(of: "starttls: none,", with: "starttls: none, ca_file: \"\(cert)\",")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.dropLines("one.jsonl", [Records.reminder("TLS-3", email: "tls3@example.org")])
+        let run = try await sandbox.relance(["serve", "--once"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try await statuses(try sandbox.ledger()) == ["TLS-3/email": "sent"])
+        #expect(server.messages.count == 1)
+    }
+
+    @Test func untrustedCertificateIsRefused() async throws {
+        let sandbox = try Sandbox()
+        let (cert, key) = try await selfSignedCertificate(in: sandbox)
+        let server = try await SMTPServer(sandbox: sandbox, arguments: ["--cert", cert, "--key", key])
+        try sandbox.writeConfig(smtpPort: server.port)
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "starttls: none,", with: "starttls: required,")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.dropLines("one.jsonl", [Records.reminder("TLS-4", email: "tls4@example.org")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let attempts = try await receipts(try sandbox.ledger(), reminderID: "TLS-4")
+        #expect(attempts.map(\.outcome) == ["transient"], "a self-signed certificate not in ca_file is refused, and retried later")
+        #expect(server.messages.isEmpty)
+    }
+
     @Test func transientFailureIsRetriedAfterBackoff() async throws {
         let sandbox = try Sandbox()
         let server = try await SMTPServer(sandbox: sandbox)

@@ -114,7 +114,8 @@ func emailFiles(
     }
 
     @Test func checkRendersBothSidesOfOptionalSections() throws {
-        let files = emailFiles("fr", "reminder_1", text: "{{#has_payment_url}}{{payment_url}}{{/has_payment_url}}{{^has_payment_url}}{{creditor.iban}}{{/has_payment_url}}")
+        let files = emailFiles(
+            "fr", "reminder_1", text: "{{#has_payment_url}}{{payment_url}}{{/has_payment_url}}{{^has_payment_url}}{{creditor.iban}}{{/has_payment_url}}")
         let problems = try TemplateTree(files).set().check(stages: ["reminder_1"], settings: settings, now: now)
         #expect(problems.contains { $0.message.contains("'iban'") })
     }

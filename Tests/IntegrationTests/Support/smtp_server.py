@@ -6,6 +6,9 @@ sees half a file). Behaviour is chosen by the recipient's local part:
   tempfail-once-*   answers 451 at end of DATA the first time, accepts afterwards
   reject-*          answers 550 at RCPT TO
   slow-*            waits --slow seconds before accepting (lets a test kill the client mid-send)
+With --cert/--key it offers STARTTLS (and requires it); with --implicit-tls it speaks TLS from the
+first byte (smtps). With --auth USER:PASSWORD it requires AUTH (PLAIN or LOGIN) with those
+credentials; each accepted message records the authenticated user in an X-Auth-User line.
 Prints "READY <port>" on stdout once listening. Stops on SIGTERM.
 """
 import argparse
@@ -15,13 +18,19 @@ import os
 import signal
 import threading
 
+import ssl
+
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--out", required=True)
 parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--slow", type=float, default=2.0)
+parser.add_argument("--cert")
+parser.add_argument("--key")
+parser.add_argument("--implicit-tls", action="store_true")
+parser.add_argument("--auth")
 args = parser.parse_args()
 os.makedirs(args.out, exist_ok=True)
 counter = itertools.count(1)
@@ -54,14 +63,33 @@ class Handler:
         with open(tmp, "wb") as f:
             f.write(b"X-Envelope-From: " + envelope.mail_from.encode() + b"\r\n")
             f.write(b"X-Envelope-To: " + ",".join(envelope.rcpt_tos).encode() + b"\r\n")
+            if session.authenticated:
+                f.write(b"X-Auth-User: " + str(session.auth_data.login, "utf-8").encode() + b"\r\n")
             f.write(envelope.original_content)
         os.rename(tmp, os.path.join(args.out, name))
         return "250 2.0.0 Ok: queued as Q%06d" % n
 
 
+tls = None
+if args.cert:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(args.cert, args.key)
+
+
+def authenticate(server, session, envelope, mechanism, auth_data):
+    user, _, password = args.auth.partition(":")
+    ok = auth_data.login == user.encode() and auth_data.password == password.encode()
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+
 class Controller0(Controller):
     def factory(self):
-        return SMTP(self.handler, enable_SMTPUTF8=True, decode_data=False)
+        options = dict(enable_SMTPUTF8=True, decode_data=False)
+        if tls is not None and not args.implicit_tls:
+            options.update(tls_context=tls, require_starttls=True)
+        if args.auth:
+            options.update(authenticator=authenticate, auth_required=True, auth_require_tls=tls is not None)
+        return SMTP(self.handler, **options)
 
 
 port = args.port
@@ -71,7 +99,8 @@ if port == 0:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-controller = Controller0(Handler(), hostname="127.0.0.1", port=port)
+controller = Controller0(Handler(), hostname="127.0.0.1", port=port,
+                         ssl_context=tls if args.implicit_tls else None)
 controller.start()
 print("READY %d" % port, flush=True)
 stop = threading.Event()

@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import RelanceCore
+import RelanceStore
+import RelanceTemplates
+import Synchronization
+import Testing
+
+@testable import RelanceDaemon
+
+/// The dispatcher in-process, with a transport that records what it is asked to do.
+@Suite struct DispatcherTests {
+    final class Recorder: Sendable {
+        struct State {
+            var inFlight: [String: Int] = [:]
+            var maxInFlight: [String: Int] = [:]
+            var order: [String] = []
+        }
+        let state = Mutex(State())
+
+        func send(to: String) async -> SendOutcome {
+            let queue = String(to.split(separator: "@")[1].split(separator: ".")[0])
+            state.withLock {
+                $0.inFlight[queue, default: 0] += 1
+                $0.maxInFlight[queue] = max($0.maxInFlight[queue] ?? 0, $0.inFlight[queue]!)
+                $0.order.append(to)
+            }
+            // Simulated network latency, so that sends overlap.
+            try? await Task.sleep(for: .milliseconds(20))
+            state.withLock { $0.inFlight[queue]! -= 1 }
+            return .sent(providerID: nil, code: 250, detail: "ok")
+        }
+    }
+
+    func reminder(_ id: String, queue: String) -> Reminder {
+        Reminder(
+            id: id, stage: "reminder_1", channels: [.email],
+            debtor: Debtor(
+                id: "C-\(id)", name: "N", email: "\(id.lowercased())@\(queue).example", country: "FR", locale: "fr-FR", timezone: "Europe/Paris",
+                kind: .consumer),
+            invoices: [
+                Invoice(
+                    number: "F-\(id)", amount: "10.00", currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 1),
+                    dueOn: CivilDate(year: 2026, month: 2, day: 1))
+            ])
+    }
+
+    @Test func priorityFirstAndSharesCapEachQueue() async throws {
+        var configuration = RelanceConfiguration()
+        configuration.delivery.concurrency = 4
+        configuration.queues = ["urgent": .init(priority: 10, share: 1.0), "bulk": .init(priority: -1, share: 0.25)]
+        configuration.templates.path = Package.templates
+        let components = try Components(configuration)
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        let now = Date()
+        _ = try await ledger.ingest((0..<12).map { reminder("B\($0)", queue: "bulk") }, sourceFile: "b", queue: "bulk", priority: -1, now: now)
+        _ = try await ledger.ingest((0..<6).map { reminder("U\($0)", queue: "urgent") }, sourceFile: "u", queue: "urgent", priority: 10, now: now)
+        let recorder = Recorder()
+        let transports = Transports(
+            emailName: "test", smsName: "test", sendEmail: { _, to, _ in await recorder.send(to: to) },
+            sendSMS: { _, _, _, _ in .permanent(code: nil, detail: "unused") })
+        let dispatcher = Dispatcher(
+            ledger: ledger, builder: components.builder, transports: transports, configuration: configuration, logger: Logger(label: "test"),
+            clock: { Date() })
+        await dispatcher.run(untilIdle: true, shouldStop: { false })
+
+        let state = recorder.state.withLock { $0 }
+        #expect(state.order.count == 18)
+        #expect(state.maxInFlight["bulk"] == 1, "bulk may use 25 % of 4 slots")
+        #expect((state.maxInFlight["urgent"] ?? 0) <= 4)
+        #expect(state.order.prefix(4).allSatisfy { $0.contains("@urgent.") }, "urgent goes first: \(state.order.prefix(6))")
+        #expect(try await ledger.statusCounts().map(\.count) == [18])
+        #expect(dispatcher.totals.sent == 18)
+    }
+}
