@@ -38,8 +38,8 @@ PY
 echo "--- SMS:"
 head -2 "$STATE"/outbox/sms.jsonl
 echo
-echo "== relance receipts"
-$BIN receipts
-echo
 echo "== relance status"
 $BIN status
+echo
+echo "== relance receipts"
+$BIN receipts

@@ -241,7 +241,7 @@ struct Receipts: AsyncParsableCommand {
 
 enum ReceiptFormat {
     static let columns = ["started_at", "reminder_id", "channel", "attempt", "transport", "recipient", "outcome", "code", "status", "provider_id", "detail"]
-    static let widths = [20, 22, 6, 3, 9, 28, 10, 4, 10]
+    static let widths = [20, 22, 6, 3, 9, 34, 10, 4, 10]
     static let tableHeader = row(["STARTED", "REMINDER", "CHAN", "#", "TRANSPORT", "RECIPIENT", "OUTCOME", "CODE", "STATUS", "DETAIL"])
 
     static func row(_ cells: [String]) -> String {
