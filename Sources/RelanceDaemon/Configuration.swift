@@ -206,7 +206,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
     }
 
     public struct SMS: Sendable, Decodable {
-        public enum Provider: String, Sendable, Decodable { case outbox }
+        public enum Provider: String, Sendable, Decodable, CaseIterable { case outbox, twilio, vonage, brevo, generic }
+        public enum Encoding: String, Sendable, Decodable { case auto, gsm7 }
         public struct Outbox: Sendable, Decodable {
             public var path = "/var/lib/relance/outbox/sms.jsonl"
             enum CodingKeys: String, CodingKey, CaseIterable { case path }
@@ -216,10 +217,100 @@ public struct RelanceConfiguration: Sendable, Decodable {
                 path = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .path) ?? path
             }
         }
+        public struct Twilio: Sendable, Decodable {
+            public var accountSID = ""
+            public var authToken = ""
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case accountSID = "account_sid"
+                case authToken = "auth_token"
+            }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                accountSID = try c.decodeIfPresent(String.self, forKey: .accountSID) ?? ""
+                authToken = try c.decodeIfPresent(String.self, forKey: .authToken) ?? ""
+            }
+        }
+        public struct Vonage: Sendable, Decodable {
+            public var apiKey = ""
+            public var apiSecret = ""
+            public var signatureSecret = ""
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case apiKey = "api_key"
+                case apiSecret = "api_secret"
+                case signatureSecret = "signature_secret"
+            }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey) ?? ""
+                apiSecret = try c.decodeIfPresent(String.self, forKey: .apiSecret) ?? ""
+                signatureSecret = try c.decodeIfPresent(String.self, forKey: .signatureSecret) ?? ""
+            }
+        }
+        public struct Brevo: Sendable, Decodable {
+            public var apiKey = ""
+            enum CodingKeys: String, CodingKey, CaseIterable { case apiKey = "api_key" }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                apiKey = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .apiKey) ?? ""
+            }
+        }
+        /// Any other gateway, described by configuration.
+        public struct Generic: Sendable, Decodable {
+            public enum Escaping: String, Sendable, Decodable { case json, form }
+            public var method = "POST"
+            public var url = ""
+            public var headers: [String: String] = [:]
+            /// A Mustache template; values are escaped for `escaping`.
+            public var body = ""
+            public var escaping = Escaping.json
+            /// RFC 6901 pointer to the message id in the JSON response, e.g. `/messages/0/id`.
+            public var messageIDPointer = "/id"
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case method, url, headers, body, escaping
+                case messageIDPointer = "message_id_pointer"
+            }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                method = try c.decodeIfPresent(String.self, forKey: .method) ?? method
+                url = try c.decodeIfPresent(String.self, forKey: .url) ?? url
+                headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? headers
+                body = try c.decodeIfPresent(String.self, forKey: .body) ?? body
+                escaping = try c.decodeIfPresent(Escaping.self, forKey: .escaping) ?? escaping
+                messageIDPointer = try c.decodeIfPresent(String.self, forKey: .messageIDPointer) ?? messageIDPointer
+                guard messageIDPointer.isEmpty || messageIDPointer.hasPrefix("/") else {
+                    throw DecodingError.dataCorruptedError(forKey: .messageIDPointer, in: c, debugDescription: "a JSON pointer starts with '/'")
+                }
+            }
+        }
+
         public var provider = Provider.outbox
         public var sender = "RELANCE"
+        /// The provider's API base URL (default: the provider's own); point it at the simulator for staging and tests.
+        public var baseURL: String? = nil
+        /// Parallel HTTP connections to the provider (bounds its concurrency).
+        public var connections = 4
+        public var timeout = ConfigDuration(.seconds(30))
+        public var encoding = Encoding.auto
+        public var maxSegments = 3
+        public var twilio = Twilio()
+        public var vonage = Vonage()
+        public var brevo = Brevo()
+        public var generic = Generic()
         public var outbox = Outbox()
-        enum CodingKeys: String, CodingKey, CaseIterable { case provider, sender, outbox }
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case provider, sender
+            case baseURL = "base_url"
+            case connections, timeout, encoding
+            case maxSegments = "max_segments"
+            case twilio, vonage, brevo, generic, outbox
+        }
         public init() {}
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -227,12 +318,62 @@ public struct RelanceConfiguration: Sendable, Decodable {
             if let name = try c.decodeIfPresent(String.self, forKey: .provider) {
                 guard let p = Provider(rawValue: name) else {
                     throw DecodingError.dataCorruptedError(
-                        forKey: .provider, in: c, debugDescription: "'\(name)' is not available in this version (available: outbox)")
+                        forKey: .provider, in: c, debugDescription: "'\(name)' is not a provider (\(Provider.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 provider = p
             }
             sender = try c.decodeIfPresent(String.self, forKey: .sender) ?? sender
+            baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL)
+            connections = try c.decodeIfPresent(Int.self, forKey: .connections) ?? connections
+            timeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .timeout) ?? timeout
+            encoding = try c.decodeIfPresent(Encoding.self, forKey: .encoding) ?? encoding
+            maxSegments = try c.decodeIfPresent(Int.self, forKey: .maxSegments) ?? maxSegments
+            twilio = try c.decodeIfPresent(Twilio.self, forKey: .twilio) ?? twilio
+            vonage = try c.decodeIfPresent(Vonage.self, forKey: .vonage) ?? vonage
+            brevo = try c.decodeIfPresent(Brevo.self, forKey: .brevo) ?? brevo
+            generic = try c.decodeIfPresent(Generic.self, forKey: .generic) ?? generic
             outbox = try c.decodeIfPresent(Outbox.self, forKey: .outbox) ?? outbox
+            guard (1...64).contains(connections) else {
+                throw DecodingError.dataCorruptedError(forKey: .connections, in: c, debugDescription: "must be between 1 and 64")
+            }
+            guard (1...10).contains(maxSegments) else {
+                throw DecodingError.dataCorruptedError(forKey: .maxSegments, in: c, debugDescription: "must be between 1 and 10")
+            }
+            if let baseURL, !(baseURL.hasPrefix("https://") || baseURL.hasPrefix("http://")) {
+                throw DecodingError.dataCorruptedError(forKey: .baseURL, in: c, debugDescription: "must be an http(s) URL")
+            }
+            let missing: [String]
+            switch provider {
+            case .twilio: missing = [("sms.twilio.account_sid", twilio.accountSID), ("sms.twilio.auth_token", twilio.authToken)].filter { $0.1.isEmpty }.map(\.0)
+            case .vonage: missing = [("sms.vonage.api_key", vonage.apiKey), ("sms.vonage.api_secret", vonage.apiSecret)].filter { $0.1.isEmpty }.map(\.0)
+            case .brevo: missing = brevo.apiKey.isEmpty ? ["sms.brevo.api_key"] : []
+            case .generic: missing = [("sms.generic.url", generic.url), ("sms.generic.body", generic.body)].filter { $0.1.isEmpty }.map(\.0)
+            case .outbox: missing = []
+            }
+            if !missing.isEmpty {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .provider, in: c, debugDescription: "provider \(provider.rawValue) needs \(missing.joined(separator: ", ")) (in the file, the environment or a credential)")
+            }
+        }
+    }
+
+    /// The HTTP side (status callbacks). Only the public URL is used so far: gateways are told to
+    /// call back there.
+    public struct Webhooks: Sendable, Decodable {
+        /// The URL gateways reach this daemon at (behind the TLS proxy), e.g. `https://relance.example.fr`.
+        public var publicBaseURL: String? = nil
+        /// Secret token in Brevo's callback URL (Brevo signs nothing).
+        public var brevoToken: String? = nil
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case publicBaseURL = "public_base_url"
+            case brevoToken = "brevo_token"
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            publicBaseURL = try c.decodeIfPresent(String.self, forKey: .publicBaseURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            brevoToken = try c.decodeIfPresent(String.self, forKey: .brevoToken)
         }
     }
 
@@ -299,10 +440,11 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var email = Email()
     public var sms = SMS()
     public var delivery = Delivery()
+    public var webhooks = Webhooks()
     public var log = Log()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, log
+        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log
     }
 
     public init() {}
@@ -320,6 +462,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
         email = try c.decodeIfPresent(Email.self, forKey: .email) ?? email
         sms = try c.decodeIfPresent(SMS.self, forKey: .sms) ?? sms
         delivery = try c.decodeIfPresent(Delivery.self, forKey: .delivery) ?? delivery
+        webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
         log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
         for name in queues.keys where name.isEmpty || name.contains("/") || name.hasPrefix(".") {
             throw DecodingError.dataCorruptedError(forKey: .queues, in: c, debugDescription: "queue name '\(name)' must be a plain directory name")
@@ -355,7 +498,10 @@ public enum ConfigurationLoader {
         "email.transport", "email.from", "email.reply_to", "email.smtp.url", "email.smtp.starttls", "email.smtp.ca_file",
         "email.smtp.username", "email.smtp.password", "email.smtp.connections", "email.smtp.timeout", "email.smtp.connect_timeout",
         "email.smtp.helo", "email.outbox.maildir",
-        "sms.provider", "sms.sender", "sms.outbox.path",
+        "sms.provider", "sms.sender", "sms.outbox.path", "sms.base_url", "sms.connections", "sms.timeout", "sms.encoding", "sms.max_segments",
+        "sms.twilio.account_sid", "sms.twilio.auth_token", "sms.vonage.api_key", "sms.vonage.api_secret", "sms.vonage.signature_secret",
+        "sms.brevo.api_key", "sms.generic.url", "sms.generic.body",
+        "webhooks.public_base_url", "webhooks.brevo_token",
         "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime",
         "log.level",
     ]

@@ -10,11 +10,11 @@ public struct Transports: Sendable {
     public var emailName: String
     public var smsName: String
     public var sendEmail: @Sendable (_ from: String, _ to: String, _ data: Data) async -> SendOutcome
-    public var sendSMS: @Sendable (_ from: String, _ to: String, _ text: String, _ reminderID: String) async -> SendOutcome
+    public var sendSMS: @Sendable (_ message: SMSMessage, _ reminderID: String) async -> SendOutcome
 
     public init(
         emailName: String, smsName: String, sendEmail: @escaping @Sendable (String, String, Data) async -> SendOutcome,
-        sendSMS: @escaping @Sendable (String, String, String, String) async -> SendOutcome
+        sendSMS: @escaping @Sendable (SMSMessage, String) async -> SendOutcome
     ) {
         self.emailName = emailName
         self.smsName = smsName
@@ -140,7 +140,7 @@ public final class Dispatcher: Sendable {
         let outcome: SendOutcome
         switch message {
         case .email(let from, let to, let data): outcome = await transports.sendEmail(from, to, data)
-        case .sms(let from, let to, let text): outcome = await transports.sendSMS(from, to, text, key.reminderID)
+        case .sms(let sms): outcome = await transports.sendSMS(sms, key.reminderID)
         }
         var retryAt: Date?
         let finished = clock()

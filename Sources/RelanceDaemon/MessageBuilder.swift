@@ -5,11 +5,12 @@ import RelanceTemplates
 /// What would go out for one delivery: the composed email or the SMS text.
 public enum OutgoingMessage: Sendable {
     case email(from: String, to: String, data: Data)
-    case sms(from: String, to: String, text: String)
+    case sms(SMSMessage)
 
     public var recipient: String {
         switch self {
-        case .email(_, let to, _), .sms(_, let to, _): return to
+        case .email(_, let to, _): return to
+        case .sms(let message): return message.to
         }
     }
 }
@@ -26,8 +27,16 @@ public struct MessageBuilder: Sendable {
     public var from: Mailbox
     public var replyTo: Mailbox?
     public var smsSender: String
+    /// `gsm7` transliterates to the GSM 03.38 alphabet; `auto` keeps the text and uses UCS-2 when needed.
+    public var smsTransliterate: Bool
+    public var smsMaxSegments: Int
 
-    public init(templates: TemplateSet, settings: ContextSettings, from: Mailbox, replyTo: Mailbox?, smsSender: String) {
+    public init(
+        templates: TemplateSet, settings: ContextSettings, from: Mailbox, replyTo: Mailbox?, smsSender: String, smsTransliterate: Bool = false,
+        smsMaxSegments: Int = 3
+    ) {
+        self.smsTransliterate = smsTransliterate
+        self.smsMaxSegments = smsMaxSegments
         self.templates = templates
         self.settings = settings
         self.from = from
@@ -63,11 +72,41 @@ public struct MessageBuilder: Sendable {
             }
         case .sms:
             guard let phone = reminder.debtor.phone else { throw BuildError(description: "the debtor has no phone number") }
-            let rendered: RenderedSMS
-            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now) } catch {
-                throw BuildError(description: "template error: \(error)")
+            if phone.hasPrefix("+33") && !PhoneNumber.isFrenchMobile(phone) {
+                throw BuildError(description: "\(phone) is a French landline or special number: it cannot receive SMS")
             }
-            return .sms(from: smsSender, to: phone, text: rendered.text)
+            let rendered: RenderedSMS
+            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now) } catch { throw BuildError(description: "template error: \(error)") }
+            let text = try smsText(rendered.text)
+            let message = SMSMessage(to: phone, from: smsSender, text: text, reference: Self.reference(reminder.id, channel: .sms))
+            if message.analysis.segments > smsMaxSegments {
+                throw BuildError(description: "the SMS renders as \(message.analysis.segments) segments (\(message.analysis)), over sms.max_segments (\(smsMaxSegments)); nothing was cut")
+            }
+            return .sms(message)
         }
+    }
+
+    /// The final SMS text: no-break spaces (which fr-FR money formatting emits) become spaces in
+    /// every mode; `gsm7` also transliterates what GSM-7 lacks (ê→e, ç→c, œ→oe, ’→').
+    func smsText(_ text: String) throws -> String {
+        let spaced = String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\u{00A0}" || $0 == "\u{202F}" ? " " : $0 }))
+        guard smsTransliterate else { return spaced }
+        switch GSMTransliterator.transliterate(spaced) {
+        case .success(let gsm): return gsm
+        case .failure(let failure): throw BuildError(description: "sms.encoding is gsm7 but \(failure)")
+        }
+    }
+
+    /// Our reference for a delivery, at most 40 characters (Vonage's `client-ref` limit), stable.
+    public static func reference(_ reminderID: String, channel: Channel) -> String {
+        let key = "\(reminderID)/\(channel.rawValue)"
+        if key.utf8.count <= 40 && key.allSatisfy(\.isASCII) { return key }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let prefix = String(String(reminderID.unicodeScalars.filter(\.isASCII).map(Character.init)).prefix(23))
+        return "\(prefix)~\(String(hash, radix: 16))"
     }
 }

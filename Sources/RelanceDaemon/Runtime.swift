@@ -95,7 +95,7 @@ public struct Components: Sendable {
         guard let from = Mailbox(parsing: configuration.email.from) else { throw UsageError("email.from is not a valid mailbox") }
         self.builder = MessageBuilder(
             templates: templates, settings: settings, from: from, replyTo: configuration.email.replyTo.flatMap(Mailbox.init(parsing:)),
-            smsSender: configuration.sms.sender)
+            smsSender: configuration.sms.sender, smsTransliterate: configuration.sms.encoding == .gsm7, smsMaxSegments: configuration.sms.maxSegments)
     }
 
     /// Template problems for every configured stage (empty when all is well).
@@ -118,10 +118,43 @@ public struct Components: Sendable {
                     connections: smtp.connections, connectTimeout: smtp.connectTimeout.value, timeout: smtp.timeout.value, heloName: smtp.helo))
             email = ("smtp", { from, to, data in await transport.send(from: from, to: to, message: data) })
         }
-        let smsOutbox = try SMSOutbox(path: configuration.sms.outbox.path)
-        return Transports(
-            emailName: email.0, smsName: "outbox", sendEmail: email.1,
-            sendSMS: { from, to, text, id in await smsOutbox.send(to: to, from: from, text: text, reminderID: id) })
+        let sms = try makeSMSTransport()
+        return Transports(emailName: email.0, smsName: sms.0, sendEmail: email.1, sendSMS: sms.1)
+    }
+
+    /// The configured SMS provider (or the outbox).
+    func makeSMSTransport() throws -> (String, @Sendable (SMSMessage, String) async -> SendOutcome) {
+        let sms = configuration.sms
+        let publicBase = configuration.webhooks.publicBaseURL
+        let provider: any SMSProvider
+        var secrets: [String] = []
+        switch sms.provider {
+        case .outbox:
+            let outbox = try SMSOutbox(path: sms.outbox.path)
+            return ("outbox", { message, id in await outbox.send(to: message.to, from: message.from, text: message.text, reminderID: id) })
+        case .twilio:
+            provider = TwilioProvider(
+                baseURL: sms.baseURL ?? "https://api.twilio.com", accountSID: sms.twilio.accountSID, authToken: sms.twilio.authToken,
+                statusCallback: publicBase.map { $0 + "/webhooks/twilio" })
+            secrets = [sms.twilio.authToken]
+        case .vonage:
+            provider = VonageProvider(
+                baseURL: sms.baseURL ?? "https://rest.nexmo.com", apiKey: sms.vonage.apiKey, apiSecret: sms.vonage.apiSecret,
+                callback: publicBase.map { $0 + "/webhooks/vonage" })
+            secrets = [sms.vonage.apiSecret, sms.vonage.signatureSecret]
+        case .brevo:
+            let token = configuration.webhooks.brevoToken
+            provider = BrevoProvider(
+                baseURL: sms.baseURL ?? "https://api.brevo.com", apiKey: sms.brevo.apiKey,
+                webURL: publicBase.map { base in base + "/webhooks/brevo" + (token.map { "?token=" + HTTPRequest.formEncode($0) } ?? "") })
+            secrets = [sms.brevo.apiKey] + (token.map { [$0] } ?? [])
+        case .generic:
+            provider = try GenericProvider(configuration: sms.generic, callbackURL: publicBase.map { $0 + "/webhooks/generic" })
+            secrets = Array(sms.generic.headers.values)
+        }
+        let client = try HTTPClient(configuration: HTTPClientConfiguration(connections: sms.connections, timeout: sms.timeout.value))
+        let gateway = SMSGateway(provider: provider, client: client, secrets: secrets)
+        return (provider.name, { message, _ in await gateway.send(message) })
     }
 }
 

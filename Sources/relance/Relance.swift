@@ -126,9 +126,9 @@ struct Preview: AsyncParsableCommand {
                     case .email(let from, let to, let data)?:
                         print("envelope: MAIL FROM:<\(from)> RCPT TO:<\(to)>")
                         print(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"))
-                    case .sms(let from, let to, let text)?:
-                        print("SMS from \(from) to \(to), \(text.count) characters:")
-                        print(text)
+                    case .sms(let sms)?:
+                        print("SMS from \(sms.from) to \(sms.to): \(sms.analysis)")
+                        print(sms.text)
                     case nil:
                         break
                     }

@@ -1,0 +1,208 @@
+import CCurl
+import Foundation
+import RelanceCore
+
+/// One HTTP request.
+public struct HTTPRequest: Sendable, Hashable {
+    public var method: String
+    public var url: String
+    public var headers: [String: String]
+    public var body: Data?
+    /// HTTP Basic credentials (user, password), sent only over this request.
+    public var basicAuth: BasicAuth?
+
+    public struct BasicAuth: Sendable, Hashable {
+        public var user: String
+        public var password: String
+        public init(user: String, password: String) {
+            self.user = user
+            self.password = password
+        }
+    }
+
+    public init(method: String, url: String, headers: [String: String] = [:], body: Data? = nil, basicAuth: BasicAuth? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.basicAuth = basicAuth
+    }
+
+    /// `application/x-www-form-urlencoded` body from ordered pairs.
+    public static func formBody(_ pairs: [(String, String)]) -> Data {
+        Data(pairs.map { "\(formEncode($0.0))=\(formEncode($0.1))" }.joined(separator: "&").utf8)
+    }
+
+    public static func formEncode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        allowed.insert(charactersIn: "-._*")
+        return (text.addingPercentEncoding(withAllowedCharacters: allowed) ?? "").replacingOccurrences(of: "%20", with: "+")
+    }
+}
+
+/// One HTTP response. Header names are lower-cased.
+public struct HTTPResponse: Sendable, Hashable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: Data
+
+    public init(status: Int, headers: [String: String], body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// `Retry-After` as a duration (seconds or an HTTP date), if present and sensible.
+    public func retryAfter(now: Date = Date()) -> Duration? {
+        guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces) else { return nil }
+        if let seconds = Int(value), seconds >= 0 { return .seconds(min(seconds, 86400)) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return .seconds(max(0, min(86400, Int(date.timeIntervalSince(now).rounded(.up)))))
+    }
+}
+
+/// How to reach an HTTP API.
+public struct HTTPClientConfiguration: Sendable, Hashable {
+    /// Parallel connections (each kept alive and reused).
+    public var connections: Int
+    public var connectTimeout: Duration
+    /// Limit for one whole request.
+    public var timeout: Duration
+    public var caFile: String?
+    /// Responses larger than this are cut (the rest is discarded).
+    public var maxResponseBytes: Int
+
+    public init(connections: Int = 4, connectTimeout: Duration = .seconds(10), timeout: Duration = .seconds(30), caFile: String? = nil, maxResponseBytes: Int = 1 << 20) {
+        self.connections = connections
+        self.connectTimeout = connectTimeout
+        self.timeout = timeout
+        self.caFile = caFile
+        self.maxResponseBytes = maxResponseBytes
+    }
+}
+
+/// An HTTP/1.1 client on libcurl: a fixed pool of easy handles, each on its own serial dispatch
+/// queue (so `curl_easy_perform` never blocks the cooperative pool) and each keeping its
+/// connection alive across requests. The pool size bounds the concurrency towards one API.
+public final class HTTPClient: Sendable {
+    private let pool: HandlePool<HTTPConnection>
+
+    public init(configuration: HTTPClientConfiguration) throws {
+        var connections: [HTTPConnection] = []
+        for i in 0..<max(1, configuration.connections) { connections.append(try HTTPConnection(configuration: configuration, index: i)) }
+        pool = HandlePool(connections)
+    }
+
+    public func execute(_ request: HTTPRequest) async -> Result<HTTPResponse, CurlError> {
+        let connection = await pool.acquire()
+        defer { pool.release(connection) }
+        return await withCheckedContinuation { continuation in
+            connection.queue.async { continuation.resume(returning: connection.execute(request)) }
+        }
+    }
+}
+
+/// The response being received, reached from libcurl's C callbacks.
+final class HTTPTransfer {
+    var body = Data()
+    var headers: [String: String] = [:]
+    var limit = 1 << 20
+}
+
+final class HTTPConnection: @unchecked Sendable {
+    // @unchecked: `easy` and `transfer` are only touched on `queue` (serial), one request at a time.
+    let queue: DispatchQueue
+    private let easy: CurlEasy
+    private let transfer = HTTPTransfer()
+
+    init(configuration: HTTPClientConfiguration, index: Int) throws {
+        queue = DispatchQueue(label: "relance.http.\(index)")
+        easy = try CurlEasy()
+        transfer.limit = configuration.maxResponseBytes
+        try easy.set(CURLOPT_NOSIGNAL, 1)
+        try easy.set(CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.seconds * 1000))
+        try easy.set(CURLOPT_TIMEOUT_MS, Int(configuration.timeout.seconds * 1000))
+        try easy.set(CURLOPT_TCP_KEEPALIVE, 1)
+        try easy.set(CURLOPT_FOLLOWLOCATION, 0)
+        if let ca = configuration.caFile { try easy.set(CURLOPT_CAINFO, ca) }
+        let opaque = Unmanaged.passUnretained(transfer).toOpaque()
+        try easy.check(CCurl_easy_setopt_write_callback(easy.handle, httpWriteCallback), "setopt WRITEFUNCTION")
+        try easy.set(CURLOPT_WRITEDATA, pointer: opaque)
+        try easy.check(CCurl_easy_setopt_header_callback(easy.handle, httpHeaderCallback), "setopt HEADERFUNCTION")
+        try easy.set(CURLOPT_HEADERDATA, pointer: opaque)
+    }
+
+    /// Blocking; runs on `queue`.
+    func execute(_ request: HTTPRequest) -> Result<HTTPResponse, CurlError> {
+        transfer.body.removeAll(keepingCapacity: true)
+        transfer.headers.removeAll(keepingCapacity: true)
+        easy.clearError()
+        do {
+            easy.releaseLists()
+            try easy.set(CURLOPT_URL, request.url)
+            if let body = request.body {
+                try easy.set(CURLOPT_POST, 1)
+                try easy.check(CCurl_easy_setopt_off_t(easy.handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "setopt POSTFIELDSIZE")
+                try body.withUnsafeBytes { raw in
+                    // COPYPOSTFIELDS: libcurl keeps its own copy.
+                    try easy.set(CURLOPT_COPYPOSTFIELDS, pointer: UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                }
+            } else {
+                try easy.set(CURLOPT_HTTPGET, 1)
+            }
+            if request.method != "GET" && request.method != "POST" {
+                try easy.set(CURLOPT_CUSTOMREQUEST, request.method)
+            } else {
+                try easy.set(CURLOPT_CUSTOMREQUEST, pointer: nil)
+            }
+            // No "Expect: 100-continue" round trip.
+            try easy.set(CURLOPT_HTTPHEADER, list: request.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" } + ["Expect:"])
+            if let auth = request.basicAuth {
+                try easy.set(CURLOPT_HTTPAUTH, Int(CCurl_AUTH_BASIC))
+                try easy.set(CURLOPT_USERNAME, auth.user)
+                try easy.set(CURLOPT_PASSWORD, auth.password)
+            } else {
+                try easy.set(CURLOPT_USERNAME, pointer: nil)
+                try easy.set(CURLOPT_PASSWORD, pointer: nil)
+            }
+        } catch let error as CurlError {
+            return .failure(error)
+        } catch {
+            return .failure(CurlError(code: -1, message: "\(error)"))
+        }
+        let result = easy.perform()
+        guard result == CURLE_OK else {
+            let text = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(result)) : easy.errorText
+            return .failure(CurlError(code: Int(result.rawValue), message: text))
+        }
+        return .success(HTTPResponse(status: easy.responseCode(), headers: transfer.headers, body: transfer.body))
+    }
+}
+
+private func httpWriteCallback(data: UnsafeMutablePointer<CChar>?, size: Int, count: Int, userdata: UnsafeMutableRawPointer?) -> Int {
+    guard let data, let userdata else { return 0 }
+    let transfer = Unmanaged<HTTPTransfer>.fromOpaque(userdata).takeUnretainedValue()
+    let n = size * count
+    let room = max(0, transfer.limit - transfer.body.count)
+    if room > 0 { transfer.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: min(n, room)) }
+    return n
+}
+
+private func httpHeaderCallback(data: UnsafeMutablePointer<CChar>?, size: Int, count: Int, userdata: UnsafeMutableRawPointer?) -> Int {
+    guard let data, let userdata else { return 0 }
+    let transfer = Unmanaged<HTTPTransfer>.fromOpaque(userdata).takeUnretainedValue()
+    let n = size * count
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    if line.hasPrefix("HTTP/") {
+        transfer.headers.removeAll()  // a new response (after 100 Continue or a redirect)
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        transfer.headers[name] = value
+    }
+    return n
+}

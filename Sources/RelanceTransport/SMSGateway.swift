@@ -1,0 +1,228 @@
+import Foundation
+import RelanceCore
+
+/// What differs between SMS gateways: how to ask, and how to read the answer.
+public protocol SMSProvider: Sendable {
+    /// Short name for receipts and logs (`twilio`, `vonage`, …).
+    var name: String { get }
+    func request(for message: SMSMessage) throws -> HTTPRequest
+    /// Reads a 2xx response: the provider's message id(s), or why the gateway refused after all.
+    func accepted(_ response: HTTPResponse) -> SendOutcome
+    /// Reads the provider's error code and message from a non-2xx body, if it has them.
+    func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?)
+}
+
+/// Sends SMS through one provider over HTTP and classifies the outcome the same way for all:
+/// 2xx → the provider decides; 408, 429 and 5xx → transient (`Retry-After` honoured); other 4xx →
+/// permanent, with the provider's code and message; a connection error or timeout → transient.
+public final class SMSGateway: Sendable {
+    public let provider: any SMSProvider
+    let client: HTTPClient
+    /// Strings that must never appear in a receipt (API secrets, tokens).
+    let secrets: [String]
+
+    public init(provider: any SMSProvider, client: HTTPClient, secrets: [String]) {
+        self.provider = provider
+        self.client = client
+        self.secrets = secrets.filter { !$0.isEmpty }
+    }
+
+    public func send(_ message: SMSMessage) async -> SendOutcome {
+        let request: HTTPRequest
+        do { request = try provider.request(for: message) } catch { return .permanent(code: nil, detail: "cannot build the request: \(error)") }
+        switch await client.execute(request) {
+        case .failure(let error):
+            return .transient(code: nil, detail: scrub("\(provider.name): \(error.message) (curl \(error.code))"), retryAfter: nil)
+        case .success(let response):
+            return classify(response)
+        }
+    }
+
+    func classify(_ response: HTTPResponse) -> SendOutcome {
+        switch response.status {
+        case 200..<300:
+            switch provider.accepted(response) {
+            case .sent(let id, _, let detail): return .sent(providerID: id, code: response.status, detail: scrub(detail))
+            case .transient(let code, let detail, let retry): return .transient(code: code, detail: scrub(detail), retryAfter: retry)
+            case .permanent(let code, let detail): return .permanent(code: code, detail: scrub(detail))
+            }
+        case 408, 429, 500..<600:
+            return .transient(code: response.status, detail: scrub(describe(response)), retryAfter: response.retryAfter())
+        default:
+            return .permanent(code: response.status, detail: scrub(describe(response)))
+        }
+    }
+
+    func describe(_ response: HTTPResponse) -> String {
+        let (code, message) = provider.errorDetail(response)
+        if code != nil || message != nil {
+            return "\(provider.name) HTTP \(response.status): \([code.map { "code \($0)" }, message].compactMap { $0 }.joined(separator: ": "))"
+        }
+        return "\(provider.name) HTTP \(response.status): \(Self.firstBytes(response.body))"
+    }
+
+    /// The start of a body, printable, for a receipt.
+    public static func firstBytes(_ body: Data, limit: Int = 200) -> String {
+        if body.isEmpty { return "(empty body)" }
+        let text = String(decoding: body.prefix(limit), as: UTF8.self).replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
+        return "unparseable body: \(text)\(body.count > limit ? "…" : "")"
+    }
+
+    func scrub(_ text: String) -> String {
+        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "***") }
+    }
+}
+
+/// Small JSON helpers for provider responses.
+enum JSONBody {
+    static func object(_ data: Data) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    }
+
+    static func string(_ value: Any?) -> String? {
+        switch value {
+        case let s as String: return s
+        case let n as NSNumber: return n.stringValue
+        default: return nil
+        }
+    }
+}
+
+/// Twilio Programmable Messaging: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`.
+public struct TwilioProvider: SMSProvider {
+    public var baseURL: String
+    public var accountSID: String
+    public var authToken: String
+    /// Where Twilio posts status callbacks (`{public_base_url}/webhooks/twilio`), if configured.
+    public var statusCallback: String?
+
+    public init(baseURL: String = "https://api.twilio.com", accountSID: String, authToken: String, statusCallback: String?) {
+        self.baseURL = baseURL
+        self.accountSID = accountSID
+        self.authToken = authToken
+        self.statusCallback = statusCallback
+    }
+
+    public var name: String { "twilio" }
+
+    public func request(for message: SMSMessage) throws -> HTTPRequest {
+        var form: [(String, String)] = [("To", message.to)]
+        // A Messaging Service SID (MG…) replaces the sender.
+        if message.from.hasPrefix("MG") && message.from.count == 34 { form.append(("MessagingServiceSid", message.from)) } else { form.append(("From", message.from)) }
+        form.append(("Body", message.text))
+        if let statusCallback { form.append(("StatusCallback", statusCallback)) }
+        return HTTPRequest(
+            method: "POST", url: "\(baseURL)/2010-04-01/Accounts/\(accountSID)/Messages.json",
+            headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"], body: HTTPRequest.formBody(form),
+            basicAuth: .init(user: accountSID, password: authToken))
+    }
+
+    public func accepted(_ response: HTTPResponse) -> SendOutcome {
+        guard let json = JSONBody.object(response.body), let sid = JSONBody.string(json["sid"]) else {
+            return .permanent(code: response.status, detail: "twilio accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
+        }
+        return .sent(providerID: sid, code: response.status, detail: "twilio \(JSONBody.string(json["status"]) ?? "accepted")")
+    }
+
+    public func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?) {
+        guard let json = JSONBody.object(response.body) else { return (nil, nil) }
+        return (JSONBody.string(json["code"]), JSONBody.string(json["message"]))
+    }
+}
+
+/// Vonage SMS API: `POST {base}/sms/json`, form-encoded, credentials in the form.
+public struct VonageProvider: SMSProvider {
+    public var baseURL: String
+    public var apiKey: String
+    public var apiSecret: String
+    /// Delivery receipt URL (`{public_base_url}/webhooks/vonage`), if configured.
+    public var callback: String?
+
+    public init(baseURL: String = "https://rest.nexmo.com", apiKey: String, apiSecret: String, callback: String?) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        self.apiSecret = apiSecret
+        self.callback = callback
+    }
+
+    public var name: String { "vonage" }
+
+    public func request(for message: SMSMessage) throws -> HTTPRequest {
+        var form: [(String, String)] = [
+            ("api_key", apiKey), ("api_secret", apiSecret), ("from", message.from), ("to", message.toDigits), ("text", message.text),
+            ("type", message.analysis.encoding == .ucs2 ? "unicode" : "text"),
+        ]
+        if let callback { form.append(("callback", callback)) }
+        form.append(("client-ref", String(message.reference.prefix(40))))
+        return HTTPRequest(
+            method: "POST", url: "\(baseURL)/sms/json", headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"],
+            body: HTTPRequest.formBody(form))
+    }
+
+    /// Vonage answers 200 even when it refuses: each part has its own `status` ("0" = accepted).
+    public func accepted(_ response: HTTPResponse) -> SendOutcome {
+        guard let json = JSONBody.object(response.body), let parts = json["messages"] as? [[String: Any]], !parts.isEmpty else {
+            return .permanent(code: response.status, detail: "vonage accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
+        }
+        if let refused = parts.first(where: { JSONBody.string($0["status"]) != "0" }) {
+            let status = JSONBody.string(refused["status"]) ?? "?"
+            let detail = "vonage status \(status): \(JSONBody.string(refused["error-text"]) ?? "refused")"
+            let code = Int(status)
+            // 1 throttled, 5 internal error, 9 quota, 10 too many binds: try later. Credentials and
+            // account problems (4, 8, 11, 14, 32) are ours, not the debtor's: try later too.
+            if [1, 4, 5, 8, 9, 10, 11, 14, 32].contains(code ?? -1) { return .transient(code: code, detail: detail, retryAfter: nil) }
+            return .permanent(code: code, detail: detail)
+        }
+        let ids = parts.compactMap { JSONBody.string($0["message-id"]) }
+        return .sent(providerID: ids.joined(separator: ","), code: response.status, detail: "vonage accepted \(parts.count) part\(parts.count == 1 ? "" : "s")")
+    }
+
+    public func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?) {
+        guard let json = JSONBody.object(response.body) else { return (nil, nil) }
+        if let parts = json["messages"] as? [[String: Any]], let first = parts.first {
+            return (JSONBody.string(first["status"]), JSONBody.string(first["error-text"]))
+        }
+        return (JSONBody.string(json["type"]), JSONBody.string(json["title"]) ?? JSONBody.string(json["detail"]))
+    }
+}
+
+/// Brevo transactional SMS: `POST {base}/v3/transactionalSMS/send`, JSON, `api-key` header.
+public struct BrevoProvider: SMSProvider {
+    public var baseURL: String
+    public var apiKey: String
+    /// Event webhook URL, carrying its secret token (Brevo signs nothing), if configured.
+    public var webURL: String?
+
+    public init(baseURL: String = "https://api.brevo.com", apiKey: String, webURL: String?) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        self.webURL = webURL
+    }
+
+    public var name: String { "brevo" }
+
+    public func request(for message: SMSMessage) throws -> HTTPRequest {
+        var body: [String: Any] = [
+            "sender": message.from, "recipient": message.toDigits, "content": message.text, "type": "transactional",
+            "unicodeEnabled": message.analysis.encoding == .ucs2, "tag": message.reference,
+        ]
+        if let webURL { body["webUrl"] = webURL }
+        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
+        return HTTPRequest(
+            method: "POST", url: "\(baseURL)/v3/transactionalSMS/send",
+            headers: ["Content-Type": "application/json", "Accept": "application/json", "api-key": apiKey], body: data)
+    }
+
+    public func accepted(_ response: HTTPResponse) -> SendOutcome {
+        guard let json = JSONBody.object(response.body), let id = JSONBody.string(json["messageId"]) else {
+            return .permanent(code: response.status, detail: "brevo accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
+        }
+        let count = JSONBody.string(json["smsCount"]).map { " (\($0) SMS)" } ?? ""
+        return .sent(providerID: id, code: response.status, detail: "brevo accepted\(count)")
+    }
+
+    public func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?) {
+        guard let json = JSONBody.object(response.body) else { return (nil, nil) }
+        return (JSONBody.string(json["code"]), JSONBody.string(json["message"]))
+    }
+}
