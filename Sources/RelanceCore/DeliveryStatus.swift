@@ -30,6 +30,8 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable, Hashable {
         case (.sending, .sent), (.sending, .failed), (.sending, .pending), (.sending, .unknown): return true
         case (.sent, .delivered), (.sent, .undelivered), (.sent, .bounced): return true
         case (.pending, .cancelled), (.pending, .expired), (.pending, .suppressed): return true
+        // A delivery that cannot be built (template error, no address, landline) fails without a transport call.
+        case (.pending, .failed): return true
         case (.paused, .cancelled), (.paused, .expired), (.paused, .suppressed): return true
         // An operator settles an in-doubt delivery.
         case (.unknown, .sent), (.unknown, .pending): return true

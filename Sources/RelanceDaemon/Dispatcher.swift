@@ -71,6 +71,8 @@ public final class Dispatcher: Sendable {
                 }
                 let busy = inFlight.withLock { $0 }
                 var started = 0
+                // Due now but held back by a queue's share: not idle yet.
+                var heldBack = 0
                 if busy.count < concurrency {
                     let due: [Ledger.Due]
                     do {
@@ -85,7 +87,10 @@ public final class Dispatcher: Sendable {
                         let current = inFlight.withLock { $0.count }
                         if current >= concurrency { break }
                         let cap = max(1, Int((Double(concurrency) * configuration.queue(item.queue).share).rounded(.down)))
-                        if perQueue[item.queue, default: 0] >= cap { continue }
+                        if perQueue[item.queue, default: 0] >= cap {
+                            heldBack += 1
+                            continue
+                        }
                         perQueue[item.queue, default: 0] += 1
                         inFlight.withLock { $0[item.key] = item.queue }
                         if untilIdle { attempted.insert(item.key) }
@@ -98,7 +103,9 @@ public final class Dispatcher: Sendable {
                     }
                 }
                 let stillBusy = inFlight.withLock { $0.count }
-                if untilIdle && started == 0 && stillBusy == 0 { break }
+                if untilIdle && started == 0 && heldBack == 0 && stillBusy == 0 { break }
+                // Held back while the queue's sends finished in between: look again at once.
+                if started == 0 && heldBack > 0 && stillBusy == 0 { continue }
                 if started == 0 || stillBusy >= concurrency {
                     // Sleep until a send finishes, new work is ingested, or the next due time.
                     var timeout = Duration.seconds(1)
@@ -122,7 +129,12 @@ public final class Dispatcher: Sendable {
             message = try await offPool { try builder.build(due.reminder, channel: key.channel, now: now) }
         } catch {
             logger.error("delivery failed before sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
-            do { try await ledger.fail(key, reason: "\(error)", now: clock()) } catch { logger.error("cannot record failure", metadata: ["error": "\(error)"]) }
+            let recipient = key.channel == .email ? due.reminder.debtor.email : due.reminder.debtor.phone
+            do {
+                try await ledger.fail(key, recipient: recipient ?? "-", reason: "\(error)", now: clock())
+            } catch {
+                logger.error("cannot record failure", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+            }
             counters.withLock { $0.failed += 1 }
             return
         }

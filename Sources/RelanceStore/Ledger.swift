@@ -288,11 +288,20 @@ public final class Ledger: Sendable {
         }
     }
 
-    /// A delivery that cannot be rendered or has no usable recipient fails without an attempt.
-    public func fail(_ key: DeliveryKey, reason: String, now: Date) async throws {
+    /// A delivery that cannot be built (template error, no address, a landline for SMS) fails
+    /// without a transport call; its receipt has the outcome `not_sent` and the reason.
+    public func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws {
         try await batcher.write { db in
+            let attempts = try Int.fetchOne(
+                db, sql: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]) ?? 0
             try db.execute(
                 sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?", arguments: [reason, key.reminderID, key.channel.rawValue])
+            try db.execute(
+                sql: """
+                    INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, finished_at, outcome, detail)
+                    VALUES (?, ?, ?, '-', ?, ?, ?, 'not_sent', ?)
+                    """,
+                arguments: [key.reminderID, key.channel.rawValue, attempts + 1, recipient, now.timeIntervalSince1970, now.timeIntervalSince1970, reason])
             try Self.move(db, key, from: .pending, to: .failed, reason: reason, at: now)
         }
     }

@@ -182,7 +182,8 @@ public struct VonageProvider: SMSProvider {
         if let parts = json["messages"] as? [[String: Any]], let first = parts.first {
             return (JSONBody.string(first["status"]), JSONBody.string(first["error-text"]))
         }
-        return (JSONBody.string(json["type"]), JSONBody.string(json["title"]) ?? JSONBody.string(json["detail"]))
+        // Vonage's newer APIs answer errors as RFC 7807 problem details.
+        return (nil, [JSONBody.string(json["title"]), JSONBody.string(json["detail"])].compactMap { $0 }.joined(separator: ": "))
     }
 }
 

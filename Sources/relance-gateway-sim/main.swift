@@ -115,8 +115,8 @@ final class Simulator: Sendable {
     func nextID() -> Int { counter.add(1, ordering: .relaxed).newValue }
 
     /// Decides whether this request fails once (429/500) for its number.
-    func firstTime(_ number: String) -> Bool {
-        failedOnce.withLock { $0.insert(number).inserted }
+    func firstTime(_ provider: String, _ number: String) -> Bool {
+        failedOnce.withLock { $0.insert(provider + ":" + number).inserted }
     }
 
     func write(record: [String: Any]) {
@@ -175,11 +175,11 @@ final class Simulator: Sendable {
         switch Behaviour(number: to) {
         case .invalid: return error(.badRequest, 21211, "The 'To' number \(to) is not a valid phone number.")
         case .landline: return error(.badRequest, 21614, "'To' number is not a valid mobile number")
-        case .throttle where firstTime(to):
+        case .throttle where firstTime("twilio", to):
             record["outcome"] = "429"
             write(record: record)
             return Self.json(.tooManyRequests, ["code": 20429, "message": "Too Many Requests", "status": 429], headers: [.retryAfter: "\(settings.retryAfter)"])
-        case .serverError where firstTime(to): return error(.internalServerError, 20500, "Internal Server Error")
+        case .serverError where firstTime("twilio", to): return error(.internalServerError, 20500, "Internal Server Error")
         case .slow: try await Task.sleep(for: settings.slow)
         default: break
         }
@@ -248,11 +248,11 @@ final class Simulator: Sendable {
         switch Behaviour(number: to) {
         case .invalid: return refuse("3", "Invalid to parameter")
         case .landline: return refuse("6", "Invalid message: destination is not a mobile number")
-        case .throttle where firstTime(to):
+        case .throttle where firstTime("vonage", to):
             record["outcome"] = "429"
             write(record: record)
             return Self.json(.tooManyRequests, ["type": "https://developer.vonage.com/api-errors#throttled", "title": "Throttled"], headers: [.retryAfter: "\(settings.retryAfter)"])
-        case .serverError where firstTime(to):
+        case .serverError where firstTime("vonage", to):
             record["outcome"] = "500"
             write(record: record)
             return Self.json(.internalServerError, ["type": "https://developer.vonage.com/api-errors#internal", "title": "Internal Error"])
@@ -309,11 +309,11 @@ final class Simulator: Sendable {
         switch Behaviour(number: recipient) {
         case .invalid: return error(.badRequest, "invalid_parameter", "Invalid phone number")
         case .landline: return error(.badRequest, "invalid_parameter", "The recipient is not a mobile number")
-        case .throttle where firstTime(recipient):
+        case .throttle where firstTime("brevo", recipient):
             record["outcome"] = "429"
             write(record: record)
             return Self.json(.tooManyRequests, ["code": "too_many_requests", "message": "Too many requests"], headers: [.retryAfter: "\(settings.retryAfter)"])
-        case .serverError where firstTime(recipient): return error(.internalServerError, "internal_error", "Internal error")
+        case .serverError where firstTime("brevo", recipient): return error(.internalServerError, "internal_error", "Internal error")
         case .slow: try await Task.sleep(for: settings.slow)
         default: break
         }

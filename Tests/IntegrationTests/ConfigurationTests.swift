@@ -26,7 +26,7 @@ import Testing
     @Test(arguments: [
         ("email: { transprot: smtp }", "email.transprot"),
         ("spool: { rot: /x }", "spool.rot"),
-        ("webhooks: { listen: x }", "webhooks"),
+        ("webhooks: { lisen: x }", "webhooks.lisen"),
         ("delivery: { retry: { firts: 1s } }", "delivery.retry.firts"),
         ("queues: { urgent: { priorty: 1 } }", "queues.urgent.priorty"),
     ])

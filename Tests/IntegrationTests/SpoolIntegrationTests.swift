@@ -161,7 +161,8 @@ import Testing
         #expect(run.stdout.contains("Subject: =?UTF-8?B?"))
         #expect(run.stdout.contains("Content-Type: text/html; charset=utf-8"))
         #expect(run.stdout.contains("=== V-1/sms (line 1) — decision: send now"))
-        #expect(run.stdout.contains("mise en demeure de payer 1\u{202F}234,50\u{00A0}€"))
+        #expect(run.stdout.contains("mise en demeure de payer 1 234,50 €"), "no-break spaces become spaces in SMS")
+        #expect(run.stdout.contains("SMS from RELANCE to +33612345678: GSM-7"))
         #expect(!FileManager.default.fileExists(atPath: sandbox.ledgerPath))
         #expect(!FileManager.default.fileExists(atPath: sandbox.maildir + "/new"))
 
