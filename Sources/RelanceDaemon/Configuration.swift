@@ -318,7 +318,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
             if let name = try c.decodeIfPresent(String.self, forKey: .provider) {
                 guard let p = Provider(rawValue: name) else {
                     throw DecodingError.dataCorruptedError(
-                        forKey: .provider, in: c, debugDescription: "'\(name)' is not a provider (\(Provider.allCases.map(\.rawValue).joined(separator: ", ")))")
+                        forKey: .provider, in: c, debugDescription: "'\(name)' is not a provider (\(Provider.allCases.map(\.rawValue).joined(separator: ", ")))"
+                    )
                 }
                 provider = p
             }
@@ -344,7 +345,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
             }
             let missing: [String]
             switch provider {
-            case .twilio: missing = [("sms.twilio.account_sid", twilio.accountSID), ("sms.twilio.auth_token", twilio.authToken)].filter { $0.1.isEmpty }.map(\.0)
+            case .twilio:
+                missing = [("sms.twilio.account_sid", twilio.accountSID), ("sms.twilio.auth_token", twilio.authToken)].filter { $0.1.isEmpty }.map(\.0)
             case .vonage: missing = [("sms.vonage.api_key", vonage.apiKey), ("sms.vonage.api_secret", vonage.apiSecret)].filter { $0.1.isEmpty }.map(\.0)
             case .brevo: missing = brevo.apiKey.isEmpty ? ["sms.brevo.api_key"] : []
             case .generic: missing = [("sms.generic.url", generic.url), ("sms.generic.body", generic.body)].filter { $0.1.isEmpty }.map(\.0)
@@ -352,7 +354,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
             }
             if !missing.isEmpty {
                 throw DecodingError.dataCorruptedError(
-                    forKey: .provider, in: c, debugDescription: "provider \(provider.rawValue) needs \(missing.joined(separator: ", ")) (in the file, the environment or a credential)")
+                    forKey: .provider, in: c,
+                    debugDescription: "provider \(provider.rawValue) needs \(missing.joined(separator: ", ")) (in the file, the environment or a credential)")
             }
         }
     }

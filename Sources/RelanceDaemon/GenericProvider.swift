@@ -24,7 +24,9 @@ public struct GenericProvider: SMSProvider {
         }
         method = configuration.method.uppercased()
         url = try parse(configuration.url, "url", pragma: "{{% CONTENT_TYPE: RELANCE_FORM}}")
-        headers = try configuration.headers.sorted { $0.key < $1.key }.map { ($0.key, try parse($0.value, "headers.\($0.key)", pragma: "{{% CONTENT_TYPE: TEXT}}")) }
+        headers = try configuration.headers.sorted { $0.key < $1.key }.map {
+            ($0.key, try parse($0.value, "headers.\($0.key)", pragma: "{{% CONTENT_TYPE: TEXT}}"))
+        }
         body = try parse(configuration.body, "body", pragma: pragma)
         contentType = configuration.escaping == .json ? "application/json" : "application/x-www-form-urlencoded"
         messageIDPointer = configuration.messageIDPointer
@@ -68,7 +70,8 @@ public struct GenericProvider: SMSProvider {
         guard let json = try? JSONSerialization.jsonObject(with: response.body), let id = JSONPointer.resolve(messageIDPointer, in: json) else {
             return .permanent(
                 code: response.status,
-                detail: "generic gateway accepted the request but \(messageIDPointer) is not in its answer (not resent): \(SMSGateway.firstBytes(response.body))")
+                detail:
+                    "generic gateway accepted the request but \(messageIDPointer) is not in its answer (not resent): \(SMSGateway.firstBytes(response.body))")
         }
         return .sent(providerID: id, code: response.status, detail: "generic gateway accepted")
     }

@@ -76,11 +76,16 @@ public struct MessageBuilder: Sendable {
                 throw BuildError(description: "\(phone) is a French landline or special number: it cannot receive SMS")
             }
             let rendered: RenderedSMS
-            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now) } catch { throw BuildError(description: "template error: \(error)") }
+            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now) } catch {
+                throw BuildError(description: "template error: \(error)")
+            }
             let text = try smsText(rendered.text)
             let message = SMSMessage(to: phone, from: smsSender, text: text, reference: Self.reference(reminder.id, channel: .sms))
             if message.analysis.segments > smsMaxSegments {
-                throw BuildError(description: "the SMS renders as \(message.analysis.segments) segments (\(message.analysis)), over sms.max_segments (\(smsMaxSegments)); nothing was cut")
+                throw BuildError(
+                    description:
+                        "the SMS renders as \(message.analysis.segments) segments (\(message.analysis)), over sms.max_segments (\(smsMaxSegments)); nothing was cut"
+                )
             }
             return .sms(message)
         }

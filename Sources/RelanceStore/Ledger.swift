@@ -292,8 +292,9 @@ public final class Ledger: Sendable {
     /// without a transport call; its receipt has the outcome `not_sent` and the reason.
     public func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws {
         try await batcher.write { db in
-            let attempts = try Int.fetchOne(
-                db, sql: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]) ?? 0
+            let attempts =
+                try Int.fetchOne(
+                    db, sql: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]) ?? 0
             try db.execute(
                 sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?", arguments: [reason, key.reminderID, key.channel.rawValue])
             try db.execute(

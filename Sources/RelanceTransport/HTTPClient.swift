@@ -76,7 +76,9 @@ public struct HTTPClientConfiguration: Sendable, Hashable {
     /// Responses larger than this are cut (the rest is discarded).
     public var maxResponseBytes: Int
 
-    public init(connections: Int = 4, connectTimeout: Duration = .seconds(10), timeout: Duration = .seconds(30), caFile: String? = nil, maxResponseBytes: Int = 1 << 20) {
+    public init(
+        connections: Int = 4, connectTimeout: Duration = .seconds(10), timeout: Duration = .seconds(30), caFile: String? = nil, maxResponseBytes: Int = 1 << 20
+    ) {
         self.connections = connections
         self.connectTimeout = connectTimeout
         self.timeout = timeout

@@ -108,7 +108,11 @@ public struct TwilioProvider: SMSProvider {
     public func request(for message: SMSMessage) throws -> HTTPRequest {
         var form: [(String, String)] = [("To", message.to)]
         // A Messaging Service SID (MG…) replaces the sender.
-        if message.from.hasPrefix("MG") && message.from.count == 34 { form.append(("MessagingServiceSid", message.from)) } else { form.append(("From", message.from)) }
+        if message.from.hasPrefix("MG") && message.from.count == 34 {
+            form.append(("MessagingServiceSid", message.from))
+        } else {
+            form.append(("From", message.from))
+        }
         form.append(("Body", message.text))
         if let statusCallback { form.append(("StatusCallback", statusCallback)) }
         return HTTPRequest(
@@ -119,7 +123,9 @@ public struct TwilioProvider: SMSProvider {
 
     public func accepted(_ response: HTTPResponse) -> SendOutcome {
         guard let json = JSONBody.object(response.body), let sid = JSONBody.string(json["sid"]) else {
-            return .permanent(code: response.status, detail: "twilio accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
+            return .permanent(
+                code: response.status, detail: "twilio accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))"
+            )
         }
         return .sent(providerID: sid, code: response.status, detail: "twilio \(JSONBody.string(json["status"]) ?? "accepted")")
     }
@@ -162,7 +168,9 @@ public struct VonageProvider: SMSProvider {
     /// Vonage answers 200 even when it refuses: each part has its own `status` ("0" = accepted).
     public func accepted(_ response: HTTPResponse) -> SendOutcome {
         guard let json = JSONBody.object(response.body), let parts = json["messages"] as? [[String: Any]], !parts.isEmpty else {
-            return .permanent(code: response.status, detail: "vonage accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
+            return .permanent(
+                code: response.status, detail: "vonage accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))"
+            )
         }
         if let refused = parts.first(where: { JSONBody.string($0["status"]) != "0" }) {
             let status = JSONBody.string(refused["status"]) ?? "?"
@@ -216,7 +224,8 @@ public struct BrevoProvider: SMSProvider {
 
     public func accepted(_ response: HTTPResponse) -> SendOutcome {
         guard let json = JSONBody.object(response.body), let id = JSONBody.string(json["messageId"]) else {
-            return .permanent(code: response.status, detail: "brevo accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
+            return .permanent(
+                code: response.status, detail: "brevo accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
         }
         let count = JSONBody.string(json["smsCount"]).map { " (\($0) SMS)" } ?? ""
         return .sent(providerID: id, code: response.status, detail: "brevo accepted\(count)")

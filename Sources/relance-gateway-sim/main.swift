@@ -178,7 +178,8 @@ final class Simulator: Sendable {
         case .throttle where firstTime("twilio", to):
             record["outcome"] = "429"
             write(record: record)
-            return Self.json(.tooManyRequests, ["code": 20429, "message": "Too Many Requests", "status": 429], headers: [.retryAfter: "\(settings.retryAfter)"])
+            return Self.json(
+                .tooManyRequests, ["code": 20429, "message": "Too Many Requests", "status": 429], headers: [.retryAfter: "\(settings.retryAfter)"])
         case .serverError where firstTime("twilio", to): return error(.internalServerError, 20500, "Internal Server Error")
         case .slow: try await Task.sleep(for: settings.slow)
         default: break
@@ -203,7 +204,8 @@ final class Simulator: Sendable {
         return Self.json(
             .created,
             [
-                "sid": messageSID, "account_sid": settings.twilioSID, "to": to, "from": form["From"].map { $0 as Any } ?? NSNull(), "body": bodyText, "status": "queued",
+                "sid": messageSID, "account_sid": settings.twilioSID, "to": to, "from": form["From"].map { $0 as Any } ?? NSNull(), "body": bodyText,
+                "status": "queued",
                 "num_segments": "\(SMSAnalysis(bodyText).segments)", "direction": "outbound-api", "api_version": "2010-04-01",
                 "messaging_service_sid": form["MessagingServiceSid"].map { $0 as Any } ?? NSNull(), "error_code": NSNull(), "error_message": NSNull(),
                 "uri": "/2010-04-01/Accounts/\(settings.twilioSID)/Messages/\(messageSID).json",
@@ -251,7 +253,9 @@ final class Simulator: Sendable {
         case .throttle where firstTime("vonage", to):
             record["outcome"] = "429"
             write(record: record)
-            return Self.json(.tooManyRequests, ["type": "https://developer.vonage.com/api-errors#throttled", "title": "Throttled"], headers: [.retryAfter: "\(settings.retryAfter)"])
+            return Self.json(
+                .tooManyRequests, ["type": "https://developer.vonage.com/api-errors#throttled", "title": "Throttled"],
+                headers: [.retryAfter: "\(settings.retryAfter)"])
         case .serverError where firstTime("vonage", to):
             record["outcome"] = "500"
             write(record: record)
@@ -278,8 +282,10 @@ final class Simulator: Sendable {
             [
                 "message-count": "\(parts.count)",
                 "messages": parts.map {
-                    ["to": to, "message-id": $0, "status": "0", "remaining-balance": "10.00000000", "message-price": "0.03330000", "network": "20801",
-                     "client-ref": form["client-ref"] ?? ""]
+                    [
+                        "to": to, "message-id": $0, "status": "0", "remaining-balance": "10.00000000", "message-price": "0.03330000", "network": "20801",
+                        "client-ref": form["client-ref"] ?? "",
+                    ]
                 },
             ])
     }
@@ -304,7 +310,9 @@ final class Simulator: Sendable {
         guard let recipient = json["recipient"] as? String, recipient.allSatisfy(\.isNumber), !recipient.isEmpty else {
             return error(.badRequest, "invalid_parameter", "recipient is not valid")
         }
-        guard let sender = json["sender"] as? String, !sender.isEmpty, sender.count <= 15 else { return error(.badRequest, "invalid_parameter", "sender is not valid") }
+        guard let sender = json["sender"] as? String, !sender.isEmpty, sender.count <= 15 else {
+            return error(.badRequest, "invalid_parameter", "sender is not valid")
+        }
         guard let content = json["content"] as? String, !content.isEmpty else { return error(.badRequest, "missing_parameter", "content is missing") }
         switch Behaviour(number: recipient) {
         case .invalid: return error(.badRequest, "invalid_parameter", "Invalid phone number")
@@ -334,7 +342,11 @@ final class Simulator: Sendable {
             scheduleCallbacks(events.map { Self.encode($0) }.map { data in { await self.postJSON(url: webURL, data) } })
         }
         return Self.json(
-            .created, ["reference": String(format: "%019x", id), "messageId": id, "smsCount": segments, "usedCredits": Double(segments) * 0.35, "remainingCredits": 100.0])
+            .created,
+            [
+                "reference": String(format: "%019x", id), "messageId": id, "smsCount": segments, "usedCredits": Double(segments) * 0.35,
+                "remainingCredits": 100.0,
+            ])
     }
 
     /// Brevo's `date` field is local time in Paris (CET/CEST), without an offset.

@@ -91,7 +91,9 @@ struct Sandbox {
     var configPath: String { root + "/relance.yaml" }
 
     /// Writes a configuration; `email` is the YAML of the `email:` section body.
-    func writeConfig(smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4) throws {
+    func writeConfig(
+        smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4, sms: String? = nil
+    ) throws {
         let email: String
         if let smtpPort {
             email = """
@@ -113,7 +115,7 @@ struct Sandbox {
             store: { path: "\(ledgerPath)" }
             templates: { path: "\(Package.templates)" }
             \(email)
-            sms: { outbox: { path: "\(root)/outbox/sms.jsonl" } }
+            \(sms ?? "sms: { outbox: { path: \"\(root)/outbox/sms.jsonl\" } }")
             delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d } }
             log: { level: info }
             \(extra)
@@ -164,6 +166,18 @@ struct Sandbox {
     }
 }
 
+/// Starts a child that prints `READY <port>` once it listens, and waits for that line.
+func startListening(_ executable: String, _ arguments: [String], in sandbox: Sandbox, what: String) async throws -> (Child, Int) {
+    let child = try Child(executable, arguments, directory: sandbox.root)
+    var port = 0
+    try await eventually("\(what) to listen", timeout: .seconds(30)) {
+        if !child.process.isRunning { throw TimedOut(description: "\(what) died: \(child.stderr)") }
+        if let line = child.stdout.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }) { port = Int(line.dropFirst(6)) ?? 0 }
+        return port != 0
+    }
+    return (child, port)
+}
+
 /// A real SMTP server (aiosmtpd) in a child process; messages land in `out` as .eml files.
 final class SMTPServer: @unchecked Sendable {
     // @unchecked: immutable after init.
@@ -173,18 +187,9 @@ final class SMTPServer: @unchecked Sendable {
 
     init(sandbox: Sandbox, slow: Double = 2.0, arguments: [String] = []) async throws {
         out = sandbox.root + "/sink"
-        child = try Child(
-            "/usr/bin/env", ["python3", Package.support + "/smtp_server.py", "--out", out, "--slow", "\(slow)"] + arguments, directory: sandbox.root)
-        var port = 0
-        let child = self.child
-        try await eventually("the SMTP server to listen", timeout: .seconds(30)) {
-            if !child.process.isRunning { throw TimedOut(description: "SMTP server died: \(child.stderr)") }
-            if let line = child.stdout.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }) {
-                port = Int(line.dropFirst(6)) ?? 0
-            }
-            return port != 0
-        }
-        self.port = port
+        (child, port) = try await startListening(
+            "/usr/bin/env", ["python3", Package.support + "/smtp_server.py", "--out", out, "--slow", "\(slow)"] + arguments, in: sandbox,
+            what: "the SMTP server")
     }
 
     /// Delivered messages (file paths), oldest first.
@@ -193,6 +198,52 @@ final class SMTPServer: @unchecked Sendable {
     }
 
     func stop() { child.signal(SIGTERM) }
+    deinit { child.signal(SIGTERM) }
+}
+
+/// Reads a JSON-lines file written by a helper process.
+func jsonLines(_ path: String) -> [[String: Any]] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+}
+
+/// `relance-gateway-sim` in a child process, recording every request.
+final class GatewaySimulator: @unchecked Sendable {
+    // @unchecked: immutable after init.
+    let child: Child
+    let port: Int
+    let recordPath: String
+    static let twilioSID = "AC00000000000000000000000000000000"
+    static let twilioToken = "twilio-test-token"
+
+    init(sandbox: Sandbox, arguments: [String] = []) async throws {
+        recordPath = sandbox.root + "/gateway.jsonl"
+        let binary = (Package.relance as NSString).deletingLastPathComponent + "/relance-gateway-sim"
+        (child, port) = try await startListening(
+            binary, ["--record", recordPath, "--callback-delay-ms", "10"] + arguments, in: sandbox, what: "the gateway simulator")
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var requests: [[String: Any]] { jsonLines(recordPath) }
+    deinit { child.signal(SIGTERM) }
+}
+
+/// `callback_sink.py`: records the status callbacks gateways post.
+final class CallbackSink: @unchecked Sendable {
+    // @unchecked: immutable after init.
+    let child: Child
+    let port: Int
+    let out: String
+
+    init(sandbox: Sandbox) async throws {
+        out = sandbox.root + "/callbacks.jsonl"
+        (child, port) = try await startListening(
+            "/usr/bin/env", ["python3", Package.support + "/callback_sink.py", "--out", out, "--twilio-token", GatewaySimulator.twilioToken], in: sandbox,
+            what: "the callback sink")
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var callbacks: [[String: Any]] { jsonLines(out) }
     deinit { child.signal(SIGTERM) }
 }
 

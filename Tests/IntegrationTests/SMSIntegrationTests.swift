@@ -1,0 +1,241 @@
+import Foundation
+import Logging
+import RelanceCore
+import RelanceStore
+import Testing
+
+@testable import RelanceDaemon
+
+/// `relance serve` against the gateway simulator: the exact requests, the receipts, the callbacks.
+@Suite struct SMSIntegrationTests {
+    static func smsReminder(_ id: String, phone: String, stage: String = "reminder_1") -> [String: Any] {
+        var r = Records.reminder(id, stage: stage, channels: ["sms"])
+        r["debtor"] = Records.debtor("C-" + id).merging(["phone": phone]) { _, new in new }
+        return r
+    }
+
+    func smsSection(_ provider: String, _ sim: GatewaySimulator, extra: String = "") -> String {
+        """
+        sms:
+          provider: \(provider)
+          sender: EXEMPLE
+          base_url: "\(sim.baseURL)"
+          twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
+          vonage: { api_key: vonage-key, api_secret: vonage-secret }
+          brevo: { api_key: brevo-key }
+        \(extra)
+        """
+    }
+
+    /// Runs one pass with `provider` over: a mobile, an invalid number, the simulator's landline
+    /// pattern, and a real French landline (refused before any request).
+    func runProvider(_ provider: String) async throws -> (Sandbox, GatewaySimulator, CallbackSink, [Receipt]) {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        let sink = try await CallbackSink(sandbox: sandbox)
+        try sandbox.writeConfig(extra: "webhooks: { public_base_url: \"\(sink.baseURL)/\", brevo_token: tok3n }", sms: smsSection(provider, sim))
+        try sandbox.dropLines(
+            "sms.jsonl",
+            [
+                Self.smsReminder("OK", phone: "06 12 34 56 78"), Self.smsReminder("INVALID", phone: "+33612340000"),
+                Self.smsReminder("SIMLANDLINE", phone: "+33612340001"), Self.smsReminder("LANDLINE", phone: "01 45 67 89 10"),
+            ])
+        let run = try await sandbox.relance(["serve", "--once"])
+        #expect(run.status == 0, "\(run.stderr)")
+        return (sandbox, sim, sink, try await receipts(try sandbox.ledger()))
+    }
+
+    static let expectedText = "Exemple SAS : sauf erreur, la facture INV-OK (1 234,50 €) reste à régler."
+
+    @Test func twilio() async throws {
+        let (_, sim, sink, all) = try await runProvider("twilio")
+        let requests = sim.requests
+        #expect(requests.count == 3, "the landline never reaches the gateway")
+        let ok = try #require(requests.first { ($0["form"] as? [String: String])?["To"] == "+33612345678" })
+        #expect(ok["method"] as? String == "POST")
+        #expect(ok["path"] as? String == "/2010-04-01/Accounts/\(GatewaySimulator.twilioSID)/Messages.json")
+        #expect(ok["auth"] as? String == "ok")
+        #expect(ok["content_type"] as? String == "application/x-www-form-urlencoded")
+        #expect(
+            ok["form"] as? [String: String] == [
+                "To": "+33612345678", "From": "EXEMPLE", "Body": Self.expectedText, "StatusCallback": "\(sink.baseURL)/webhooks/twilio",
+            ])
+        let sent = try #require(all.first { $0.reminderID == "OK" })
+        #expect(sent.outcome == "sent")
+        #expect(sent.status == "sent")
+        #expect(sent.providerID == ok["id"] as? String)
+        #expect(sent.providerID?.hasPrefix("SM") == true)
+        let invalid = try #require(all.first { $0.reminderID == "INVALID" })
+        #expect(invalid.outcome == "permanent")
+        #expect(invalid.code == 400)
+        #expect(invalid.detail == "twilio HTTP 400: code 21211: The 'To' number +33612340000 is not a valid phone number.")
+        #expect(all.first { $0.reminderID == "SIMLANDLINE" }?.detail == "twilio HTTP 400: code 21614: 'To' number is not a valid mobile number")
+        let landline = try #require(all.first { $0.reminderID == "LANDLINE" })
+        #expect(landline.outcome == "not_sent")
+        #expect(landline.status == "failed")
+        #expect(landline.detail?.contains("+33145678910 is a French landline") == true)
+
+        // Status callbacks, signed the way Twilio signs them (checked with Python's hmac).
+        try await eventually("two status callbacks") { sink.callbacks.count >= 2 }
+        let callbacks = sink.callbacks
+        #expect(callbacks.allSatisfy { $0["path"] as? String == "/webhooks/twilio" && $0["twilio_signature_valid"] as? Bool == true })
+        #expect(callbacks.compactMap { ($0["form"] as? [String: String])?["MessageStatus"] } == ["sent", "delivered"])
+        #expect(callbacks.allSatisfy { ($0["form"] as? [String: String])?["MessageSid"] == sent.providerID })
+    }
+
+    @Test func vonage() async throws {
+        let (_, sim, sink, all) = try await runProvider("vonage")
+        let requests = sim.requests
+        #expect(requests.count == 3)
+        let ok = try #require(requests.first { ($0["form"] as? [String: String])?["to"] == "33612345678" })
+        #expect(ok["path"] as? String == "/sms/json")
+        #expect(ok["auth"] as? String == "ok")
+        #expect(
+            ok["form"] as? [String: String] == [
+                "api_key": "vonage-key", "from": "EXEMPLE", "to": "33612345678", "text": Self.expectedText, "type": "text",
+                "callback": "\(sink.baseURL)/webhooks/vonage", "client-ref": "OK/sms",
+            ], "api_secret is sent (the simulator checks it) but not recorded")
+        let sent = try #require(all.first { $0.reminderID == "OK" })
+        #expect(sent.providerID == ok["id"] as? String)
+        #expect(sent.code == 200)
+        #expect(all.first { $0.reminderID == "INVALID" }?.detail == "vonage status 3: Invalid to parameter")
+        #expect(all.first { $0.reminderID == "SIMLANDLINE" }?.code == 6)
+        try await eventually("a delivery receipt") { !sink.callbacks.isEmpty }
+        let dlr = try #require(sink.callbacks.first?["json"] as? [String: Any])
+        #expect(dlr["messageId"] as? String == sent.providerID)
+        #expect(dlr["status"] as? String == "delivered")
+        #expect(dlr["client-ref"] as? String == "OK/sms")
+    }
+
+    @Test func brevo() async throws {
+        let (_, sim, sink, all) = try await runProvider("brevo")
+        let ok = try #require(sim.requests.first { ($0["json"] as? [String: Any])?["recipient"] as? String == "33612345678" })
+        #expect(ok["path"] as? String == "/v3/transactionalSMS/send")
+        #expect(ok["auth"] as? String == "ok")
+        #expect(ok["content_type"] as? String == "application/json")
+        let json = try #require(ok["json"] as? [String: Any])
+        #expect(json["sender"] as? String == "EXEMPLE")
+        #expect(json["content"] as? String == Self.expectedText)
+        #expect(json["type"] as? String == "transactional")
+        #expect(json["unicodeEnabled"] as? Bool == false)
+        #expect(json["webUrl"] as? String == "\(sink.baseURL)/webhooks/brevo?token=tok3n")
+        let sent = try #require(all.first { $0.reminderID == "OK" })
+        #expect(sent.providerID == ok["id"] as? String)
+        #expect(all.first { $0.reminderID == "INVALID" }?.detail == "brevo HTTP 400: code invalid_parameter: Invalid phone number")
+        try await eventually("two events") { sink.callbacks.count >= 2 }
+        #expect(sink.callbacks.compactMap { ($0["json"] as? [String: Any])?["event"] as? String } == ["sent", "delivered"])
+        #expect(sink.callbacks.allSatisfy { $0["path"] as? String == "/webhooks/brevo?token=tok3n" })
+    }
+
+    @Test func unicodeAndTransliteration() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        let creditor = "creditor: { name: \"Château Exemple\", phone: \"01 23 45 67 89\" }"
+        try sandbox.writeConfig(extra: creditor, sms: smsSection("vonage", sim))
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("U1", phone: "+33612345678")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let unicode = try #require(sim.requests.first?["form"] as? [String: String])
+        #expect(unicode["type"] == "unicode", "â is not GSM-7: the whole message is UCS-2")
+        #expect(unicode["text"]?.hasPrefix("Château Exemple : sauf erreur") == true)
+
+        try sandbox.writeConfig(extra: creditor, sms: smsSection("vonage", sim, extra: "  encoding: gsm7"))
+        try sandbox.dropLines("b.jsonl", [Self.smsReminder("U2", phone: "+33612345678")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let gsm = try #require(sim.requests.last?["form"] as? [String: String])
+        #expect(gsm["type"] == "text")
+        #expect(gsm["text"] == "Chateau Exemple : sauf erreur, la facture INV-U2 (1 234,50 €) reste à régler.")
+    }
+
+    @Test func overMaxSegmentsIsARenderErrorNeverTruncated() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        try sandbox.writeConfig(extra: "creditor: { name: \"Hôtel Exemple\" }", sms: smsSection("twilio", sim, extra: "  max_segments: 1"))
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("LONG", phone: "+33612345678", stage: "final_notice")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(sim.requests.isEmpty)
+        let receipt = try #require(try await receipts(try sandbox.ledger()).first)
+        #expect(receipt.status == "failed")
+        #expect(receipt.detail?.contains("over sms.max_segments (1)") == true, "\(receipt.detail ?? "")")
+        #expect(receipt.detail?.contains("UCS-2") == true)
+    }
+
+    @Test func genericProviderEscapesJSON() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        let generic = """
+            sms:
+              provider: generic
+              sender: EXEMPLE
+              generic:
+                url: "\(sim.baseURL)/v3/transactionalSMS/send"
+                headers: { api-key: brevo-key }
+                body: '{"sender":"{{from}}","recipient":"{{to_digits}}","content":"{{text}}","tag":"{{reference}}"}'
+                escaping: json
+                message_id_pointer: /messageId
+            """
+        try sandbox.writeConfig(extra: "creditor: { name: \"Dupont \\\"& Fils\\\"\" }", sms: generic)
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("G1", phone: "+33612345678")])
+        let run = try await sandbox.relance(["serve", "--once"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let request = try #require(sim.requests.first)
+        #expect(request["auth"] as? String == "ok")
+        let json = try #require(request["json"] as? [String: Any], "the body is valid JSON: quotes were escaped")
+        #expect(json["content"] as? String == "Dupont \"& Fils\" : sauf erreur, la facture INV-G1 (1 234,50 €) reste à régler.")
+        #expect(json["recipient"] as? String == "33612345678")
+        let receipt = try #require(try await receipts(try sandbox.ledger()).first)
+        #expect(receipt.providerID == request["id"] as? String)
+        #expect(receipt.transport == "generic")
+    }
+
+    /// 429 with Retry-After, 500 and 400, with an injected clock: no sleeping.
+    @Test func retryAfterIsHonouredWithAnInjectedClock() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        var configuration = RelanceConfiguration()
+        configuration.templates.path = Package.templates
+        configuration.sms.provider = .twilio
+        configuration.sms.baseURL = sim.baseURL
+        configuration.sms.twilio.accountSID = GatewaySimulator.twilioSID
+        configuration.sms.twilio.authToken = GatewaySimulator.twilioToken
+        configuration.sms.sender = "EXEMPLE"
+        configuration.delivery.retry = try ConfigurationLoader.load(file: nil, yaml: "delivery: { retry: { first: 1s } }", environment: [:]).0.delivery.retry
+        let components = try Components(configuration)
+        let ledger = try Ledger(path: sandbox.root + "/ledger.sqlite")
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        let clock = ManualClock(t0)
+        let validator = components.parser.validator
+        let reminders = try ["+33612340429", "+33612340500", "+33612340000"].enumerated().map { i, phone in
+            try validator.validate(try JSONSerialization.data(withJSONObject: Self.smsReminder("R\(i)", phone: phone))).get()
+        }
+        _ = try await ledger.ingest(reminders, sourceFile: "f", queue: "default", priority: 0, now: t0)
+        let dispatcher = Dispatcher(
+            ledger: ledger, builder: components.builder, transports: try components.makeTransports(), configuration: configuration,
+            logger: Logger(label: "test"), clock: { clock.now })
+        await dispatcher.run(untilIdle: true, shouldStop: { false })
+
+        var byID = Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ($0.reminderID, $0) })
+        #expect(byID["R0"]?.status == "pending")
+        #expect(byID["R0"]?.dueAt == t0.addingTimeInterval(2), "429 waits Retry-After (2 s), longer than retry.first (1 s)")
+        #expect(byID["R1"]?.status == "pending")
+        #expect(byID["R1"]?.dueAt == t0.addingTimeInterval(1), "500 waits retry.first")
+        #expect(byID["R2"]?.status == "failed", "400 is permanent")
+
+        clock.now = t0.addingTimeInterval(1)
+        await dispatcher.run(untilIdle: true, shouldStop: { false })
+        byID = Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ($0.reminderID, $0) })
+        #expect(byID["R0"]?.status == "pending", "not before Retry-After")
+        #expect(byID["R1"]?.status == "sent")
+
+        clock.now = t0.addingTimeInterval(2)
+        await dispatcher.run(untilIdle: true, shouldStop: { false })
+        #expect(try await ledger.deliveries(reminderID: "R0").first?.status == "sent")
+        #expect(try await receipts(ledger, reminderID: "R0").map(\.code) == [429, 201])
+    }
+}
+
+/// A clock the test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    // @unchecked: `now` is set by the test between dispatcher runs, never concurrently with them.
+    var now: Date
+    init(_ now: Date) { self.now = now }
+}
