@@ -166,8 +166,9 @@ public final class Ledger: Sendable {
     public func due(now: Date, limit: Int, excluding: Set<DeliveryKey> = []) async throws -> [Due] {
         try await pool.read { db in
             var result: [Due] = []
-            try Self.forEachDue(db, now: now, limit: limit + excluding.count) { due in
-                if result.count < limit && !excluding.contains(due.key) { result.append(due) }
+            try Self.forEachDue(db, now: now, skip: { excluding.contains($0) }) { due in
+                result.append(due)
+                return result.count < limit
             }
             return result
         }
@@ -175,10 +176,16 @@ public final class Ledger: Sendable {
 
     /// Every pending delivery due at `now`, in sending order, streamed to `body` (never all in memory).
     public func forEachDue(now: Date, _ body: @escaping @Sendable (Due) throws -> Void) async throws {
-        try await pool.read { db in try Self.forEachDue(db, now: now, limit: -1, body) }
+        try await pool.read { db in
+            try Self.forEachDue(db, now: now, skip: { _ in false }) { due in
+                try body(due)
+                return true
+            }
+        }
     }
 
-    static func forEachDue(_ db: Database, now: Date, limit: Int, _ body: (Due) throws -> Void) throws {
+    /// Walks the due deliveries; `skip` is asked before a record is decoded, `body` returns whether to go on.
+    static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey) -> Bool, _ body: (Due) throws -> Bool) throws {
         let rows = try Row.fetchCursor(
             db,
             sql: """
@@ -186,16 +193,16 @@ public final class Ledger: Sendable {
                 FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                 WHERE d.status = 'pending' AND d.due_at <= ?
                 ORDER BY d.priority DESC, d.due_at, d.reminder_id
-                LIMIT ?
                 """,
-            arguments: [now.timeIntervalSince1970, limit])
+            arguments: [now.timeIntervalSince1970])
         while let row = try rows.next() {
             let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
-            try body(
-                Due(
-                    key: key, reminder: try Reminder.fromCanonicalJSON(row["record"]), queue: row["queue"], attempts: row["attempts"],
-                    firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:))))
+            if skip(key) { continue }
+            let due = Due(
+                key: key, reminder: try Reminder.fromCanonicalJSON(row["record"]), queue: row["queue"], attempts: row["attempts"],
+                firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            if try !body(due) { return }
         }
     }
 
