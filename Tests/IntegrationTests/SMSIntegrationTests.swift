@@ -187,6 +187,30 @@ import Testing
         #expect(receipt.transport == "generic")
     }
 
+    @Test func callbacksCanComeTwiceAndOutOfOrder() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox, arguments: ["--duplicate-callbacks", "--shuffle-callbacks"])
+        let sink = try await CallbackSink(sandbox: sandbox)
+        try sandbox.writeConfig(extra: "webhooks: { public_base_url: \"\(sink.baseURL)\" }", sms: smsSection("twilio", sim))
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("D1", phone: "+33612345678")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        try await eventually("four callbacks") { sink.callbacks.count >= 4 }
+        #expect(sink.callbacks.compactMap { ($0["form"] as? [String: String])?["MessageStatus"] } == ["delivered", "delivered", "sent", "sent"])
+        #expect(sink.callbacks.allSatisfy { $0["twilio_signature_valid"] as? Bool == true })
+    }
+
+    @Test func aSlowGatewayTimesOutAndIsRetriedLater() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox, arguments: ["--slow-ms", "3000"])
+        try sandbox.writeConfig(sms: smsSection("brevo", sim, extra: "  timeout: 500ms"))
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("SLOW", phone: "+33612340999")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let receipt = try #require(try await receipts(try sandbox.ledger()).first)
+        #expect(receipt.outcome == "transient")
+        #expect(receipt.status == "pending")
+        #expect(receipt.detail?.contains("curl 28") == true, "\(receipt.detail ?? "")")
+    }
+
     /// 429 with Retry-After, 500 and 400, with an injected clock: no sleeping.
     @Test func retryAfterIsHonouredWithAnInjectedClock() async throws {
         let sandbox = try Sandbox()
