@@ -100,11 +100,7 @@ public final class HTTPClient: Sendable {
     }
 
     public func execute(_ request: HTTPRequest) async -> Result<HTTPResponse, CurlError> {
-        let connection = await pool.acquire()
-        defer { pool.release(connection) }
-        return await withCheckedContinuation { continuation in
-            connection.queue.async { continuation.resume(returning: connection.execute(request)) }
-        }
+        await pool.withConnection { $0.execute(request) }
     }
 }
 
@@ -115,7 +111,7 @@ final class HTTPTransfer {
     var limit = 1 << 20
 }
 
-final class HTTPConnection: @unchecked Sendable {
+final class HTTPConnection: QueuedConnection, @unchecked Sendable {
     // @unchecked: `easy` and `transfer` are only touched on `queue` (serial), one request at a time.
     let queue: DispatchQueue
     private let easy: CurlEasy

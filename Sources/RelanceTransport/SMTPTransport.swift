@@ -56,12 +56,23 @@ public final class SMTPTransport: Sendable {
 
     /// Sends one message (`message` is the full RFC 5322 text with CRLF line endings).
     public func send(from: String, to: String, message: Data) async -> SendOutcome {
-        let connection = await pool.acquire()
-        defer { pool.release(connection) }
+        await pool.withConnection { $0.send(from: from, to: to, message: message) }
+    }
+}
+
+/// A connection whose blocking work runs on its own serial queue.
+protocol QueuedConnection: Sendable {
+    var queue: DispatchQueue { get }
+}
+
+extension HandlePool where Resource: QueuedConnection {
+    /// Waits for a free connection, runs the blocking `work` on its queue (never on the cooperative
+    /// pool), hands the connection back.
+    func withConnection<T: Sendable>(_ work: @escaping @Sendable (Resource) -> T) async -> T {
+        let connection = await acquire()
+        defer { release(connection) }
         return await withCheckedContinuation { continuation in
-            connection.queue.async {
-                continuation.resume(returning: connection.send(from: from, to: to, message: message))
-            }
+            connection.queue.async { continuation.resume(returning: work(connection)) }
         }
     }
 }
@@ -109,7 +120,7 @@ final class TransferState {
 }
 
 /// One SMTP connection: an easy handle and the serial queue that alone touches it.
-final class SMTPConnection: @unchecked Sendable {
+final class SMTPConnection: QueuedConnection, @unchecked Sendable {
     // @unchecked: `easy` and `transfer` are only used on `queue`, a serial queue, one job at a time
     // (the HandlePool hands the connection to one caller at a time as well).
     let queue: DispatchQueue
