@@ -114,7 +114,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["RelanceDaemon", "RelanceStore", "RelanceCore"],
+            dependencies: ["RelanceDaemon", "RelanceStore", "RelanceCore", "RelanceTransport"],
             exclude: ["Support"],
             swiftSettings: swiftSettings
         ),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RelanceCore
 import RelanceStore
+import RelanceTransport
 import Testing
 
 @testable import RelanceDaemon
@@ -262,4 +263,46 @@ final class ManualClock: @unchecked Sendable {
     // @unchecked: `now` is set by the test between dispatcher runs, never concurrently with them.
     var now: Date
     init(_ now: Date) { self.now = now }
+}
+
+@Suite struct GenericProviderTests {
+    func provider(_ escaping: RelanceConfiguration.SMS.Generic.Escaping, body: String, pointer: String = "/id") throws -> GenericProvider {
+        var configuration = RelanceConfiguration.SMS.Generic()
+        configuration.url = "https://gw.example/send?to={{to_digits}}"
+        configuration.headers = ["Authorization": "Bearer {{reference}}"]
+        configuration.body = body
+        configuration.escaping = escaping
+        configuration.messageIDPointer = pointer
+        return try GenericProvider(configuration: configuration, callbackURL: "https://r.example/webhooks/generic")
+    }
+
+    let message = SMSMessage(to: "+33612345678", from: "EXEMPLE", text: "Dupont \"& Fils\"\nligne 2 = 1 234,50 € ?", reference: "R1/sms")
+
+    @Test func formEscaping() throws {
+        let request = try provider(.form, body: "to={{to}}&text={{text}}&cb={{callback_url}}").request(for: message)
+        #expect(request.url == "https://gw.example/send?to=33612345678")
+        #expect(request.headers["Authorization"] == "Bearer R1/sms")
+        #expect(request.headers["Content-Type"] == "application/x-www-form-urlencoded")
+        #expect(
+            String(decoding: request.body!, as: UTF8.self)
+                == "to=%2B33612345678&text=Dupont+%22%26+Fils%22%0Aligne+2+%3D+1+234%2C50+%E2%82%AC+%3F&cb=https%3A%2F%2Fr.example%2Fwebhooks%2Fgeneric")
+    }
+
+    @Test func jsonEscapingMakesValidJSON() throws {
+        let request = try provider(.json, body: #"{"text":"{{text}}","unicode":{{unicode}}}"#).request(for: message)
+        let json = try JSONSerialization.jsonObject(with: request.body!) as! [String: Any]
+        #expect(json["text"] as? String == message.text)
+        #expect(json["unicode"] as? Bool == false)
+    }
+
+    @Test func messageIDPointer() throws {
+        let p = try provider(.json, body: "{}", pointer: "/data/messages/0/id")
+        let response = HTTPResponse(status: 200, headers: [:], body: Data(#"{"data":{"messages":[{"id":42}]}}"#.utf8))
+        #expect(p.accepted(response) == .sent(providerID: "42", code: 200, detail: "generic gateway accepted"))
+        guard case .permanent = p.accepted(HTTPResponse(status: 200, headers: [:], body: Data("{}".utf8))) else {
+            Issue.record("a missing id is not resent")
+            return
+        }
+        #expect(JSONPointer.resolve("/a~1b/c~0d", in: ["a/b": ["c~d": "x"]]) == "x")
+    }
 }
