@@ -236,10 +236,13 @@ public struct RelanceConfiguration: Sendable, Decodable {
             public var apiKey = ""
             public var apiSecret = ""
             public var signatureSecret = ""
+            /// As chosen in the Vonage dashboard: md5hash (Vonage's default), md5, sha1, sha256, sha512.
+            public var signatureMethod = WebhookSignatures.VonageMethod.md5hash
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case apiKey = "api_key"
                 case apiSecret = "api_secret"
                 case signatureSecret = "signature_secret"
+                case signatureMethod = "signature_method"
             }
             public init() {}
             public init(from decoder: any Decoder) throws {
@@ -248,6 +251,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
                 apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey) ?? ""
                 apiSecret = try c.decodeIfPresent(String.self, forKey: .apiSecret) ?? ""
                 signatureSecret = try c.decodeIfPresent(String.self, forKey: .signatureSecret) ?? ""
+                signatureMethod = try c.decodeIfPresent(WebhookSignatures.VonageMethod.self, forKey: .signatureMethod) ?? signatureMethod
             }
         }
         public struct Brevo: Sendable, Decodable {
@@ -360,23 +364,47 @@ public struct RelanceConfiguration: Sendable, Decodable {
         }
     }
 
-    /// The HTTP side (status callbacks). Only the public URL is used so far: gateways are told to
-    /// call back there.
+    /// The HTTP side: gateway status callbacks, `/healthz`, `/metrics`.
     public struct Webhooks: Sendable, Decodable {
+        /// `host:port` to listen on (`:0` picks a free port, logged); empty disables the server.
+        public var listen = "127.0.0.1:8787"
         /// The URL gateways reach this daemon at (behind the TLS proxy), e.g. `https://relance.example.fr`.
         public var publicBaseURL: String? = nil
+        /// Standard Webhooks secret (`whsec_…`) of `/webhooks/generic`.
+        public var secret: String? = nil
         /// Secret token in Brevo's callback URL (Brevo signs nothing).
         public var brevoToken: String? = nil
+        /// How long a callback for an unknown message id is kept, in case its send commits late.
+        public var orphanTTL = ConfigDuration(.seconds(86400))
         enum CodingKeys: String, CodingKey, CaseIterable {
+            case listen
             case publicBaseURL = "public_base_url"
+            case secret
             case brevoToken = "brevo_token"
+            case orphanTTL = "orphan_ttl"
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? listen
             publicBaseURL = try c.decodeIfPresent(String.self, forKey: .publicBaseURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            secret = try c.decodeIfPresent(String.self, forKey: .secret)
             brevoToken = try c.decodeIfPresent(String.self, forKey: .brevoToken)
+            orphanTTL = try c.decodeIfPresent(ConfigDuration.self, forKey: .orphanTTL) ?? orphanTTL
+            if !listen.isEmpty && hostAndPort == nil {
+                throw DecodingError.dataCorruptedError(forKey: .listen, in: c, debugDescription: "'\(listen)' is not host:port")
+            }
+            if let secret, !secret.isEmpty, WebhookSignatures.standardWebhooks(secret: secret, id: "", timestamp: "", body: Data()) == nil {
+                throw DecodingError.dataCorruptedError(forKey: .secret, in: c, debugDescription: "must be whsec_ followed by base64")
+            }
+        }
+
+        /// `listen` split, or nil when it is not `host:port`.
+        public var hostAndPort: (host: String, port: Int)? {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+            let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            return host.isEmpty ? nil : (host, port)
         }
     }
 
@@ -504,7 +532,8 @@ public enum ConfigurationLoader {
         "sms.provider", "sms.sender", "sms.outbox.path", "sms.base_url", "sms.connections", "sms.timeout", "sms.encoding", "sms.max_segments",
         "sms.twilio.account_sid", "sms.twilio.auth_token", "sms.vonage.api_key", "sms.vonage.api_secret", "sms.vonage.signature_secret",
         "sms.brevo.api_key", "sms.generic.url", "sms.generic.body",
-        "webhooks.public_base_url", "webhooks.brevo_token",
+        "webhooks.listen", "webhooks.public_base_url", "webhooks.secret", "webhooks.brevo_token", "webhooks.orphan_ttl",
+        "sms.vonage.signature_method",
         "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime",
         "log.level",
     ]

@@ -1,5 +1,8 @@
 import Foundation
+import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import RelanceCore
 import RelanceStore
 import RelanceTemplates
@@ -19,7 +22,15 @@ public struct Daemon: Sendable {
         self.clock = clock
     }
 
+    /// One Prometheus registry per process, behind swift-metrics.
+    static let metricsRegistry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
     public func serve(once: Bool) async throws {
+        _ = Self.metricsRegistry
         let configuration = resolved.configuration
         let components = try Components(configuration)
         let problems = components.templateProblems(now: clock())
@@ -59,14 +70,25 @@ public struct Daemon: Sendable {
         }
 
         let stopping = StopFlag()
+        let health = ServiceHealth()
+        health.register(["intake", "dispatcher"])
         let intakeService = IntakeService(
-            intake: intake, dispatcher: dispatcher, rescan: configuration.spool.rescanInterval.value, stopping: stopping, logger: logger)
-        let dispatchService = DispatchService(dispatcher: dispatcher, stopping: stopping)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: dispatchService), .init(service: intakeService)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            intake: intake, dispatcher: dispatcher, rescan: configuration.spool.rescanInterval.value, stopping: stopping, health: health, logger: logger)
+        let dispatchService = DispatchService(dispatcher: dispatcher, stopping: stopping, health: health)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: dispatchService), .init(service: intakeService)]
+        if let (host, port) = configuration.webhooks.hostAndPort, !configuration.webhooks.listen.isEmpty {
+            let handlers = WebhookHandlers(
+                ledger: ledger, configuration: configuration, health: health, registry: Self.metricsRegistry, layout: components.layout, logger: logger,
+                clock: clock)
+            let logger = self.logger
+            let server = Application(
+                router: handlers.router(), configuration: .init(address: .hostname(host, port: port), serverName: "relance"),
+                onServerRunning: { channel in
+                    logger.notice("webhook server listening", metadata: ["relance.listen": "\(host):\(channel.localAddress?.port ?? port)"])
+                }, logger: Logger(label: "relance.http", factory: { label in RelanceLogHandler(label: label, level: .warning) }))
+            services.append(.init(service: server))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(
             "relance serve started",
             metadata: ["relance.spool": "\(configuration.spool.root)", "relance.ledger": "\(configuration.store.path)", "relance.pid": "\(getpid())"])
@@ -88,9 +110,12 @@ struct IntakeService: Service {
     let dispatcher: Dispatcher
     let rescan: Duration
     let stopping: StopFlag
+    let health: ServiceHealth
     let logger: Logger
 
     func run() async throws {
+        health.set("intake", running: true)
+        defer { health.set("intake", running: false) }
         let nudge = Nudge()
         let watcher = SpoolWatcher(directory: intake.layout.incoming) { nudge.signal() }
         if watcher == nil { logger.warning("inotify unavailable: relying on the periodic rescan", metadata: ["relance.rescan": "\(rescan)"]) }
@@ -113,8 +138,11 @@ struct IntakeService: Service {
 struct DispatchService: Service {
     let dispatcher: Dispatcher
     let stopping: StopFlag
+    let health: ServiceHealth
 
     func run() async throws {
+        health.set("dispatcher", running: true)
+        defer { health.set("dispatcher", running: false) }
         let stopping = self.stopping
         let dispatcher = self.dispatcher
         await withGracefulShutdownHandler {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import RelanceCore
 import RelanceStore
 import RelanceTransport
@@ -140,6 +141,17 @@ public final class Dispatcher: Sendable {
         }
         let transportName = key.channel == .email ? transports.emailName : transports.smsName
         metadata["relance.transport"] = "\(transportName)"
+        do {
+            if try await ledger.isSuppressed(message.recipient) {
+                try await ledger.markSuppressed(key, recipient: message.recipient, now: clock())
+                logger.notice("recipient opted out: not sent", metadata: metadata)
+                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "suppressed")]).increment()
+                return
+            }
+        } catch {
+            logger.error("cannot check the suppression list; not sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+            return
+        }
         let attempt: Int?
         do {
             attempt = try await ledger.markSending(key, transport: transportName, recipient: message.recipient, now: clock())
@@ -150,10 +162,13 @@ public final class Dispatcher: Sendable {
         guard let attempt else { return }
         metadata["relance.attempt"] = "\(attempt)"
         let outcome: SendOutcome
+        let started = ContinuousClock.now
         switch message {
         case .email(let from, let to, let data): outcome = await transports.sendEmail(from, to, data)
         case .sms(let sms): outcome = await transports.sendSMS(sms, key.reminderID)
         }
+        Timer(label: "relance_send_duration_seconds", dimensions: [("channel", key.channel.rawValue), ("transport", transportName)])
+            .record(duration: ContinuousClock.now - started)
         var retryAt: Date?
         let finished = clock()
         if case .transient(_, _, let retryAfter) = outcome {
@@ -169,9 +184,11 @@ public final class Dispatcher: Sendable {
         switch outcome {
         case .sent:
             counters.withLock { $0.sent += 1 }
+            Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "sent")]).increment()
             logger.info("sent", metadata: metadata)
         case .transient(let code, let detail, _):
             counters.withLock { $0.retried += 1 }
+            Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "transient")]).increment()
             logger.warning(
                 "transient failure",
                 metadata: metadata.merging([

@@ -90,6 +90,46 @@ public final class Ledger: Sendable {
                     CREATE INDEX event_delivery ON event(reminder_id, channel);
                     """)
         }
+        m.registerMigration("v2-callbacks") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE provider_message (
+                        provider TEXT NOT NULL,
+                        message_id TEXT NOT NULL,
+                        reminder_id TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        parts INTEGER NOT NULL,
+                        status TEXT,
+                        PRIMARY KEY (provider, message_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX provider_message_delivery ON provider_message(reminder_id, channel);
+                    CREATE TABLE callback (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        provider TEXT NOT NULL,
+                        message_id TEXT NOT NULL,
+                        reminder_id TEXT,
+                        channel TEXT,
+                        received_at DOUBLE NOT NULL,
+                        status TEXT NOT NULL,
+                        raw TEXT NOT NULL,
+                        result TEXT NOT NULL
+                    );
+                    CREATE INDEX callback_message ON callback(provider, message_id);
+                    CREATE INDEX callback_delivery ON callback(reminder_id, channel);
+                    CREATE TABLE suppression (
+                        address TEXT PRIMARY KEY NOT NULL,
+                        reason TEXT NOT NULL,
+                        source TEXT NOT NULL,
+                        created_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE webhook_seen (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        seen_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE health (id INTEGER PRIMARY KEY, checked_at DOUBLE NOT NULL);
+                    """)
+        }
         return m
     }
 
@@ -289,6 +329,13 @@ public final class Ledger: Sendable {
                     ?? "transient failures past the retry lifetime: \(outcome.detail)"
             }
             try Self.move(db, key, from: .sending, to: status, reason: reason, at: now)
+            if case .sent(let id?, _, _) = outcome,
+                let transport = try String.fetchOne(
+                    db, sql: "SELECT transport FROM attempt WHERE reminder_id = ? AND channel = ? AND number = ?",
+                    arguments: [key.reminderID, key.channel.rawValue, attempt])
+            {
+                try Self.registerProviderMessages(db, key, provider: transport, ids: id, at: now)
+            }
             if case .transient = outcome, retryAt == nil {
                 try Self.move(db, key, from: .pending, to: .expired, reason: "retry lifetime (delivery.retry.lifetime) exceeded", at: now)
             }

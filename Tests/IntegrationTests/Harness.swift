@@ -92,7 +92,8 @@ struct Sandbox {
 
     /// Writes a configuration; `email` is the YAML of the `email:` section body.
     func writeConfig(
-        smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4, sms: String? = nil
+        smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4, sms: String? = nil,
+        webhooks: String = ""
     ) throws {
         let email: String
         if let smtpPort {
@@ -118,6 +119,7 @@ struct Sandbox {
             \(sms ?? "sms: { outbox: { path: \"\(root)/outbox/sms.jsonl\" } }")
             delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d } }
             log: { level: info }
+            webhooks: { listen: "127.0.0.1:0"\(webhooks.isEmpty ? "" : ", " + webhooks) }
             \(extra)
             """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -34,7 +34,7 @@ import Testing
         let sandbox = try Sandbox()
         let sim = try await GatewaySimulator(sandbox: sandbox)
         let sink = try await CallbackSink(sandbox: sandbox)
-        try sandbox.writeConfig(extra: "webhooks: { public_base_url: \"\(sink.baseURL)/\", brevo_token: tok3n }", sms: smsSection(provider, sim))
+        try sandbox.writeConfig(sms: smsSection(provider, sim), webhooks: "public_base_url: \"\(sink.baseURL)/\", brevo_token: tok3n")
         try sandbox.dropLines(
             "sms.jsonl",
             [
@@ -192,7 +192,7 @@ import Testing
         let sandbox = try Sandbox()
         let sim = try await GatewaySimulator(sandbox: sandbox, arguments: ["--duplicate-callbacks", "--shuffle-callbacks"])
         let sink = try await CallbackSink(sandbox: sandbox)
-        try sandbox.writeConfig(extra: "webhooks: { public_base_url: \"\(sink.baseURL)\" }", sms: smsSection("twilio", sim))
+        try sandbox.writeConfig(sms: smsSection("twilio", sim), webhooks: "public_base_url: \"\(sink.baseURL)\"")
         try sandbox.dropLines("a.jsonl", [Self.smsReminder("D1", phone: "+33612345678")])
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         try await eventually("four callbacks") { sink.callbacks.count >= 4 }

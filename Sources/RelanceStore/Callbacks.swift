@@ -1,0 +1,225 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+/// A gateway's report on a message it accepted, mapped onto the ledger's statuses.
+public struct StatusCallback: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable {
+        /// Still on its way (queued, sent, accepted, buffered): recorded, no status change.
+        case inFlight = "in_flight"
+        case delivered, undelivered, bounced
+    }
+
+    /// `twilio`, `vonage`, `brevo`, `generic`: the transport that sent it.
+    public var provider: String
+    public var messageID: String
+    public var status: Status
+    /// The provider's own words, for audit (no secrets).
+    public var raw: [String: String]
+
+    public init(provider: String, messageID: String, status: Status, raw: [String: String]) {
+        self.provider = provider
+        self.messageID = messageID
+        self.status = status
+        self.raw = raw
+    }
+}
+
+/// What applying a callback did.
+public enum CallbackResult: String, Sendable {
+    /// The delivery moved (sent → delivered/undelivered/bounced).
+    case applied
+    /// Kept as an event; the status stays (in flight, a later part pending, or no regress after a final status).
+    case recorded
+    /// The same report was already applied.
+    case duplicate
+    /// No send with this id is known (yet): kept, and applied if the send commits within the TTL.
+    case orphan
+}
+
+/// A callback as kept in the ledger.
+public struct CallbackRecord: Sendable, Codable, Hashable {
+    public var provider: String
+    public var messageID: String
+    public var receivedAt: Date
+    public var status: String
+    public var raw: String
+    public var result: String
+}
+
+extension Ledger {
+    /// Records every part id of an accepted send (Vonage gives one per segment, comma-separated),
+    /// then applies any callback that arrived before this commit.
+    static func registerProviderMessages(_ db: Database, _ key: DeliveryKey, provider: String, ids: String, at now: Date) throws {
+        let parts = ids.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+        for (i, id) in parts.enumerated() {
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO provider_message (provider, message_id, reminder_id, channel, part, parts)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [provider, id, key.reminderID, key.channel.rawValue, i, parts.count])
+        }
+        let orphans = try Row.fetchAll(
+            db,
+            sql:
+                "SELECT id, message_id, status, raw FROM callback WHERE provider = ? AND result = 'orphan' AND message_id IN (\(parts.map { _ in "?" }.joined(separator: ","))) ORDER BY id",
+            arguments: StatementArguments([provider] + parts))
+        for row in orphans {
+            let status = StatusCallback.Status(rawValue: row["status"]) ?? .inFlight
+            let result = try applyKnown(db, provider: provider, messageID: row["message_id"], status: status, at: now, late: true)
+            try db.execute(
+                sql: "UPDATE callback SET result = ?, reminder_id = ?, channel = ? WHERE id = ?",
+                arguments: ["late-" + result.rawValue, key.reminderID, key.channel.rawValue, row["id"] as Int64])
+        }
+    }
+
+    /// Applies a status callback: forward-only, duplicates are no-ops, every callback is kept.
+    public func apply(_ callback: StatusCallback, now: Date, orphanTTL: Duration = .seconds(86400)) async throws -> CallbackResult {
+        let raw = Self.encodeRaw(callback.raw)
+        return try await batcher.write { db in
+            try db.execute(sql: "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?", arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
+            let owner = try Row.fetchOne(
+                db, sql: "SELECT reminder_id, channel FROM provider_message WHERE provider = ? AND message_id = ?",
+                arguments: [callback.provider, callback.messageID])
+            let result: CallbackResult
+            if owner == nil {
+                result = .orphan
+            } else {
+                let duplicate =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT EXISTS (SELECT 1 FROM callback WHERE provider = ? AND message_id = ? AND status = ? AND result != 'orphan')",
+                        arguments: [callback.provider, callback.messageID, callback.status.rawValue]) ?? false
+                result =
+                    duplicate
+                    ? .duplicate
+                    : try Self.applyKnown(db, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO callback (provider, message_id, reminder_id, channel, received_at, status, raw, result)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    callback.provider, callback.messageID, owner?["reminder_id"] as String?, owner?["channel"] as String?, now.timeIntervalSince1970,
+                    callback.status.rawValue, raw, result.rawValue,
+                ])
+            return result
+        }
+    }
+
+    /// Updates the part and, when the parts agree, the delivery (only up its rank).
+    static func applyKnown(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
+        -> CallbackResult
+    {
+        guard status != .inFlight,
+            let owner = try Row.fetchOne(
+                db, sql: "SELECT reminder_id, channel, status FROM provider_message WHERE provider = ? AND message_id = ?", arguments: [provider, messageID])
+        else { return .recorded }
+        let key = DeliveryKey(reminderID: owner["reminder_id"], channel: Channel(rawValue: owner["channel"]) ?? .sms)
+        // A part's own status only moves forward too: a late `delivered` after `undelivered` is kept as an event.
+        if owner["status"] as String? == nil {
+            try db.execute(
+                sql: "UPDATE provider_message SET status = ? WHERE provider = ? AND message_id = ?", arguments: [status.rawValue, provider, messageID])
+        }
+        let parts = try String?.fetchAll(
+            db, sql: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+        let combined: DeliveryStatus?
+        if parts.contains(StatusCallback.Status.bounced.rawValue) {
+            combined = .bounced
+        } else if parts.contains(StatusCallback.Status.undelivered.rawValue) {
+            combined = .undelivered
+        } else if parts.allSatisfy({ $0 == StatusCallback.Status.delivered.rawValue }) {
+            combined = .delivered
+        } else {
+            combined = nil  // some parts still unknown
+        }
+        guard let combined else { return .recorded }
+        guard
+            let current = try String.fetchOne(
+                db, sql: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]
+            ).flatMap(DeliveryStatus.init(rawValue:))
+        else { return .recorded }
+        guard current == .sent else {
+            try insertEvent(
+                db, key, from: current, to: current, reason: "\(provider) reported \(combined.rawValue) after \(current.rawValue): kept as an event, no change",
+                at: now)
+            return .recorded
+        }
+        try move(
+            db, key, from: .sent, to: combined,
+            reason: "\(provider) reported \(combined.rawValue)\(late ? " (callback received before the send was committed)" : "")", at: now)
+        return .applied
+    }
+
+    static func encodeRaw(_ raw: [String: String]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: raw, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The callbacks kept for one reminder (or all orphans with `reminderID == nil`), oldest first.
+    public func callbacks(reminderID: String?) async throws -> [CallbackRecord] {
+        try await pool.read { db in
+            let rows =
+                if let reminderID {
+                    try Row.fetchAll(db, sql: "SELECT * FROM callback WHERE reminder_id = ? ORDER BY id", arguments: [reminderID])
+                } else {
+                    try Row.fetchAll(db, sql: "SELECT * FROM callback WHERE reminder_id IS NULL ORDER BY id")
+                }
+            return rows.map {
+                CallbackRecord(
+                    provider: $0["provider"], messageID: $0["message_id"], receivedAt: Date(timeIntervalSince1970: $0["received_at"]), status: $0["status"],
+                    raw: $0["raw"], result: $0["result"])
+            }
+        }
+    }
+
+    // MARK: Suppression
+
+    /// Adds an address or E.164 number to the suppression list (opt-out). Idempotent.
+    public func suppress(_ address: String, reason: String, source: String, now: Date) async throws {
+        try await batcher.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO suppression (address, reason, source, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [address.lowercased(), reason, source, now.timeIntervalSince1970])
+        }
+    }
+
+    public func isSuppressed(_ address: String) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [address.lowercased()]) ?? false
+        }
+    }
+
+    /// A waiting delivery whose recipient opted out: `pending → suppressed`, never sent.
+    public func markSuppressed(_ key: DeliveryKey, recipient: String, now: Date) async throws {
+        try await batcher.write { db in
+            try db.execute(
+                sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?",
+                arguments: ["\(recipient) opted out", key.reminderID, key.channel.rawValue])
+            try Self.move(db, key, from: .pending, to: .suppressed, reason: "\(recipient) is on the suppression list (opt-out)", at: now)
+        }
+    }
+
+    // MARK: Webhook replay protection
+
+    /// Records a webhook id; false when it was seen before (a replay). Ids older than `keep` are forgotten.
+    public func firstSeen(webhookID: String, now: Date, keep: Duration = .seconds(86400)) async throws -> Bool {
+        try await batcher.write { db in
+            try db.execute(sql: "DELETE FROM webhook_seen WHERE seen_at < ?", arguments: [now.timeIntervalSince1970 - keep.seconds])
+            try db.execute(sql: "INSERT OR IGNORE INTO webhook_seen (id, seen_at) VALUES (?, ?)", arguments: [webhookID, now.timeIntervalSince1970])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Nil when a write transaction reaches the disk, else why not (for `/healthz`).
+    public func writeProblem(now: Date) async -> String? {
+        do {
+            try await pool.write { db in
+                try db.execute(sql: "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", arguments: [now.timeIntervalSince1970])
+            }
+            return nil
+        } catch {
+            return "the ledger is not writable: \(error)"
+        }
+    }
+}
