@@ -1,0 +1,89 @@
+import Foundation
+import RelanceCore
+import Testing
+
+@testable import RelanceStore
+
+@Suite struct CallbackTests {
+    /// A ledger holding reminder A sent on SMS by `provider` with `ids`.
+    func sentLedger(provider: String = "twilio", ids: String = "SM1") async throws -> (Ledger, DeliveryKey) {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest([reminder("A", channels: [.sms])], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        let key = DeliveryKey(reminderID: "A", channel: .sms)
+        let attempt = try #require(try await ledger.markSending(key, transport: provider, recipient: "+33612345678", now: t0))
+        try await ledger.recordOutcome(key, attempt: attempt, outcome: .sent(providerID: ids, code: 201, detail: "ok"), retryAt: nil, now: t0)
+        return (ledger, key)
+    }
+
+    func status(_ ledger: Ledger) async throws -> String? { try await ledger.deliveries(reminderID: "A").first?.status }
+
+    func callback(_ status: StatusCallback.Status, id: String = "SM1", provider: String = "twilio") -> StatusCallback {
+        StatusCallback(provider: provider, messageID: id, status: status, raw: ["MessageStatus": status.rawValue])
+    }
+
+    @Test func forwardOnlyAndDuplicates() async throws {
+        let (ledger, _) = try await sentLedger()
+        #expect(try await ledger.apply(callback(.inFlight), now: t0) == .recorded)
+        #expect(try await status(ledger) == "sent")
+        #expect(try await ledger.apply(callback(.delivered), now: t0) == .applied)
+        #expect(try await status(ledger) == "delivered")
+        #expect(try await ledger.apply(callback(.delivered), now: t0) == .duplicate)
+        #expect(try await ledger.apply(callback(.inFlight), now: t0) == .duplicate, "a late 'sent' after delivered changes nothing")
+        #expect(try await ledger.apply(callback(.undelivered), now: t0) == .recorded, "no regress after delivered")
+        #expect(try await status(ledger) == "delivered")
+        let kept = try await ledger.callbacks(reminderID: "A")
+        #expect(kept.map(\.result) == ["recorded", "applied", "duplicate", "duplicate", "recorded"], "every callback is kept")
+        #expect(try await ledger.events(reminderID: "A").last?.reason.contains("kept as an event, no change") == true)
+    }
+
+    @Test func outOfOrderEndsRight() async throws {
+        let (ledger, _) = try await sentLedger()
+        _ = try await ledger.apply(callback(.delivered), now: t0)
+        _ = try await ledger.apply(callback(.inFlight), now: t0)
+        #expect(try await status(ledger) == "delivered")
+    }
+
+    @Test func multiPartMessageNeedsEveryPart() async throws {
+        let (ledger, _) = try await sentLedger(provider: "vonage", ids: "P1,P2,P3")
+        #expect(try await ledger.apply(callback(.delivered, id: "P1", provider: "vonage"), now: t0) == .recorded)
+        #expect(try await ledger.apply(callback(.delivered, id: "P2", provider: "vonage"), now: t0) == .recorded)
+        #expect(try await status(ledger) == "sent")
+        #expect(try await ledger.apply(callback(.delivered, id: "P3", provider: "vonage"), now: t0) == .applied)
+        #expect(try await status(ledger) == "delivered")
+
+        let (other, _) = try await sentLedger(provider: "vonage", ids: "Q1,Q2")
+        _ = try await other.apply(callback(.delivered, id: "Q1", provider: "vonage"), now: t0)
+        #expect(try await other.apply(callback(.undelivered, id: "Q2", provider: "vonage"), now: t0) == .applied)
+        #expect(try await status(other) == "undelivered", "one failed part fails the message")
+    }
+
+    @Test func callbackBeforeTheSendIsCommittedIsAppliedLater() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest([reminder("A", channels: [.sms])], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        let key = DeliveryKey(reminderID: "A", channel: .sms)
+        let attempt = try #require(try await ledger.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0))
+        // The gateway is faster than our commit.
+        #expect(try await ledger.apply(callback(.delivered, id: "SMfast"), now: t0) == .orphan)
+        #expect(try await ledger.callbacks(reminderID: nil).map(\.messageID) == ["SMfast"])
+        try await ledger.recordOutcome(key, attempt: attempt, outcome: .sent(providerID: "SMfast", code: 201, detail: "ok"), retryAt: nil, now: t0)
+        #expect(try await status(ledger) == "delivered", "the orphan was applied as soon as the id was known")
+        #expect(try await ledger.callbacks(reminderID: "A").map(\.result) == ["late-applied"])
+    }
+
+    @Test func orphansExpire() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.apply(callback(.delivered, id: "SMold"), now: t0)
+        _ = try await ledger.apply(callback(.delivered, id: "SMnew"), now: t0.addingTimeInterval(90_000))
+        #expect(try await ledger.callbacks(reminderID: nil).map(\.messageID) == ["SMnew"], "orphans older than the TTL (24 h) are dropped")
+    }
+
+    @Test func suppressionAndWebhookIDs() async throws {
+        let ledger = try temporaryLedger()
+        try await ledger.suppress("+33612345678", reason: "STOP", source: "twilio", now: t0)
+        try await ledger.suppress("+33612345678", reason: "STOP", source: "twilio", now: t0)
+        #expect(try await ledger.isSuppressed("+33612345678"))
+        #expect(try await !ledger.isSuppressed("+33698765432"))
+        #expect(try await ledger.firstSeen(webhookID: "msg_1", now: t0))
+        #expect(try await !ledger.firstSeen(webhookID: "msg_1", now: t0))
+    }
+}
