@@ -1,0 +1,202 @@
+import Foundation
+import RelanceCore
+import RelanceStore
+import RelanceTransport
+import Testing
+
+@testable import RelanceDaemon
+
+/// The daemon's HTTP side, live: callbacks from the simulator and forged ones, STOP, health, metrics.
+@Suite(.serialized) struct WebhookIntegrationTests {
+    static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    /// A free loopback port (bound, read, released).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    struct Live {
+        let sandbox: Sandbox
+        let sim: GatewaySimulator
+        let daemon: Child
+        let base: String
+        let client: HTTPClient
+
+        func post(_ path: String, headers: [String: String] = [:], form: [(String, String)]? = nil, json: Data? = nil) async throws -> HTTPResponse {
+            var h = headers
+            var body: Data?
+            if let form {
+                h["Content-Type"] = "application/x-www-form-urlencoded"
+                body = HTTPRequest.formBody(form)
+            } else if let json {
+                h["Content-Type"] = h["Content-Type"] ?? "application/json"
+                body = json
+            }
+            return try await client.execute(HTTPRequest(method: "POST", url: base + path, headers: h, body: body ?? Data())).get()
+        }
+
+        func get(_ path: String) async throws -> HTTPResponse {
+            try await client.execute(HTTPRequest(method: "GET", url: base + path)).get()
+        }
+
+        func status(_ id: String) async throws -> String? { try await sandbox.ledger().deliveries(reminderID: id).first?.status }
+    }
+
+    func start(simArguments: [String] = []) async throws -> Live {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox, arguments: simArguments)
+        let port = Self.freePort()
+        let base = "http://127.0.0.1:\(port)"
+        let sms = """
+            sms:
+              provider: twilio
+              sender: EXEMPLE
+              base_url: "\(sim.baseURL)"
+              twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
+            """
+        try sandbox.writeConfig(sms: sms)
+        // The daemon listens where gateways are told to call back.
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(
+                of: "webhooks: { listen: \"127.0.0.1:0\" }",
+                with: "webhooks: { listen: \"127.0.0.1:\(port)\", public_base_url: \"\(base)\", secret: \"\(Self.secret)\", brevo_token: tok3n }"
+            )
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the webhook server") { daemon.stderr.contains("webhook server listening") }
+        return Live(sandbox: sandbox, sim: sim, daemon: daemon, base: base, client: try HTTPClient(configuration: .init(connections: 2)))
+    }
+
+    func smsReminder(_ id: String, phone: String) -> [String: Any] { SMSIntegrationTests.smsReminder(id, phone: phone) }
+
+    @Test func simulatorCallbacksDuplicatedAndOutOfOrderEndRight() async throws {
+        let live = try await start(simArguments: ["--duplicate-callbacks", "--shuffle-callbacks"])
+        try live.sandbox.dropLines("a.jsonl", [smsReminder("W-OK", phone: "+33612345678"), smsReminder("W-FAIL", phone: "+33612340013")])
+        try await eventually("final statuses from callbacks") {
+            let ok = try await live.status("W-OK")
+            let failed = try await live.status("W-FAIL")
+            return ok == "delivered" && failed == "undelivered"
+        }
+        let kept = try await live.sandbox.ledger().callbacks(reminderID: "W-OK")
+        #expect(kept.count == 4, "every callback is kept: \(kept.map(\.result))")
+        #expect(kept.map(\.result).filter { $0 == "applied" }.count == 1)
+        live.daemon.signal(SIGTERM)
+        #expect(try await live.daemon.wait() == 0)
+    }
+
+    @Test func forgedCallbacksAreRefusedAndChangeNothing() async throws {
+        let live = try await start()
+        try live.sandbox.dropLines("a.jsonl", [smsReminder("F1", phone: "+33612345678")])
+        try await eventually("the SMS to be delivered") { try await live.status("F1") == "delivered" }
+        let sid = try #require(try await receipts(try live.sandbox.ledger(), reminderID: "F1").first?.providerID)
+        let params = [("MessageSid", sid), ("MessageStatus", "undelivered"), ("To", "+33612345678")]
+        let good = WebhookSignatures.twilio(token: GatewaySimulator.twilioToken, url: live.base + "/webhooks/twilio", parameters: params)
+        let wrongURL = WebhookSignatures.twilio(token: GatewaySimulator.twilioToken, url: "https://evil.example/webhooks/twilio", parameters: params)
+        let before = try await live.sandbox.ledger().callbacks(reminderID: "F1").count
+
+        #expect(try await live.post("/webhooks/twilio", form: params).status == 403, "missing signature")
+        #expect(try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": "AAAA"], form: params).status == 403, "wrong signature")
+        #expect(try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": wrongURL], form: params).status == 403, "signed for another URL")
+        var tampered = params
+        tampered[1].1 = "failed"
+        #expect(try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": good], form: tampered).status == 403, "tampered parameter")
+        #expect(try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": good], json: Data("{}".utf8)).status == 415)
+        #expect(try await live.post("/webhooks/brevo?token=wrong", json: Data(#"{"event":"delivered","messageId":1}"#.utf8)).status == 403)
+        #expect(try await live.status("F1") == "delivered")
+        #expect(try await live.sandbox.ledger().callbacks(reminderID: "F1").count == before, "nothing was recorded")
+
+        // Correctly signed: recorded, but no regress after delivered.
+        let accepted = try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": good], form: params)
+        #expect(accepted.status == 200)
+        #expect(try await live.status("F1") == "delivered")
+
+        // Too large.
+        #expect(
+            try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": good], form: [("Body", String(repeating: "x", count: 70_000))]).status
+                == 413)
+        live.daemon.signal(SIGTERM)
+        _ = try await live.daemon.wait()
+    }
+
+    @Test func standardWebhooksEndpoint() async throws {
+        let live = try await start()
+        try live.sandbox.dropLines("a.jsonl", [smsReminder("S1", phone: "+33612345678")])
+        try await eventually("the send") { try await live.status("S1") == "delivered" }
+        func signed(_ id: String, _ body: String, at time: Date = Date()) -> [String: String] {
+            let ts = "\(Int(time.timeIntervalSince1970))"
+            return [
+                "webhook-id": id, "webhook-timestamp": ts,
+                "webhook-signature": WebhookSignatures.standardWebhooks(secret: Self.secret, id: id, timestamp: ts, body: Data(body.utf8))!,
+            ]
+        }
+        let body = #"{"message_id":"GEN-1","status":"delivered","error_code":null,"occurred_at":"2026-11-29T10:00:00Z"}"#
+        let first = try await live.post("/webhooks/generic", headers: signed("msg_1", body), json: Data(body.utf8))
+        #expect(first.status == 200)
+        #expect(String(decoding: first.body, as: UTF8.self).contains("orphan"), "unknown ids answer 200 and are kept")
+        let replay = try await live.post("/webhooks/generic", headers: signed("msg_1", body), json: Data(body.utf8))
+        #expect(replay.status == 200)
+        #expect(String(decoding: replay.body, as: UTF8.self).contains("duplicate webhook-id"))
+        #expect(try await live.sandbox.ledger().callbacks(reminderID: nil).filter { $0.messageID == "GEN-1" }.count == 1, "a replay has no second effect")
+        let stale = try await live.post("/webhooks/generic", headers: signed("msg_2", body, at: Date().addingTimeInterval(-600)), json: Data(body.utf8))
+        #expect(stale.status == 403)
+        var bad = signed("msg_3", body)
+        bad["webhook-signature"] = "v1,AAAA"
+        #expect(try await live.post("/webhooks/generic", headers: bad, json: Data(body.utf8)).status == 403)
+        let malformed = #"{"status":"delivered"}"#
+        #expect(try await live.post("/webhooks/generic", headers: signed("msg_4", malformed), json: Data(malformed.utf8)).status == 400)
+        live.daemon.signal(SIGTERM)
+        _ = try await live.daemon.wait()
+    }
+
+    @Test func stopReplySuppressesTheNumber() async throws {
+        let live = try await start()
+        let inbound = [("From", "+33612345678"), ("To", "+33700000000"), ("Body", "Arrêt"), ("MessageSid", "SMin1"), ("SmsStatus", "received")]
+        let signature = WebhookSignatures.twilio(token: GatewaySimulator.twilioToken, url: live.base + "/webhooks/twilio", parameters: inbound)
+        let response = try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": signature], form: inbound)
+        #expect(response.status == 200)
+        #expect(try await live.sandbox.ledger().isSuppressed("+33612345678"))
+        try live.sandbox.dropLines("a.jsonl", [smsReminder("STOP1", phone: "06 12 34 56 78"), smsReminder("OTHER", phone: "+33698765432")])
+        try await eventually("both deliveries decided") {
+            let stopped = try await live.status("STOP1")
+            let other = try await live.status("OTHER")
+            return stopped == "suppressed" && ["sent", "delivered"].contains(other ?? "")
+        }
+        #expect(live.sim.requests.allSatisfy { ($0["form"] as? [String: String])?["To"] != "+33612345678" }, "never sent to the opted-out number")
+        live.daemon.signal(SIGTERM)
+        _ = try await live.daemon.wait()
+    }
+
+    @Test func healthTurns503WhenTheLedgerIsReadOnlyAndBack() async throws {
+        let live = try await start()
+        let up = await live.client.execute(HTTPRequest(method: "GET", url: live.base + "/healthz"))
+        #expect((try? up.get().status) == 200, "\(up) \(live.daemon.stderr.suffix(2000))")
+        // The database and its WAL become immutable (the -shm stays: SQLite maps it in memory).
+        let files = ["ledger.sqlite", "ledger.sqlite-wal"].map { live.sandbox.root + "/" + $0 }.filter { FileManager.default.fileExists(atPath: $0) }
+        func chattr(_ flag: String) async throws -> Int32 { try await Child("/usr/bin/env", ["chattr", flag] + files, directory: live.sandbox.root).wait() }
+        guard try await chattr("+i") == 0 else {
+            Issue.record("chattr +i is not available here; cannot make the ledger read-only")
+            return
+        }
+        defer { _ = Task { try? await chattr("-i") } }
+        let down = try await live.get("/healthz")
+        #expect(down.status == 503, "\(live.daemon.stderr.suffix(2000))")
+        #expect(String(decoding: down.body, as: UTF8.self).contains("not writable"))
+        #expect(try await chattr("-i") == 0)
+        try await eventually("healthz back to 200") { (try? await live.get("/healthz").status) == 200 }
+        #expect(live.daemon.process.isRunning, "\(live.daemon.stderr.suffix(3000))")
+        #expect(try await live.post("/webhooks/brevo?token=nope", json: Data("{}".utf8)).status == 403)
+        let metrics = String(decoding: try await live.get("/metrics").body, as: UTF8.self)
+        #expect(metrics.contains(#"relance_webhook_requests_total{endpoint="brevo",status="403"} 1"#), "\(metrics)")
+        #expect(metrics.contains("relance_spool_waiting_files 0"))
+        live.daemon.signal(SIGTERM)
+        _ = try await live.daemon.wait()
+    }
+}
