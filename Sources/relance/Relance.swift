@@ -189,7 +189,9 @@ struct Enqueue: AsyncParsableCommand {
 }
 
 struct Receipts: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List receipts: one per attempt, with the delivery's current status.")
+    static let configuration = CommandConfiguration(
+        abstract: "List receipts: one per attempt, with the delivery's current status.",
+        discussion: "With --reminder (table format), also the deliveries, every gateway callback and every status change of that reminder.")
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, csv }
 
@@ -234,6 +236,21 @@ struct Receipts: AsyncParsableCommand {
                 case .csv: print(ReceiptFormat.csvRow(receipt))
                 case .json: print(ReceiptFormat.json(receipt))
                 }
+            }
+            // One reminder: its whole history, every gateway callback and every status change.
+            guard let reminder, format == .table else { return }
+            let deliveries = try await ledger.deliveries(reminderID: reminder)
+            if deliveries.isEmpty { throw Fail.runtime("no reminder \(reminder) in the ledger") }
+            print("\ndeliveries:")
+            for d in deliveries { print("  \(d.channel)\t\(d.status)\tattempts \(d.attempts)\(d.lastError.map { "\tlast error: \($0)" } ?? "")") }
+            let callbacks = try await ledger.callbacks(reminderID: reminder)
+            print("\ncallbacks:\(callbacks.isEmpty ? " none" : "")")
+            for c in callbacks {
+                print("  \(Timestamp.format(c.receivedAt)) \(c.provider) \(c.messageID) \(c.status) → \(c.result) \(c.raw)")
+            }
+            print("\nevents:")
+            for e in try await ledger.events(reminderID: reminder) {
+                print("  \(Timestamp.format(e.at)) \(e.channel) \(e.from ?? "-") → \(e.to): \(e.reason)")
             }
         }
     }

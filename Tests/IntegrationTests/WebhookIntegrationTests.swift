@@ -88,6 +88,11 @@ import Testing
         let kept = try await live.sandbox.ledger().callbacks(reminderID: "W-OK")
         #expect(kept.count == 4, "every callback is kept: \(kept.map(\.result))")
         #expect(kept.map(\.result).filter { $0 == "applied" }.count == 1)
+        let history = try await live.sandbox.relance(["receipts", "--reminder", "W-OK"])
+        #expect(history.status == 0)
+        #expect(history.stdout.contains("callbacks:"))
+        #expect(history.stdout.components(separatedBy: " twilio SM").count - 1 == 4, "every callback is listed: \(history.stdout)")
+        #expect(history.stdout.contains("sent → delivered: twilio reported delivered"))
         live.daemon.signal(SIGTERM)
         #expect(try await live.daemon.wait() == 0)
     }
