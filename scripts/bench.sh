@@ -89,3 +89,51 @@ start=$(date +%s.%N)
 /usr/bin/time -v "$BIN" serve --once --config "$sms/relance.yaml" 2> "$sms/time.log"
 end=$(date +%s.%N)
 report "$sms" "SMS through the simulator ($CONNECTIONS connections)" "$start" "$end"
+
+# Webhooks: signed Twilio status callbacks against the daemon (each one recorded durably in the
+# ledger), and the same load against a bare Hummingbird endpoint (the simulator's /bare).
+if ! command -v wrk >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+fi
+hooks=$(mktemp -d /tmp/relance-bench-hooks.XXXXXX)
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$hooks/spool/incoming"
+cat > "$hooks/relance.yaml" <<YAML
+spool: { root: "$hooks/spool" }
+store: { path: "$hooks/ledger.sqlite" }
+templates: { path: "$(pwd)/templates" }
+sms:
+  provider: twilio
+  sender: EXEMPLE
+  base_url: "http://127.0.0.1:$simport"
+  twilio: { account_sid: AC00000000000000000000000000000000, auth_token: twilio-test-token }
+webhooks: { listen: "127.0.0.1:$hport", public_base_url: "http://127.0.0.1:$hport" }
+log: { level: warning }
+YAML
+printf '{"id":"H-1","stage":"reminder_1","channels":["sms"],"debtor":{"id":"C","name":"N","phone":"+33612345678","locale":"fr-FR","timezone":"Europe/Paris","kind":"consumer"},"invoices":[{"number":"F","amount":"10.00","currency":"EUR","issued_on":"2026-01-01","due_on":"2026-02-01"}]}\n' > "$hooks/spool/incoming/h.jsonl"
+"$BIN" serve --config "$hooks/relance.yaml" 2> "$hooks/daemon.log" &
+daemon=$!
+trap 'kill $sink $sim $daemon 2>/dev/null || true; rm -rf "$dir" "$sms" "$hooks"' EXIT
+for _ in $(seq 1 100); do
+  sid=$("$BIN" receipts --config "$hooks/relance.yaml" --format csv 2>/dev/null | awk -F, 'NR==2 {print $10}' || true)
+  [ -n "$sid" ] && break; sleep 0.1
+done
+python3 - "$hport" "$sid" > "$hooks/callback.lua" <<'PY'
+import base64, hashlib, hmac, sys, urllib.parse
+port, sid = sys.argv[1], sys.argv[2]
+params = [("AccountSid", "AC00000000000000000000000000000000"), ("MessageSid", sid), ("MessageStatus", "delivered"), ("To", "+33612345678")]
+url = "http://127.0.0.1:%s/webhooks/twilio" % port
+sig = base64.b64encode(hmac.new(b"twilio-test-token", (url + "".join(k + v for k, v in sorted(params))).encode(), hashlib.sha1).digest()).decode()
+print('wrk.method = "POST"')
+print('wrk.body = "%s"' % urllib.parse.urlencode(params))
+print('wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"')
+print('wrk.headers["X-Twilio-Signature"] = "%s"' % sig)
+PY
+for target in "http://127.0.0.1:$hport/webhooks/twilio" "http://127.0.0.1:$simport/bare"; do
+  wrk -t2 -c16 -d10s -s "$hooks/callback.lua" "$target" > "$hooks/wrk.txt"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$hooks/wrk.txt")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$hooks/wrk.txt")
+  echo "bench webhooks: $target: $rps requests/s (2 threads, 16 connections, 10 s${non2xx:+, $non2xx non-2xx})"
+done
+echo "bench webhooks: callbacks recorded in the ledger: $(sqlite3 "$hooks/ledger.sqlite" 'SELECT COUNT(*) FROM callback' 2>/dev/null || echo '?')"

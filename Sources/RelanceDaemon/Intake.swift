@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import RelanceCore
 import RelanceStore
 import RelanceTransport
@@ -109,6 +110,7 @@ public struct Intake: Sendable {
             if let moved { logger.error("cannot move ingested spool file out of active/", metadata: metadata.merging(["error": "\(moved)"]) { a, _ in a }) }
         } else {
             result.quarantined += 1
+            Counter(label: "relance_quarantined_files_total", dimensions: [("queue", queue)]).increment()
             let report = ErrorReport(
                 file: name, queue: queue, failedAt: Timestamp.format(now),
                 ingested: parsed.reminders.count - errors.filter { $0.field == "id" && $0.reason.hasPrefix("conflict") }.count,

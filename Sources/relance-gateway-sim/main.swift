@@ -37,6 +37,7 @@ struct GatewaySim: AsyncParsableCommand {
     @Option(help: "Vonage API key accepted.") var vonageKey = "vonage-key"
     @Option(help: "Vonage API secret accepted.") var vonageSecret = "vonage-secret"
     @Option(help: "Brevo API key accepted.") var brevoKey = "brevo-key"
+    @Option(help: "Sign Vonage delivery receipts (md5hash `sig`, with `timestamp`) with this signature secret.") var vonageSignatureSecret: String?
     @Option(help: "Retry-After seconds sent with 429.") var retryAfter = 2
     @Option(help: "Delay of the 'slow' numbers, in milliseconds.") var slowMs = 2000
     @Option(help: "Delay before status callbacks, in milliseconds.") var callbackDelayMs = 50
@@ -45,7 +46,8 @@ struct GatewaySim: AsyncParsableCommand {
 
     func run() async throws {
         let settings = Settings(
-            twilioSID: twilioSid, twilioToken: twilioToken, vonageKey: vonageKey, vonageSecret: vonageSecret, brevoKey: brevoKey,
+            twilioSID: twilioSid, twilioToken: twilioToken, vonageKey: vonageKey, vonageSecret: vonageSecret, vonageSignatureSecret: vonageSignatureSecret,
+            brevoKey: brevoKey,
             retryAfter: retryAfter, slow: .milliseconds(slowMs), callbackDelay: .milliseconds(callbackDelayMs), duplicateCallbacks: duplicateCallbacks,
             shuffleCallbacks: shuffleCallbacks)
         let simulator = try Simulator(settings: settings, recordPath: record)
@@ -53,6 +55,12 @@ struct GatewaySim: AsyncParsableCommand {
         router.post("/2010-04-01/Accounts/:sid/Messages.json") { request, context in try await simulator.twilio(request, context: context) }
         router.post("/sms/json") { request, context in try await simulator.vonage(request, context: context) }
         router.post("/v3/transactionalSMS/send") { request, context in try await simulator.brevo(request, context: context) }
+        // A bare endpoint, the baseline of load tests: reads the body, answers 200.
+        router.post("/bare") { request, _ -> HTTPTypes.HTTPResponse.Status in
+            var request = request
+            _ = try await request.collectBody(upTo: 64 * 1024)
+            return .ok
+        }
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "relance-gateway-sim"),
             onServerRunning: { channel in
@@ -67,6 +75,7 @@ struct Settings: Sendable {
     var twilioToken: String
     var vonageKey: String
     var vonageSecret: String
+    var vonageSignatureSecret: String?
     var brevoKey: String
     var retryAfter: Int
     var slow: Duration
@@ -269,11 +278,17 @@ final class Simulator: Sendable {
         write(record: record)
         if let callback = form["callback"] {
             let fail = Behaviour(number: to) == .failLater
+            let secret = settings.vonageSignatureSecret
             let receipts = parts.map { id -> [String: Any] in
-                [
+                var receipt: [String: String] = [
                     "msisdn": to, "to": from, "network-code": "20801", "messageId": id, "price": "0.03330000", "status": fail ? "failed" : "delivered",
                     "scts": "2601011200", "err-code": fail ? "5" : "0", "client-ref": form["client-ref"] ?? "", "message-timestamp": "2026-01-01 12:00:00",
                 ]
+                if let secret {
+                    receipt["timestamp"] = "\(Int(Date().timeIntervalSince1970))"
+                    receipt["sig"] = Self.vonageSignature(secret: secret, parameters: receipt)
+                }
+                return receipt
             }
             scheduleCallbacks(receipts.map { Self.encode($0) }.map { data in { await self.postJSON(url: callback, data) } })
         }
@@ -288,6 +303,15 @@ final class Simulator: Sendable {
                     ]
                 },
             ])
+    }
+
+    /// Vonage's default `md5hash` signature: MD5 of the sorted `&name=value` pairs (`&` and `=` in
+    /// values replaced by `_`) followed by the signature secret, in hex.
+    static func vonageSignature(secret: String, parameters: [String: String]) -> String {
+        let canonical = parameters.filter { $0.key != "sig" }.sorted { $0.key < $1.key }.map { name, value in
+            "&\(name)=" + value.replacingOccurrences(of: "&", with: "_").replacingOccurrences(of: "=", with: "_")
+        }.joined()
+        return Insecure.MD5.hash(data: Data((canonical + secret).utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: Brevo

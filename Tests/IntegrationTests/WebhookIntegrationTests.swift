@@ -50,19 +50,20 @@ import Testing
         func status(_ id: String) async throws -> String? { try await sandbox.ledger().deliveries(reminderID: id).first?.status }
     }
 
-    func start(simArguments: [String] = []) async throws -> Live {
+    func start(provider: String = "twilio", simArguments: [String] = [], extra: String = "") async throws -> Live {
         let sandbox = try Sandbox()
         let sim = try await GatewaySimulator(sandbox: sandbox, arguments: simArguments)
         let port = Self.freePort()
         let base = "http://127.0.0.1:\(port)"
         let sms = """
             sms:
-              provider: twilio
+              provider: \(provider)
               sender: EXEMPLE
               base_url: "\(sim.baseURL)"
               twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
+              vonage: { api_key: vonage-key, api_secret: vonage-secret, signature_secret: vsig, signature_method: md5hash }
             """
-        try sandbox.writeConfig(sms: sms)
+        try sandbox.writeConfig(extra: extra, sms: sms)
         // The daemon listens where gateways are told to call back.
         try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
             .replacingOccurrences(
@@ -95,6 +96,25 @@ import Testing
         #expect(history.stdout.contains("sent → delivered: twilio reported delivered"))
         live.daemon.signal(SIGTERM)
         #expect(try await live.daemon.wait() == 0)
+    }
+
+    @Test func signedVonageReceiptsOfEveryPartMakeOneStatus() async throws {
+        let live = try await start(provider: "vonage", simArguments: ["--vonage-signature-secret", "vsig"], extra: "creditor: { name: \"Hôtel Exemple\" }")
+        try live.sandbox.dropLines("a.jsonl", [SMSIntegrationTests.smsReminder("V-LONG", phone: "+33612345678", stage: "final_notice")])
+        try await eventually("the long SMS to be delivered") { try await live.status("V-LONG") == "delivered" }
+        let sent = try #require(try await receipts(try live.sandbox.ledger(), reminderID: "V-LONG").first)
+        let parts = try #require(sent.providerID?.split(separator: ","))
+        #expect(parts.count >= 2, "a UCS-2 final notice takes several segments")
+        let kept = try await live.sandbox.ledger().callbacks(reminderID: "V-LONG")
+        #expect(kept.count == parts.count)
+        #expect(kept.map(\.result).filter { $0 == "applied" }.count == 1, "one status for the whole message")
+        // An unsigned or mis-signed receipt is refused.
+        let forged = ["messageId": String(parts[0]), "status": "failed", "timestamp": "\(Int(Date().timeIntervalSince1970))", "sig": "00"]
+        let response = try await live.post("/webhooks/vonage", json: try JSONSerialization.data(withJSONObject: forged))
+        #expect(response.status == 403)
+        #expect(try await live.status("V-LONG") == "delivered")
+        live.daemon.signal(SIGTERM)
+        _ = try await live.daemon.wait()
     }
 
     @Test func forgedCallbacksAreRefusedAndChangeNothing() async throws {
