@@ -86,8 +86,11 @@ import Testing
             let failed = try await live.status("W-FAIL")
             return ok == "delivered" && failed == "undelivered"
         }
+        // Duplicated and reversed: delivered, delivered, sent, sent — wait for all four.
+        try await eventually("every callback to be kept") { try await live.sandbox.ledger().callbacks(reminderID: "W-OK").count >= 4 }
         let kept = try await live.sandbox.ledger().callbacks(reminderID: "W-OK")
         #expect(kept.count == 4, "every callback is kept: \(kept.map(\.result))")
+        #expect(try await live.status("W-OK") == "delivered", "the late 'sent' did not regress it")
         #expect(kept.map(\.result).filter { $0 == "applied" }.count == 1)
         let history = try await live.sandbox.relance(["receipts", "--reminder", "W-OK"])
         #expect(history.status == 0)
