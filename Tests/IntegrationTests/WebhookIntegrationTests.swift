@@ -91,7 +91,7 @@ import Testing
         let kept = try await live.sandbox.ledger().callbacks(reminderID: "W-OK")
         #expect(kept.count == 4, "every callback is kept: \(kept.map(\.result))")
         #expect(try await live.status("W-OK") == "delivered", "the late 'sent' did not regress it")
-        #expect(kept.map(\.result).filter { $0 == "applied" }.count == 1)
+        #expect(kept.map(\.result).filter { $0.hasSuffix("applied") }.count == 1, "applied, or late-applied when the callback beat our commit")
         let history = try await live.sandbox.relance(["receipts", "--reminder", "W-OK"])
         #expect(history.status == 0)
         #expect(history.stdout.contains("callbacks:"))
@@ -110,7 +110,7 @@ import Testing
         #expect(parts.count >= 2, "a UCS-2 final notice takes several segments")
         let kept = try await live.sandbox.ledger().callbacks(reminderID: "V-LONG")
         #expect(kept.count == parts.count)
-        #expect(kept.map(\.result).filter { $0 == "applied" }.count == 1, "one status for the whole message")
+        #expect(kept.map(\.result).filter { $0.hasSuffix("applied") }.count == 1, "one status for the whole message")
         // An unsigned or mis-signed receipt is refused.
         let forged = ["messageId": String(parts[0]), "status": "failed", "timestamp": "\(Int(Date().timeIntervalSince1970))", "sig": "00"]
         let response = try await live.post("/webhooks/vonage", json: try JSONSerialization.data(withJSONObject: forged))
