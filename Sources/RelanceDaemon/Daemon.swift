@@ -9,6 +9,7 @@ import RelanceTemplates
 import RelanceTransport
 import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 /// `relance serve`: intake and dispatch as services of one `ServiceGroup`, or one pass (`--once`).
 public struct Daemon: Sendable {
@@ -71,7 +72,8 @@ public struct Daemon: Sendable {
 
         let stopping = StopFlag()
         let health = ServiceHealth()
-        health.register(["intake", "dispatcher"])
+        health.register(["intake", "dispatcher"] + (configuration.webhooks.listen.isEmpty ? [] : ["webhooks"]))
+        let notifier = SystemdNotifier()
         let intakeService = IntakeService(
             intake: intake, dispatcher: dispatcher, rescan: configuration.spool.rescanInterval.value, stopping: stopping, health: health, logger: logger)
         let dispatchService = DispatchService(dispatcher: dispatcher, stopping: stopping, health: health)
@@ -84,10 +86,16 @@ public struct Daemon: Sendable {
             let server = Application(
                 router: handlers.router(), configuration: .init(address: .hostname(host, port: port), serverName: "relance"),
                 onServerRunning: { channel in
+                    health.set("webhooks", running: true)
                     logger.notice("webhook server listening", metadata: ["relance.listen": "\(host):\(channel.localAddress?.port ?? port)"])
                 }, logger: Logger(label: "relance.http", factory: { label in RelanceLogHandler(label: label, level: .warning) }))
             services.append(.init(service: server))
         }
+        services.append(.init(service: NotifierService(notifier: notifier, health: health, ledger: ledger, dispatcher: dispatcher, logger: logger)))
+        services.append(
+            .init(
+                service: ReloadService(
+                    configPath: resolved.provenance.file, current: configuration, dispatcher: dispatcher, notifier: notifier, logger: logger, clock: clock)))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(
             "relance serve started",
@@ -151,5 +159,109 @@ struct DispatchService: Service {
             stopping.set()
             dispatcher.wake()
         }
+    }
+}
+
+/// Tells systemd how the daemon is doing: READY=1 once every service runs, STATUS= with the
+/// queue depth and send rate, WATCHDOG=1 at half of WatchdogSec while healthy, STOPPING=1.
+struct NotifierService: Service {
+    let notifier: SystemdNotifier
+    let health: ServiceHealth
+    let ledger: Ledger
+    let dispatcher: Dispatcher
+    let logger: Logger
+
+    func run() async throws {
+        guard notifier.isEnabled else { return await waitForShutdown() }
+        // READY=1 once intake, dispatch and the webhook server all run.
+        while !health.stopped.isEmpty {
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        notifier.notify("READY=1\nSTATUS=\(await status(rate: 0))")
+        logger.info("told systemd READY=1")
+        let tick = min(notifier.watchdogInterval ?? .seconds(5), .seconds(5))
+        var lastSent = dispatcher.totals.sent
+        var lastTime = ContinuousClock.now
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                try? await Task.sleep(for: tick)
+                if Task.isShuttingDownGracefully { break }
+                let now = ContinuousClock.now
+                let sent = dispatcher.totals.sent
+                let rate = Double(sent - lastSent) / max(0.001, (now - lastTime).seconds)
+                (lastSent, lastTime) = (sent, now)
+                var message = "STATUS=\(await status(rate: rate))"
+                // The watchdog is fed only while every service runs.
+                if notifier.watchdogInterval != nil && health.stopped.isEmpty { message += "\nWATCHDOG=1" }
+                notifier.notify(message)
+            }
+        } onGracefulShutdown: {
+            notifier.notify("STOPPING=1\nSTATUS=stopping: finishing in-flight sends")
+        }
+    }
+
+    func status(rate: Double) async -> String {
+        let pending = (try? await ledger.statusCounts())?.filter { $0.status == "pending" }.reduce(0) { $0 + $1.count } ?? 0
+        return "\(pending) pending, \(dispatcher.totals.sent) sent since start, \(String(format: "%.1f", rate))/s"
+    }
+
+    func waitForShutdown() async {
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully { try? await Task.sleep(for: .milliseconds(200)) }
+        } onGracefulShutdown: {
+        }
+    }
+}
+
+/// SIGHUP: re-reads and validates the configuration and the templates, then puts them in force
+/// whole; an invalid set is refused with a log line and the running one stays.
+struct ReloadService: Service {
+    let configPath: String?
+    let current: RelanceConfiguration
+    let dispatcher: Dispatcher
+    let notifier: SystemdNotifier
+    let logger: Logger
+    let clock: @Sendable () -> Date
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await withGracefulShutdownHandler {
+            for await _ in signals.cancelOnGracefulShutdown() { reload() }
+        } onGracefulShutdown: {
+        }
+    }
+
+    func reload() {
+        notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())")
+        defer { notifier.notify("READY=1") }
+        let next: RelanceConfiguration
+        let components: Components
+        do {
+            next = try ResolvedConfiguration.resolve(configPath: configPath).configuration
+            components = try Components(next)
+        } catch {
+            logger.error("reload refused: the new configuration is invalid; the running one stays in force", metadata: ["error": "\(error)"])
+            return
+        }
+        let problems = components.templateProblems(now: clock())
+        guard problems.isEmpty else {
+            logger.error(
+                "reload refused: the new templates are invalid; the running ones stay in force",
+                metadata: ["error": "\(problems.map(\.description).joined(separator: "; "))"])
+            return
+        }
+        dispatcher.replaceBuilder(components.builder)
+        LogLevelBox.shared.level = Logger.Level(rawValue: next.log.level) ?? .info
+        let restartOnly = [
+            ("spool", "\(next.spool.root)" != current.spool.root), ("store.path", next.store.path != current.store.path),
+            ("email.transport", next.email.transport != current.email.transport), ("email.smtp", next.email.smtp.url != current.email.smtp.url),
+            ("sms.provider", next.sms.provider != current.sms.provider), ("webhooks.listen", next.webhooks.listen != current.webhooks.listen),
+            ("delivery.concurrency", next.delivery.concurrency != current.delivery.concurrency),
+        ].filter(\.1).map(\.0)
+        if !restartOnly.isEmpty {
+            logger.warning("reloaded; these changes take effect at the next restart", metadata: ["relance.keys": "\(restartOnly.joined(separator: ","))"])
+        }
+        logger.notice("reloaded configuration and templates", metadata: ["relance.templates": "\(next.templates.path)"])
     }
 }

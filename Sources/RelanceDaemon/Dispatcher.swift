@@ -28,7 +28,8 @@ public struct Transports: Sendable {
 /// durably, calls the transport, records the outcome. Fair across queues by priority and share.
 public final class Dispatcher: Sendable {
     let ledger: Ledger
-    let builder: MessageBuilder
+    /// Swapped whole by a reload (templates, creditor, SMS settings).
+    private let currentBuilder: Mutex<MessageBuilder>
     let transports: Transports
     let configuration: RelanceConfiguration
     let logger: Logger
@@ -42,12 +43,17 @@ public final class Dispatcher: Sendable {
         clock: @escaping @Sendable () -> Date
     ) {
         self.ledger = ledger
-        self.builder = builder
+        self.currentBuilder = Mutex(builder)
         self.transports = transports
         self.configuration = configuration
         self.logger = logger
         self.clock = clock
     }
+
+    public var builder: MessageBuilder { currentBuilder.withLock { $0 } }
+
+    /// Puts a validated new builder in force for the deliveries built from now on.
+    public func replaceBuilder(_ builder: MessageBuilder) { currentBuilder.withLock { $0 = builder } }
 
     /// Wake the loop: new deliveries were ingested.
     public func wake() { nudge.signal() }

@@ -1,17 +1,39 @@
 import Foundation
 import Logging
+import Synchronization
+
+/// A log level shared by handlers and changed by a reload.
+public final class LogLevelBox: Sendable {
+    private let value: Mutex<Logger.Level>
+    public init(_ level: Logger.Level) { value = Mutex(level) }
+    public var level: Logger.Level {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
+    /// The process-wide level of `relance serve`.
+    public static let shared = LogLevelBox(.info)
+}
 
 /// Plain log lines on standard error; with journald priority prefixes (`<3>`…`<7>`) when started by
 /// systemd with its journal on stderr (`JOURNAL_STREAM` set). Metadata as `key=value`, sorted.
 public struct RelanceLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+    /// The level of every handler sharing `levelBox`: a reload changes them all at once.
+    public var logLevel: Logger.Level {
+        get { levelBox.level }
+        set { levelBox.level = newValue }
+    }
+    let levelBox: LogLevelBox
     let label: String
     let journal: Bool
 
     public init(label: String, level: Logger.Level, journal: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
+        self.init(label: label, levelBox: LogLevelBox(level), journal: journal)
+    }
+
+    public init(label: String, levelBox: LogLevelBox, journal: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
         self.label = label
-        self.logLevel = level
+        self.levelBox = levelBox
         self.journal = journal
     }
 

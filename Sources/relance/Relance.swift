@@ -63,8 +63,8 @@ extension ParsableCommand {
 }
 
 func makeLogger(_ configuration: RelanceConfiguration) -> Logger {
-    let level = Logger.Level(rawValue: configuration.log.level) ?? .info
-    return Logger(label: "relance") { label in RelanceLogHandler(label: label, level: level) }
+    LogLevelBox.shared.level = Logger.Level(rawValue: configuration.log.level) ?? .info
+    return Logger(label: "relance") { label in RelanceLogHandler(label: label, levelBox: LogLevelBox.shared) }
 }
 
 func components(_ resolved: ResolvedConfiguration) throws -> Components {

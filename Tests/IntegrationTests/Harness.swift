@@ -151,8 +151,8 @@ struct Sandbox {
         return (status, child.stdout, child.stderr)
     }
 
-    func start(_ arguments: [String]) throws -> Child {
-        try Child(Package.relance, arguments + ["--config", configPath], directory: root)
+    func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Child {
+        try Child(Package.relance, arguments + ["--config", configPath], environment: environment, directory: root)
     }
 
     func ledger() throws -> Ledger { try Ledger(path: ledgerPath, readOnly: true) }
