@@ -56,11 +56,14 @@ public struct RetrySchedule: Sendable, Hashable {
     public var first: Duration
     public var max: Duration
     public var lifetime: Duration
+    /// Spread of each delay, as a fraction (0.1: ±10 %), so retries after an outage do not all land at once.
+    public var jitter: Double
 
-    public init(first: Duration = .seconds(300), max: Duration = .seconds(3600), lifetime: Duration = .seconds(2 * 86400)) {
+    public init(first: Duration = .seconds(300), max: Duration = .seconds(3600), lifetime: Duration = .seconds(2 * 86400), jitter: Double = 0.1) {
         self.first = first
         self.max = max
         self.lifetime = lifetime
+        self.jitter = jitter
     }
 
     /// The delay before retry number `failures` (1 = first retry), without jitter.
@@ -76,8 +79,10 @@ public struct RetrySchedule: Sendable, Hashable {
 
     /// When to try again after `failures` failed attempts of a delivery first tried at `firstAttempt`,
     /// or nil when that would be past the lifetime (the delivery then expires).
-    public func nextAttempt(afterFailures failures: Int, now: Date, firstAttempt: Date) -> Date? {
-        let next = now.addingTimeInterval(delay(afterFailures: failures).seconds)
+    /// `random` is a number in [0, 1) (injected so tests are deterministic); 0.5 means no jitter.
+    public func nextAttempt(afterFailures failures: Int, now: Date, firstAttempt: Date, random: Double = 0.5) -> Date? {
+        let spread = 1 + jitter * (2 * random - 1)
+        let next = now.addingTimeInterval(delay(afterFailures: failures).seconds * spread)
         return next.timeIntervalSince(firstAttempt) > lifetime.seconds ? nil : next
     }
 }

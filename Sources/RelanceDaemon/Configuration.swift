@@ -414,7 +414,9 @@ public struct RelanceConfiguration: Sendable, Decodable {
             public var first = ConfigDuration(.seconds(300))
             public var max = ConfigDuration(.seconds(3600))
             public var lifetime = ConfigDuration(.seconds(2 * 86400))
-            enum CodingKeys: String, CodingKey, CaseIterable { case first, max, lifetime }
+            /// ±fraction of each delay (0.1 = ±10 %).
+            public var jitter = 0.1
+            enum CodingKeys: String, CodingKey, CaseIterable { case first, max, lifetime, jitter }
             public init() {}
             public init(from decoder: any Decoder) throws {
                 try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -422,8 +424,12 @@ public struct RelanceConfiguration: Sendable, Decodable {
                 first = try c.decodeIfPresent(ConfigDuration.self, forKey: .first) ?? first
                 max = try c.decodeIfPresent(ConfigDuration.self, forKey: .max) ?? max
                 lifetime = try c.decodeIfPresent(ConfigDuration.self, forKey: .lifetime) ?? lifetime
+                jitter = try c.decodeIfPresent(Double.self, forKey: .jitter) ?? jitter
+                guard (0...0.5).contains(jitter) else {
+                    throw DecodingError.dataCorruptedError(forKey: .jitter, in: c, debugDescription: "must be between 0 and 0.5")
+                }
             }
-            public var schedule: RetrySchedule { RetrySchedule(first: first.value, max: max.value, lifetime: lifetime.value) }
+            public var schedule: RetrySchedule { RetrySchedule(first: first.value, max: max.value, lifetime: lifetime.value, jitter: jitter) }
         }
         public var concurrency = 8
         public var inDoubt = InDoubt.hold
@@ -534,7 +540,7 @@ public enum ConfigurationLoader {
         "sms.brevo.api_key", "sms.generic.url", "sms.generic.body",
         "webhooks.listen", "webhooks.public_base_url", "webhooks.secret", "webhooks.brevo_token", "webhooks.orphan_ttl",
         "sms.vonage.signature_method",
-        "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime",
+        "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime", "delivery.retry.jitter",
         "log.level",
     ]
 

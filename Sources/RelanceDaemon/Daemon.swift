@@ -31,6 +31,8 @@ public struct Daemon: Sendable {
     }()
 
     public func serve(once: Bool) async throws {
+        // Until the reload service traps it, a SIGHUP must not terminate the daemon.
+        signal(SIGHUP, SIG_IGN)
         _ = Self.metricsRegistry
         let configuration = resolved.configuration
         let components = try Components(configuration)
@@ -226,6 +228,7 @@ struct ReloadService: Service {
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
+        logger.info("SIGHUP reloads the configuration and templates")
         await withGracefulShutdownHandler {
             for await _ in signals.cancelOnGracefulShutdown() { reload() }
         } onGracefulShutdown: {

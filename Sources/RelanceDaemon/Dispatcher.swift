@@ -179,7 +179,7 @@ public final class Dispatcher: Sendable {
         let finished = clock()
         if case .transient(_, _, let retryAfter) = outcome {
             let schedule = configuration.delivery.retry.schedule
-            retryAt = schedule.nextAttempt(afterFailures: attempt, now: finished, firstAttempt: due.firstAttemptAt ?? now)
+            retryAt = schedule.nextAttempt(afterFailures: attempt, now: finished, firstAttempt: due.firstAttemptAt ?? now, random: Double.random(in: 0..<1))
             if let retryAfter, let r = retryAt { retryAt = max(r, finished.addingTimeInterval(retryAfter.seconds)) }
         }
         do {

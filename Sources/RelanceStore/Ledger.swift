@@ -390,6 +390,39 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// How an operator settles an in-doubt delivery.
+    public enum Resolution: String, Sendable, CaseIterable {
+        /// The message did go out (checked at the relay or gateway): `unknown → sent`.
+        case sent
+        /// It did not: send it again now, `unknown → pending`.
+        case resend
+    }
+
+    /// Settles an `unknown` delivery, audited as an event naming the operator.
+    public func resolve(_ key: DeliveryKey, as resolution: Resolution, operator name: String, now: Date) async throws {
+        try await batcher.write { db in
+            guard
+                let status = try String.fetchOne(
+                    db, sql: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+            else { throw ResolveError(description: "no delivery \(key)") }
+            guard status == DeliveryStatus.unknown.rawValue else {
+                throw ResolveError(description: "\(key) is \(status), not unknown: only in-doubt deliveries are resolved")
+            }
+            if resolution == .resend {
+                try db.execute(
+                    sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?",
+                    arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+            }
+            try Self.move(
+                db, key, from: .unknown, to: resolution == .sent ? .sent : .pending,
+                reason: "resolved by \(name) as \(resolution.rawValue) (relance resolve)", at: now)
+        }
+    }
+
+    public struct ResolveError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
     // MARK: Status machine
 
     static func move(_ db: Database, _ key: DeliveryKey, from: DeliveryStatus, to: DeliveryStatus, reason: String, at now: Date) throws {

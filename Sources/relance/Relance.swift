@@ -16,7 +16,7 @@ struct Relance: AsyncParsableCommand {
             Without --config, /etc/relance/relance.yaml is read; without it, the embedded default runs \
             (state in $STATE_DIRECTORY or ./relance-data, outbox transports).
             """,
-        subcommands: [Serve.self, Preview.self, Enqueue.self, Receipts.self, Check.self, Status.self])
+        subcommands: [Serve.self, Preview.self, Enqueue.self, Receipts.self, Check.self, Status.self, Resolve.self])
 }
 
 struct ConfigOption: ParsableArguments {
@@ -345,6 +345,40 @@ struct Status: AsyncParsableCommand {
                     print("  \(Timestamp.format(e.startedAt)) \(e.reminderID)/\(e.channel) \(e.outcome) \(e.code.map(String.init) ?? "-"): \(e.detail ?? "")")
                 }
             }
+        }
+    }
+}
+
+struct Resolve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Settle an in-doubt (unknown) delivery: it went out (--as sent) or send it again (--as resend).",
+        discussion: """
+            A delivery is unknown when the daemon stopped during its transport call. Check the relay's or the \
+            gateway's logs first: resending a message that did go out sends the debtor a duplicate. The decision \
+            is recorded in the ledger with the operator's name ($SUDO_USER, else $USER).
+            """)
+
+    enum As: String, ExpressibleByArgument, CaseIterable { case sent, resend }
+
+    @OptionGroup var options: ConfigOption
+    @Option(help: "The reminder id.") var reminder: String
+    @Option(help: "The channel: email or sms.") var channel: String
+    @Option(name: .customLong("as"), help: "sent or resend.") var resolution: As
+
+    func run() async throws {
+        try await Self.guarded {
+            let resolved = try options.resolve()
+            guard let channel = Channel(rawValue: channel) else { throw Fail.usage("--channel \(self.channel): email or sms") }
+            let ledger = try Ledger(path: resolved.configuration.store.path)
+            let env = ProcessInfo.processInfo.environment
+            let name = env["SUDO_USER"] ?? env["USER"] ?? "operator"
+            do {
+                try await ledger.resolve(
+                    DeliveryKey(reminderID: reminder, channel: channel), as: resolution == .sent ? .sent : .resend, operator: name, now: Date())
+            } catch let error as Ledger.ResolveError {
+                throw Fail.usage(error.description)
+            }
+            print("\(reminder)/\(channel.rawValue): \(resolution == .sent ? "recorded as sent" : "back to pending, sent at the next pass")")
         }
     }
 }

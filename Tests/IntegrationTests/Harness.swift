@@ -117,7 +117,7 @@ struct Sandbox {
             templates: { path: "\(Package.templates)" }
             \(email)
             \(sms ?? "sms: { outbox: { path: \"\(root)/outbox/sms.jsonl\" } }")
-            delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d } }
+            delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d, jitter: 0 } }
             log: { level: info }
             webhooks: { listen: "127.0.0.1:0"\(webhooks.isEmpty ? "" : ", " + webhooks) }
             \(extra)

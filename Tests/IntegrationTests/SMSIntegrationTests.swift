@@ -223,7 +223,8 @@ import Testing
         configuration.sms.twilio.accountSID = GatewaySimulator.twilioSID
         configuration.sms.twilio.authToken = GatewaySimulator.twilioToken
         configuration.sms.sender = "EXEMPLE"
-        configuration.delivery.retry = try ConfigurationLoader.load(file: nil, yaml: "delivery: { retry: { first: 1s } }", environment: [:]).0.delivery.retry
+        configuration.delivery.retry = try ConfigurationLoader.load(file: nil, yaml: "delivery: { retry: { first: 1s, jitter: 0 } }", environment: [:]).0
+            .delivery.retry
         let components = try Components(configuration)
         let ledger = try Ledger(path: sandbox.root + "/ledger.sqlite")
         let t0 = Date(timeIntervalSince1970: 1_800_000_000)

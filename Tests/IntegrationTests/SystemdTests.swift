@@ -60,6 +60,7 @@ final class NotifySocket: Sendable {
         let socket = try NotifySocket(path: sandbox.root + "/notify.sock")
         let daemon = try sandbox.start(["serve"], environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "200000"])
         try await eventually("READY=1") { socket.messages.contains { $0.hasPrefix("READY=1") } }
+        try await eventually("the daemon to trap SIGHUP") { daemon.stderr.contains("SIGHUP reloads") }
         #expect(socket.messages.first?.hasPrefix("READY=1\nSTATUS=0 pending") == true, "\(socket.messages)")
         try await eventually("watchdog pings") { socket.messages.filter { $0.contains("WATCHDOG=1") }.count >= 3 }
         #expect(socket.messages.contains { $0.hasPrefix("STATUS=") && $0.contains("sent since start") })
@@ -86,7 +87,7 @@ final class NotifySocket: Sendable {
             .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
         let sms = templates + "/fr/reminder_1/sms.txt.mustache"
         let daemon = try sandbox.start(["serve"])
-        try await eventually("the daemon to start") { daemon.stderr.contains("relance serve started") }
+        try await eventually("the daemon to trap SIGHUP") { daemon.stderr.contains("SIGHUP reloads") }
         func sendAndRead(_ id: String) async throws -> String {
             try sandbox.dropLines("\(id).jsonl", [SMSIntegrationTests.smsReminder(id, phone: "+33612345678")])
             var text = ""

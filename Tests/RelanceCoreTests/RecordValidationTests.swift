@@ -227,8 +227,16 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
         #expect(s.delay(afterFailures: 50) == .seconds(3600))
     }
 
+    @Test func retryJitterSpreadsDelays() {
+        let s = RetrySchedule(first: .seconds(100), jitter: 0.1)
+        let t = Date(timeIntervalSince1970: 0)
+        #expect(s.nextAttempt(afterFailures: 1, now: t, firstAttempt: t, random: 0) == Date(timeIntervalSince1970: 90))
+        #expect(s.nextAttempt(afterFailures: 1, now: t, firstAttempt: t, random: 0.5) == Date(timeIntervalSince1970: 100))
+        #expect(s.nextAttempt(afterFailures: 1, now: t, firstAttempt: t, random: 0.999_999)!.timeIntervalSince1970 > 109.99)
+    }
+
     @Test func retryStopsAtLifetime() {
-        let s = RetrySchedule(first: .seconds(60), max: .seconds(60), lifetime: .seconds(120))
+        let s = RetrySchedule(first: .seconds(60), max: .seconds(60), lifetime: .seconds(120), jitter: 0)
         let start = Date(timeIntervalSince1970: 0)
         #expect(s.nextAttempt(afterFailures: 1, now: start, firstAttempt: start) == Date(timeIntervalSince1970: 60))
         #expect(s.nextAttempt(afterFailures: 3, now: Date(timeIntervalSince1970: 100), firstAttempt: start) == nil)

@@ -137,3 +137,22 @@ final class ReceiptCollector: @unchecked Sendable {
     private(set) var all: [Receipt] = []
     func append(_ r: Receipt) { all.append(r) }
 }
+
+@Suite struct ResolveTests {
+    @Test func operatorsSettleInDoubtDeliveries() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest([reminder("A"), reminder("B")], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        let a = DeliveryKey(reminderID: "A", channel: .email)
+        let b = DeliveryKey(reminderID: "B", channel: .email)
+        _ = try await ledger.markSending(a, transport: "smtp", recipient: "x", now: t0)
+        _ = try await ledger.markSending(b, transport: "smtp", recipient: "x", now: t0)
+        try await ledger.recoverInDoubt(resend: false, now: t0)
+        try await ledger.resolve(a, as: .sent, operator: "alice", now: t0)
+        try await ledger.resolve(b, as: .resend, operator: "bob", now: t0.addingTimeInterval(60))
+        let statuses = Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ($0.reminderID, $0.status) })
+        #expect(statuses == ["A": "sent", "B": "pending"])
+        #expect(try await ledger.due(now: t0.addingTimeInterval(60), limit: 10).map(\.key) == [b])
+        #expect(try await ledger.events(reminderID: "A").last?.reason == "resolved by alice as sent (relance resolve)")
+        await #expect(throws: Ledger.ResolveError.self) { try await ledger.resolve(a, as: .resend, operator: "eve", now: t0) }
+    }
+}
