@@ -1,7 +1,10 @@
 # Relance — build, demo and test entry points. Each target installs what it needs (idempotent).
 SWIFT ?= swift
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /lib/systemd/system
 
-.PHONY: all deps build release demo test bench format clean
+.PHONY: all deps build release demo test bench format install chaos clean
 
 all: build
 
@@ -24,6 +27,22 @@ test: deps
 
 bench: release
 	@scripts/bench.sh
+
+# FHS install: binaries in $(PREFIX)/bin, templates in $(PREFIX)/share/relance, docs in
+# $(PREFIX)/share/doc/relance, the unit, sysusers and tmpfiles in systemd's places, and the example
+# configuration as /etc/relance/relance.yaml unless one is already there.
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/relance $(DESTDIR)$(PREFIX)/share/doc/relance \
+		$(DESTDIR)/etc/relance $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/lib/tmpfiles.d
+	install -m 0755 .build/release/relance .build/release/relance-gateway-sim $(DESTDIR)$(PREFIX)/bin/
+	rm -rf $(DESTDIR)$(PREFIX)/share/relance/templates && cp -r templates $(DESTDIR)$(PREFIX)/share/relance/templates
+	sed 's|/usr/local|$(PREFIX)|g' systemd/relance.service > $(DESTDIR)$(UNITDIR)/relance.service && chmod 0644 $(DESTDIR)$(UNITDIR)/relance.service
+	install -m 0644 systemd/relance.sysusers $(DESTDIR)/usr/lib/sysusers.d/relance.conf
+	install -m 0644 systemd/relance.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/relance.conf
+	install -m 0644 README.md docs/*.md config/relance.example.yaml $(DESTDIR)$(PREFIX)/share/doc/relance/
+	[ -e $(DESTDIR)/etc/relance/relance.yaml ] || \
+		sed 's|/usr/share/relance/templates|$(PREFIX)/share/relance/templates|' config/relance.example.yaml > $(DESTDIR)/etc/relance/relance.yaml
+	chmod 0640 $(DESTDIR)/etc/relance/relance.yaml
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
