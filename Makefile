@@ -28,6 +28,12 @@ test: deps
 bench: release
 	@scripts/bench.sh
 
+# The long chaos run: more kills, more reminders (the short one is part of `make test`).
+chaos: deps
+	$(SWIFT) build --build-tests
+	RELANCE_CHAOS_KILLS=$${RELANCE_CHAOS_KILLS:-60} RELANCE_CHAOS_REMINDERS=$${RELANCE_CHAOS_REMINDERS:-5000} \
+		$(SWIFT) test --skip-build --filter ChaosTests
+
 # FHS install: binaries in $(PREFIX)/bin, templates in $(PREFIX)/share/relance, docs in
 # $(PREFIX)/share/doc/relance, the unit, sysusers and tmpfiles in systemd's places, and the example
 # configuration as /etc/relance/relance.yaml unless one is already there.
