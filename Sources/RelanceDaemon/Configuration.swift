@@ -179,12 +179,14 @@ public struct RelanceConfiguration: Sendable, Decodable {
         public var transport = Transport.outbox
         public var from = "Relance <relances@example.invalid>"
         public var replyTo: String? = nil
+        /// Messages a second at most (token bucket); 0: unlimited.
+        public var rate = 0.0
         public var smtp = SMTP()
         public var outbox = Outbox()
         enum CodingKeys: String, CodingKey, CaseIterable {
             case transport, from
             case replyTo = "reply_to"
-            case smtp, outbox
+            case rate, smtp, outbox
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -193,6 +195,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
             transport = try c.decodeIfPresent(Transport.self, forKey: .transport) ?? transport
             from = try c.decodeIfPresent(String.self, forKey: .from) ?? from
             replyTo = try c.decodeIfPresent(String.self, forKey: .replyTo)
+            rate = try c.decodeIfPresent(Double.self, forKey: .rate) ?? rate
             smtp = try c.decodeIfPresent(SMTP.self, forKey: .smtp) ?? smtp
             outbox = try c.decodeIfPresent(Outbox.self, forKey: .outbox) ?? outbox
             guard Mailbox(parsing: from) != nil else {
@@ -300,6 +303,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
         public var baseURL: String? = nil
         /// Parallel HTTP connections to the provider (bounds its concurrency).
         public var connections = 4
+        /// Messages a second at most (token bucket); 0: unlimited.
+        public var rate = 0.0
         public var timeout = ConfigDuration(.seconds(30))
         public var encoding = Encoding.auto
         public var maxSegments = 3
@@ -311,7 +316,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
         enum CodingKeys: String, CodingKey, CaseIterable {
             case provider, sender
             case baseURL = "base_url"
-            case connections, timeout, encoding
+            case connections, rate, timeout, encoding
             case maxSegments = "max_segments"
             case twilio, vonage, brevo, generic, outbox
         }
@@ -330,6 +335,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
             sender = try c.decodeIfPresent(String.self, forKey: .sender) ?? sender
             baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL)
             connections = try c.decodeIfPresent(Int.self, forKey: .connections) ?? connections
+            rate = try c.decodeIfPresent(Double.self, forKey: .rate) ?? rate
             timeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .timeout) ?? timeout
             encoding = try c.decodeIfPresent(Encoding.self, forKey: .encoding) ?? encoding
             maxSegments = try c.decodeIfPresent(Int.self, forKey: .maxSegments) ?? maxSegments
@@ -431,13 +437,29 @@ public struct RelanceConfiguration: Sendable, Decodable {
             }
             public var schedule: RetrySchedule { RetrySchedule(first: first.value, max: max.value, lifetime: lifetime.value, jitter: jitter) }
         }
+        public struct Breaker: Sendable, Decodable {
+            /// Consecutive transient failures of a provider that pause it…
+            public var failures = 5
+            /// …for this long, before one probe send.
+            public var cooldown = ConfigDuration(.seconds(60))
+            enum CodingKeys: String, CodingKey, CaseIterable { case failures, cooldown }
+            public init() {}
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                failures = try c.decodeIfPresent(Int.self, forKey: .failures) ?? failures
+                cooldown = try c.decodeIfPresent(ConfigDuration.self, forKey: .cooldown) ?? cooldown
+                guard failures >= 1 else { throw DecodingError.dataCorruptedError(forKey: .failures, in: c, debugDescription: "must be at least 1") }
+            }
+        }
         public var concurrency = 8
         public var inDoubt = InDoubt.hold
         public var retry = Retry()
+        public var breaker = Breaker()
         enum CodingKeys: String, CodingKey, CaseIterable {
             case concurrency
             case inDoubt = "in_doubt"
-            case retry
+            case retry, breaker
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -446,6 +468,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
             concurrency = try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
             inDoubt = try c.decodeIfPresent(InDoubt.self, forKey: .inDoubt) ?? inDoubt
             retry = try c.decodeIfPresent(Retry.self, forKey: .retry) ?? retry
+            breaker = try c.decodeIfPresent(Breaker.self, forKey: .breaker) ?? breaker
             guard (1...256).contains(concurrency) else {
                 throw DecodingError.dataCorruptedError(forKey: .concurrency, in: c, debugDescription: "must be between 1 and 256")
             }
@@ -541,6 +564,7 @@ public enum ConfigurationLoader {
         "webhooks.listen", "webhooks.public_base_url", "webhooks.secret", "webhooks.brevo_token", "webhooks.orphan_ttl",
         "sms.vonage.signature_method",
         "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime", "delivery.retry.jitter",
+        "delivery.breaker.failures", "delivery.breaker.cooldown", "email.rate", "sms.rate",
         "log.level",
     ]
 

@@ -24,6 +24,27 @@ public struct Transports: Sendable {
     }
 }
 
+/// The flow control of one provider: its token bucket and its circuit breaker.
+final class ProviderGate: Sendable {
+    private let state: Mutex<(bucket: TokenBucket, breaker: CircuitBreaker)>
+
+    init(rate: Double, breaker: CircuitBreaker) { state = Mutex((TokenBucket(rate: rate), breaker)) }
+
+    enum Admission { case go, wait(until: Date), paused(until: Date) }
+
+    func admit(now: Date) -> Admission {
+        state.withLock { s in
+            let (allowed, retryAt) = s.breaker.allow(now: now)
+            if !allowed { return .paused(until: retryAt ?? now.addingTimeInterval(1)) }
+            if let next = s.bucket.take(now: now) { return .wait(until: next) }
+            return .go
+        }
+    }
+
+    func record(success: Bool, now: Date) { state.withLock { $0.breaker.record(success: success, now: now) } }
+    var isOpen: Bool { state.withLock { $0.breaker.isOpen } }
+}
+
 /// Picks due deliveries and sends them with bounded concurrency: records the intent (`sending`)
 /// durably, calls the transport, records the outcome. Fair across queues by priority and share.
 public final class Dispatcher: Sendable {
@@ -37,6 +58,7 @@ public final class Dispatcher: Sendable {
     let nudge = Nudge()
     private let inFlight = Mutex<[DeliveryKey: String]>([:])
     private let counters = Mutex<(sent: Int, failed: Int, retried: Int)>((0, 0, 0))
+    let gates: [Channel: ProviderGate]
 
     public init(
         ledger: Ledger, builder: MessageBuilder, transports: Transports, configuration: RelanceConfiguration, logger: Logger,
@@ -44,6 +66,10 @@ public final class Dispatcher: Sendable {
     ) {
         self.ledger = ledger
         self.currentBuilder = Mutex(builder)
+        let breaker = CircuitBreaker(threshold: configuration.delivery.breaker.failures, cooldown: configuration.delivery.breaker.cooldown.value)
+        self.gates = [
+            .email: ProviderGate(rate: configuration.email.rate, breaker: breaker), .sms: ProviderGate(rate: configuration.sms.rate, breaker: breaker),
+        ]
         self.transports = transports
         self.configuration = configuration
         self.logger = logger
@@ -78,8 +104,10 @@ public final class Dispatcher: Sendable {
                 }
                 let busy = inFlight.withLock { $0 }
                 var started = 0
-                // Due now but held back by a queue's share: not idle yet.
+                // Due now but held back by a queue's share or a rate limit: not idle yet.
                 var heldBack = 0
+                // When a held-back provider may go again.
+                var gateWake: Date?
                 if busy.count < concurrency {
                     let due: [Ledger.Due]
                     do {
@@ -98,6 +126,17 @@ public final class Dispatcher: Sendable {
                             heldBack += 1
                             continue
                         }
+                        // Flow control: a rate limit waits for its token; an open breaker pauses the provider.
+                        switch gates[item.key.channel]?.admit(now: clock()) ?? .go {
+                        case .go: break
+                        case .wait(let until):
+                            gateWake = min(gateWake ?? until, until)
+                            heldBack += 1
+                            continue
+                        case .paused(let until):
+                            if !untilIdle { gateWake = min(gateWake ?? until, until) }
+                            continue
+                        }
                         perQueue[item.queue, default: 0] += 1
                         inFlight.withLock { $0[item.key] = item.queue }
                         if untilIdle { attempted.insert(item.key) }
@@ -111,6 +150,11 @@ public final class Dispatcher: Sendable {
                 }
                 let stillBusy = inFlight.withLock { $0.count }
                 if untilIdle && started == 0 && heldBack == 0 && stillBusy == 0 { break }
+                if started == 0, let gateWake {
+                    // Waiting for a token or the end of a provider's pause.
+                    await nudge.wait(upTo: .milliseconds(Int64(max(5, min(1000, gateWake.timeIntervalSince(clock()) * 1000)))))
+                    continue
+                }
                 // Held back while the queue's sends finished in between: look again at once.
                 if started == 0 && heldBack > 0 && stillBusy == 0 { continue }
                 if started == 0 || stillBusy >= concurrency {
@@ -177,6 +221,14 @@ public final class Dispatcher: Sendable {
             .record(duration: ContinuousClock.now - started)
         var retryAt: Date?
         let finished = clock()
+        if case .transient = outcome {
+            gates[key.channel]?.record(success: false, now: finished)
+            if gates[key.channel]?.isOpen == true {
+                logger.error("provider paused after repeated failures (circuit breaker open)", metadata: metadata)
+            }
+        } else {
+            gates[key.channel]?.record(success: true, now: finished)
+        }
         if case .transient(_, _, let retryAfter) = outcome {
             let schedule = configuration.delivery.retry.schedule
             retryAt = schedule.nextAttempt(afterFailures: attempt, now: finished, firstAttempt: due.firstAttemptAt ?? now, random: Double.random(in: 0..<1))

@@ -28,7 +28,9 @@ import Testing
         // Phones that the simulator accepts (no special suffix).
         let records = (0..<count).map { i -> [String: Any] in
             var r = Records.reminder("X-\(i)", email: "x\(i)@example.org", channels: ["email", "sms"])
-            r["debtor"] = Records.debtor("C-X\(i)", email: "x\(i)@example.org").merging(["phone": String(format: "+336%08d", 20_000_000 + i * 10 + 2)]) { _, n in n }
+            r["debtor"] = Records.debtor("C-X\(i)", email: "x\(i)@example.org").merging(["phone": String(format: "+336%08d", 20_000_000 + i * 10 + 2)]) {
+                _, n in n
+            }
             return r
         }
         // Two files, so some kills land during intake.
