@@ -197,6 +197,7 @@ extension Ledger {
                 sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?",
                 arguments: ["\(recipient) opted out", key.reminderID, key.channel.rawValue])
             try Self.move(db, key, from: .pending, to: .suppressed, reason: "\(recipient) is on the suppression list (opt-out)", at: now)
+            try Self.fallBack(db, from: key, reason: "\(recipient) opted out", at: now)
         }
     }
 

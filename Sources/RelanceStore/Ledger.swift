@@ -339,6 +339,7 @@ public final class Ledger: Sendable {
             if case .transient = outcome, retryAt == nil {
                 try Self.move(db, key, from: .pending, to: .expired, reason: "retry lifetime (delivery.retry.lifetime) exceeded", at: now)
             }
+            if case .permanent = outcome { try Self.fallBack(db, from: key, reason: outcome.detail, at: now) }
         }
     }
 
@@ -358,6 +359,7 @@ public final class Ledger: Sendable {
                     """,
                 arguments: [key.reminderID, key.channel.rawValue, attempts + 1, recipient, now.timeIntervalSince1970, now.timeIntervalSince1970, reason])
             try Self.move(db, key, from: .pending, to: .failed, reason: reason, at: now)
+            try Self.fallBack(db, from: key, reason: reason, at: now)
         }
     }
 
@@ -421,6 +423,42 @@ public final class Ledger: Sendable {
 
     public struct ResolveError: Error, CustomStringConvertible {
         public var description: String
+    }
+
+    /// When a channel fails for good (or the recipient opted out), the reminder's `fallback`
+    /// channels that it does not use yet get a delivery, due now, with the reason recorded.
+    static func fallBack(_ db: Database, from key: DeliveryKey, reason: String, at now: Date) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT record, queue FROM reminder WHERE id = ?", arguments: [key.reminderID]),
+            let reminder = try? Reminder.fromCanonicalJSON(row["record"])
+        else { return }
+        guard
+            let failed = try Row.fetchOne(
+                db, sql: "SELECT priority, due_at FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+        else { return }
+        let priority: Int = failed["priority"]
+        // Due as early as the failed one was: the same pass can send it.
+        let due = min(failed["due_at"] as Double, now.timeIntervalSince1970)
+        for channel in reminder.fallback where channel != key.channel {
+            if channel == .email && reminder.debtor.email == nil { continue }
+            if channel == .sms && reminder.debtor.phone == nil { continue }
+            let exists =
+                try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM delivery WHERE reminder_id = ? AND channel = ?)", arguments: [key.reminderID, channel.rawValue])
+                ?? false
+            if exists { continue }
+            try db.execute(
+                sql: """
+                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at)
+                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    key.reminderID, channel.rawValue, row["queue"] as String, priority, due, reminder.expiresAt?.timeIntervalSince1970,
+                    now.timeIntervalSince1970,
+                ])
+            try insertEvent(
+                db, DeliveryKey(reminderID: key.reminderID, channel: channel), from: nil, to: .pending,
+                reason: "fallback from \(key.channel.rawValue): \(reason)", at: now)
+        }
     }
 
     // MARK: Status machine

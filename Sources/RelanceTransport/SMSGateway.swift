@@ -48,6 +48,9 @@ public final class SMSGateway: Sendable {
             }
         case 408, 429, 500..<600:
             return .transient(code: response.status, detail: scrub(describe(response)), retryAfter: response.retryAfter())
+        case 401, 403:
+            // Our credentials were refused: our problem, not the recipient's. Keep the reminder.
+            return .transient(code: response.status, detail: scrub(describe(response) + " (check the provider credentials)"), retryAfter: nil)
         default:
             return .permanent(code: response.status, detail: scrub(describe(response)))
         }

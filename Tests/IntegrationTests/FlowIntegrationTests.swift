@@ -36,3 +36,49 @@ import Testing
         #expect(try await sandbox.ledger().deliveries().allSatisfy { $0.status == "sent" })
     }
 }
+
+@Suite struct FallbackTests {
+    func reminder(_ id: String, phone: String) -> [String: Any] {
+        var r = SMSIntegrationTests.smsReminder(id, phone: phone)
+        r["fallback"] = ["email"]
+        return r
+    }
+
+    @Test func smsFailingForGoodFallsBackToEmail() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        let sms = """
+            sms:
+              provider: twilio
+              sender: EXEMPLE
+              base_url: "\(sim.baseURL)"
+              twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
+            """
+        try sandbox.writeConfig(sms: sms)
+        var noFallback = SMSIntegrationTests.smsReminder("NOFB", phone: "01 45 67 89 10")
+        noFallback["fallback"] = nil
+        try sandbox.dropLines(
+            "a.jsonl",
+            [reminder("LAND", phone: "01 45 67 89 10"), reminder("INVALID", phone: "+33612340000"), reminder("OK", phone: "+33612345678"), noFallback])
+        let run = try await sandbox.relance(["serve", "--once"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let statuses = try await statuses(try sandbox.ledger())
+        #expect(
+            statuses == [
+                "LAND/sms": "failed", "LAND/email": "sent", "INVALID/sms": "failed", "INVALID/email": "sent", "OK/sms": "sent", "NOFB/sms": "failed",
+            ])
+        let events = try await sandbox.ledger().events(reminderID: "LAND")
+        #expect(events.contains { $0.channel == "email" && $0.reason.hasPrefix("fallback from sms: +33145678910 is a French landline") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: sandbox.maildir + "/new").count == 2)
+    }
+
+    @Test func aSuppressedNumberFallsBackToEmail() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let ledger = try Ledger(path: sandbox.ledgerPath)
+        try await ledger.suppress("+33612345678", reason: "STOP reply", source: "twilio", now: Date())
+        try sandbox.dropLines("a.jsonl", [reminder("STOPPED", phone: "06 12 34 56 78")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(try await statuses(try sandbox.ledger()) == ["STOPPED/sms": "suppressed", "STOPPED/email": "sent"])
+    }
+}

@@ -58,6 +58,11 @@ import Testing
         }
         #expect(detail.contains("unparseable body: <html>accepted ***</html>"), "\(detail)")
         #expect(!detail.contains("tok-secret"), "secrets are scrubbed from receipts")
+        guard case .transient(401, let authDetail, _) = g.classify(response(401, #"{"code":20003,"message":"Authenticate"}"#)) else {
+            Issue.record("refused credentials are our problem: transient")
+            return
+        }
+        #expect(authDetail.contains("check the provider credentials"))
         guard case .transient(408, _, _) = g.classify(response(408, "")) else {
             Issue.record("408 is transient")
             return
