@@ -59,6 +59,8 @@ public final class Dispatcher: Sendable {
     private let inFlight = Mutex<[DeliveryKey: String]>([:])
     private let counters = Mutex<(sent: Int, failed: Int, retried: Int)>((0, 0, 0))
     let gates: [Channel: ProviderGate]
+    /// Set when the ledger refuses a write: claiming and sending stop until it accepts one again.
+    private let storeFault = Mutex<String?>(nil)
 
     public init(
         ledger: Ledger, builder: MessageBuilder, transports: Transports, configuration: RelanceConfiguration, logger: Logger,
@@ -97,10 +99,27 @@ public final class Dispatcher: Sendable {
         var lastExpiry = Date.distantPast
         await withDiscardingTaskGroup { group in
             while !shouldStop() {
+                if storeFault.withLock({ $0 }) != nil {
+                    // Store fault (disk full, read-only): claim and send nothing; probe once a second.
+                    if inFlight.withLock({ $0.isEmpty }), await ledger.writeProblem(now: clock()) == nil {
+                        storeFault.withLock { $0 = nil }
+                        logger.notice("the ledger accepts writes again: sending resumes")
+                    } else {
+                        if untilIdle && inFlight.withLock({ $0.isEmpty }) { break }
+                        await nudge.wait(upTo: .seconds(1))
+                        continue
+                    }
+                }
                 let now = untilIdle ? passStart : clock()
                 if now.timeIntervalSince(lastExpiry) >= 1 {
                     lastExpiry = now
-                    do { try await ledger.expireOverdue(now: now) } catch { logger.error("cannot expire overdue deliveries", metadata: ["error": "\(error)"]) }
+                    do {
+                        try await ledger.expireOverdue(now: now)
+                    } catch {
+                        logger.error("the ledger refuses writes: claiming and sending stop until it accepts them", metadata: ["error": "\(error)"])
+                        storeFault.withLock { $0 = "\(error)" }
+                        continue
+                    }
                 }
                 let busy = inFlight.withLock { $0 }
                 var started = 0
@@ -114,6 +133,7 @@ public final class Dispatcher: Sendable {
                         due = try await ledger.due(now: now, limit: (concurrency - busy.count) * 2, excluding: Set(busy.keys).union(attempted))
                     } catch {
                         logger.error("cannot read due deliveries", metadata: ["error": "\(error)"])
+                        storeFault.withLock { $0 = "\(error)" }
                         due = []
                     }
                     var perQueue: [String: Int] = [:]
@@ -207,6 +227,7 @@ public final class Dispatcher: Sendable {
             attempt = try await ledger.markSending(key, transport: transportName, recipient: message.recipient, now: clock())
         } catch {
             logger.error("cannot record the intent to send; not sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+            storeFault.withLock { $0 = "\(error)" }
             return
         }
         guard let attempt else { return }

@@ -45,6 +45,11 @@ public struct Intake: Sendable {
 
     public func pass(shouldStop: @Sendable () -> Bool = { false }) async -> PassResult {
         var result = PassResult()
+        // A file still in active/ is one whose ingest failed (ledger not writable): try it again.
+        for (queue, name) in layout.activeFiles() {
+            if shouldStop() { break }
+            await ingest(activePath: layout.active + "/" + queue + "/" + name, queue: queue, name: name, into: &result)
+        }
         for (queue, name) in layout.waitingFiles() {
             if shouldStop() { break }
             let source = layout.incoming(queue: queue) + "/" + name

@@ -1,6 +1,7 @@
 import Foundation
 import RelanceCore
 import RelanceStore
+import RelanceTransport
 import Testing
 
 @Suite struct FlowIntegrationTests {
@@ -80,5 +81,43 @@ import Testing
         try sandbox.dropLines("a.jsonl", [reminder("STOPPED", phone: "06 12 34 56 78")])
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         #expect(try await statuses(try sandbox.ledger()) == ["STOPPED/sms": "suppressed", "STOPPED/email": "sent"])
+    }
+}
+
+@Suite struct StoreFaultTests {
+    @Test func aReadOnlyLedgerStopsSendingAndRecoversByItself() async throws {
+        let sandbox = try Sandbox()
+        let port = WebhookIntegrationTests.freePort()
+        try sandbox.writeConfig(webhooks: "")
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "webhooks: { listen: \"127.0.0.1:0\" }", with: "webhooks: { listen: \"127.0.0.1:\(port)\" }")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the daemon") { daemon.stderr.contains("webhook server listening") }
+        let client = try HTTPClient(configuration: .init(connections: 1))
+        func health() async -> Int { (try? await client.execute(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)/healthz")).get().status) ?? 0 }
+        #expect(await health() == 200)
+
+        let files = ["ledger.sqlite", "ledger.sqlite-wal"].map { sandbox.root + "/" + $0 }
+        func chattr(_ flag: String) async throws -> Int32 { try await Child("/usr/bin/env", ["chattr", flag] + files, directory: sandbox.root).wait() }
+        guard try await chattr("+i") == 0 else {
+            Issue.record("chattr +i is not available here")
+            return
+        }
+        try sandbox.dropLines("a.jsonl", (0..<5).map { Records.reminder("SF-\($0)", email: "sf\($0)@example.org") })
+        try await eventually("the fault to be seen") { await health() == 503 }
+        try await eventually("the ingest to be refused") { daemon.stderr.contains("left in active/") }
+        let maildir = sandbox.maildir + "/new"
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).isEmpty, "nothing is sent while the ledger refuses writes")
+
+        #expect(try await chattr("-i") == 0)
+        try await eventually("everything sent once the fault clears") {
+            ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count == 5
+        }
+        #expect(await health() == 200)
+        #expect(try await statuses(try sandbox.ledger()).values.allSatisfy { $0 == "sent" })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: maildir).count == 5, "nothing twice")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0)
     }
 }
