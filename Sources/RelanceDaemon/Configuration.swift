@@ -182,11 +182,15 @@ public struct RelanceConfiguration: Sendable, Decodable {
         /// Messages a second at most (token bucket); 0: unlimited.
         public var rate = 0.0
         public var smtp = SMTP()
+        /// A second relay, used while the first is paused by its circuit breaker.
+        public var secondarySMTP: SMTP? = nil
         public var outbox = Outbox()
         enum CodingKeys: String, CodingKey, CaseIterable {
             case transport, from
             case replyTo = "reply_to"
-            case rate, smtp, outbox
+            case rate, smtp
+            case secondarySMTP = "secondary_smtp"
+            case outbox
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -197,6 +201,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
             replyTo = try c.decodeIfPresent(String.self, forKey: .replyTo)
             rate = try c.decodeIfPresent(Double.self, forKey: .rate) ?? rate
             smtp = try c.decodeIfPresent(SMTP.self, forKey: .smtp) ?? smtp
+            secondarySMTP = try c.decodeIfPresent(SMTP.self, forKey: .secondarySMTP)
             outbox = try c.decodeIfPresent(Outbox.self, forKey: .outbox) ?? outbox
             guard Mailbox(parsing: from) != nil else {
                 throw DecodingError.dataCorruptedError(
@@ -313,12 +318,28 @@ public struct RelanceConfiguration: Sendable, Decodable {
         public var brevo = Brevo()
         public var generic = Generic()
         public var outbox = Outbox()
+        /// A second gateway (its credentials in its own section), used while the first is paused.
+        public var secondary: Secondary? = nil
+        public struct Secondary: Sendable, Decodable {
+            public var provider: Provider
+            public var baseURL: String?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case provider
+                case baseURL = "base_url"
+            }
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                provider = try c.decode(Provider.self, forKey: .provider)
+                baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL)
+            }
+        }
         enum CodingKeys: String, CodingKey, CaseIterable {
             case provider, sender
             case baseURL = "base_url"
             case connections, rate, timeout, encoding
             case maxSegments = "max_segments"
-            case twilio, vonage, brevo, generic, outbox
+            case twilio, vonage, brevo, generic, outbox, secondary
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -344,6 +365,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
             brevo = try c.decodeIfPresent(Brevo.self, forKey: .brevo) ?? brevo
             generic = try c.decodeIfPresent(Generic.self, forKey: .generic) ?? generic
             outbox = try c.decodeIfPresent(Outbox.self, forKey: .outbox) ?? outbox
+            secondary = try c.decodeIfPresent(Secondary.self, forKey: .secondary)
             guard (1...64).contains(connections) else {
                 throw DecodingError.dataCorruptedError(forKey: .connections, in: c, debugDescription: "must be between 1 and 64")
             }
@@ -353,19 +375,21 @@ public struct RelanceConfiguration: Sendable, Decodable {
             if let baseURL, !(baseURL.hasPrefix("https://") || baseURL.hasPrefix("http://")) {
                 throw DecodingError.dataCorruptedError(forKey: .baseURL, in: c, debugDescription: "must be an http(s) URL")
             }
-            let missing: [String]
-            switch provider {
-            case .twilio:
-                missing = [("sms.twilio.account_sid", twilio.accountSID), ("sms.twilio.auth_token", twilio.authToken)].filter { $0.1.isEmpty }.map(\.0)
-            case .vonage: missing = [("sms.vonage.api_key", vonage.apiKey), ("sms.vonage.api_secret", vonage.apiSecret)].filter { $0.1.isEmpty }.map(\.0)
-            case .brevo: missing = brevo.apiKey.isEmpty ? ["sms.brevo.api_key"] : []
-            case .generic: missing = [("sms.generic.url", generic.url), ("sms.generic.body", generic.body)].filter { $0.1.isEmpty }.map(\.0)
-            case .outbox: missing = []
+            var missing: [String] = []
+            for provider in [provider] + (secondary.map { [$0.provider] } ?? []) {
+                switch provider {
+                case .twilio:
+                    missing += [("sms.twilio.account_sid", twilio.accountSID), ("sms.twilio.auth_token", twilio.authToken)].filter { $0.1.isEmpty }.map(\.0)
+                case .vonage: missing += [("sms.vonage.api_key", vonage.apiKey), ("sms.vonage.api_secret", vonage.apiSecret)].filter { $0.1.isEmpty }.map(\.0)
+                case .brevo: missing += brevo.apiKey.isEmpty ? ["sms.brevo.api_key"] : []
+                case .generic: missing += [("sms.generic.url", generic.url), ("sms.generic.body", generic.body)].filter { $0.1.isEmpty }.map(\.0)
+                case .outbox: break
+                }
             }
             if !missing.isEmpty {
                 throw DecodingError.dataCorruptedError(
                     forKey: .provider, in: c,
-                    debugDescription: "provider \(provider.rawValue) needs \(missing.joined(separator: ", ")) (in the file, the environment or a credential)")
+                    debugDescription: "the SMS provider needs \(missing.joined(separator: ", ")) (in the file, the environment or a credential)")
             }
         }
     }

@@ -6,21 +6,60 @@ import RelanceStore
 import RelanceTransport
 import Synchronization
 
-/// The transports of each channel, behind one call.
+/// The transports of each channel, behind one call that also says which transport was used
+/// (a failover may have routed the message to the secondary).
 public struct Transports: Sendable {
     public var emailName: String
     public var smsName: String
-    public var sendEmail: @Sendable (_ from: String, _ to: String, _ data: Data) async -> SendOutcome
-    public var sendSMS: @Sendable (_ message: SMSMessage, _ reminderID: String) async -> SendOutcome
+    public var sendEmail: @Sendable (_ from: String, _ to: String, _ data: Data) async -> (SendOutcome, via: String)
+    public var sendSMS: @Sendable (_ message: SMSMessage, _ reminderID: String) async -> (SendOutcome, via: String)
 
+    /// Fixed transports (no failover).
     public init(
         emailName: String, smsName: String, sendEmail: @escaping @Sendable (String, String, Data) async -> SendOutcome,
         sendSMS: @escaping @Sendable (SMSMessage, String) async -> SendOutcome
     ) {
+        self.init(
+            emailName: emailName, smsName: smsName, routedEmail: { (await sendEmail($0, $1, $2), emailName) }, routedSMS: { (await sendSMS($0, $1), smsName) })
+    }
+
+    public init(
+        emailName: String, smsName: String, routedEmail: @escaping @Sendable (String, String, Data) async -> (SendOutcome, via: String),
+        routedSMS: @escaping @Sendable (SMSMessage, String) async -> (SendOutcome, via: String)
+    ) {
         self.emailName = emailName
         self.smsName = smsName
-        self.sendEmail = sendEmail
-        self.sendSMS = sendSMS
+        self.sendEmail = routedEmail
+        self.sendSMS = routedSMS
+    }
+}
+
+/// A primary transport and an optional secondary used while the primary is down: the primary's
+/// own circuit breaker decides. The message that found the primary failing is retried later like
+/// any transient failure (it may then go through the secondary): never sent twice at once.
+public final class Failover<Message: Sendable>: Sendable {
+    public typealias Send = @Sendable (Message) async -> SendOutcome
+    let primary: (name: String, send: Send)
+    let secondary: (name: String, send: Send)?
+    let breaker: Mutex<CircuitBreaker>
+    let clock: @Sendable () -> Date
+
+    public init(primary: (String, Send), secondary: (String, Send)?, breaker: CircuitBreaker, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.primary = (primary.0, primary.1)
+        self.secondary = secondary.map { ($0.0, $0.1) }
+        self.breaker = Mutex(breaker)
+        self.clock = clock
+    }
+
+    public func send(_ message: Message) async -> (SendOutcome, via: String) {
+        guard let secondary else { return (await primary.send(message), primary.name) }
+        let usePrimary = breaker.withLock { $0.allow(now: clock()).allowed }
+        guard usePrimary else { return (await secondary.send(message), secondary.name) }
+        let outcome = await primary.send(message)
+        let failed: Bool
+        if case .transient = outcome { failed = true } else { failed = false }
+        breaker.withLock { $0.record(success: !failed, now: clock()) }
+        return (outcome, primary.name)
     }
 }
 
@@ -69,8 +108,12 @@ public final class Dispatcher: Sendable {
         self.ledger = ledger
         self.currentBuilder = Mutex(builder)
         let breaker = CircuitBreaker(threshold: configuration.delivery.breaker.failures, cooldown: configuration.delivery.breaker.cooldown.value)
+        // With a secondary, the failover's own breaker reroutes instead of pausing the channel.
+        let unbroken = CircuitBreaker(threshold: .max, cooldown: .zero)
+        let emailFailover = configuration.email.transport == .smtp && configuration.email.secondarySMTP != nil
         self.gates = [
-            .email: ProviderGate(rate: configuration.email.rate, breaker: breaker), .sms: ProviderGate(rate: configuration.sms.rate, breaker: breaker),
+            .email: ProviderGate(rate: configuration.email.rate, breaker: emailFailover ? unbroken : breaker),
+            .sms: ProviderGate(rate: configuration.sms.rate, breaker: configuration.sms.secondary != nil ? unbroken : breaker),
         ]
         self.transports = transports
         self.configuration = configuration
@@ -233,11 +276,13 @@ public final class Dispatcher: Sendable {
         guard let attempt else { return }
         metadata["relance.attempt"] = "\(attempt)"
         let outcome: SendOutcome
+        let via: String
         let started = ContinuousClock.now
         switch message {
-        case .email(let from, let to, let data): outcome = await transports.sendEmail(from, to, data)
-        case .sms(let sms): outcome = await transports.sendSMS(sms, key.reminderID)
+        case .email(let from, let to, let data): (outcome, via) = await transports.sendEmail(from, to, data)
+        case .sms(let sms): (outcome, via) = await transports.sendSMS(sms, key.reminderID)
         }
+        if via != transportName { metadata["relance.transport"] = "\(via)" }
         Timer(label: "relance_send_duration_seconds", dimensions: [("channel", key.channel.rawValue), ("transport", transportName)])
             .record(duration: ContinuousClock.now - started)
         var retryAt: Date?
@@ -256,7 +301,7 @@ public final class Dispatcher: Sendable {
             if let retryAfter, let r = retryAt { retryAt = max(r, finished.addingTimeInterval(retryAfter.seconds)) }
         }
         do {
-            try await ledger.recordOutcome(key, attempt: attempt, outcome: outcome, retryAt: retryAt, now: finished)
+            try await ledger.recordOutcome(key, attempt: attempt, outcome: outcome, retryAt: retryAt, now: finished, via: via)
         } catch {
             logger.critical("cannot record the outcome of a send; the delivery stays in doubt", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
         }

@@ -103,49 +103,63 @@ public struct Components: Sendable {
         templates.check(stages: configuration.stages, settings: builder.settings, now: now)
     }
 
-    /// The configured transports.
+    /// The configured transports, each behind a failover when a secondary is configured.
     public func makeTransports() throws -> Transports {
-        let email: (String, @Sendable (String, String, Data) async -> SendOutcome)
+        let breaker = CircuitBreaker(threshold: configuration.delivery.breaker.failures, cooldown: configuration.delivery.breaker.cooldown.value)
+        typealias EmailSend = @Sendable ((String, String, Data)) async -> SendOutcome
+        let email: (String, EmailSend)
+        var secondaryEmail: (String, EmailSend)?
         switch configuration.email.transport {
         case .outbox:
             let outbox = try MaildirOutbox(directory: configuration.email.outbox.maildir)
-            email = ("outbox", { _, _, data in await outbox.send(message: data) })
+            email = ("outbox", { await outbox.send(message: $0.2) })
         case .smtp:
-            let smtp = configuration.email.smtp
-            let transport = try SMTPTransport(
-                configuration: SMTPConfiguration(
-                    url: smtp.url, startTLS: smtp.starttls, caFile: smtp.caFile, username: smtp.username, password: smtp.password,
-                    connections: smtp.connections, connectTimeout: smtp.connectTimeout.value, timeout: smtp.timeout.value, heloName: smtp.helo))
-            email = ("smtp", { from, to, data in await transport.send(from: from, to: to, message: data) })
+            email = ("smtp", try Self.smtp(configuration.email.smtp))
+            if let secondary = configuration.email.secondarySMTP { secondaryEmail = ("smtp-secondary", try Self.smtp(secondary)) }
         }
-        let sms = try makeSMSTransport()
-        return Transports(emailName: email.0, smsName: sms.0, sendEmail: email.1, sendSMS: sms.1)
+        let emailFailover = Failover(primary: email, secondary: secondaryEmail, breaker: breaker)
+        let sms = try makeSMSTransport(provider: configuration.sms.provider, baseURL: configuration.sms.baseURL)
+        let secondarySMS = try configuration.sms.secondary.map { try makeSMSTransport(provider: $0.provider, baseURL: $0.baseURL) }
+        let smsFailover = Failover<(SMSMessage, String)>(primary: sms, secondary: secondarySMS, breaker: breaker)
+        return Transports(
+            emailName: email.0, smsName: sms.0, routedEmail: { from, to, data in await emailFailover.send((from, to, data)) },
+            routedSMS: { message, reminderID in await smsFailover.send((message, reminderID)) })
     }
 
-    /// The configured SMS provider (or the outbox).
-    func makeSMSTransport() throws -> (String, @Sendable (SMSMessage, String) async -> SendOutcome) {
+    static func smtp(_ smtp: RelanceConfiguration.Email.SMTP) throws -> @Sendable ((String, String, Data)) async -> SendOutcome {
+        let transport = try SMTPTransport(
+            configuration: SMTPConfiguration(
+                url: smtp.url, startTLS: smtp.starttls, caFile: smtp.caFile, username: smtp.username, password: smtp.password,
+                connections: smtp.connections, connectTimeout: smtp.connectTimeout.value, timeout: smtp.timeout.value, heloName: smtp.helo))
+        return { await transport.send(from: $0.0, to: $0.1, message: $0.2) }
+    }
+
+    /// One SMS provider (or the outbox).
+    func makeSMSTransport(
+        provider kind: RelanceConfiguration.SMS.Provider, baseURL: String?
+    ) throws -> (String, @Sendable ((SMSMessage, String)) async -> SendOutcome) {
         let sms = configuration.sms
         let publicBase = configuration.webhooks.publicBaseURL
         let provider: any SMSProvider
         var secrets: [String] = []
-        switch sms.provider {
+        switch kind {
         case .outbox:
             let outbox = try SMSOutbox(path: sms.outbox.path)
-            return ("outbox", { message, id in await outbox.send(to: message.to, from: message.from, text: message.text, reminderID: id) })
+            return ("outbox", { item in await outbox.send(to: item.0.to, from: item.0.from, text: item.0.text, reminderID: item.1) })
         case .twilio:
             provider = TwilioProvider(
-                baseURL: sms.baseURL ?? "https://api.twilio.com", accountSID: sms.twilio.accountSID, authToken: sms.twilio.authToken,
+                baseURL: baseURL ?? "https://api.twilio.com", accountSID: sms.twilio.accountSID, authToken: sms.twilio.authToken,
                 statusCallback: publicBase.map { $0 + "/webhooks/twilio" })
             secrets = [sms.twilio.authToken]
         case .vonage:
             provider = VonageProvider(
-                baseURL: sms.baseURL ?? "https://rest.nexmo.com", apiKey: sms.vonage.apiKey, apiSecret: sms.vonage.apiSecret,
+                baseURL: baseURL ?? "https://rest.nexmo.com", apiKey: sms.vonage.apiKey, apiSecret: sms.vonage.apiSecret,
                 callback: publicBase.map { $0 + "/webhooks/vonage" })
             secrets = [sms.vonage.apiSecret, sms.vonage.signatureSecret]
         case .brevo:
             let token = configuration.webhooks.brevoToken
             provider = BrevoProvider(
-                baseURL: sms.baseURL ?? "https://api.brevo.com", apiKey: sms.brevo.apiKey,
+                baseURL: baseURL ?? "https://api.brevo.com", apiKey: sms.brevo.apiKey,
                 webURL: publicBase.map { base in base + "/webhooks/brevo" + (token.map { "?token=" + HTTPRequest.formEncode($0) } ?? "") })
             secrets = [sms.brevo.apiKey] + (token.map { [$0] } ?? [])
         case .generic:
@@ -154,7 +168,7 @@ public struct Components: Sendable {
         }
         let client = try HTTPClient(configuration: HTTPClientConfiguration(connections: sms.connections, timeout: sms.timeout.value))
         let gateway = SMSGateway(provider: provider, client: client, secrets: secrets)
-        return (provider.name, { message, _ in await gateway.send(message) })
+        return (provider.name, { item in await gateway.send(item.0) })
     }
 }
 

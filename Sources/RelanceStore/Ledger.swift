@@ -302,8 +302,14 @@ public final class Ledger: Sendable {
 
     /// Records the outcome of an attempt. A transient failure goes back to `pending` at `retryAt`,
     /// or to `expired` when `retryAt` is nil (lifetime over).
-    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date) async throws {
+    /// `via` names the transport that was used when a failover chose another than the one recorded at `sending`.
+    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String? = nil) async throws {
         try await batcher.write { db in
+            if let via {
+                try db.execute(
+                    sql: "UPDATE attempt SET transport = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
+                    arguments: [via, key.reminderID, key.channel.rawValue, attempt])
+            }
             let t = now.timeIntervalSince1970
             let (attemptOutcome, status, providerID): (String, DeliveryStatus, String?)
             switch outcome {

@@ -121,3 +121,28 @@ import Testing
         #expect(try await daemon.wait() == 0)
     }
 }
+
+@Suite struct FailoverTests {
+    @Test func aDownRelayFailsOverToTheSecondary() async throws {
+        let sandbox = try Sandbox()
+        let secondary = try await SMTPServer(sandbox: sandbox)
+        // The primary (port 9) is down.
+        try sandbox.writeConfig(smtpPort: 9, concurrency: 1)
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "jitter: 0 } }", with: "jitter: 0 }, breaker: { failures: 1, cooldown: 1h } }")
+            .replacingOccurrences(
+                of: "  smtp: { url: \"smtp://127.0.0.1:9\"",
+                with: "  secondary_smtp: { url: \"smtp://127.0.0.1:\(secondary.port)\", starttls: none }\n  smtp: { url: \"smtp://127.0.0.1:9\""
+            )
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        #expect(try String(contentsOfFile: sandbox.configPath, encoding: .utf8).contains("secondary_smtp"))
+        try sandbox.dropLines("a.jsonl", (0..<3).map { Records.reminder("FO-\($0)", email: "fo\($0)@example.org") })
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        // The first send found the primary down (retried later); the others went through the secondary.
+        let all = try await receipts(try sandbox.ledger())
+        #expect(all.map(\.transport) == ["smtp", "smtp-secondary", "smtp-secondary"])
+        #expect(all.map(\.outcome) == ["transient", "sent", "sent"])
+        #expect(secondary.messages.count == 2)
+        #expect(all.first?.status == "pending", "the first is retried later, through the secondary while the primary is paused")
+    }
+}
