@@ -17,13 +17,7 @@ import Testing
         let sandbox = try Sandbox()
         let smtp = try await SMTPServer(sandbox: sandbox)
         let sim = try await GatewaySimulator(sandbox: sandbox)
-        let sms = """
-            sms:
-              provider: twilio
-              sender: EXEMPLE
-              base_url: "\(sim.baseURL)"
-              twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
-            """
+        let sms = sim.twilioSection
         try sandbox.writeConfig(smtpPort: smtp.port, concurrency: 8, connections: 4, sms: sms)
         // Phones that the simulator accepts (no special suffix).
         let records = (0..<count).map { i -> [String: Any] in

@@ -48,13 +48,7 @@ import Testing
     @Test func smsFailingForGoodFallsBackToEmail() async throws {
         let sandbox = try Sandbox()
         let sim = try await GatewaySimulator(sandbox: sandbox)
-        let sms = """
-            sms:
-              provider: twilio
-              sender: EXEMPLE
-              base_url: "\(sim.baseURL)"
-              twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
-            """
+        let sms = sim.twilioSection
         try sandbox.writeConfig(sms: sms)
         var noFallback = SMSIntegrationTests.smsReminder("NOFB", phone: "01 45 67 89 10")
         noFallback["fallback"] = nil

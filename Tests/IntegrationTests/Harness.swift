@@ -227,6 +227,17 @@ final class GatewaySimulator: @unchecked Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var requests: [[String: Any]] { jsonLines(recordPath) }
+
+    /// The `sms:` section that sends through this simulator with the Twilio profile.
+    var twilioSection: String {
+        """
+        sms:
+          provider: twilio
+          sender: EXEMPLE
+          base_url: "\(baseURL)"
+          twilio: { account_sid: \(Self.twilioSID), auth_token: \(Self.twilioToken) }
+        """
+    }
     deinit { child.signal(SIGTERM) }
 }
 
