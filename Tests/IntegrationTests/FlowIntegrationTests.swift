@@ -140,3 +140,32 @@ import Testing
         #expect(all.first?.status == "pending", "the first is retried later, through the secondary while the primary is paused")
     }
 }
+
+@Suite struct SMSFailoverTests {
+    @Test func aDownGatewayFailsOverToTheSecondary() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        // Twilio (the primary) is unreachable; Vonage (the secondary) answers through the simulator.
+        let sms = """
+            sms:
+              provider: twilio
+              sender: EXEMPLE
+              base_url: "http://127.0.0.1:9"
+              twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
+              vonage: { api_key: vonage-key, api_secret: vonage-secret }
+              secondary: { provider: vonage, base_url: "\(sim.baseURL)" }
+            """
+        try sandbox.writeConfig(concurrency: 1, sms: sms)
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "jitter: 0 } }", with: "jitter: 0 }, breaker: { failures: 1, cooldown: 1h } }")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.dropLines("a.jsonl", (0..<3).map { SMSIntegrationTests.smsReminder("SF-\($0)", phone: "+3361234567\($0 + 2)") })
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let all = try await receipts(try sandbox.ledger())
+        #expect(all.map(\.transport) == ["twilio", "vonage", "vonage"])
+        #expect(all.map(\.outcome) == ["transient", "sent", "sent"])
+        #expect(sim.requests.filter { $0["provider"] as? String == "vonage" && $0["outcome"] as? String == "accepted" }.count == 2)
+        // Provider ids are registered under the provider that sent, so its callbacks find them.
+        #expect(all.filter { $0.transport == "vonage" }.allSatisfy { $0.providerID?.isEmpty == false })
+    }
+}
