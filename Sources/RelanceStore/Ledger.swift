@@ -130,6 +130,14 @@ public final class Ledger: Sendable {
                     CREATE TABLE health (id INTEGER PRIMARY KEY, checked_at DOUBLE NOT NULL);
                     """)
         }
+        m.registerMigration("v3-purge-indexes") { db in
+            // The orphan TTL and replay-window purges run on every callback: keep them off full scans.
+            try db.execute(
+                sql: """
+                    CREATE INDEX callback_result_received ON callback(result, received_at);
+                    CREATE INDEX webhook_seen_at ON webhook_seen(seen_at);
+                    """)
+        }
         return m
     }
 
