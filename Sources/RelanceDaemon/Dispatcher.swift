@@ -98,6 +98,9 @@ public final class Dispatcher: Sendable {
     private let inFlight = Mutex<[DeliveryKey: String]>([:])
     private let counters = Mutex<(sent: Int, failed: Int, retried: Int)>((0, 0, 0))
     let gates: [Channel: ProviderGate]
+    /// Counts finished deliveries: a delivery that finishes can add work (a fallback), so the
+    /// dispatcher is idle only if none finished since it last looked.
+    private let finishedCount = Atomic<Int>(0)
     /// Set when the ledger refuses a write: claiming and sending stop until it accepts one again.
     private let storeFault = Mutex<String?>(nil)
 
@@ -164,6 +167,7 @@ public final class Dispatcher: Sendable {
                         continue
                     }
                 }
+                let finishedBefore = finishedCount.load(ordering: .sequentiallyConsistent)
                 let busy = inFlight.withLock { $0 }
                 var started = 0
                 // Due now but held back by a queue's share or a rate limit: not idle yet.
@@ -207,12 +211,17 @@ public final class Dispatcher: Sendable {
                         group.addTask {
                             await self.deliver(item)
                             self.inFlight.withLock { _ = $0.removeValue(forKey: item.key) }
+                            self.finishedCount.add(1, ordering: .sequentiallyConsistent)
                             self.nudge.signal()
                         }
                     }
                 }
                 let stillBusy = inFlight.withLock { $0.count }
-                if untilIdle && started == 0 && heldBack == 0 && stillBusy == 0 { break }
+                if untilIdle && started == 0 && heldBack == 0 && stillBusy == 0 {
+                    // Idle only if nothing finished meanwhile (a finished delivery may have added a fallback).
+                    if finishedCount.load(ordering: .sequentiallyConsistent) == finishedBefore { break }
+                    continue
+                }
                 if started == 0, let gateWake {
                     // Waiting for a token or the end of a provider's pause.
                     await nudge.wait(upTo: .milliseconds(Int64(max(5, min(1000, gateWake.timeIntervalSince(clock()) * 1000)))))
