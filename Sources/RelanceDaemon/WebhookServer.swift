@@ -7,6 +7,7 @@ import NIOCore
 import Prometheus
 import RelanceCore
 import RelanceStore
+import RelanceTransport
 import Synchronization
 
 /// Whether each long-lived service is running, for `/healthz`.
@@ -87,17 +88,8 @@ public struct WebhookHandlers: Sendable {
     }
 
     static func formPairs(_ text: String) throws -> [(String, String)] {
-        guard !text.isEmpty else { return [] }
-        return try text.split(separator: "&").map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) throws -> String {
-                guard let d = s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding else {
-                    throw Refusal(status: .badRequest, reason: "malformed form encoding")
-                }
-                return d
-            }
-            return (try decode(parts[0]), parts.count > 1 ? try decode(parts[1]) : "")
-        }
+        guard let pairs = RelanceTransport.HTTPRequest.formPairs(text) else { throw Refusal(status: .badRequest, reason: "malformed form encoding") }
+        return pairs
     }
 
     func requireContentType(_ request: Request, _ prefix: String) throws {

@@ -33,6 +33,19 @@ public struct HTTPRequest: Sendable, Hashable {
         Data(pairs.map { "\(formEncode($0.0))=\(formEncode($0.1))" }.joined(separator: "&").utf8)
     }
 
+    /// The pairs of an `application/x-www-form-urlencoded` body or query, in order; nil when an
+    /// escape is malformed.
+    public static func formPairs(_ text: String) -> [(String, String)]? {
+        var pairs: [(String, String)] = []
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String? { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let name = decode(parts[0]), let value = parts.count > 1 ? decode(parts[1]) : "" else { return nil }
+            pairs.append((name, value))
+        }
+        return pairs
+    }
+
     public static func formEncode(_ text: String) -> String {
         var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
         allowed.insert(charactersIn: "-._*")

@@ -143,14 +143,9 @@ final class Simulator: Sendable {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// The form's fields (the last of repeated names); empty when the encoding is malformed.
     static func form(_ body: String) -> [String: String] {
-        var result: [String: String] = [:]
-        for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
-            result[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
-        }
-        return result
+        Dictionary(RelanceTransport.HTTPRequest.formPairs(body) ?? [], uniquingKeysWith: { _, last in last })
     }
 
     func body(_ request: Request) async throws -> String {
