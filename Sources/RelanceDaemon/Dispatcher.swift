@@ -263,17 +263,6 @@ public final class Dispatcher: Sendable {
         }
         let transportName = key.channel == .email ? transports.emailName : transports.smsName
         metadata["relance.transport"] = "\(transportName)"
-        do {
-            if try await ledger.isSuppressed(message.recipient) {
-                try await ledger.markSuppressed(key, recipient: message.recipient, now: clock())
-                logger.notice("recipient opted out: not sent", metadata: metadata)
-                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "suppressed")]).increment()
-                return
-            }
-        } catch {
-            logger.error("cannot check the suppression list; not sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
-            return
-        }
         let attempt: Int?
         do {
             attempt = try await ledger.markSending(key, transport: transportName, recipient: message.recipient, now: clock())
@@ -282,7 +271,16 @@ public final class Dispatcher: Sendable {
             storeFault.withLock { $0 = "\(error)" }
             return
         }
-        guard let attempt else { return }
+        guard let attempt else {
+            // Not pending any more; when its recipient opted out, markSending made it `suppressed`.
+            if (try? await ledger.deliveries(reminderID: key.reminderID).first { $0.channel == key.channel.rawValue }?.status)
+                == DeliveryStatus.suppressed.rawValue
+            {
+                logger.notice("recipient opted out: not sent", metadata: metadata)
+                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "suppressed")]).increment()
+            }
+            return
+        }
         metadata["relance.attempt"] = "\(attempt)"
         let outcome: SendOutcome
         let via: String

@@ -190,15 +190,14 @@ extension Ledger {
         }
     }
 
-    /// A waiting delivery whose recipient opted out: `pending → suppressed`, never sent.
-    public func markSuppressed(_ key: DeliveryKey, recipient: String, now: Date) async throws {
-        try await batcher.write { db in
-            try db.execute(
-                sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?",
-                arguments: ["\(recipient) opted out", key.reminderID, key.channel.rawValue])
-            try Self.move(db, key, from: .pending, to: .suppressed, reason: "\(recipient) is on the suppression list (opt-out)", at: now)
-            try Self.fallBack(db, from: key, reason: "\(recipient) opted out", at: now)
-        }
+    /// A waiting delivery whose recipient opted out: `pending → suppressed`, never sent, and its
+    /// fallback channels take over. Runs inside the transaction that would mark it `sending`.
+    static func suppress(_ db: Database, _ key: DeliveryKey, recipient: String, at now: Date) throws {
+        try db.execute(
+            sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?",
+            arguments: ["\(recipient) opted out", key.reminderID, key.channel.rawValue])
+        try move(db, key, from: .pending, to: .suppressed, reason: "\(recipient) is on the suppression list (opt-out)", at: now)
+        try fallBack(db, from: key, reason: "\(recipient) opted out", at: now)
     }
 
     // MARK: Webhook replay protection

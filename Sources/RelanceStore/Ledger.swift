@@ -282,7 +282,9 @@ public final class Ledger: Sendable {
     // MARK: Sending
 
     /// Durably records the intent to send: `pending → sending` and a new attempt row. Returns the
-    /// attempt number, or nil when the delivery is no longer pending (cancelled meanwhile, …).
+    /// attempt number, or nil when the delivery is no longer pending (cancelled meanwhile, …) or the
+    /// recipient is on the suppression list — checked in the same transaction, so an opt-out
+    /// committed before this mark is never missed (the delivery becomes `suppressed`).
     public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
         try await batcher.write { db in
             guard
@@ -290,6 +292,10 @@ public final class Ledger: Sendable {
                     db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
                 row["status"] == DeliveryStatus.pending.rawValue
             else { return nil }
+            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false {
+                try Self.suppress(db, key, recipient: recipient, at: now)
+                return nil
+            }
             let number: Int = row["attempts"] + 1
             try db.execute(
                 sql: """

@@ -77,6 +77,18 @@ import Testing
         #expect(try await ledger.callbacks(reminderID: nil).map(\.messageID) == ["SMnew"], "orphans older than the TTL (24 h) are dropped")
     }
 
+    @Test func anOptOutCommittedBeforeTheMarkIsNeverMissed() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest([reminder("A", channels: [.sms])], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        try await ledger.suppress("+33612345678", reason: "STOP", source: "twilio", now: t0)
+        let key = DeliveryKey(reminderID: "A", channel: .sms)
+        #expect(try await ledger.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0) == nil)
+        #expect(try await ledger.deliveries(reminderID: "A").first?.status == "suppressed")
+        let attempts = ReceiptCollector()
+        try await ledger.receipts { attempts.append($0) }
+        #expect(attempts.all.isEmpty, "no attempt: nothing was sent")
+    }
+
     @Test func suppressionAndWebhookIDs() async throws {
         let ledger = try temporaryLedger()
         try await ledger.suppress("+33612345678", reason: "STOP", source: "twilio", now: t0)
