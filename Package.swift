@@ -116,7 +116,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelanceStoreTests",
-            dependencies: ["RelanceStore"],
+            dependencies: ["RelanceStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

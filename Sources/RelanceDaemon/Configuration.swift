@@ -480,10 +480,14 @@ public struct RelanceConfiguration: Sendable, Decodable {
         public var inDoubt = InDoubt.hold
         public var retry = Retry()
         public var breaker = Breaker()
+        /// How long SIGTERM waits for in-flight sends; past it the daemon exits and those sends are
+        /// in doubt at the next start (below systemd's TimeoutStopSec, so the ledger is never cut mid-write).
+        public var drainTimeout = ConfigDuration(.seconds(30))
         enum CodingKeys: String, CodingKey, CaseIterable {
             case concurrency
             case inDoubt = "in_doubt"
             case retry, breaker
+            case drainTimeout = "drain_timeout"
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -493,6 +497,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
             inDoubt = try c.decodeIfPresent(InDoubt.self, forKey: .inDoubt) ?? inDoubt
             retry = try c.decodeIfPresent(Retry.self, forKey: .retry) ?? retry
             breaker = try c.decodeIfPresent(Breaker.self, forKey: .breaker) ?? breaker
+            drainTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .drainTimeout) ?? drainTimeout
             guard (1...256).contains(concurrency) else {
                 throw DecodingError.dataCorruptedError(forKey: .concurrency, in: c, debugDescription: "must be between 1 and 256")
             }

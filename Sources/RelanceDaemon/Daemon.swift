@@ -78,7 +78,8 @@ public struct Daemon: Sendable {
         let notifier = SystemdNotifier()
         let intakeService = IntakeService(
             intake: intake, dispatcher: dispatcher, rescan: configuration.spool.rescanInterval.value, stopping: stopping, health: health, logger: logger)
-        let dispatchService = DispatchService(dispatcher: dispatcher, stopping: stopping, health: health)
+        let dispatchService = DispatchService(
+            dispatcher: dispatcher, stopping: stopping, health: health, drainTimeout: configuration.delivery.drainTimeout.value, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: dispatchService), .init(service: intakeService)]
         if let (host, port) = configuration.webhooks.hostAndPort, !configuration.webhooks.listen.isEmpty {
             let handlers = WebhookHandlers(
@@ -149,17 +150,36 @@ struct DispatchService: Service {
     let dispatcher: Dispatcher
     let stopping: StopFlag
     let health: ServiceHealth
+    /// SIGTERM waits this long for in-flight sends.
+    let drainTimeout: Duration
+    let logger: Logger
 
     func run() async throws {
         health.set("dispatcher", running: true)
         defer { health.set("dispatcher", running: false) }
         let stopping = self.stopping
         let dispatcher = self.dispatcher
+        let (drainTimeout, logger) = (self.drainTimeout, self.logger)
         await withGracefulShutdownHandler {
             await dispatcher.run(untilIdle: false, shouldStop: { stopping.isSet || Task.isCancelled })
         } onGracefulShutdown: {
             stopping.set()
             dispatcher.wake()
+            // The drain bound: a transport call cannot be interrupted safely, so past the bound the
+            // process exits and leaves those deliveries `sending`, in doubt at the next start.
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: drainTimeout.seconds)
+                let stuck = dispatcher.inFlightKeys
+                guard !stuck.isEmpty else { return }
+                logger.critical(
+                    "drain timeout: exiting with sends still in flight; they will be in doubt at the next start",
+                    metadata: [
+                        "relance.drain_timeout": "\(drainTimeout)",
+                        "relance.in_flight": "\(stuck.map { "\($0.reminderID)/\($0.channel.rawValue)" }.sorted().joined(separator: ","))",
+                    ])
+                fflush(nil)
+                _exit(1)
+            }
         }
     }
 }

@@ -95,7 +95,8 @@ public final class Dispatcher: Sendable {
     let logger: Logger
     let clock: @Sendable () -> Date
     let nudge = Nudge()
-    private let inFlight = Mutex<[DeliveryKey: String]>([:])
+    /// In-flight deliveries: their queue and debtor.
+    private let inFlight = Mutex<[DeliveryKey: (queue: String, debtor: String)]>([:])
     private let counters = Mutex<(sent: Int, failed: Int, retried: Int)>((0, 0, 0))
     let gates: [Channel: ProviderGate]
     /// Counts finished deliveries: a delivery that finishes can add work (a fallback), so the
@@ -133,6 +134,9 @@ public final class Dispatcher: Sendable {
     public func wake() { nudge.signal() }
 
     public var totals: (sent: Int, failed: Int, retried: Int) { counters.withLock { $0 } }
+
+    /// The deliveries whose transport call is under way.
+    public var inFlightKeys: [DeliveryKey] { inFlight.withLock { Array($0.keys) } }
 
     /// Runs until `shouldStop` says so; then stops claiming and waits for in-flight sends.
     /// With `untilIdle` (`serve --once`): one pass over what is due when the pass starts, each
@@ -177,14 +181,16 @@ public final class Dispatcher: Sendable {
                 if busy.count < concurrency {
                     let due: [Ledger.Due]
                     do {
-                        due = try await ledger.due(now: now, limit: (concurrency - busy.count) * 2, excluding: Set(busy.keys).union(attempted))
+                        due = try await ledger.due(
+                            now: now, limit: (concurrency - busy.count) * 2, excluding: Set(busy.keys).union(attempted),
+                            busyDebtors: Set(busy.values.map(\.debtor)))
                     } catch {
                         logger.error("cannot read due deliveries", metadata: ["error": "\(error)"])
                         storeFault.withLock { $0 = "\(error)" }
                         due = []
                     }
                     var perQueue: [String: Int] = [:]
-                    for (_, queue) in busy { perQueue[queue, default: 0] += 1 }
+                    for (_, held) in busy { perQueue[held.queue, default: 0] += 1 }
                     for item in due {
                         let current = inFlight.withLock { $0.count }
                         if current >= concurrency { break }
@@ -205,7 +211,7 @@ public final class Dispatcher: Sendable {
                             continue
                         }
                         perQueue[item.queue, default: 0] += 1
-                        inFlight.withLock { $0[item.key] = item.queue }
+                        inFlight.withLock { $0[item.key] = (item.queue, item.reminder.debtor.id) }
                         if untilIdle { attempted.insert(item.key) }
                         started += 1
                         group.addTask {

@@ -138,6 +138,27 @@ public final class Ledger: Sendable {
                     CREATE INDEX webhook_seen_at ON webhook_seen(seen_at);
                     """)
         }
+        m.registerMigration("v4-debtors") { db in
+            // Who each reminder is for and which invoices it is about: fairness across debtors,
+            // frequency caps, and cancellation by debtor or invoice, all without decoding records.
+            try db.execute(
+                sql: """
+                    ALTER TABLE reminder ADD COLUMN debtor_id TEXT NOT NULL DEFAULT '';
+                    UPDATE reminder SET debtor_id = json_extract(record, '$.debtor.id');
+                    CREATE INDEX reminder_debtor ON reminder(debtor_id);
+                    CREATE INDEX reminder_source ON reminder(source_file);
+                    ALTER TABLE delivery ADD COLUMN debtor_id TEXT NOT NULL DEFAULT '';
+                    UPDATE delivery SET debtor_id = (SELECT debtor_id FROM reminder WHERE reminder.id = delivery.reminder_id);
+                    CREATE INDEX delivery_debtor ON delivery(debtor_id, status);
+                    CREATE TABLE reminder_invoice (
+                        invoice TEXT NOT NULL,
+                        reminder_id TEXT NOT NULL REFERENCES reminder(id),
+                        PRIMARY KEY (invoice, reminder_id)
+                    ) WITHOUT ROWID;
+                    INSERT OR IGNORE INTO reminder_invoice (invoice, reminder_id)
+                        SELECT json_extract(j.value, '$.number'), r.id FROM reminder r, json_each(r.record, '$.invoices') j;
+                    """)
+        }
         return m
     }
 
@@ -164,18 +185,21 @@ public final class Ledger: Sendable {
                     continue
                 }
                 try db.execute(
-                    sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970])
+                    sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
+                for invoice in Set(reminder.invoices.map(\.number)) {
+                    try db.execute(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
+                }
                 for channel in reminder.channels {
                     let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
                     try db.execute(
                         sql: """
-                            INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at)
-                            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)
+                            INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
+                            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
                             """,
                         arguments: [
                             reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
-                            reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970,
+                            reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id,
                         ])
                     try Self.insertEvent(
                         db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
@@ -210,11 +234,16 @@ public final class Ledger: Sendable {
         public var expiresAt: Date?
     }
 
-    /// Pending deliveries due at `now`, highest priority first, then oldest first, skipping `excluding`.
-    public func due(now: Date, limit: Int, excluding: Set<DeliveryKey> = []) async throws -> [Due] {
+    /// Pending deliveries due at `now`, highest priority first, then oldest first, skipping
+    /// `excluding` and at most one per debtor, none for the debtors in `busyDebtors`: a debtor's
+    /// deliveries go one at a time, so one debtor's big batch is interleaved with everyone else's
+    /// instead of holding them back, while the oldest delivery is still the first one looked at.
+    public func due(now: Date, limit: Int, excluding: Set<DeliveryKey> = [], busyDebtors: Set<String> = []) async throws -> [Due] {
         try await pool.read { db in
             var result: [Due] = []
-            try Self.forEachDue(db, now: now, skip: { excluding.contains($0) }) { due in
+            var debtors = busyDebtors
+            try Self.forEachDue(db, now: now, skip: { key, debtor in excluding.contains(key) || debtors.contains(debtor) }) { due in
+                debtors.insert(due.reminder.debtor.id)
                 result.append(due)
                 return result.count < limit
             }
@@ -225,7 +254,7 @@ public final class Ledger: Sendable {
     /// Every pending delivery due at `now`, in sending order, streamed to `body` (never all in memory).
     public func forEachDue(now: Date, _ body: @escaping @Sendable (Due) throws -> Void) async throws {
         try await pool.read { db in
-            try Self.forEachDue(db, now: now, skip: { _ in false }) { due in
+            try Self.forEachDue(db, now: now, skip: { _, _ in false }) { due in
                 try body(due)
                 return true
             }
@@ -233,11 +262,11 @@ public final class Ledger: Sendable {
     }
 
     /// Walks the due deliveries; `skip` is asked before a record is decoded, `body` returns whether to go on.
-    static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey) -> Bool, _ body: (Due) throws -> Bool) throws {
+    static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
+                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
                 FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                 WHERE d.status = 'pending' AND d.due_at <= ?
                 ORDER BY d.priority DESC, d.due_at, d.reminder_id
@@ -245,7 +274,7 @@ public final class Ledger: Sendable {
             arguments: [now.timeIntervalSince1970])
         while let row = try rows.next() {
             let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
-            if skip(key) { continue }
+            if skip(key, row["debtor_id"]) { continue }
             let due = Due(
                 key: key, reminder: try Reminder.fromCanonicalJSON(row["record"]), queue: row["queue"], attempts: row["attempts"],
                 firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
@@ -468,12 +497,12 @@ public final class Ledger: Sendable {
             if exists { continue }
             try db.execute(
                 sql: """
-                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at)
-                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)
+                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
+                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     key.reminderID, channel.rawValue, row["queue"] as String, priority, due, reminder.expiresAt?.timeIntervalSince1970,
-                    now.timeIntervalSince1970,
+                    now.timeIntervalSince1970, reminder.debtor.id,
                 ])
             try insertEvent(
                 db, DeliveryKey(reminderID: key.reminderID, channel: channel), from: nil, to: .pending,

@@ -32,11 +32,11 @@ import Testing
         }
     }
 
-    func reminder(_ id: String, queue: String) -> Reminder {
+    func reminder(_ id: String, queue: String, debtor: String? = nil) -> Reminder {
         Reminder(
             id: id, stage: "reminder_1", channels: [.email],
             debtor: Debtor(
-                id: "C-\(id)", name: "N", email: "\(id.lowercased())@\(queue).example", country: "FR", locale: "fr-FR", timezone: "Europe/Paris",
+                id: debtor ?? "C-\(id)", name: "N", email: "\(id.lowercased())@\(queue).example", country: "FR", locale: "fr-FR", timezone: "Europe/Paris",
                 kind: .consumer),
             invoices: [
                 Invoice(
@@ -72,5 +72,33 @@ import Testing
         let notSent = try await ledger.deliveries().filter { $0.status != "sent" }
         #expect(notSent.isEmpty, "\(notSent.prefix(3))")
         #expect(dispatcher.totals.sent == 18)
+    }
+
+    @Test func oneDebtorsBatchIsInterleavedWithOthers() async throws {
+        var configuration = RelanceConfiguration()
+        configuration.delivery.concurrency = 4
+        configuration.templates.path = Package.templates
+        let components = try Components(configuration)
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        let now = Date()
+        // Twelve reminders for one debtor, older than three other debtors' single reminders.
+        _ = try await ledger.ingest(
+            (0..<12).map { reminder("BIG\($0)", queue: "big", debtor: "BIG") }, sourceFile: "b", queue: "default", priority: 0, now: now.addingTimeInterval(-60)
+        )
+        _ = try await ledger.ingest((0..<3).map { reminder("S\($0)", queue: "small") }, sourceFile: "s", queue: "default", priority: 0, now: now)
+        let recorder = Recorder()
+        let transports = Transports(
+            emailName: "test", smsName: "test", sendEmail: { _, to, _ in await recorder.send(to: to) },
+            sendSMS: { _, _ in .permanent(code: nil, detail: "unused") })
+        let dispatcher = Dispatcher(
+            ledger: ledger, builder: components.builder, transports: transports, configuration: configuration, logger: Logger(label: "test"),
+            clock: { Date() })
+        await dispatcher.run(untilIdle: true, shouldStop: { false })
+
+        let state = recorder.state.withLock { $0 }
+        #expect(state.order.count == 15)
+        #expect(state.maxInFlight["big"] == 1, "one debtor's deliveries go one at a time")
+        // The first wave (4 slots, started together): the oldest delivery and the three other debtors.
+        #expect(Set(state.order.prefix(4)) == ["big0@big.example", "s0@small.example", "s1@small.example", "s2@small.example"], "\(state.order.prefix(5))")
     }
 }

@@ -93,7 +93,7 @@ struct Sandbox {
     /// Writes a configuration; `email` is the YAML of the `email:` section body.
     func writeConfig(
         smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4, sms: String? = nil,
-        webhooks: String = ""
+        webhooks: String = "", delivery: String = ""
     ) throws {
         let email: String
         if let smtpPort {
@@ -117,7 +117,7 @@ struct Sandbox {
             templates: { path: "\(Package.templates)" }
             \(email)
             \(sms ?? "sms: { outbox: { path: \"\(root)/outbox/sms.jsonl\" } }")
-            delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d, jitter: 0 } }
+            delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d, jitter: 0 }\(delivery.isEmpty ? "" : ", " + delivery) }
             log: { level: info }
             webhooks: { listen: "127.0.0.1:0"\(webhooks.isEmpty ? "" : ", " + webhooks) }
             \(extra)

@@ -168,6 +168,50 @@ import Testing
         #expect(server.messages.count == sent)
     }
 
+    @Test func sigtermUnderLoadDrainsWithZeroLoss() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox, slow: 0.1)
+        try sandbox.writeConfig(smtpPort: server.port, concurrency: 8, connections: 8)
+        let count = 400
+        try sandbox.dropLines("load.jsonl", (0..<count).map { Records.reminder("L-\($0)", email: "slow-l\($0)@example.org") })
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the batch to be under way") { server.messages.count >= 40 }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0, "a drained stop exits 0: \(daemon.stderr)")
+        let stopped = try await statuses(try sandbox.ledger())
+        #expect(!stopped.values.contains("sending") && !stopped.values.contains("unknown"), "every in-flight send finished and was committed")
+        let sentAtStop = stopped.filter { $0.value == "sent" }.count
+        #expect(sentAtStop == server.messages.count, "the ledger and the server agree at the stop")
+        #expect(sentAtStop < count, "it stopped claiming")
+        // The rest goes out at the next start; nothing lost, nothing twice.
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let final = try await statuses(try sandbox.ledger())
+        #expect(final.count == count && final.values.allSatisfy { $0 == "sent" }, "\(final.filter { $0.value != "sent" })")
+        #expect(try recipients(of: server).values.allSatisfy { $0 == 1 })
+        #expect(try recipients(of: server).count == count)
+    }
+
+    @Test func drainTimeoutLeavesStuckSendsInDoubt() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox, slow: 30)
+        try sandbox.writeConfig(smtpPort: server.port, concurrency: 2, connections: 2, delivery: "drain_timeout: 1s")
+        try sandbox.dropLines("two.jsonl", [Records.reminder("D-1", email: "slow-d1@example.org"), Records.reminder("D-2", email: "slow-d2@example.org")])
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("both sends to be in flight") {
+            guard let ledger = try? sandbox.ledger() else { return false }
+            return (try? await statuses(ledger))?.values.filter { $0 == "sending" }.count == 2
+        }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 1, "a stop past the drain bound is reported as a failure")
+        #expect(daemon.stderr.contains("drain timeout"), "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("D-1/email,D-2/email"), "the log names the deliveries left in doubt")
+        // At the next start they are in doubt, held for an operator, not resent.
+        let next = try await sandbox.relance(["serve", "--once"])
+        #expect(next.status == 0)
+        let final = try await statuses(try sandbox.ledger())
+        #expect(final == ["D-1/email": "unknown", "D-2/email": "unknown"])
+    }
+
     @Test func permanentFailureIsRecordedWithTheReplyCode() async throws {
         let sandbox = try Sandbox()
         let server = try await SMTPServer(sandbox: sandbox)
@@ -211,11 +255,7 @@ import Testing
         #expect(sent.count + unknown.count == count, "only sent or in doubt: \(final.filter { $0.value != "sent" && $0.value != "unknown" })")
         #expect(unknown.count <= 4, "at most one in-doubt delivery per in-flight send")
 
-        var perRecipient: [String: Int] = [:]
-        for path in server.messages {
-            let head = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\r\n").first { $0.hasPrefix("X-Envelope-To: ") }!
-            perRecipient[String(head.dropFirst("X-Envelope-To: ".count)), default: 0] += 1
-        }
+        let perRecipient = try recipients(of: server)
         #expect(perRecipient.values.allSatisfy { $0 == 1 }, "nothing is sent twice: \(perRecipient.filter { $0.value > 1 })")
         for key in sent {
             let id = key.split(separator: "/")[0].dropFirst(2)
@@ -226,4 +266,14 @@ import Testing
             #expect(events.last?.reason.contains("in doubt") == true, "every unknown is explained")
         }
     }
+}
+
+/// How many messages the server received for each envelope recipient.
+func recipients(of server: SMTPServer) throws -> [String: Int] {
+    var perRecipient: [String: Int] = [:]
+    for path in server.messages {
+        let head = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\r\n").first { $0.hasPrefix("X-Envelope-To: ") }!
+        perRecipient[String(head.dropFirst("X-Envelope-To: ".count)), default: 0] += 1
+    }
+    return perRecipient
 }

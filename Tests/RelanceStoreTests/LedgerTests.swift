@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import RelanceCore
 import Testing
 
@@ -8,11 +9,14 @@ func temporaryLedger() throws -> Ledger {
     try Ledger(path: NSTemporaryDirectory() + "relance-ledger-" + UUID().uuidString + "/ledger.sqlite")
 }
 
-func reminder(_ id: String, amount: String = "10.00", channels: [Channel] = [.email], notBefore: Date? = nil, expiresAt: Date? = nil) -> Reminder {
+func reminder(
+    _ id: String, amount: String = "10.00", channels: [Channel] = [.email], notBefore: Date? = nil, expiresAt: Date? = nil, debtor: String? = nil
+) -> Reminder {
     Reminder(
         id: id, stage: "reminder_1", channels: channels, notBefore: notBefore, expiresAt: expiresAt,
         debtor: Debtor(
-            id: "C", name: "N", email: "n@example.org", phone: "+33612345678", country: "FR", locale: "fr-FR", timezone: "Europe/Paris", kind: .consumer),
+            id: debtor ?? "C-\(id)", name: "N", email: "n@example.org", phone: "+33612345678", country: "FR", locale: "fr-FR", timezone: "Europe/Paris",
+            kind: .consumer),
         invoices: [
             Invoice(
                 number: "F", amount: amount, currency: "EUR", issuedOn: CivilDate(year: 2026, month: 1, day: 1), dueOn: CivilDate(year: 2026, month: 2, day: 1))
@@ -43,6 +47,41 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         #expect(try await ledger.due(now: t0, limit: 10).map(\.key.reminderID) == ["high", "low"])
         #expect(try await ledger.due(now: t0.addingTimeInterval(61), limit: 10).map(\.key.reminderID) == ["high", "later", "low"])
         #expect(try await ledger.nextDueDate() == t0)
+    }
+
+    @Test func dueIsFairAcrossDebtorsAndOldestFirst() async throws {
+        let ledger = try temporaryLedger()
+        // Debtor A's batch of five comes first; B's and C's single reminders come a minute later.
+        let batch = (1...5).map { reminder("A\($0)", debtor: "A") }
+        _ = try await ledger.ingest(batch, sourceFile: "a", queue: "default", priority: 0, now: t0)
+        _ = try await ledger.ingest(
+            [reminder("B1", debtor: "B"), reminder("C1", debtor: "C")], sourceFile: "b", queue: "default", priority: 0, now: t0.addingTimeInterval(60))
+        let now = t0.addingTimeInterval(120)
+        #expect(try await ledger.due(now: now, limit: 10).map(\.key.reminderID) == ["A1", "B1", "C1"], "one per debtor, oldest first")
+        #expect(try await ledger.due(now: now, limit: 10, busyDebtors: ["A"]).map(\.key.reminderID) == ["B1", "C1"], "a busy debtor waits")
+        let next = try await ledger.due(now: now, limit: 10, excluding: [DeliveryKey(reminderID: "A1", channel: .email)], busyDebtors: ["B"])
+        #expect(next.map(\.key.reminderID) == ["A2", "C1"], "A's next reminder is still ahead of younger ones")
+    }
+
+    @Test func upgradingAnOlderLedgerFillsInDebtorsAndInvoices() async throws {
+        let path = NSTemporaryDirectory() + "relance-ledger-" + UUID().uuidString + ".sqlite"
+        let pool = try DatabasePool(path: path)
+        try Ledger.migrator.migrate(pool, upTo: "v3-purge-indexes")
+        let record = reminder("OLD-1", debtor: "D-9").canonicalJSON()
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at) VALUES ('OLD-1', ?, 'f', 'default', 0)", arguments: [record])
+            try db.execute(
+                sql:
+                    "INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, updated_at) VALUES ('OLD-1', 'email', 'pending', 'default', 0, 0, 0)"
+            )
+        }
+        try pool.close()
+        let ledger = try Ledger(path: path)
+        #expect(try await ledger.due(now: t0, limit: 5, busyDebtors: ["D-9"]).isEmpty, "the delivery knows its debtor after the upgrade")
+        #expect(try await ledger.due(now: t0, limit: 5).map(\.key.reminderID) == ["OLD-1"])
+        let invoices = try await ledger.pool.read { db in try String.fetchAll(db, sql: "SELECT invoice FROM reminder_invoice WHERE reminder_id = 'OLD-1'") }
+        #expect(invoices == ["F"])
     }
 
     @Test func sendingThenOutcomes() async throws {
