@@ -531,9 +531,10 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var delivery = Delivery()
     public var webhooks = Webhooks()
     public var log = Log()
+    public var policy = Policy()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log
+        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy
     }
 
     public init() {}
@@ -553,6 +554,11 @@ public struct RelanceConfiguration: Sendable, Decodable {
         delivery = try c.decodeIfPresent(Delivery.self, forKey: .delivery) ?? delivery
         webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
         log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
+        policy = try c.decodeIfPresent(Policy.self, forKey: .policy) ?? policy
+        for name in policy.stages.keys where !stages.contains(name) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .policy, in: c, debugDescription: "policy.stages.\(name): not a configured stage (\(stages.joined(separator: ", ")))")
+        }
         for name in queues.keys where name.isEmpty || name.contains("/") || name.hasPrefix(".") {
             throw DecodingError.dataCorruptedError(forKey: .queues, in: c, debugDescription: "queue name '\(name)' must be a plain directory name")
         }
@@ -594,7 +600,8 @@ public enum ConfigurationLoader {
         "sms.vonage.signature_method",
         "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime", "delivery.retry.jitter",
         "delivery.breaker.failures", "delivery.breaker.cooldown", "email.rate", "sms.rate",
-        "log.level",
+        "log.level", "policy.windows.sms", "policy.windows.email", "policy.holidays", "policy.group", "policy.caps.per_day",
+        "policy.caps.per_7_days", "policy.caps.per_30_days",
     ]
 
     /// Where the values came from, for a one-line log (never the values themselves).

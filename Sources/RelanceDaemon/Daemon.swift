@@ -275,6 +275,7 @@ struct ReloadService: Service {
             return
         }
         dispatcher.replaceBuilder(components.builder)
+        dispatcher.replacePolicy(next.policy)
         LogLevelBox.shared.level = Logger.Level(rawValue: next.log.level) ?? .info
         let restartOnly = [
             ("spool", "\(next.spool.root)" != current.spool.root), ("store.path", next.store.path != current.store.path),

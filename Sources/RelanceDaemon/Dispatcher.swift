@@ -90,6 +90,8 @@ public final class Dispatcher: Sendable {
     let ledger: Ledger
     /// Swapped whole by a reload (templates, creditor, SMS settings).
     private let currentBuilder: Mutex<MessageBuilder>
+    /// The contact policy; swapped whole by a reload.
+    private let currentPolicy: Mutex<(policy: ContactPolicy, maxPerDay: [Channel: Int])>
     let transports: Transports
     let configuration: RelanceConfiguration
     let logger: Logger
@@ -111,6 +113,7 @@ public final class Dispatcher: Sendable {
     ) {
         self.ledger = ledger
         self.currentBuilder = Mutex(builder)
+        self.currentPolicy = Mutex((configuration.policy.contactPolicy, configuration.policy.maxPerDay))
         let breaker = CircuitBreaker(threshold: configuration.delivery.breaker.failures, cooldown: configuration.delivery.breaker.cooldown.value)
         // With a secondary, the failover's own breaker reroutes instead of pausing the channel.
         let unbroken = CircuitBreaker(threshold: .max, cooldown: .zero)
@@ -129,6 +132,11 @@ public final class Dispatcher: Sendable {
 
     /// Puts a validated new builder in force for the deliveries built from now on.
     public func replaceBuilder(_ builder: MessageBuilder) { currentBuilder.withLock { $0 = builder } }
+
+    /// Puts a validated new contact policy in force for the decisions taken from now on.
+    public func replacePolicy(_ policy: RelanceConfiguration.Policy) { currentPolicy.withLock { $0 = (policy.contactPolicy, policy.maxPerDay) } }
+
+    public var policy: ContactPolicy { currentPolicy.withLock { $0.policy } }
 
     /// Wake the loop: new deliveries were ingested.
     public func wake() { nudge.signal() }
@@ -165,6 +173,7 @@ public final class Dispatcher: Sendable {
                     lastExpiry = now
                     do {
                         try await ledger.expireOverdue(now: now)
+                        if try await ledger.resumePaused(now: now) > 0 { nudge.signal() }
                     } catch {
                         logger.error("the ledger refuses writes: claiming and sending stop until it accepts them", metadata: ["error": "\(error)"])
                         storeFault.withLock { $0 = "\(error)" }
@@ -248,17 +257,85 @@ public final class Dispatcher: Sendable {
         }
     }
 
+    /// What the policy step decided for one delivery.
+    enum Verdict {
+        case send(Reminder)
+        case deferred(until: Date, reason: String)
+        case cancel(reason: String)
+        case fail(reason: String)
+    }
+
+    /// The policy step, right before building and sending: partial payments, the daily volume cap,
+    /// the debtor's windows, holidays and frequency caps. Cancellations, pauses, kill switches and
+    /// opt-outs are checked again in the transaction that marks the delivery `sending`.
+    func decide(_ due: Ledger.Due, now: Date) async throws -> Verdict {
+        guard let reminder = due.reminder.applyingPayments(due.paid) else {
+            return .cancel(reason: "cancelled: every invoice is paid (partial payments add up to the amounts)")
+        }
+        let (policy, maxPerDay) = currentPolicy.withLock { $0 }
+        let zone = TimeZone(identifier: reminder.debtor.timezone) ?? TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
+        if let cap = maxPerDay[due.key.channel] {
+            let home = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
+            let today = LocalTime.day(of: now, in: home)
+            let sent = try await ledger.attemptCount(channel: due.key.channel, since: LocalTime.instant(day: today, minute: 0, in: home))
+            if sent >= cap {
+                let tomorrow = LocalTime.instant(day: today + 1, minute: 0, in: home)
+                return .deferred(
+                    until: tomorrow,
+                    reason:
+                        "deferred until \(Timestamp.format(tomorrow, in: home)): daily volume cap of \(cap) \(due.key.channel.rawValue) reached (policy.max_per_day)"
+                )
+            }
+        }
+        let contacts = try await ledger.contacts(debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-31 * 86400))
+        switch policy.decide(channel: due.key.channel, stage: reminder.stage, country: reminder.debtor.country, timeZone: zone, now: now, contacts: contacts) {
+        case .sendNow: return .send(reminder)
+        case .deferUntil(let until, let reason):
+            return .deferred(until: until, reason: "deferred until \(Timestamp.format(until, in: zone)) (\(zone.identifier)): \(reason)")
+        case .noWindow(let reason): return .fail(reason: reason)
+        }
+    }
+
     func deliver(_ due: Ledger.Due) async {
         let key = due.key
         var metadata: Logger.Metadata = ["relance.reminder.id": "\(key.reminderID)", "relance.delivery.channel": "\(key.channel.rawValue)"]
         let builder = self.builder
         let now = clock()
+        let reminder: Reminder
+        do {
+            switch try await decide(due, now: now) {
+            case .send(let r): reminder = r
+            case .deferred(let until, let reason):
+                if let expiry = due.expiresAt, until >= expiry {
+                    try await ledger.expire(key, reason: "expired: the policy would defer it past expires_at (\(reason))", now: now)
+                    logger.notice("expired: the policy defers it past expires_at", metadata: metadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
+                } else {
+                    try await ledger.deferDelivery(key, until: until, reason: reason, now: now)
+                    logger.info("deferred by the contact policy", metadata: metadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
+                }
+                Counter(label: "relance_policy_decisions_total", dimensions: [("channel", key.channel.rawValue), ("decision", "deferred")]).increment()
+                return
+            case .cancel(let reason):
+                try await ledger.cancelDelivery(key, reason: reason, now: now)
+                logger.notice("cancelled: nothing left to pay", metadata: metadata)
+                return
+            case .fail(let reason):
+                let recipient = key.channel == .email ? due.reminder.debtor.email : due.reminder.debtor.phone
+                try await ledger.fail(key, recipient: recipient ?? "-", reason: reason, now: now)
+                logger.error("not sent: \(reason)", metadata: metadata)
+                return
+            }
+        } catch {
+            logger.error("the policy step cannot read or write the ledger", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+            storeFault.withLock { $0 = "\(error)" }
+            return
+        }
         let message: OutgoingMessage
         do {
-            message = try await offPool { try builder.build(due.reminder, channel: key.channel, now: now) }
+            message = try await offPool { try builder.build(reminder, channel: key.channel, now: now) }
         } catch {
             logger.error("delivery failed before sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
-            let recipient = key.channel == .email ? due.reminder.debtor.email : due.reminder.debtor.phone
+            let recipient = key.channel == .email ? reminder.debtor.email : reminder.debtor.phone
             do {
                 try await ledger.fail(key, recipient: recipient ?? "-", reason: "\(error)", now: clock())
             } catch {
@@ -269,22 +346,29 @@ public final class Dispatcher: Sendable {
         }
         let transportName = key.channel == .email ? transports.emailName : transports.smsName
         metadata["relance.transport"] = "\(transportName)"
-        let attempt: Int?
+        let attempt: Int
         do {
-            attempt = try await ledger.markSending(key, transport: transportName, recipient: message.recipient, now: clock())
+            switch try await ledger.mark(key, transport: transportName, recipient: message.recipient, now: clock()) {
+            case .attempt(let n): attempt = n
+            case .notPending: return
+            case .held:
+                logger.info("channel on hold (relance pause): not sent", metadata: metadata)
+                return
+            case .suppressed:
+                logger.notice("recipient opted out: not sent", metadata: metadata)
+                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "suppressed")]).increment()
+                return
+            case .cancelled(let reason):
+                logger.notice("cancelled before sending", metadata: metadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
+                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "cancelled")]).increment()
+                return
+            case .paused(let reason, _):
+                logger.notice("paused before sending", metadata: metadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
+                return
+            }
         } catch {
             logger.error("cannot record the intent to send; not sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
             storeFault.withLock { $0 = "\(error)" }
-            return
-        }
-        guard let attempt else {
-            // Not pending any more; when its recipient opted out, markSending made it `suppressed`.
-            if (try? await ledger.deliveries(reminderID: key.reminderID).first { $0.channel == key.channel.rawValue }?.status)
-                == DeliveryStatus.suppressed.rawValue
-            {
-                logger.notice("recipient opted out: not sent", metadata: metadata)
-                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "suppressed")]).increment()
-            }
             return
         }
         metadata["relance.attempt"] = "\(attempt)"

@@ -159,6 +159,7 @@ public final class Ledger: Sendable {
                         SELECT json_extract(j.value, '$.number'), r.id FROM reminder r, json_each(r.record, '$.invoices') j;
                     """)
         }
+        registerPolicyMigrations(&m)
         return m
     }
 
@@ -232,6 +233,8 @@ public final class Ledger: Sendable {
         public var attempts: Int
         public var firstAttemptAt: Date?
         public var expiresAt: Date?
+        /// Partial payments on its invoices: invoice number → total paid.
+        public var paid: [String: String] = [:]
     }
 
     /// Pending deliveries due at `now`, highest priority first, then oldest first, skipping
@@ -269,16 +272,17 @@ public final class Ledger: Sendable {
                 SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
                 FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                 WHERE d.status = 'pending' AND d.due_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
                 ORDER BY d.priority DESC, d.due_at, d.reminder_id
                 """,
-            arguments: [now.timeIntervalSince1970])
+            arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
         while let row = try rows.next() {
             let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
             if skip(key, row["debtor_id"]) { continue }
             let due = Due(
                 key: key, reminder: try Reminder.fromCanonicalJSON(row["record"]), queue: row["queue"], attempts: row["attempts"],
                 firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try payments(db, reminderID: key.reminderID))
             if try !body(due) { return }
         }
     }
@@ -310,20 +314,46 @@ public final class Ledger: Sendable {
 
     // MARK: Sending
 
-    /// Durably records the intent to send: `pending → sending` and a new attempt row. Returns the
-    /// attempt number, or nil when the delivery is no longer pending (cancelled meanwhile, …) or the
-    /// recipient is on the suppression list — checked in the same transaction, so an opt-out
-    /// committed before this mark is never missed (the delivery becomes `suppressed`).
-    public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
+    /// Why a delivery was not marked `sending`.
+    public enum Mark: Sendable, Equatable {
+        /// Marked: the attempt number.
+        case attempt(Int)
+        /// No longer pending (cancelled meanwhile, settled by an operator…).
+        case notPending
+        /// The recipient is on the suppression list: now `suppressed`.
+        case suppressed
+        /// A cancellation is in force: now `cancelled` (or `paused` when it has an end).
+        case cancelled(reason: String)
+        case paused(reason: String, until: Date)
+        /// A kill switch holds the channel: stays pending.
+        case held
+    }
+
+    /// Durably records the intent to send: `pending → sending` and a new attempt row. The same
+    /// transaction checks the kill switches, the cancellations and pauses in force and the
+    /// suppression list, so one committed before this mark is never missed.
+    public func mark(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Mark {
         try await batcher.write { db in
             guard
                 let row = try Row.fetchOne(
                     db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
                 row["status"] == DeliveryStatus.pending.rawValue
-            else { return nil }
+            else { return .notPending }
+            if try Self.isHeld(db, channel: key.channel, now: now) { return .held }
+            if let cancellation = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
+                if let until = cancellation.until {
+                    try db.execute(
+                        sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
+                        arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+                    try Self.move(db, key, from: .pending, to: .paused, reason: "paused: \(cancellation.reason)", at: now)
+                    return .paused(reason: cancellation.reason, until: until)
+                }
+                try Self.move(db, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now)
+                return .cancelled(reason: cancellation.reason)
+            }
             if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false {
                 try Self.suppress(db, key, recipient: recipient, at: now)
-                return nil
+                return .suppressed
             }
             let number: Int = row["attempts"] + 1
             try db.execute(
@@ -339,8 +369,14 @@ public final class Ledger: Sendable {
                     """,
                 arguments: [key.reminderID, key.channel.rawValue, number, transport, recipient, now.timeIntervalSince1970])
             try Self.insertEvent(db, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)", at: now)
-            return number
+            return .attempt(number)
         }
+    }
+
+    /// `mark`, reduced to the attempt number (nil when not marked).
+    public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
+        if case .attempt(let n) = try await mark(key, transport: transport, recipient: recipient, now: now) { return n }
+        return nil
     }
 
     /// Records the outcome of an attempt. A transient failure goes back to `pending` at `retryAt`,

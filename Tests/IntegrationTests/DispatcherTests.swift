@@ -47,6 +47,7 @@ import Testing
 
     @Test func priorityFirstAndSharesCapEachQueue() async throws {
         var configuration = RelanceConfiguration()
+        configuration.policy = .unrestricted
         configuration.delivery.concurrency = 4
         configuration.queues = ["urgent": .init(priority: 10, share: 1.0), "bulk": .init(priority: -1, share: 0.25)]
         configuration.templates.path = Package.templates
@@ -76,6 +77,7 @@ import Testing
 
     @Test func oneDebtorsBatchIsInterleavedWithOthers() async throws {
         var configuration = RelanceConfiguration()
+        configuration.policy = .unrestricted
         configuration.delivery.concurrency = 4
         configuration.templates.path = Package.templates
         let components = try Components(configuration)

@@ -93,7 +93,8 @@ struct Sandbox {
     /// Writes a configuration; `email` is the YAML of the `email:` section body.
     func writeConfig(
         smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4, sms: String? = nil,
-        webhooks: String = "", delivery: String = ""
+        webhooks: String = "", delivery: String = "",
+        policy: String = "{ windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }"
     ) throws {
         let email: String
         if let smtpPort {
@@ -119,6 +120,7 @@ struct Sandbox {
             \(sms ?? "sms: { outbox: { path: \"\(root)/outbox/sms.jsonl\" } }")
             delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d, jitter: 0 }\(delivery.isEmpty ? "" : ", " + delivery) }
             log: { level: info }
+            policy: \(policy)
             webhooks: { listen: "127.0.0.1:0"\(webhooks.isEmpty ? "" : ", " + webhooks) }
             \(extra)
             """

@@ -217,6 +217,7 @@ import Testing
         let sandbox = try Sandbox()
         let sim = try await GatewaySimulator(sandbox: sandbox)
         var configuration = RelanceConfiguration()
+        configuration.policy = .unrestricted
         configuration.templates.path = Package.templates
         configuration.sms.provider = .twilio
         configuration.sms.baseURL = sim.baseURL
