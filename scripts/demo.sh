@@ -12,7 +12,18 @@ echo
 echo "== relance check"
 $BIN check
 echo
-echo "== relance serve --dry-run (nothing is sent, nothing moves)"
+SATURDAY_NIGHT=$(TZ=Europe/Paris date -d "next saturday 23:00" +%Y-%m-%dT%H:%M:%S%:z)
+echo "== relance serve --dry-run --now $SATURDAY_NIGHT"
+echo "   (the shipped contact policy, as of next Saturday night: everything waits for Monday's windows)"
+$BIN serve --dry-run --now "$SATURDAY_NIGHT" 2>/dev/null | grep -E "^(policy|not now|would|DRY RUN: [0-9])" | head -8
+echo "   …"
+$BIN serve --dry-run --now "$SATURDAY_NIGHT" 2>/dev/null | tail -1
+# So that the demo sends whatever the day and hour it runs, it lifts the windows, holidays and
+# caps through environment overrides. Never do this for real debtors.
+export RELANCE_POLICY_WINDOWS_SMS=always RELANCE_POLICY_WINDOWS_EMAIL=always RELANCE_POLICY_HOLIDAYS=none
+export RELANCE_POLICY_CAPS_PER_DAY=none RELANCE_POLICY_CAPS_PER_7_DAYS=none RELANCE_POLICY_CAPS_PER_30_DAYS=none
+echo
+echo "== relance serve --dry-run (now, with the demo's RELANCE_POLICY_* overrides: windows always, no caps)"
 $BIN serve --dry-run 2>/dev/null
 echo
 echo "== relance serve --once"

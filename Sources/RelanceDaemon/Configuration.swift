@@ -404,6 +404,8 @@ public struct RelanceConfiguration: Sendable, Decodable {
         public var secret: String? = nil
         /// Secret token in Brevo's callback URL (Brevo signs nothing).
         public var brevoToken: String? = nil
+        /// Bearer token of `POST /api/cancellations` (unset: the endpoint answers 404).
+        public var apiToken: String? = nil
         /// How long a callback for an unknown message id is kept, in case its send commits late.
         public var orphanTTL = ConfigDuration(.seconds(86400))
         enum CodingKeys: String, CodingKey, CaseIterable {
@@ -411,6 +413,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
             case publicBaseURL = "public_base_url"
             case secret
             case brevoToken = "brevo_token"
+            case apiToken = "api_token"
             case orphanTTL = "orphan_ttl"
         }
         public init() {}
@@ -421,6 +424,10 @@ public struct RelanceConfiguration: Sendable, Decodable {
             publicBaseURL = try c.decodeIfPresent(String.self, forKey: .publicBaseURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
             secret = try c.decodeIfPresent(String.self, forKey: .secret)
             brevoToken = try c.decodeIfPresent(String.self, forKey: .brevoToken)
+            apiToken = try c.decodeIfPresent(String.self, forKey: .apiToken)
+            if let apiToken, !apiToken.isEmpty, apiToken.count < 24 {
+                throw DecodingError.dataCorruptedError(forKey: .apiToken, in: c, debugDescription: "must be at least 24 characters (e.g. openssl rand -hex 24)")
+            }
             orphanTTL = try c.decodeIfPresent(ConfigDuration.self, forKey: .orphanTTL) ?? orphanTTL
             if !listen.isEmpty && hostAndPort == nil {
                 throw DecodingError.dataCorruptedError(forKey: .listen, in: c, debugDescription: "'\(listen)' is not host:port")
@@ -596,7 +603,7 @@ public enum ConfigurationLoader {
         "sms.provider", "sms.sender", "sms.outbox.path", "sms.base_url", "sms.connections", "sms.timeout", "sms.encoding", "sms.max_segments",
         "sms.twilio.account_sid", "sms.twilio.auth_token", "sms.vonage.api_key", "sms.vonage.api_secret", "sms.vonage.signature_secret",
         "sms.brevo.api_key", "sms.generic.url", "sms.generic.body",
-        "webhooks.listen", "webhooks.public_base_url", "webhooks.secret", "webhooks.brevo_token", "webhooks.orphan_ttl",
+        "webhooks.listen", "webhooks.public_base_url", "webhooks.secret", "webhooks.brevo_token", "webhooks.api_token", "webhooks.orphan_ttl",
         "sms.vonage.signature_method",
         "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime", "delivery.retry.jitter",
         "delivery.breaker.failures", "delivery.breaker.cooldown", "email.rate", "sms.rate",

@@ -132,6 +132,9 @@ struct IntakeService: Service {
         if watcher == nil { logger.warning("inotify unavailable: relying on the periodic rescan", metadata: ["relance.rescan": "\(rescan)"]) }
         watcher?.start()
         defer { watcher?.stop() }
+        let cancelWatcher = SpoolWatcher(directory: intake.layout.cancel) { nudge.signal() }
+        cancelWatcher?.start()
+        defer { cancelWatcher?.stop() }
         let stopping = self.stopping
         await withGracefulShutdownHandler {
             while !stopping.isSet && !Task.isCancelled {
@@ -275,7 +278,7 @@ struct ReloadService: Service {
             return
         }
         dispatcher.replaceBuilder(components.builder)
-        dispatcher.replacePolicy(next.policy)
+        dispatcher.replacePolicy(next)
         LogLevelBox.shared.level = Logger.Level(rawValue: next.log.level) ?? .info
         let restartOnly = [
             ("spool", "\(next.spool.root)" != current.spool.root), ("store.path", next.store.path != current.store.path),

@@ -91,7 +91,7 @@ public final class Dispatcher: Sendable {
     /// Swapped whole by a reload (templates, creditor, SMS settings).
     private let currentBuilder: Mutex<MessageBuilder>
     /// The contact policy; swapped whole by a reload.
-    private let currentPolicy: Mutex<(policy: ContactPolicy, maxPerDay: [Channel: Int])>
+    private let currentPolicy: Mutex<PolicyStep>
     let transports: Transports
     let configuration: RelanceConfiguration
     let logger: Logger
@@ -113,7 +113,7 @@ public final class Dispatcher: Sendable {
     ) {
         self.ledger = ledger
         self.currentBuilder = Mutex(builder)
-        self.currentPolicy = Mutex((configuration.policy.contactPolicy, configuration.policy.maxPerDay))
+        self.currentPolicy = Mutex(PolicyStep(configuration))
         let breaker = CircuitBreaker(threshold: configuration.delivery.breaker.failures, cooldown: configuration.delivery.breaker.cooldown.value)
         // With a secondary, the failover's own breaker reroutes instead of pausing the channel.
         let unbroken = CircuitBreaker(threshold: .max, cooldown: .zero)
@@ -134,9 +134,7 @@ public final class Dispatcher: Sendable {
     public func replaceBuilder(_ builder: MessageBuilder) { currentBuilder.withLock { $0 = builder } }
 
     /// Puts a validated new contact policy in force for the decisions taken from now on.
-    public func replacePolicy(_ policy: RelanceConfiguration.Policy) { currentPolicy.withLock { $0 = (policy.contactPolicy, policy.maxPerDay) } }
-
-    public var policy: ContactPolicy { currentPolicy.withLock { $0.policy } }
+    public func replacePolicy(_ configuration: RelanceConfiguration) { currentPolicy.withLock { $0 = PolicyStep(configuration) } }
 
     /// Wake the loop: new deliveries were ingested.
     public func wake() { nudge.signal() }
@@ -257,45 +255,6 @@ public final class Dispatcher: Sendable {
         }
     }
 
-    /// What the policy step decided for one delivery.
-    enum Verdict {
-        case send(Reminder)
-        case deferred(until: Date, reason: String)
-        case cancel(reason: String)
-        case fail(reason: String)
-    }
-
-    /// The policy step, right before building and sending: partial payments, the daily volume cap,
-    /// the debtor's windows, holidays and frequency caps. Cancellations, pauses, kill switches and
-    /// opt-outs are checked again in the transaction that marks the delivery `sending`.
-    func decide(_ due: Ledger.Due, now: Date) async throws -> Verdict {
-        guard let reminder = due.reminder.applyingPayments(due.paid) else {
-            return .cancel(reason: "cancelled: every invoice is paid (partial payments add up to the amounts)")
-        }
-        let (policy, maxPerDay) = currentPolicy.withLock { $0 }
-        let zone = TimeZone(identifier: reminder.debtor.timezone) ?? TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
-        if let cap = maxPerDay[due.key.channel] {
-            let home = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
-            let today = LocalTime.day(of: now, in: home)
-            let sent = try await ledger.attemptCount(channel: due.key.channel, since: LocalTime.instant(day: today, minute: 0, in: home))
-            if sent >= cap {
-                let tomorrow = LocalTime.instant(day: today + 1, minute: 0, in: home)
-                return .deferred(
-                    until: tomorrow,
-                    reason:
-                        "deferred until \(Timestamp.format(tomorrow, in: home)): daily volume cap of \(cap) \(due.key.channel.rawValue) reached (policy.max_per_day)"
-                )
-            }
-        }
-        let contacts = try await ledger.contacts(debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-31 * 86400))
-        switch policy.decide(channel: due.key.channel, stage: reminder.stage, country: reminder.debtor.country, timeZone: zone, now: now, contacts: contacts) {
-        case .sendNow: return .send(reminder)
-        case .deferUntil(let until, let reason):
-            return .deferred(until: until, reason: "deferred until \(Timestamp.format(until, in: zone)) (\(zone.identifier)): \(reason)")
-        case .noWindow(let reason): return .fail(reason: reason)
-        }
-    }
-
     func deliver(_ due: Ledger.Due) async {
         let key = due.key
         var metadata: Logger.Metadata = ["relance.reminder.id": "\(key.reminderID)", "relance.delivery.channel": "\(key.channel.rawValue)"]
@@ -303,7 +262,8 @@ public final class Dispatcher: Sendable {
         let now = clock()
         let reminder: Reminder
         do {
-            switch try await decide(due, now: now) {
+            let step = currentPolicy.withLock { $0 }
+            switch try await step.decide(due.reminder, channel: key.channel, paid: due.paid, now: now, ledger: ledger) {
             case .send(let r): reminder = r
             case .deferred(let until, let reason):
                 if let expiry = due.expiresAt, until >= expiry {

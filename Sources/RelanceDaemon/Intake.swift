@@ -31,6 +31,7 @@ public struct Intake: Sendable {
         public var files = 0
         public var inserted = 0
         public var quarantined = 0
+        public var cancellations = 0
     }
 
     /// Re-ingests files a crash left in `active/` (idempotent), then takes every waiting file.
@@ -45,6 +46,8 @@ public struct Intake: Sendable {
 
     public func pass(shouldStop: @Sendable () -> Bool = { false }) async -> PassResult {
         var result = PassResult()
+        // Cancellations first: a cancel dropped with (or before) its reminders wins.
+        result.cancellations = await cancellationPass()
         // A file still in active/ is one whose ingest failed (ledger not writable): try it again.
         for (queue, name) in layout.activeFiles() {
             if shouldStop() { break }

@@ -1,7 +1,6 @@
 import Foundation
 import RelanceCore
 import RelanceStore
-import Synchronization
 
 /// What would happen to one delivery now, without sending or changing anything.
 public struct PreviewItem: Sendable {
@@ -30,34 +29,63 @@ public struct Previewer: Sendable {
         return try? Ledger(path: configuration.store.path, readOnly: true)
     }
 
-    /// The decision and message for each delivery of `reminder`.
-    public func items(for reminder: Reminder) async -> [PreviewItem] {
+    /// The decision for one delivery at `now`: expiry, `not_before`, then the policy step
+    /// (evaluated at `not_before` when that is later), then cancellations, pauses, holds, opt-outs.
+    func decide(
+        _ reminder: Reminder, channel: Channel, paid: [String: String], sourceFile: String?, now: Date
+    ) async -> (decision: String, willSend: Bool, reminder: Reminder) {
+        if let expires = reminder.expiresAt, expires <= now { return ("expired at \(Timestamp.format(expires)): not sent", false, reminder) }
+        let at = max(now, reminder.notBefore ?? now)
+        let step = PolicyStep(components.configuration)
+        let verdict: PolicyStep.Verdict
+        do {
+            verdict = try await step.decide(reminder, channel: channel, paid: paid, now: at, ledger: ledger)
+        } catch {
+            return ("cannot evaluate the policy: \(error)", false, reminder)
+        }
+        var prefix = ""
+        if at > now { prefix = "not before \(Timestamp.format(at)); then " }
+        switch verdict {
+        case .send(let adjusted):
+            let recipient = channel == .email ? adjusted.debtor.email : adjusted.debtor.phone
+            if let ledger, let blocker = try? await ledger.blocker(for: adjusted, channel: channel, recipient: recipient, sourceFile: sourceFile, now: at) {
+                return (prefix + blocker + ": not sent", false, adjusted)
+            }
+            if at > now { return ("deferred until not_before \(Timestamp.format(at)), then send", false, adjusted) }
+            return ("send now", true, adjusted)
+        case .deferred(let until, let reason):
+            if let expires = reminder.expiresAt, until >= expires {
+                return (prefix + "would expire: \(reason), past expires_at \(Timestamp.format(expires))", false, reminder)
+            }
+            return (prefix + reason, false, reminder)
+        case .cancel(let reason): return (prefix + reason, false, reminder)
+        case .fail(let reason): return ("would FAIL: \(reason)", false, reminder)
+        }
+    }
+
+    /// The decision and message for each delivery of `reminder` (a file not yet ingested).
+    public func items(for reminder: Reminder, sourceFile: String? = nil) async -> [PreviewItem] {
         let now = clock()
         var presence = Ledger.Presence.absent
         if let ledger { presence = (try? await ledger.presence(of: reminder)) ?? .absent }
         var items: [PreviewItem] = []
         for channel in reminder.channels {
             let key = DeliveryKey(reminderID: reminder.id, channel: channel)
-            var decision = "send now"
-            var willSend = true
+            var decision: String
+            var willSend = false
+            var shown = reminder
             switch presence {
             case .same:
                 let status = (try? await ledger?.deliveries(reminderID: reminder.id).first(where: { $0.channel == channel.rawValue })?.status) ?? nil
                 decision = "already in the ledger (status \(status ?? "?")): not sent again"
-                willSend = false
             case .conflict:
                 decision = "CONFLICT: the ledger holds a different reminder with this id; the file would be quarantined"
-                willSend = false
             case .absent:
-                if let expires = reminder.expiresAt, expires <= now {
-                    decision = "expired at \(Timestamp.format(expires)): not sent"
-                    willSend = false
-                } else if let notBefore = reminder.notBefore, notBefore > now {
-                    decision = "deferred until not_before \(Timestamp.format(notBefore))"
-                }
+                let paid = (try? await ledger?.paymentsFor(invoices: reminder.invoices.map(\.number))) ?? [:]
+                (decision, willSend, shown) = await decide(reminder, channel: channel, paid: paid, sourceFile: sourceFile, now: now)
             }
             do {
-                let message = try components.builder.build(reminder, channel: channel, now: now)
+                let message = try components.builder.build(shown, channel: channel, now: max(now, reminder.notBefore ?? now))
                 items.append(PreviewItem(key: key, decision: decision, willSend: willSend, message: message))
             } catch {
                 items.append(PreviewItem(key: key, decision: "would FAIL: \(error)", willSend: false, message: nil, error: "\(error)"))
@@ -73,20 +101,31 @@ public struct Previewer: Sendable {
         var wouldFail = 0
         var invalid = 0
         let now = clock()
+        report("policy evaluated as of \(Timestamp.format(now, in: PolicyStep(components.configuration).home))")
         if let ledger {
-            let builder = components.builder
-            let counts = Mutex((send: 0, fail: 0))
-            try await ledger.forEachDue(now: now) { due in
+            for hold in try await ledger.holds(now: now) {
+                report(
+                    "ON HOLD     \(hold.channel == "*" ? "every channel" : hold.channel)\(hold.until.map { " until " + Timestamp.format($0) } ?? ""): \(hold.reason)"
+                )
+            }
+            for key in try await ledger.dueKeys(now: now) {
+                guard let due = try await ledger.pendingDelivery(key) else { continue }
+                let source = try await ledger.sourceFile(reminderID: key.reminderID)
+                let (decision, willSend, shown) = await decide(due.reminder, channel: key.channel, paid: due.paid, sourceFile: source, now: now)
+                guard willSend else {
+                    if decision.hasPrefix("would FAIL") { wouldFail += 1 }
+                    report("not now     \(key)  \(decision)")
+                    continue
+                }
                 do {
-                    let message = try builder.build(due.reminder, channel: due.key.channel, now: now)
-                    counts.withLock { $0.send += 1 }
-                    report("would send  \(due.key)  to \(message.recipient)  (ledger, attempt \(due.attempts + 1))")
+                    let message = try components.builder.build(shown, channel: key.channel, now: now)
+                    wouldSend += 1
+                    report("would send  \(key)  to \(message.recipient)  (ledger, attempt \(due.attempts + 1))")
                 } catch {
-                    counts.withLock { $0.fail += 1 }
-                    report("would FAIL  \(due.key)  \(error)")
+                    wouldFail += 1
+                    report("would FAIL  \(key)  \(error)")
                 }
             }
-            (wouldSend, wouldFail) = counts.withLock { ($0.send, $0.fail) }
         }
         for (queue, name) in components.layout.waitingFiles() {
             let path = components.layout.incoming(queue: queue) + "/" + name
@@ -98,11 +137,11 @@ public struct Previewer: Sendable {
                 )
             }
             for (_, reminder) in parsed.reminders {
-                for item in await items(for: reminder) {
-                    if item.error != nil {
+                for item in await items(for: reminder, sourceFile: name) {
+                    if item.error != nil || item.decision.hasPrefix("would FAIL") {
                         wouldFail += 1
                         report("would FAIL  \(item.key)  \(item.decision)")
-                    } else if item.willSend && item.decision == "send now" {
+                    } else if item.willSend {
                         wouldSend += 1
                         report("would send  \(item.key)  to \(item.message?.recipient ?? "?")  (\(queue)/\(name))")
                     } else {

@@ -52,6 +52,7 @@ public struct WebhookHandlers: Sendable {
         router.post("/webhooks/vonage") { request, _ in await self.handle("vonage", request, self.vonage) }
         router.post("/webhooks/brevo") { request, _ in await self.handle("brevo", request, self.brevo) }
         router.post("/webhooks/generic") { request, _ in await self.handle("generic", request, self.generic) }
+        router.post("/api/cancellations") { request, _ in await self.handle("cancellations", request, self.cancellation) }
         router.get("/healthz") { _, _ in await self.healthz() }
         router.get("/metrics") { _, _ in await self.metrics() }
         return router
@@ -267,6 +268,32 @@ public struct WebhookHandlers: Sendable {
     }
 
     // MARK: Health and metrics
+
+    /// `POST /api/cancellations`: a cancellation record (`{"cancel": {…}}`), bearer token from
+    /// `webhooks.api_token`. Applied and committed before the answer: a 200 means no delivery it
+    /// matches will be marked `sending` afterwards.
+    func cancellation(_ request: Request, _ body: Data) async throws -> (HTTPResponse.Status, String) {
+        guard let token = configuration.webhooks.apiToken, !token.isEmpty else { throw Refusal(status: .notFound, reason: "webhooks.api_token is not set") }
+        let header = request.headers[.authorization] ?? ""
+        guard header.hasPrefix("Bearer "), WebhookSignatures.constantTimeEqual(String(header.dropFirst("Bearer ".count)), token) else {
+            throw Refusal(status: .unauthorized, reason: "a valid bearer token is required")
+        }
+        try requireContentType(request, "application/json")
+        switch CancellationRequest.validate(body) {
+        case .failure(let issues):
+            throw Refusal(
+                status: .unprocessableContent, reason: issues.issues.map { "\($0.field.isEmpty ? "body" : $0.field): \($0.reason)" }.joined(separator: "; "))
+        case .success(let cancel):
+            let result = try await ledger.cancel(cancel, source: "api", now: clock())
+            logger.notice(
+                "cancellation applied",
+                metadata: ["relance.cancel": "\(cancel.summary)", "relance.cancelled": "\(result.cancelled)", "relance.paused": "\(result.paused)"])
+            return (
+                .ok,
+                "{\"matched\":\(result.matched),\"cancelled\":\(result.cancelled),\"paused\":\(result.paused),\"settled\":\(result.settled)}"
+            )
+        }
+    }
 
     func healthz() async -> Response {
         var problems: [String] = []

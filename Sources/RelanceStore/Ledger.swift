@@ -287,6 +287,44 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// The keys of every delivery due at `now`, in sending order (keys only: a dry run then reads
+    /// each delivery in turn).
+    public func dueKeys(now: Date) async throws -> [DeliveryKey] {
+        try await pool.read { db in
+            var keys: [DeliveryKey] = []
+            try Self.forEachDue(
+                db, now: now,
+                skip: { key, _ in
+                    keys.append(key)
+                    return true
+                }
+            ) { _ in true }
+            return keys
+        }
+    }
+
+    /// One delivery, as the dispatcher would take it, if it is still pending.
+    public func pendingDelivery(_ key: DeliveryKey) async throws -> Due? {
+        try await pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                        WHERE d.reminder_id = ? AND d.channel = ? AND d.status = 'pending'
+                        """, arguments: [key.reminderID, key.channel.rawValue])
+            else { return nil }
+            return Due(
+                key: key, reminder: try Reminder.fromCanonicalJSON(row["record"]), queue: row["queue"], attempts: row["attempts"],
+                firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try Self.payments(db, reminderID: key.reminderID))
+        }
+    }
+
+    public func sourceFile(reminderID: String) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT source_file FROM reminder WHERE id = ?", arguments: [reminderID]) }
+    }
+
     /// The earliest instant a pending delivery becomes due, if any.
     public func nextDueDate() async throws -> Date? {
         try await pool.read { db in

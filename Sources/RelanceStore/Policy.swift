@@ -125,6 +125,15 @@ extension Ledger {
                     else { continue }
                     result.settled += 1
                 }
+                // Too late for these: kept as an event, so the receipts show when it came.
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status NOT IN ('pending', 'paused')", arguments: [reminderID])
+                {
+                    let status = DeliveryStatus(rawValue: row["status"]) ?? .unknown
+                    try Self.insertEvent(
+                        db, DeliveryKey(reminderID: reminderID, channel: Channel(rawValue: row["channel"]) ?? .email), from: status, to: status,
+                        reason: "\(request.summary) (\(source)) recorded when already \(status.rawValue)", at: now)
+                }
                 let waiting = try Row.fetchAll(
                     db, sql: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status IN ('pending', 'paused')", arguments: [reminderID])
                 for row in waiting {
@@ -175,6 +184,24 @@ extension Ledger {
             paid[row["value"]] = row["amount_paid"]
         }
         return paid
+    }
+
+    /// Partial payments recorded for these invoice numbers (for a reminder not ingested yet).
+    public func paymentsFor(invoices: [String]) async throws -> [String: String] {
+        guard !invoices.isEmpty else { return [:] }
+        return try await pool.read { db in
+            var paid: [String: String] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT value, amount_paid FROM cancellation WHERE scope = 'invoice' AND amount_paid IS NOT NULL AND lifted_at IS NULL
+                    AND value IN (\(invoices.map { _ in "?" }.joined(separator: ","))) ORDER BY id
+                    """, arguments: StatementArguments(invoices))
+            {
+                paid[row["value"]] = row["amount_paid"]
+            }
+            return paid
+        }
     }
 
     public func payments(reminderID: String) async throws -> [String: String] {
@@ -317,6 +344,48 @@ extension Ledger {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM suppression WHERE address = ?", arguments: [address.lowercased()])
             return db.changesCount == 1
+        }
+    }
+}
+
+extension Ledger {
+    /// For `preview` and the dry run: what would stop a delivery of `reminder` at `now` (a kill
+    /// switch, a cancellation or pause, an opt-out), read without writing. The reminder need not
+    /// be in the ledger yet.
+    public func blocker(for reminder: Reminder, channel: Channel, recipient: String?, sourceFile: String?, now: Date) async throws -> String? {
+        try await pool.read { db in
+            if try Self.isHeld(db, channel: channel, now: now) { return "on hold: every \(channel.rawValue) is paused (relance pause)" }
+            var clauses = ["(scope = 'reminder' AND value = ?)", "(scope = 'debtor' AND value = ?)"]
+            var arguments: [any DatabaseValueConvertible] = [reminder.id, reminder.debtor.id]
+            if let sourceFile {
+                clauses.append("(scope = 'file' AND value = ?)")
+                arguments.append(sourceFile)
+            }
+            for invoice in reminder.invoices {
+                clauses.append("(scope = 'invoice' AND value = ?)")
+                arguments.append(invoice.number)
+            }
+            arguments.append(now.timeIntervalSince1970)
+            if let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT scope, value, reason, until FROM cancellation
+                    WHERE (\(clauses.joined(separator: " OR "))) AND lifted_at IS NULL AND amount_paid IS NULL AND (until IS NULL OR until > ?)
+                    ORDER BY until IS NOT NULL, until DESC LIMIT 1
+                    """, arguments: StatementArguments(arguments))
+            {
+                let what = "\(row["scope"] as String) \(row["value"] as String): \(row["reason"] as String)"
+                if let until = row["until"] as Double? {
+                    return "paused until \(Timestamp.format(Date(timeIntervalSince1970: until))) (\(what))"
+                }
+                return "cancelled (\(what))"
+            }
+            if let recipient,
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false
+            {
+                return "suppressed: \(recipient) opted out"
+            }
+            return nil
         }
     }
 }

@@ -16,7 +16,10 @@ struct Relance: AsyncParsableCommand {
             Without --config, /etc/relance/relance.yaml is read; without it, the embedded default runs \
             (state in $STATE_DIRECTORY or ./relance-data, outbox transports).
             """,
-        subcommands: [Serve.self, Preview.self, Enqueue.self, Receipts.self, Check.self, Status.self, Resolve.self])
+        subcommands: [
+            Serve.self, Preview.self, Enqueue.self, Cancel.self, Pause.self, Resume.self, Suppress.self, Unsuppress.self, Receipts.self, Check.self,
+            Status.self, Resolve.self,
+        ])
 }
 
 struct ConfigOption: ParsableArguments {
@@ -67,6 +70,15 @@ func makeLogger(_ configuration: RelanceConfiguration) -> Logger {
     return Logger(label: "relance") { label in RelanceLogHandler(label: label, levelBox: LogLevelBox.shared) }
 }
 
+/// An RFC 3339 instant given on the command line.
+func parseInstant(_ text: String?, option: String) throws -> Date? {
+    guard let text else { return nil }
+    guard let date = Timestamp.parse(text) else {
+        throw Fail.usage("\(option) \(text): expected an RFC 3339 date-time with an offset, e.g. 2026-12-05T23:00:00+01:00")
+    }
+    return date
+}
+
 func components(_ resolved: ResolvedConfiguration) throws -> Components {
     do { return try Components(resolved.configuration) } catch let error as UsageError { throw Fail.usage(error.description) }
 }
@@ -81,15 +93,19 @@ struct Serve: AsyncParsableCommand {
     var dryRun = false
     @Flag(help: "One pass over what is due now, then exit.")
     var once = false
+    @Option(help: "With --dry-run: evaluate the policy as of this instant (RFC 3339, e.g. 2026-12-05T23:00:00+01:00).")
+    var now: String?
 
     func run() async throws {
         try await Self.guarded {
             let resolved = try options.resolve()
             let logger = makeLogger(resolved.configuration)
             resolved.logSource(logger)
+            if now != nil && !dryRun { throw Fail.usage("--now only goes with --dry-run: a real pass always runs at the real time") }
             if dryRun {
                 let components = try components(resolved)
-                let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { Date() })
+                let instant = try parseInstant(now, option: "--now") ?? Date()
+                let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { instant })
                 print("DRY RUN: nothing is sent, no spool file is moved, the ledger is not changed.")
                 let totals = try await previewer.dryRun { print($0) }
                 print("DRY RUN: \(totals.wouldSend) deliveries would be sent, \(totals.wouldFail) would fail, \(totals.invalidLines) invalid record problems.")
@@ -111,16 +127,20 @@ struct Preview: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
     @Argument(help: "A spool file (.json or .jsonl).")
     var file: String
+    @Option(help: "Evaluate the policy as of this instant (RFC 3339, e.g. 2026-12-05T23:00:00+01:00) instead of now.")
+    var now: String?
 
     func run() async throws {
         try await Self.guarded {
             let resolved = try options.resolve()
             let components = try components(resolved)
             guard FileManager.default.fileExists(atPath: file) else { throw Fail.usage("\(file): no such file") }
+            let instant = try parseInstant(now, option: "--now") ?? Date()
             let parsed = components.parser.parse(path: file)
-            let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { Date() })
+            let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { instant })
+            print("Policy evaluated as of \(Timestamp.format(instant, in: PolicyStep(resolved.configuration).home)).\n")
             for (line, reminder) in parsed.reminders {
-                for item in await previewer.items(for: reminder) {
+                for item in await previewer.items(for: reminder, sourceFile: (file as NSString).lastPathComponent) {
                     print("=== \(item.key) (line \(line)) — decision: \(item.decision)")
                     switch item.message {
                     case .email(let from, let to, let data)?:

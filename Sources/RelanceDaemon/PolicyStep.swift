@@ -1,0 +1,55 @@
+import Foundation
+import RelanceCore
+import RelanceStore
+
+/// The Policy step of DESIGN.md for one delivery, shared by the dispatcher, `preview` and the dry
+/// run: partial payments, the daily volume cap, the debtor's windows, holidays and frequency caps.
+/// (Cancellations, pauses, kill switches and opt-outs are decided again in the transaction that
+/// marks a delivery `sending`.)
+public struct PolicyStep: Sendable {
+    public var policy: ContactPolicy
+    public var maxPerDay: [Channel: Int]
+    /// The zone of `policy.max_per_day` days, and of debtors with no usable zone.
+    public var home: TimeZone
+
+    public init(_ configuration: RelanceConfiguration) {
+        policy = configuration.policy.contactPolicy
+        maxPerDay = configuration.policy.maxPerDay
+        home = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
+    }
+
+    public enum Verdict: Sendable {
+        /// Send now, this (payment-adjusted) reminder.
+        case send(Reminder)
+        case deferred(until: Date, reason: String)
+        case cancel(reason: String)
+        case fail(reason: String)
+    }
+
+    /// `ledger` gives the contact history and the day's volume; nil (a dry run with no ledger) means none.
+    public func decide(_ reminder: Reminder, channel: Channel, paid: [String: String], now: Date, ledger: Ledger?) async throws -> Verdict {
+        guard let reminder = reminder.applyingPayments(paid) else {
+            return .cancel(reason: "cancelled: every invoice is paid (partial payments add up to the amounts)")
+        }
+        let zone = TimeZone(identifier: reminder.debtor.timezone) ?? home
+        if let cap = maxPerDay[channel], let ledger {
+            let today = LocalTime.day(of: now, in: home)
+            let sent = try await ledger.attemptCount(channel: channel, since: LocalTime.instant(day: today, minute: 0, in: home))
+            if sent >= cap {
+                let tomorrow = LocalTime.instant(day: today + 1, minute: 0, in: home)
+                return .deferred(
+                    until: tomorrow,
+                    reason:
+                        "deferred until \(Timestamp.format(tomorrow, in: home)): daily volume cap of \(cap) \(channel.rawValue) reached (policy.max_per_day)")
+            }
+        }
+        let contacts =
+            try await ledger?.contacts(debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-31 * 86400)) ?? []
+        switch policy.decide(channel: channel, stage: reminder.stage, country: reminder.debtor.country, timeZone: zone, now: now, contacts: contacts) {
+        case .sendNow: return .send(reminder)
+        case .deferUntil(let until, let reason):
+            return .deferred(until: until, reason: "deferred until \(Timestamp.format(until, in: zone)) (\(zone.identifier)): \(reason)")
+        case .noWindow(let reason): return .fail(reason: reason)
+        }
+    }
+}

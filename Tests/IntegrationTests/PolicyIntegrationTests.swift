@@ -1,0 +1,247 @@
+import Foundation
+import RelanceCore
+import RelanceStore
+import RelanceTransport
+import Testing
+
+/// The contact policy end to end: the real binary, a real SMTP server, the ledger on disk.
+@Suite struct PolicyIntegrationTests {
+    static let strict = "{ caps: { per_day: 1, per_7_days: 2, per_30_days: 4 }, windows: { sms: always, email: always }, holidays: none }"
+
+    @Test func previewAndDryRunShowTheExactNextInstantInTheDebtorsZone() async throws {
+        let sandbox = try Sandbox()
+        // The shipped default policy: SMS Mon–Fri 10–13 h and 14–20 h, email Mon–Sat 08–20 h, French holidays.
+        try sandbox.writeConfig(policy: "{}")
+        var record = Records.reminder("PV-1", channels: ["email", "sms"])
+        record["debtor"] = Records.debtor("C-PV", email: "pv@example.org").merging(["timezone": "America/Martinique"]) { _, b in b }
+        let file = sandbox.root + "/pv.json"
+        try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: file))
+        // Saturday 5 December 2026, 23:00 in Paris = 18:00 in Martinique (UTC−4).
+        let saturday = try await sandbox.relance(["preview", "--now", "2026-12-05T23:00:00+01:00", file])
+        #expect(saturday.status == 0, "\(saturday.stderr)")
+        #expect(saturday.stdout.contains("=== PV-1/email (line 1) — decision: send now"), "18:00 on a Saturday is inside the email window there")
+        #expect(
+            saturday.stdout.contains(
+                "=== PV-1/sms (line 1) — decision: deferred until 2026-12-07T10:00:00-04:00 (America/Martinique): outside the sms window"),
+            "\(saturday.stdout.prefix(600))")
+        // The same reminder for a debtor in Paris, on Christmas Day.
+        record["debtor"] = Records.debtor("C-PV", email: "pv@example.org")
+        try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: file))
+        let christmas = try await sandbox.relance(["preview", "--now", "2026-12-25T09:00:00+01:00", file])
+        #expect(
+            christmas.stdout.contains(
+                "PV-1/email (line 1) — decision: deferred until 2026-12-26T08:00:00+01:00 (Europe/Paris): 2026-12-25 is a public holiday (FR)"))
+        #expect(christmas.stdout.contains("PV-1/sms (line 1) — decision: deferred until 2026-12-28T10:00:00+01:00 (Europe/Paris)"))
+        // The dry run says the same about a file waiting in the spool, and sends nothing.
+        try sandbox.dropLines("waiting.jsonl", [record])
+        let dry = try await sandbox.relance(["serve", "--dry-run", "--now", "2026-12-25T09:00:00+01:00"])
+        #expect(dry.status == 0)
+        #expect(dry.stdout.contains("not now     PV-1/sms  deferred until 2026-12-28T10:00:00+01:00 (Europe/Paris)"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("DRY RUN: 0 deliveries would be sent"))
+        let bad = try await sandbox.relance(["serve", "--once", "--now", "2026-12-25T09:00:00+01:00"])
+        #expect(bad.status == 2, "--now never applies to a real pass")
+    }
+
+    @Test func theDailyCapDefersTheSecondReminderToTheDebtorsNextDay() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port, policy: Self.strict)
+        var first = Records.reminder("CAP-1", email: "cap@example.org")
+        var second = Records.reminder("CAP-2", email: "cap@example.org")
+        first["debtor"] = Records.debtor("C-CAP", email: "cap@example.org").merging(["timezone": "Asia/Tokyo"]) { _, b in b }
+        second["debtor"] = first["debtor"]
+        try sandbox.dropLines("two.jsonl", [first, second])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let ledger = try sandbox.ledger()
+        let final = try await statuses(ledger)
+        #expect(final == ["CAP-1/email": "sent", "CAP-2/email": "pending"], "\(final)")
+        #expect(server.messages.count == 1)
+        let pending = try #require(try await ledger.deliveries(reminderID: "CAP-2").first)
+        // Next midnight in Tokyo.
+        let tokyo = TimeZone(identifier: "Asia/Tokyo")!
+        let tomorrow = LocalTime.instant(day: LocalTime.day(of: Date(), in: tokyo) + 1, minute: 0, in: tokyo)
+        #expect(pending.dueAt == tomorrow)
+        let history = try await sandbox.relance(["receipts", "--reminder", "CAP-2"])
+        #expect(history.stdout.contains("deferred until \(Timestamp.format(tomorrow, in: tokyo)) (Asia/Tokyo): daily cap of 1 reached"), "\(history.stdout)")
+    }
+
+    @Test func killSwitchHoldsEverythingUntilResume() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port)
+        try sandbox.dropLines("a.jsonl", (0..<3).map { Records.reminder("KS-\($0)", email: "ks\($0)@example.org") })
+        let pause = try await sandbox.relance(["pause", "--all", "--reason", "bad batch from Sage"])
+        #expect(pause.status == 0, "\(pause.stderr)")
+        #expect(try await sandbox.relance(["pause"]).status == 2, "pause without --all is refused")
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(server.messages.isEmpty, "nothing goes out while on hold")
+        #expect(try await statuses(try sandbox.ledger()).values.allSatisfy { $0 == "pending" })
+        let dry = try await sandbox.relance(["serve", "--dry-run"])
+        #expect(dry.stdout.contains("ON HOLD     every channel: bad batch from Sage"))
+        #expect(try await sandbox.relance(["resume", "--all"]).stdout.contains("lifted 1 hold"))
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(server.messages.count == 3)
+    }
+
+    @Test func cancelByFileInvoiceAndPartialPayment() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port)
+        try sandbox.dropLines("bad-batch.jsonl", (0..<4).map { Records.reminder("BB-\($0)", email: "bb\($0)@example.org") })
+        try sandbox.dropLines(
+            "good.jsonl",
+            [Records.reminder("PP-1", email: "pp1@example.org", amount: "1234.50"), Records.reminder("PP-2", email: "pp2@example.org", amount: "300.00")])
+        #expect(try await sandbox.relance(["serve", "--dry-run"]).status == 0)
+        // Ingest without sending: everything on hold, then the decisions, then release.
+        _ = try await sandbox.relance(["pause", "--all"])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let byFile = try await sandbox.relance(["cancel", "--file", "bad-batch.jsonl", "--reason", "other", "--note", "duplicate export"])
+        #expect(byFile.status == 0, "\(byFile.stderr)")
+        #expect(byFile.stdout.contains("4 reminders matched, 4 deliveries cancelled"), "\(byFile.stdout)")
+        let partial = try await sandbox.relance(["cancel", "--invoice", "INV-PP-1", "--reason", "paid", "--amount-paid", "234.50"])
+        #expect(partial.stdout.contains("0 deliveries cancelled") && partial.stdout.contains("0 reminders fully paid"), "\(partial.stdout)")
+        let full = try await sandbox.relance(["cancel", "--invoice", "INV-PP-2", "--reason", "paid", "--amount-paid", "300.00"])
+        #expect(full.stdout.contains("1 deliveries cancelled") && full.stdout.contains("1 reminders fully paid"), "\(full.stdout)")
+        let wrong = try await sandbox.relance(["cancel", "--debtor", "C-X", "--reason", "paid", "--amount-paid", "3"])
+        #expect(wrong.status == 2 && wrong.stderr.contains("--amount-paid: only for an invoice"), "\(wrong.stderr)")
+        _ = try await sandbox.relance(["resume", "--all"])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let final = try await statuses(try sandbox.ledger())
+        #expect(final.filter { $0.key.hasPrefix("BB-") }.values.allSatisfy { $0 == "cancelled" })
+        #expect(final["PP-1/email"] == "sent" && final["PP-2/email"] == "cancelled")
+        #expect(server.messages.count == 1)
+        let mail = try await inspectMail(server.messages[0], in: sandbox)
+        let text = ((mail["parts"] as? [[String: Any]]) ?? []).first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? ""
+        #expect(text.contains("1\u{202F}000,00\u{A0}€"), "the reminder shows what remains: \(text.prefix(600))")
+        #expect(!text.contains("1\u{202F}234,50"))
+        // A reminder for a cancelled file's invoice that arrives later is cancelled too.
+        try sandbox.dropLines("late.jsonl", [Records.reminder("PP-2", email: "pp2@example.org", amount: "300.00")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(server.messages.count == 1)
+    }
+
+    @Test func cancellationFilesInTheSpool() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port)
+        try sandbox.dropLines("a.jsonl", [Records.reminder("SC-1", email: "sc1@example.org"), Records.reminder("SC-2", email: "sc2@example.org")])
+        // A cancel file dropped with the reminders: one good line, one bad.
+        let cancel = sandbox.spool + "/cancel"
+        try FileManager.default.createDirectory(atPath: cancel, withIntermediateDirectories: true)
+        let lines = #"{"cancel": {"reminder": "SC-1", "reason": "disputed"}}"# + "\n" + #"{"cancel": {"reminder": "SC-2", "reason": "lost"}}"# + "\n"
+        try lines.write(toFile: sandbox.root + "/c.jsonl", atomically: true, encoding: .utf8)
+        try FileManager.default.moveItem(atPath: sandbox.root + "/c.jsonl", toPath: cancel + "/c.jsonl")
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(try await statuses(try sandbox.ledger()) == ["SC-1/email": "cancelled", "SC-2/email": "sent"])
+        let report = try String(contentsOfFile: sandbox.spool + "/failed/c.jsonl.error.json", encoding: .utf8)
+        #expect(report.contains("\"field\" : \"cancel.reason\"") && report.contains("\"line\" : 2"), "\(report)")
+        let events = try await sandbox.ledger().events(reminderID: "SC-1")
+        #expect(events.last?.reason.contains("reminder SC-1: disputed (spool:cancel/c.jsonl)") == true, "\(events.map(\.reason))")
+    }
+
+    @Test func aPauseWithAnEndResumesByItself() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port)
+        let end = Date().addingTimeInterval(6).timeIntervalSince1970.rounded(.up)
+        let until = Timestamp.format(Date(timeIntervalSince1970: end))
+        let pause = try await sandbox.relance(["cancel", "--debtor", "C-PZ-1", "--reason", "promise_to_pay", "--until", until])
+        #expect(pause.stdout.contains("it applies to reminders ingested later"), "\(pause.stdout)")
+        try sandbox.dropLines("a.jsonl", [Records.reminder("PZ-1", email: "pz1@example.org")])
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the pause to end and the reminder to go out") { server.messages.count == 1 }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0)
+        let ledger = try sandbox.ledger()
+        let attempt = try #require(try await receipts(ledger, reminderID: "PZ-1").first)
+        #expect(attempt.startedAt.timeIntervalSince1970 >= end, "not sent before the pause ended")
+        let events = try await ledger.events(reminderID: "PZ-1").map(\.reason)
+        #expect(events.contains { $0.hasPrefix("paused: debtor C-PZ-1: promise_to_pay until") }, "\(events)")
+        #expect(events.contains("pause ended"))
+    }
+
+    @Test func suppressAndUnsuppressFromTheCommandLine() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let sms = Records.reminder("SU-1", channels: ["sms"], extra: ["fallback": ["email"]])
+        try sandbox.dropLines("a.jsonl", [sms])
+        #expect(try await sandbox.relance(["suppress", "06 12 34 56 78", "--reason", "asked by phone"]).stdout.contains("suppressed: +33612345678"))
+        #expect(try await sandbox.relance(["suppress", "not a number"]).status == 2)
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let final = try await statuses(try sandbox.ledger())
+        #expect(final == ["SU-1/sms": "suppressed", "SU-1/email": "sent"], "a suppressed SMS falls back to email: \(final)")
+        #expect(try await sandbox.relance(["unsuppress", "+33612345678"]).stdout.contains("removed from the suppression list"))
+        #expect(try await sandbox.relance(["unsuppress", "+33612345678"]).stdout.contains("was not on the suppression list"))
+    }
+}
+
+/// Cancellations racing a large batch: none is sent after its cancellation committed.
+@Suite struct CancellationRaceTests {
+    @Test func noReminderIsSentAfterItsCancellationCommitted() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox, slow: 0.03)
+        let port = WebhookIntegrationTests.freePort()
+        let token = "t0ken-for-the-cancellation-api-0123456789"
+        try sandbox.writeConfig(smtpPort: server.port, concurrency: 8, connections: 8)
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "webhooks: { listen: \"127.0.0.1:0\" }", with: "webhooks: { listen: \"127.0.0.1:\(port)\", api_token: \"\(token)\" }")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let count = 300
+        try sandbox.dropLines("batch.jsonl", (0..<count).map { Records.reminder("CR-\($0)", email: "slow-cr\($0)@example.org") })
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the batch to be under way") { server.messages.count >= 20 }
+        // Cancel every even reminder through the API, 8 requests at a time, while the batch goes out.
+        let client = try HTTPClient(configuration: .init(connections: 8))
+        let base = "http://127.0.0.1:\(port)/api/cancellations"
+        let unauthorized = try await client.execute(
+            HTTPRequest(
+                method: "POST", url: base, headers: ["Content-Type": "application/json"], body: Data(#"{"cancel":{"reminder":"CR-0","reason":"paid"}}"#.utf8))
+        ).get()
+        #expect(unauthorized.status == 401)
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in stride(from: 0, to: count, by: 2) {
+                group.addTask {
+                    let body = Data(#"{"cancel":{"reminder":"CR-\#(i)","reason":"paid"}}"#.utf8)
+                    let headers = ["Content-Type": "application/json", "Authorization": "Bearer \(token)"]
+                    return try await client.execute(HTTPRequest(method: "POST", url: base, headers: headers, body: body)).get().status
+                }
+                if i >= 16 { #expect(try await group.next() == 200) }
+            }
+            for try await status in group { #expect(status == 200) }
+        }
+        try await eventually("every delivery to be settled") {
+            guard let s = try? await statuses(try sandbox.ledger()) else { return false }
+            return s.count == count && !s.values.contains("pending") && !s.values.contains("sending")
+        }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0)
+
+        let ledger = try sandbox.ledger()
+        let final = try await statuses(ledger)
+        let received = try recipients(of: server)
+        var cancelled = 0
+        var tooLate = 0
+        for i in 0..<count {
+            let status = final["CR-\(i)/email"]
+            let got = received["slow-cr\(i)@example.org"] ?? 0
+            if i % 2 == 1 {
+                #expect(status == "sent" && got == 1, "CR-\(i) was not cancelled: sent once")
+                continue
+            }
+            if status == "cancelled" {
+                cancelled += 1
+                #expect(got == 0, "CR-\(i) was cancelled and must not have been sent")
+            } else {
+                // It was marked sending before the cancellation committed: the event log shows that order.
+                tooLate += 1
+                #expect(status == "sent" && got == 1)
+                let reasons = try await ledger.events(reminderID: "CR-\(i)").map(\.reason)
+                let marked = reasons.firstIndex { $0.hasPrefix("attempt 1 via") }
+                let recorded = reasons.firstIndex { $0.contains("recorded when already") }
+                #expect(marked != nil && recorded != nil && marked! < recorded!, "CR-\(i): \(reasons)")
+            }
+        }
+        #expect(cancelled > 0, "some cancellations arrived in time (\(cancelled) cancelled, \(tooLate) too late)")
+        print("cancellation race: \(count) reminders, \(count / 2) cancellations, \(cancelled) in time, \(tooLate) after the send had started, 0 sent after")
+    }
+}
