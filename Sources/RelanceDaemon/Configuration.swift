@@ -539,9 +539,26 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var webhooks = Webhooks()
     public var log = Log()
     public var policy = Policy()
+    public var compliance = Compliance()
+
+    /// `compliance:` — mandatory and forbidden elements of rendered messages (docs/templates.md).
+    public struct Compliance: Sendable, Decodable {
+        /// Keep the built-in rules (French law); `false` to replace them with `rules` only.
+        public var builtin = true
+        public var rules: [ComplianceRule] = []
+        enum CodingKeys: String, CodingKey, CaseIterable { case builtin, rules }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            builtin = try c.decodeIfPresent(Bool.self, forKey: .builtin) ?? builtin
+            rules = try c.decodeIfPresent([ComplianceRule].self, forKey: .rules) ?? rules
+        }
+        public var inForce: [ComplianceRule] { (builtin ? ComplianceRule.defaults : []) + rules }
+    }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy
+        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance
     }
 
     public init() {}
@@ -562,6 +579,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
         webhooks = try c.decodeIfPresent(Webhooks.self, forKey: .webhooks) ?? webhooks
         log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
         policy = try c.decodeIfPresent(Policy.self, forKey: .policy) ?? policy
+        compliance = try c.decodeIfPresent(Compliance.self, forKey: .compliance) ?? compliance
         for name in policy.stages.keys where !stages.contains(name) {
             throw DecodingError.dataCorruptedError(
                 forKey: .policy, in: c, debugDescription: "policy.stages.\(name): not a configured stage (\(stages.joined(separator: ", ")))")

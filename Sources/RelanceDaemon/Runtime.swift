@@ -100,7 +100,9 @@ public struct Components: Sendable {
 
     /// Template problems for every configured stage (empty when all is well).
     public func templateProblems(now: Date) -> [TemplateError] {
-        templates.check(stages: configuration.stages, settings: builder.settings, now: now)
+        let problems = templates.check(stages: configuration.stages, settings: builder.settings, now: now)
+        return problems
+            + templates.complianceProblems(rules: configuration.compliance.inForce, stages: configuration.stages, settings: builder.settings, now: now)
     }
 
     /// The configured transports, each behind a failover when a secondary is configured.

@@ -1,6 +1,7 @@
 import Foundation
 import RelanceCore
 import RelanceStore
+import RelanceTemplates
 import RelanceTransport
 import Testing
 
@@ -243,5 +244,63 @@ import Testing
         }
         #expect(cancelled > 0, "some cancellations arrived in time (\(cancelled) cancelled, \(tooLate) too late)")
         print("cancellation race: \(count) reminders, \(count / 2) cancellations, \(cancelled) in time, \(tooLate) after the send had started, 0 sent after")
+    }
+}
+
+/// The template compliance check, on deliberately broken copies of the shipped templates.
+@Suite struct ComplianceCheckTests {
+    @Test func checkNamesEachMissingMandatoryElement() async throws {
+        let sandbox = try Sandbox()
+        let copy = sandbox.root + "/templates"
+        try FileManager.default.copyItem(atPath: Package.templates, toPath: copy)
+        try sandbox.writeConfig()
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "templates: { path: \"\(Package.templates)\" }", with: "templates: { path: \"\(copy)\" }")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        #expect(try await sandbox.relance(["check"]).status == 0, "the shipped templates pass")
+
+        func edit(_ path: String, _ change: (String) -> String) throws {
+            let file = copy + "/" + path
+            try change(try String(contentsOfFile: file, encoding: .utf8)).write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        // A final notice that no longer says what it is, nor gives a deadline.
+        try edit("fr/final_notice/email.subject.mustache") { $0.replacingOccurrences(of: "Mise en demeure de payer", with: "Dernier rappel") }
+        try edit("fr/final_notice/email.txt.mustache") {
+            $0.replacingOccurrences(of: "mise en demeure", with: "dernier rappel").replacingOccurrences(of: "mettons en demeure", with: "demandons")
+                .replacingOccurrences(of: ", soit au plus tard le {{deadline}}", with: "")
+        }
+        // A business final notice without the indemnity; a consumer reminder that adds fees.
+        try edit("fr/final_notice/email.txt.mustache") {
+            $0.replacingOccurrences(of: "auxquelles s'ajoute l'indemnité forfaitaire", with: "auxquelles s'ajoute")
+        }
+        try edit("fr/reminder_1/email.txt.mustache") { $0 + "\nDes frais de recouvrement pourront vous être facturés.\n" }
+        // An SMS that does not say who sends it.
+        try edit("fr/reminder_1/sms.txt.mustache") { $0.replacingOccurrences(of: "{{creditor.name}} : ", with: "") }
+
+        let check = try await sandbox.relance(["check"])
+        #expect(check.status == 2)
+        let out = check.stdout
+        #expect(out.contains("fr/final_notice/email (consumer): missing mandatory element \"mise en demeure\""), "\(out)")
+        #expect(out.contains("fr/final_notice/email (business): missing mandatory element \"mise en demeure\""))
+        let deadline = TemplateContext.formatDate(CivilDate(Date(), in: TimeZone(identifier: "Europe/Paris")!).adding(days: 8), locale: "fr-FR")
+        #expect(out.contains("fr/final_notice/email (consumer): missing mandatory element \"\(deadline)\""), "the deadline date: \(out)")
+        #expect(out.contains("fr/final_notice/email (business): missing mandatory element \"indemnité forfaitaire\""))
+        #expect(out.contains("fr/reminder_1/email (consumer): contains forbidden element \"frais de recouvrement\""))
+        #expect(!out.contains("fr/reminder_1/email (business): contains forbidden"), "business reminders may mention it")
+        #expect(out.contains("fr/reminder_1/sms.txt (consumer): missing mandatory element \"Exemple SAS\" (every SMS identifies the creditor)"))
+        #expect(!out.contains("en/"), "the English templates were not touched: \(out)")
+        // The daemon refuses to start on them.
+        let serve = try await sandbox.relance(["serve", "--once"])
+        #expect(serve.status == 2 && serve.stderr.contains("missing mandatory element"))
+        // Configured rules add to the built-in ones.
+        try edit("en/pre_due/email.txt.mustache") { $0 }
+        let yaml = try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+        try
+            (yaml
+            + "\ncompliance: { rules: [ { stage: pre_due, locale: en, channel: email, require: [\"Kind regards\", \"{invoice.number}\"], why: house style } ] }\n")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let custom = try await sandbox.relance(["check"])
+        #expect(custom.stdout.contains("en/pre_due/email (consumer): missing mandatory element \"Kind regards\" (house style)"), "\(custom.stdout)")
+        #expect(!custom.stdout.contains("missing mandatory element \"F-CHECK-1\" (house style)"))
     }
 }

@@ -1,0 +1,162 @@
+import Foundation
+import RelanceCore
+
+/// A mandatory (or forbidden) element of rendered messages, checked by `relance check`, at start-up
+/// and on reload: the templates are rendered for sample debtors and the output is searched
+/// (case-insensitively). Phrases may hold placeholders filled from the sample: `{invoice.number}`
+/// and `{invoice.amount}` (each invoice), `{deadline}`, `{creditor.name}`,
+/// `{creditor.payment_instructions}`, `{indemnity}` (the B2B recovery indemnity, formatted).
+public struct ComplianceRule: Sendable, Hashable, Decodable {
+    /// A stage name or `*`.
+    public var stage: String
+    /// A language (`fr`), a locale (`fr-FR`) or `*`.
+    public var locale: String
+    /// `email`, `sms` or `*`.
+    public var channel: String
+    /// `consumer`, `business` or `*`.
+    public var kind: String
+    public var require: [String]
+    public var forbid: [String]
+    /// Why the rule exists, shown when it fails.
+    public var why: String
+
+    public init(
+        stage: String = "*", locale: String = "*", channel: String = "*", kind: String = "*", require: [String] = [], forbid: [String] = [], why: String
+    ) {
+        self.stage = stage
+        self.locale = locale
+        self.channel = channel
+        self.kind = kind
+        self.require = require
+        self.forbid = forbid
+        self.why = why
+    }
+
+    enum CodingKeys: String, CodingKey { case stage, locale, channel, kind, require, forbid, why }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stage = try c.decodeIfPresent(String.self, forKey: .stage) ?? "*"
+        locale = try c.decodeIfPresent(String.self, forKey: .locale) ?? "*"
+        channel = try c.decodeIfPresent(String.self, forKey: .channel) ?? "*"
+        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "*"
+        require = try c.decodeIfPresent([String].self, forKey: .require) ?? []
+        forbid = try c.decodeIfPresent([String].self, forKey: .forbid) ?? []
+        why = try c.decodeIfPresent(String.self, forKey: .why) ?? "configured rule"
+        guard ["*", "email", "sms"].contains(channel) else {
+            throw DecodingError.dataCorruptedError(forKey: .channel, in: c, debugDescription: "'\(channel)': email, sms or *")
+        }
+        guard ["*", "consumer", "business"].contains(kind) else {
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "'\(kind)': consumer, business or *")
+        }
+        guard !require.isEmpty || !forbid.isEmpty else {
+            throw DecodingError.dataCorruptedError(forKey: .require, in: c, debugDescription: "a rule needs require or forbid phrases")
+        }
+    }
+
+    /// The defaults, from French law (see ../shared/DOMAIN.md and docs/templates.md).
+    public static let defaults: [ComplianceRule] = [
+        ComplianceRule(
+            stage: "final_notice", locale: "fr", channel: "email",
+            require: ["mise en demeure", "{invoice.number}", "{invoice.amount}", "{deadline}", "{creditor.payment_instructions}"],
+            why: "a mise en demeure names itself, each debt and its amount, a deadline and how to pay (Code civil 1344)"),
+        ComplianceRule(
+            stage: "final_notice", locale: "en", channel: "email",
+            require: ["formal notice", "{invoice.number}", "{invoice.amount}", "{deadline}", "{creditor.payment_instructions}"],
+            why: "a formal notice names itself, each debt and its amount, a deadline and how to pay"),
+        ComplianceRule(
+            stage: "final_notice", locale: "fr", channel: "email", kind: "business", require: ["pénalités de retard", "indemnité forfaitaire", "{indemnity}"],
+            why: "B2B: late-payment penalties and the 40 EUR recovery indemnity (Code de commerce L441-10, D441-5)"),
+        ComplianceRule(
+            stage: "final_notice", locale: "en", channel: "email", kind: "business", require: ["late-payment penalties", "recovery indemnity", "{indemnity}"],
+            why: "B2B: late-payment penalties and the 40 EUR recovery indemnity (Code de commerce L441-10, D441-5)"),
+        ComplianceRule(
+            locale: "fr", kind: "consumer", forbid: ["indemnité forfaitaire", "frais de recouvrement", "{indemnity}"],
+            why: "collection costs stay with the creditor for consumers (CPCE L111-8)"),
+        ComplianceRule(
+            locale: "en", kind: "consumer", forbid: ["recovery indemnity", "recovery costs", "{indemnity}"],
+            why: "collection costs stay with the creditor for consumers (CPCE L111-8)"),
+        ComplianceRule(channel: "sms", require: ["{creditor.name}"], why: "every SMS identifies the creditor"),
+    ]
+
+    func applies(stage: String, locale: String, channel: Channel, kind: DebtorKind) -> Bool {
+        (self.stage == "*" || self.stage == stage) && (self.channel == "*" || self.channel == channel.rawValue)
+            && (self.kind == "*" || self.kind == kind.rawValue)
+            && (self.locale == "*" || self.locale == locale || locale.hasPrefix(self.locale + "-") || locale.hasPrefix(self.locale + "_"))
+    }
+}
+
+extension TemplateSet {
+    /// Every compliance problem of the templates: for each stage, locale directory, debtor kind and
+    /// channel, the rules that apply and the elements the rendered sample lacks (or must not have).
+    public func complianceProblems(rules: [ComplianceRule], stages: [String], settings: ContextSettings, now: Date) -> [TemplateError] {
+        var problems: [TemplateError] = []
+        let localeDirs = Set(templates.keys.compactMap { $0.split(separator: "/").first.map(String.init) }).filter { LocaleRules.isKnown($0) }.sorted()
+        for locale in localeDirs {
+            for stage in stages {
+                for kind in [DebtorKind.consumer, .business] {
+                    let sample = Self.sample(stage: stage, locale: locale, kind: kind, full: true)
+                    for channel in Channel.allCases {
+                        let applicable = rules.filter { $0.applies(stage: stage, locale: locale, channel: channel, kind: kind) }
+                        guard !applicable.isEmpty else { continue }
+                        let text: String
+                        let everything: String
+                        do {
+                            if channel == .email {
+                                let r = try renderEmail(sample, settings: settings, now: now)
+                                text = r.subject + "\n" + r.text
+                                everything = text + "\n" + r.html
+                            } else {
+                                text = try renderSMS(sample, settings: settings, now: now).text
+                                everything = text
+                            }
+                        } catch { continue }  // render errors are reported by check()
+                        let values = Self.placeholders(sample, settings: settings, now: now)
+                        let where_ = "\(locale)/\(stage)/\(channel == .email ? "email" : "sms.txt") (\(kind.rawValue))"
+                        for rule in applicable {
+                            for phrase in rule.require {
+                                for expanded in Self.expand(phrase, values) where !expanded.isEmpty && !Self.contains(text, expanded) {
+                                    problems.append(TemplateError(template: where_, message: "missing mandatory element \"\(expanded)\" (\(rule.why))"))
+                                }
+                            }
+                            for phrase in rule.forbid {
+                                for expanded in Self.expand(phrase, values) where !expanded.isEmpty && Self.contains(everything, expanded) {
+                                    problems.append(TemplateError(template: where_, message: "contains forbidden element \"\(expanded)\" (\(rule.why))"))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return problems
+    }
+
+    static func contains(_ haystack: String, _ needle: String) -> Bool {
+        // Compare with no-break spaces as spaces, case-insensitively.
+        func norm(_ s: String) -> String { s.replacingOccurrences(of: "\u{202F}", with: " ").replacingOccurrences(of: "\u{A0}", with: " ").lowercased() }
+        return norm(haystack).contains(norm(needle))
+    }
+
+    static func placeholders(_ reminder: Reminder, settings: ContextSettings, now: Date) -> [String: [String]] {
+        let locale = reminder.debtor.locale
+        let zone = TimeZone(identifier: reminder.debtor.timezone) ?? .gmt
+        let today = CivilDate(now, in: zone)
+        return [
+            "{invoice.number}": reminder.invoices.map(\.number),
+            "{invoice.amount}": reminder.invoices.map { Money.format($0.decimalAmount, currency: $0.currency, locale: locale) },
+            "{deadline}": [TemplateContext.formatDate(today.adding(days: settings.deadlineDays), locale: locale)],
+            "{creditor.name}": [settings.creditor.name],
+            "{creditor.payment_instructions}": [settings.creditor.paymentInstructions],
+            "{indemnity}": [Money.format(settings.businessIndemnity, currency: "EUR", locale: locale)],
+        ]
+    }
+
+    /// A phrase with its placeholder replaced by each of its values.
+    static func expand(_ phrase: String, _ values: [String: [String]]) -> [String] {
+        for (key, list) in values where phrase.contains(key) {
+            return list.map { phrase.replacingOccurrences(of: key, with: $0) }
+        }
+        return [phrase]
+    }
+}
