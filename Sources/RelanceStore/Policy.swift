@@ -64,25 +64,19 @@ extension Ledger {
     }
 
     /// A waiting delivery that can no longer go out in time.
-    public func expire(_ key: DeliveryKey, reason: String, now: Date) async throws {
-        try await batcher.write { db in
-            if let status = try String.fetchOne(
-                db, sql: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
-                let from = DeliveryStatus(rawValue: status), from.canMove(to: .expired)
-            {
-                try Self.move(db, key, from: from, to: .expired, reason: reason, at: now)
-            }
-        }
-    }
+    public func expire(_ key: DeliveryKey, reason: String, now: Date) async throws { try await end(key, as: .expired, reason: reason, now: now) }
 
     /// Cancels one waiting delivery (its invoices are all paid, …).
-    public func cancelDelivery(_ key: DeliveryKey, reason: String, now: Date) async throws {
+    public func cancelDelivery(_ key: DeliveryKey, reason: String, now: Date) async throws { try await end(key, as: .cancelled, reason: reason, now: now) }
+
+    /// Moves a delivery to a terminal status if its current status allows it (else leaves it).
+    func end(_ key: DeliveryKey, as status: DeliveryStatus, reason: String, now: Date) async throws {
         try await batcher.write { db in
-            if let status = try String.fetchOne(
+            if let current = try String.fetchOne(
                 db, sql: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
-                let from = DeliveryStatus(rawValue: status), from.canMove(to: .cancelled)
+                let from = DeliveryStatus(rawValue: current), from.canMove(to: status)
             {
-                try Self.move(db, key, from: from, to: .cancelled, reason: reason, at: now)
+                try Self.move(db, key, from: from, to: status, reason: reason, at: now)
             }
         }
     }

@@ -45,17 +45,18 @@ import Testing
             ])
     }
 
-    @Test func priorityFirstAndSharesCapEachQueue() async throws {
+    /// A configuration with no contact policy restriction, 4 deliveries at once.
+    func configuration() -> RelanceConfiguration {
         var configuration = RelanceConfiguration()
         configuration.policy = .unrestricted
         configuration.delivery.concurrency = 4
-        configuration.queues = ["urgent": .init(priority: 10, share: 1.0), "bulk": .init(priority: -1, share: 0.25)]
         configuration.templates.path = Package.templates
+        return configuration
+    }
+
+    /// One `--once` pass of a dispatcher over `ledger`, with the recording transport.
+    func runOnce(_ configuration: RelanceConfiguration, ledger: Ledger) async throws -> (Recorder.State, Dispatcher) {
         let components = try Components(configuration)
-        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
-        let now = Date()
-        _ = try await ledger.ingest((0..<12).map { reminder("B\($0)", queue: "bulk") }, sourceFile: "b", queue: "bulk", priority: -1, now: now)
-        _ = try await ledger.ingest((0..<6).map { reminder("U\($0)", queue: "urgent") }, sourceFile: "u", queue: "urgent", priority: 10, now: now)
         let recorder = Recorder()
         let transports = Transports(
             emailName: "test", smsName: "test", sendEmail: { _, to, _ in await recorder.send(to: to) },
@@ -64,8 +65,18 @@ import Testing
             ledger: ledger, builder: components.builder, transports: transports, configuration: configuration, logger: Logger(label: "test"),
             clock: { Date() })
         await dispatcher.run(untilIdle: true, shouldStop: { false })
+        return (recorder.state.withLock { $0 }, dispatcher)
+    }
 
-        let state = recorder.state.withLock { $0 }
+    @Test func priorityFirstAndSharesCapEachQueue() async throws {
+        var configuration = configuration()
+        configuration.queues = ["urgent": .init(priority: 10, share: 1.0), "bulk": .init(priority: -1, share: 0.25)]
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        let now = Date()
+        _ = try await ledger.ingest((0..<12).map { reminder("B\($0)", queue: "bulk") }, sourceFile: "b", queue: "bulk", priority: -1, now: now)
+        _ = try await ledger.ingest((0..<6).map { reminder("U\($0)", queue: "urgent") }, sourceFile: "u", queue: "urgent", priority: 10, now: now)
+        let (state, dispatcher) = try await runOnce(configuration, ledger: ledger)
+
         #expect(state.order.count == 18)
         #expect(state.maxInFlight["bulk"] == 1, "bulk may use 25 % of 4 slots")
         #expect((state.maxInFlight["urgent"] ?? 0) <= 4)
@@ -76,11 +87,6 @@ import Testing
     }
 
     @Test func oneDebtorsBatchIsInterleavedWithOthers() async throws {
-        var configuration = RelanceConfiguration()
-        configuration.policy = .unrestricted
-        configuration.delivery.concurrency = 4
-        configuration.templates.path = Package.templates
-        let components = try Components(configuration)
         let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
         let now = Date()
         // Twelve reminders for one debtor, older than three other debtors' single reminders.
@@ -88,16 +94,7 @@ import Testing
             (0..<12).map { reminder("BIG\($0)", queue: "big", debtor: "BIG") }, sourceFile: "b", queue: "default", priority: 0, now: now.addingTimeInterval(-60)
         )
         _ = try await ledger.ingest((0..<3).map { reminder("S\($0)", queue: "small") }, sourceFile: "s", queue: "default", priority: 0, now: now)
-        let recorder = Recorder()
-        let transports = Transports(
-            emailName: "test", smsName: "test", sendEmail: { _, to, _ in await recorder.send(to: to) },
-            sendSMS: { _, _ in .permanent(code: nil, detail: "unused") })
-        let dispatcher = Dispatcher(
-            ledger: ledger, builder: components.builder, transports: transports, configuration: configuration, logger: Logger(label: "test"),
-            clock: { Date() })
-        await dispatcher.run(untilIdle: true, shouldStop: { false })
-
-        let state = recorder.state.withLock { $0 }
+        let (state, _) = try await runOnce(configuration(), ledger: ledger)
         #expect(state.order.count == 15)
         #expect(state.maxInFlight["big"] == 1, "one debtor's deliveries go one at a time")
         // The first wave (4 slots, started together): the oldest delivery and the three other debtors.
