@@ -337,7 +337,8 @@ struct Check: AsyncParsableCommand {
 }
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show queue depths: spool files waiting or quarantined, deliveries by status, last errors.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show queue depths: spool files waiting or quarantined, kill switches in force, deliveries by status, last errors.")
 
     @OptionGroup var options: ConfigOption
 
@@ -357,6 +358,11 @@ struct Status: AsyncParsableCommand {
             }
             let ledger = try Ledger(path: configuration.store.path, readOnly: true)
             print("ledger \(configuration.store.path):")
+            for hold in try await ledger.holds(now: Date()) {
+                print(
+                    "ON HOLD: \(hold.channel == "*" ? "every channel" : hold.channel) since \(Timestamp.format(hold.createdAt))"
+                        + "\(hold.until.map { " until " + Timestamp.format($0) } ?? " until relance resume"): \(hold.reason)")
+            }
             for row in try await ledger.statusCounts() { print("  \(row.channel)\t\(row.status)\t\(row.count)") }
             let errors = try await ledger.lastErrors(limit: 5)
             if !errors.isEmpty {

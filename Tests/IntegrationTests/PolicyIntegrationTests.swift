@@ -79,7 +79,10 @@ import Testing
         #expect(try await statuses(try sandbox.ledger()).values.allSatisfy { $0 == "pending" })
         let dry = try await sandbox.relance(["serve", "--dry-run"])
         #expect(dry.stdout.contains("ON HOLD     every channel: bad batch from Sage"))
+        let status = try await sandbox.relance(["status"])
+        #expect(status.stdout.contains("until relance resume: bad batch from Sage"), "\(status.stdout)")
         #expect(try await sandbox.relance(["resume", "--all"]).stdout.contains("lifted 1 hold"))
+        #expect(try await !sandbox.relance(["status"]).stdout.contains("ON HOLD"))
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         #expect(server.messages.count == 3)
     }
