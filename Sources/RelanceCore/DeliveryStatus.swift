@@ -95,7 +95,7 @@ extension Duration {
 
     /// Parses `500ms`, `30s`, `5m`, `1h`, `2d` (or a bare number of seconds).
     public init?(text: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("y", 365 * 86400)]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count)

@@ -511,6 +511,28 @@ public struct RelanceConfiguration: Sendable, Decodable {
         }
     }
 
+    /// `retention:` — how long personal data is kept (GDPR art. 5(1)(e)).
+    public struct Retention: Sendable, Decodable {
+        /// After the last event of a reminder, its personal data is erased.
+        public var personalData = ConfigDuration(.seconds(3 * 365 * 86400))
+        /// Run the purge once a day in the daemon.
+        public var daily = true
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case personalData = "personal_data"
+            case daily
+        }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            personalData = try c.decodeIfPresent(ConfigDuration.self, forKey: .personalData) ?? personalData
+            daily = try c.decodeIfPresent(Bool.self, forKey: .daily) ?? daily
+            guard personalData.value >= .seconds(86400) else {
+                throw DecodingError.dataCorruptedError(forKey: .personalData, in: c, debugDescription: "must be at least 1d")
+            }
+        }
+    }
+
     public struct Log: Sendable, Decodable {
         public var level = "info"
         enum CodingKeys: String, CodingKey, CaseIterable { case level }
@@ -540,6 +562,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var log = Log()
     public var policy = Policy()
     public var compliance = Compliance()
+    public var retention = Retention()
 
     /// `compliance:` — mandatory and forbidden elements of rendered messages (docs/templates.md).
     public struct Compliance: Sendable, Decodable {
@@ -558,7 +581,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance
+        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance, retention
     }
 
     public init() {}
@@ -580,6 +603,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
         log = try c.decodeIfPresent(Log.self, forKey: .log) ?? log
         policy = try c.decodeIfPresent(Policy.self, forKey: .policy) ?? policy
         compliance = try c.decodeIfPresent(Compliance.self, forKey: .compliance) ?? compliance
+        retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? retention
         for name in policy.stages.keys where !stages.contains(name) {
             throw DecodingError.dataCorruptedError(
                 forKey: .policy, in: c, debugDescription: "policy.stages.\(name): not a configured stage (\(stages.joined(separator: ", ")))")
@@ -626,7 +650,7 @@ public enum ConfigurationLoader {
         "delivery.concurrency", "delivery.in_doubt", "delivery.retry.first", "delivery.retry.max", "delivery.retry.lifetime", "delivery.retry.jitter",
         "delivery.breaker.failures", "delivery.breaker.cooldown", "email.rate", "sms.rate",
         "log.level", "policy.windows.sms", "policy.windows.email", "policy.holidays", "policy.group", "policy.caps.per_day",
-        "policy.caps.per_7_days", "policy.caps.per_30_days",
+        "policy.caps.per_7_days", "policy.caps.per_30_days", "retention.personal_data", "retention.daily",
     ]
 
     /// Where the values came from, for a one-line log (never the values themselves).

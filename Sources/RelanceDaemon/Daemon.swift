@@ -94,6 +94,9 @@ public struct Daemon: Sendable {
                 }, logger: Logger(label: "relance.http", factory: { label in RelanceLogHandler(label: label, level: .warning) }))
             services.append(.init(service: server))
         }
+        if configuration.retention.daily {
+            services.append(.init(service: RetentionService(retention: Retention(configuration: configuration, ledger: ledger, logger: logger), clock: clock)))
+        }
         services.append(.init(service: NotifierService(notifier: notifier, health: health, ledger: ledger, dispatcher: dispatcher, logger: logger)))
         services.append(
             .init(

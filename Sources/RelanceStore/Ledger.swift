@@ -22,6 +22,8 @@ public final class Ledger: Sendable {
         config.prepareDatabase { db in
             // Durable commits: a `sending` mark lost to a power cut could mean a resend.
             if !db.configuration.readonly { try db.execute(sql: "PRAGMA synchronous = FULL") }
+            // Erased personal data (retention, forget) is overwritten where that costs no extra I/O.
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
         }
         if !readOnly {
             let dir = (path as NSString).deletingLastPathComponent
@@ -160,6 +162,7 @@ public final class Ledger: Sendable {
                     """)
         }
         registerPolicyMigrations(&m)
+        registerRetentionMigrations(&m)
         return m
     }
 
@@ -182,7 +185,12 @@ public final class Ledger: Sendable {
             for reminder in reminders {
                 let record = reminder.canonicalJSON()
                 if let existing = try String.fetchOne(db, sql: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) {
-                    if existing == record { result.duplicates.append(reminder.id) } else { result.conflicts.append(reminder.id) }
+                    // An erased reminder (retention) is one already handled: never sent again.
+                    if existing == record || existing.contains("\"erased\":") {
+                        result.duplicates.append(reminder.id)
+                    } else {
+                        result.conflicts.append(reminder.id)
+                    }
                     continue
                 }
                 try db.execute(

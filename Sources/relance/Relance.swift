@@ -18,7 +18,7 @@ struct Relance: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, Preview.self, Enqueue.self, Cancel.self, Pause.self, Resume.self, Suppress.self, Unsuppress.self, Receipts.self, Check.self,
-            Status.self, Resolve.self,
+            Status.self, Resolve.self, Purge.self, Forget.self,
         ])
 }
 

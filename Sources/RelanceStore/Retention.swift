@@ -1,0 +1,91 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+/// Retention (GDPR art. 5(1)(e), art. 17): erasing personal data from the ledger while ids,
+/// statuses and timestamps stay for statistics.
+extension Ledger {
+    static func registerRetentionMigrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v6-retention") { db in
+            try db.execute(sql: "ALTER TABLE reminder ADD COLUMN erased_at DOUBLE")
+        }
+    }
+
+    /// What an erasure touched.
+    public struct Erasure: Sendable, Equatable {
+        public var reminders: [String] = []
+        /// Outbox files written for them (Maildir messages), to delete.
+        public var outboxFiles: [String] = []
+    }
+
+    /// Reminders whose personal data is past retention: not erased yet, nothing left to send or
+    /// decide (no pending, paused, sending or unknown delivery), and no activity since `cutoff`.
+    public func retentionCandidates(before cutoff: Date, limit: Int) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT r.id FROM reminder r
+                    WHERE r.erased_at IS NULL AND r.ingested_at < :cutoff
+                      AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = r.id
+                                      AND (d.status IN ('pending', 'paused', 'sending', 'unknown') OR d.updated_at >= :cutoff))
+                      AND NOT EXISTS (SELECT 1 FROM callback c WHERE c.reminder_id = r.id AND c.received_at >= :cutoff)
+                    LIMIT :limit
+                    """, arguments: ["cutoff": cutoff.timeIntervalSince1970, "limit": limit])
+        }
+    }
+
+    /// The reminders of one debtor, erased or not.
+    public func reminderIDs(debtorID: String) async throws -> [String] {
+        try await pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM reminder WHERE debtor_id = ?", arguments: [debtorID]) }
+    }
+
+    /// Erases the personal data of these reminders in one transaction: the record keeps only its
+    /// id and stage; names, addresses and numbers leave attempts, events, errors and callbacks.
+    /// Ids, statuses, timestamps and counts stay. Idempotent.
+    public func erase(reminderIDs: [String], reason: String, now: Date) async throws -> Erasure {
+        try await pool.write { db in
+            var erasure = Erasure()
+            for id in reminderIDs {
+                guard let row = try Row.fetchOne(db, sql: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [id]) else { continue }
+                if (row["erased_at"] as Double?) != nil { continue }
+                var secrets: [String] = []
+                if let reminder = try? Reminder.fromCanonicalJSON(row["record"]) {
+                    secrets = [reminder.debtor.name, reminder.debtor.email, reminder.debtor.phone].compactMap { $0 }.filter { $0.count >= 3 }
+                    secrets += reminder.debtor.email.map { [$0.lowercased()] } ?? []
+                    let stub = try JSONSerialization.data(withJSONObject: ["id": id, "stage": reminder.stage, "erased": reason], options: [.sortedKeys])
+                    try db.execute(
+                        sql: "UPDATE reminder SET record = ?, debtor_id = '', erased_at = ? WHERE id = ?",
+                        arguments: [String(decoding: stub, as: UTF8.self), now.timeIntervalSince1970, id])
+                } else {
+                    try db.execute(sql: "UPDATE reminder SET debtor_id = '', erased_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, id])
+                }
+                erasure.outboxFiles += try String.fetchAll(
+                    db, sql: "SELECT substr(detail, 12) FROM attempt WHERE reminder_id = ? AND detail LIKE 'written to %'", arguments: [id])
+                try db.execute(sql: "UPDATE attempt SET recipient = '' WHERE reminder_id = ?", arguments: [id])
+                try db.execute(sql: "UPDATE delivery SET debtor_id = '' WHERE reminder_id = ?", arguments: [id])
+                for secret in secrets {
+                    for (table, column) in [("attempt", "detail"), ("event", "reason"), ("delivery", "last_error")] {
+                        try db.execute(
+                            sql: "UPDATE \(table) SET \(column) = replace(\(column), ?, '[erased]') WHERE reminder_id = ? AND instr(\(column), ?) > 0",
+                            arguments: [secret, id, secret])
+                    }
+                }
+                try db.execute(sql: "UPDATE callback SET raw = '{}' WHERE reminder_id = ?", arguments: [id])
+                for row in try Row.fetchAll(db, sql: "SELECT channel, status FROM delivery WHERE reminder_id = ?", arguments: [id]) {
+                    let status = DeliveryStatus(rawValue: row["status"]) ?? .unknown
+                    try Self.insertEvent(
+                        db, DeliveryKey(reminderID: id, channel: Channel(rawValue: row["channel"]) ?? .email), from: status, to: status,
+                        reason: "personal data erased (\(reason))", at: now)
+                }
+                erasure.reminders.append(id)
+            }
+            return erasure
+        }
+    }
+
+    /// Counts that survive erasure: reminders erased, and deliveries by status.
+    public func erasedCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM reminder WHERE erased_at IS NOT NULL") ?? 0 }
+    }
+}
