@@ -148,3 +148,19 @@ extension Money {
         return f.string(from: rounded as NSDecimalNumber) ?? "\(rounded)"
     }
 }
+
+extension Reminder {
+    /// Several reminders of one debtor sent as one message: the first one's record listing every
+    /// invoice (each once), every attachment, the payment URL when they share it, and the earliest expiry.
+    public static func merged(_ reminders: [Reminder]) -> Reminder {
+        guard var merged = reminders.first, reminders.count > 1 else { return reminders[0] }
+        var numbers = Set(merged.invoices.map(\.number))
+        for other in reminders.dropFirst() {
+            for invoice in other.invoices where numbers.insert(invoice.number).inserted { merged.invoices.append(invoice) }
+            for path in other.attachments where !merged.attachments.contains(path) { merged.attachments.append(path) }
+            if other.paymentURL != merged.paymentURL { merged.paymentURL = nil }
+            if let e = other.expiresAt { merged.expiresAt = min(merged.expiresAt ?? e, e) }
+        }
+        return merged
+    }
+}

@@ -290,59 +290,95 @@ public final class Dispatcher: Sendable {
             storeFault.withLock { $0 = "\(error)" }
             return
         }
-        let message: OutgoingMessage
-        do {
-            message = try await offPool { try builder.build(reminder, channel: key.channel, now: now) }
-        } catch {
-            logger.error("delivery failed before sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
-            let recipient = key.channel == .email ? reminder.debtor.email : reminder.debtor.phone
-            do {
-                try await ledger.fail(key, recipient: recipient ?? "-", reason: "\(error)", now: clock())
-            } catch {
-                logger.error("cannot record failure", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+        // Grouping: the debtor's other reminders due now on this channel, same stage, locale and
+        // recipient, go in this one message (a formal notice is never merged with a reminder).
+        var group: [(due: Ledger.Due, reminder: Reminder)] = [(due, reminder)]
+        if currentPolicy.withLock({ $0.group }) {
+            let recipient = { (r: Reminder) in key.channel == .email ? r.debtor.email?.lowercased() : r.debtor.phone }
+            for other in (try? await ledger.groupCandidates(for: due, now: now, limit: 49)) ?? [] {
+                guard other.reminder.stage == reminder.stage, other.reminder.debtor.locale == reminder.debtor.locale,
+                    recipient(other.reminder) == recipient(reminder), let adjusted = other.reminder.applyingPayments(other.paid)
+                else { continue }
+                group.append((other, adjusted))
             }
-            counters.withLock { $0.failed += 1 }
-            return
         }
+        let channel = key.channel
+        var message: OutgoingMessage
+        do {
+            let members = group.map(\.reminder)
+            message = try await offPool { try builder.build(Reminder.merged(members), channel: channel, now: now) }
+        } catch {
+            // A merged message that cannot be built (too many SMS segments…): the lead goes alone.
+            if group.count > 1, let alone = try? await offPool({ try builder.build(reminder, channel: channel, now: now) }) {
+                group = [group[0]]
+                message = alone
+            } else {
+                logger.error("delivery failed before sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+                let recipient = key.channel == .email ? reminder.debtor.email : reminder.debtor.phone
+                do {
+                    try await ledger.fail(key, recipient: recipient ?? "-", reason: "\(error)", now: clock())
+                } catch {
+                    logger.error("cannot record failure", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+                }
+                counters.withLock { $0.failed += 1 }
+                return
+            }
+        }
+        if group.count > 1 { metadata["relance.group"] = "\(group.map(\.due.key.reminderID).joined(separator: ","))" }
         let transportName = key.channel == .email ? transports.emailName : transports.smsName
         metadata["relance.transport"] = "\(transportName)"
-        let attempt: Int
+        // Each member is marked `sending` (or found cancelled, paused, held, suppressed) in one transaction.
+        var marked: [(due: Ledger.Due, reminder: Reminder, attempt: Int)] = []
         do {
-            switch try await ledger.mark(key, transport: transportName, recipient: message.recipient, now: clock()) {
-            case .attempt(let n): attempt = n
-            case .notPending: return
-            case .held:
-                logger.info("channel on hold (relance pause): not sent", metadata: metadata)
-                return
-            case .suppressed:
-                logger.notice("recipient opted out: not sent", metadata: metadata)
-                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "suppressed")]).increment()
-                return
-            case .cancelled(let reason):
-                logger.notice("cancelled before sending", metadata: metadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
-                Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "cancelled")]).increment()
-                return
-            case .paused(let reason, _):
-                logger.notice("paused before sending", metadata: metadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
-                return
+            let marks = try await ledger.markGroup(group.map(\.due.key), transport: transportName, recipient: message.recipient, now: clock())
+            for (member, mark) in zip(group, marks) {
+                let memberMetadata = metadata.merging(["relance.reminder.id": "\(member.due.key.reminderID)"]) { _, b in b }
+                switch mark {
+                case .attempt(let n): marked.append((member.due, member.reminder, n))
+                case .notPending: break
+                case .held: logger.info("channel on hold (relance pause): not sent", metadata: memberMetadata)
+                case .suppressed:
+                    logger.notice("recipient opted out: not sent", metadata: memberMetadata)
+                    Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "suppressed")]).increment()
+                case .cancelled(let reason):
+                    logger.notice("cancelled before sending", metadata: memberMetadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
+                    Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "cancelled")]).increment()
+                case .paused(let reason, _):
+                    logger.notice("paused before sending", metadata: memberMetadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
+                }
             }
         } catch {
             logger.error("cannot record the intent to send; not sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
             storeFault.withLock { $0 = "\(error)" }
             return
         }
+        guard let first = marked.first else { return }
+        if marked.count != group.count {
+            // Some members were stopped at the last moment: the message lists only the others.
+            let members = marked.map(\.reminder)
+            do {
+                message = try await offPool { try builder.build(Reminder.merged(members), channel: channel, now: now) }
+            } catch {
+                for member in marked {
+                    try? await ledger.recordOutcome(
+                        member.due.key, attempt: member.attempt, outcome: .permanent(code: nil, detail: "cannot build the message: \(error)"), retryAt: nil,
+                        now: clock())
+                }
+                return
+            }
+        }
+        let attempt = first.attempt
         metadata["relance.attempt"] = "\(attempt)"
         let outcome: SendOutcome
         let via: String
         let started = ContinuousClock.now
         switch message {
         case .email(let from, let to, let data): (outcome, via) = await transports.sendEmail(from, to, data)
-        case .sms(let sms): (outcome, via) = await transports.sendSMS(sms, key.reminderID)
+        case .sms(let sms): (outcome, via) = await transports.sendSMS(sms, first.due.key.reminderID)
         }
         if via != transportName { metadata["relance.transport"] = "\(via)" }
         Timer(label: "relance_send_duration_seconds", dimensions: [("channel", key.channel.rawValue), ("transport", transportName)])
             .record(duration: ContinuousClock.now - started)
-        var retryAt: Date?
         let finished = clock()
         if case .transient = outcome {
             gates[key.channel]?.record(success: false, now: finished)
@@ -352,20 +388,27 @@ public final class Dispatcher: Sendable {
         } else {
             gates[key.channel]?.record(success: true, now: finished)
         }
-        if case .transient(_, _, let retryAfter) = outcome {
-            let schedule = configuration.delivery.retry.schedule
-            retryAt = schedule.nextAttempt(afterFailures: attempt, now: finished, firstAttempt: due.firstAttemptAt ?? now, random: Double.random(in: 0..<1))
-            if let retryAfter, let r = retryAt { retryAt = max(r, finished.addingTimeInterval(retryAfter.seconds)) }
-        }
-        do {
-            try await ledger.recordOutcome(key, attempt: attempt, outcome: outcome, retryAt: retryAt, now: finished, via: via)
-        } catch {
-            logger.critical("cannot record the outcome of a send; the delivery stays in doubt", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
+        var retryAt: Date?
+        for member in marked {
+            retryAt = nil
+            if case .transient(_, _, let retryAfter) = outcome {
+                let schedule = configuration.delivery.retry.schedule
+                retryAt = schedule.nextAttempt(
+                    afterFailures: member.attempt, now: finished, firstAttempt: member.due.firstAttemptAt ?? now, random: Double.random(in: 0..<1))
+                if let retryAfter, let r = retryAt { retryAt = max(r, finished.addingTimeInterval(retryAfter.seconds)) }
+            }
+            do {
+                try await ledger.recordOutcome(member.due.key, attempt: member.attempt, outcome: outcome, retryAt: retryAt, now: finished, via: via)
+            } catch {
+                logger.critical(
+                    "cannot record the outcome of a send; the delivery stays in doubt",
+                    metadata: metadata.merging(["relance.reminder.id": "\(member.due.key.reminderID)", "error": "\(error)"]) { _, b in b })
+            }
         }
         switch outcome {
         case .sent:
-            counters.withLock { $0.sent += 1 }
-            Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "sent")]).increment()
+            counters.withLock { $0.sent += marked.count }
+            Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "sent")]).increment(by: marked.count)
             logger.info("sent", metadata: metadata)
         case .transient(let code, let detail, _):
             counters.withLock { $0.retried += 1 }
@@ -377,7 +420,7 @@ public final class Dispatcher: Sendable {
                     "relance.retry_at": "\(retryAt.map(Timestamp.format) ?? "never (lifetime over)")",
                 ]) { a, _ in a })
         case .permanent(let code, let detail):
-            counters.withLock { $0.failed += 1 }
+            counters.withLock { $0.failed += marked.count }
             logger.error(
                 "permanent failure",
                 metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)"]) { a, _ in a })

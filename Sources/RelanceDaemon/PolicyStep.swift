@@ -11,8 +11,11 @@ public struct PolicyStep: Sendable {
     public var maxPerDay: [Channel: Int]
     /// The zone of `policy.max_per_day` days, and of debtors with no usable zone.
     public var home: TimeZone
+    /// Merge a debtor's reminders due together (`policy.group`).
+    public var group: Bool
 
     public init(_ configuration: RelanceConfiguration) {
+        group = configuration.policy.group
         policy = configuration.policy.contactPolicy
         maxPerDay = configuration.policy.maxPerDay
         home = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt

@@ -148,6 +148,15 @@ extension Ledger {
         try move(
             db, key, from: .sent, to: combined,
             reason: "\(provider) reported \(combined.rawValue)\(late ? " (callback received before the send was committed)" : "")", at: now)
+        // The other reminders sent in the same message share its fate.
+        for member in try String.fetchAll(
+            db, sql: "SELECT reminder_id FROM delivery WHERE group_lead = ? AND channel = ? AND reminder_id != ? AND status = 'sent'",
+            arguments: [key.reminderID, key.channel.rawValue, key.reminderID])
+        {
+            try move(
+                db, DeliveryKey(reminderID: member, channel: key.channel), from: .sent, to: combined,
+                reason: "\(provider) reported \(combined.rawValue) for the message shared with \(key.reminderID)", at: now)
+        }
         return .applied
     }
 

@@ -163,6 +163,15 @@ public final class Ledger: Sendable {
         }
         registerPolicyMigrations(&m)
         registerRetentionMigrations(&m)
+        m.registerMigration("v7-grouping") { db in
+            // Several reminders sent as one message: each attempt names the group's lead reminder.
+            try db.execute(
+                sql: """
+                    ALTER TABLE attempt ADD COLUMN group_id TEXT;
+                    ALTER TABLE delivery ADD COLUMN group_lead TEXT;
+                    CREATE INDEX delivery_group ON delivery(group_lead, channel);
+                    """)
+        }
         return m
     }
 
@@ -379,44 +388,56 @@ public final class Ledger: Sendable {
     /// transaction checks the kill switches, the cancellations and pauses in force and the
     /// suppression list, so one committed before this mark is never missed.
     public func mark(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Mark {
+        try await batcher.write { db in try Self.mark(db, key, transport: transport, recipient: recipient, group: nil, now: now) }
+    }
+
+    /// `mark` for the deliveries merged into one message (grouping), in one transaction; each gets
+    /// its own attempt, tied to the others by the lead's reminder id. Returns each one's mark.
+    public func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date) async throws -> [Mark] {
         try await batcher.write { db in
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
-                row["status"] == DeliveryStatus.pending.rawValue
-            else { return .notPending }
-            if try Self.isHeld(db, channel: key.channel, now: now) { return .held }
-            if let cancellation = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
-                if let until = cancellation.until {
-                    try db.execute(
-                        sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
-                        arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
-                    try Self.move(db, key, from: .pending, to: .paused, reason: "paused: \(cancellation.reason)", at: now)
-                    return .paused(reason: cancellation.reason, until: until)
-                }
-                try Self.move(db, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now)
-                return .cancelled(reason: cancellation.reason)
-            }
-            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false {
-                try Self.suppress(db, key, recipient: recipient, at: now)
-                return .suppressed
-            }
-            let number: Int = row["attempts"] + 1
-            try db.execute(
-                sql: """
-                    UPDATE delivery SET status = 'sending', attempts = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?
-                    WHERE reminder_id = ? AND channel = ?
-                    """,
-                arguments: [number, now.timeIntervalSince1970, now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
-            try db.execute(
-                sql: """
-                    INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome)
-                    VALUES (?, ?, ?, ?, ?, ?, 'sending')
-                    """,
-                arguments: [key.reminderID, key.channel.rawValue, number, transport, recipient, now.timeIntervalSince1970])
-            try Self.insertEvent(db, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)", at: now)
-            return .attempt(number)
+            let group = keys.count > 1 ? keys.first?.reminderID : nil
+            return try keys.map { try Self.mark(db, $0, transport: transport, recipient: recipient, group: group, now: now) }
         }
+    }
+
+    static func mark(_ db: Database, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) throws -> Mark {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
+            row["status"] == DeliveryStatus.pending.rawValue
+        else { return .notPending }
+        if try Self.isHeld(db, channel: key.channel, now: now) { return .held }
+        if let cancellation = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
+            if let until = cancellation.until {
+                try db.execute(
+                    sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
+                    arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+                try Self.move(db, key, from: .pending, to: .paused, reason: "paused: \(cancellation.reason)", at: now)
+                return .paused(reason: cancellation.reason, until: until)
+            }
+            try Self.move(db, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now)
+            return .cancelled(reason: cancellation.reason)
+        }
+        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false {
+            try Self.suppress(db, key, recipient: recipient, at: now)
+            return .suppressed
+        }
+        let number: Int = row["attempts"] + 1
+        try db.execute(
+            sql: """
+                UPDATE delivery SET status = 'sending', attempts = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?, group_lead = ?
+                WHERE reminder_id = ? AND channel = ?
+                """,
+            arguments: [number, now.timeIntervalSince1970, now.timeIntervalSince1970, group, key.reminderID, key.channel.rawValue])
+        try db.execute(
+            sql: """
+                INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id)
+                VALUES (?, ?, ?, ?, ?, ?, 'sending', ?)
+                """,
+            arguments: [key.reminderID, key.channel.rawValue, number, transport, recipient, now.timeIntervalSince1970, group])
+        let grouped = group.map { $0 == key.reminderID ? " (one message for several reminders)" : " (in one message with \($0))" } ?? ""
+        try Self.insertEvent(db, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)\(grouped)", at: now)
+        return .attempt(number)
     }
 
     /// `mark`, reduced to the attempt number (nil when not marked).

@@ -37,8 +37,8 @@ extension Ledger {
 
     // MARK: Deferral
 
-    /// Instants of the debtor's earlier contacts (one per reminder: its first attempt that may have
-    /// reached them), since `since`, other than `reminderID`.
+    /// Instants of the debtor's earlier contacts (one per reminder, or per group of reminders sent as
+    /// one message: its first attempt that may have reached them), since `since`, other than `reminderID`.
     public func contacts(debtorID: String, excludingReminder reminderID: String, since: Date) async throws -> [Date] {
         try await pool.read { db in
             try Double.fetchAll(
@@ -46,7 +46,7 @@ extension Ledger {
                 sql: """
                     SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
                     WHERE r.debtor_id = ? AND a.reminder_id != ? AND a.outcome IN ('sending', 'sent', 'unknown')
-                    GROUP BY a.reminder_id HAVING MIN(a.started_at) >= ?
+                    GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= ?
                     """,
                 arguments: [debtorID, reminderID, since.timeIntervalSince1970]
             ).map(Date.init(timeIntervalSince1970:))
@@ -380,6 +380,33 @@ extension Ledger {
                 return "suppressed: \(recipient) opted out"
             }
             return nil
+        }
+    }
+}
+
+extension Ledger {
+    /// Other deliveries of the same debtor on the same channel, due at `now`, that may be merged
+    /// into `lead`'s message: same stage, same locale, same recipient (checked by the caller on the
+    /// decoded records), oldest first.
+    public func groupCandidates(for lead: Due, now: Date, limit: Int) async throws -> [Due] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.reminder_id, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
+                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                    WHERE d.debtor_id = ? AND d.channel = ? AND d.status = 'pending' AND d.due_at <= ? AND d.reminder_id != ?
+                    ORDER BY d.due_at, d.reminder_id LIMIT ?
+                    """,
+                arguments: [lead.reminder.debtor.id, lead.key.channel.rawValue, now.timeIntervalSince1970, lead.key.reminderID, limit])
+            return try rows.compactMap { row in
+                guard let reminder = try? Reminder.fromCanonicalJSON(row["record"]) else { return nil }
+                let key = DeliveryKey(reminderID: row["reminder_id"], channel: lead.key.channel)
+                return Due(
+                    key: key, reminder: reminder, queue: row["queue"], attempts: row["attempts"],
+                    firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try Self.payments(db, reminderID: key.reminderID))
+            }
         }
     }
 }

@@ -48,7 +48,8 @@ import Testing
         let server = try await SMTPServer(sandbox: sandbox)
         try sandbox.writeConfig(smtpPort: server.port, policy: Self.strict)
         var first = Records.reminder("CAP-1", email: "cap@example.org")
-        var second = Records.reminder("CAP-2", email: "cap@example.org")
+        // A different stage: not merged into the first one's message (GroupingTests), so a second contact.
+        var second = Records.reminder("CAP-2", stage: "reminder_2", email: "cap@example.org")
         first["debtor"] = Records.debtor("C-CAP", email: "cap@example.org").merging(["timezone": "Asia/Tokyo"]) { _, b in b }
         second["debtor"] = first["debtor"]
         try sandbox.dropLines("two.jsonl", [first, second])
@@ -305,5 +306,58 @@ import Testing
         let custom = try await sandbox.relance(["check"])
         #expect(custom.stdout.contains("en/pre_due/email (consumer): missing mandatory element \"Kind regards\" (house style)"), "\(custom.stdout)")
         #expect(!custom.stdout.contains("missing mandatory element \"F-CHECK-1\" (house style)"))
+    }
+}
+
+/// Grouping: a debtor's reminders due together go in one message.
+@Suite struct GroupingTests {
+    func reminder(_ id: String, stage: String = "reminder_1", email: String = "groupe@example.org") -> [String: Any] {
+        var r = Records.reminder(id, stage: stage, email: email, amount: "100.00")
+        r["debtor"] = Records.debtor("C-GROUP", email: email)
+        return r
+    }
+
+    @Test func oneMessageListsEveryInvoiceAndAFormalNoticeStaysApart() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        // Two messages a day for this debtor: the group counts as one, the final notice as the second.
+        try sandbox.writeConfig(
+            smtpPort: server.port,
+            policy: "{ windows: { sms: always, email: always }, holidays: none, caps: { per_day: 2, per_7_days: none, per_30_days: none } }")
+        try sandbox.dropLines(
+            "batch.jsonl",
+            [
+                reminder("GR-1"), reminder("GR-2"), reminder("GR-3"), reminder("GR-FN", stage: "final_notice"),
+                reminder("GR-OTHER", email: "autre-adresse@example.org"),
+            ])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let final = try await statuses(try sandbox.ledger())
+        #expect(final["GR-1/email"] == "sent" && final["GR-2/email"] == "sent" && final["GR-3/email"] == "sent" && final["GR-FN/email"] == "sent", "\(final)")
+        #expect(final["GR-OTHER/email"] == "pending", "a third contact that day waits for tomorrow: \(final)")
+        #expect(server.messages.count == 2, "one message for the three reminders, one for the formal notice")
+        var texts: [String] = []
+        for path in server.messages {
+            let mail = try await inspectMail(path, in: sandbox)
+            texts.append(((mail["parts"] as? [[String: Any]]) ?? []).first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? "")
+        }
+        let grouped = try #require(texts.first { $0.contains("INV-GR-1") })
+        #expect(grouped.contains("INV-GR-2") && grouped.contains("INV-GR-3"), "every invoice is listed")
+        #expect(grouped.contains("300,00"), "with their total")
+        #expect(!grouped.contains("INV-GR-FN"), "a formal notice is never merged with a reminder")
+        let notice = try #require(texts.first { $0.contains("INV-GR-FN") })
+        #expect(notice.lowercased().contains("mise en demeure") && !notice.contains("INV-GR-1"))
+        let events = try await sandbox.ledger().events(reminderID: "GR-2").map(\.reason)
+        #expect(events.contains { $0.contains("in one message with GR-1") }, "\(events)")
+    }
+
+    @Test func groupingCanBeTurnedOff() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(
+            smtpPort: server.port,
+            policy: "{ group: false, windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }")
+        try sandbox.dropLines("batch.jsonl", [reminder("NG-1"), reminder("NG-2")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(server.messages.count == 2)
     }
 }

@@ -99,3 +99,23 @@ import Testing
         #expect(try await !ledger.firstSeen(webhookID: "msg_1", now: t0))
     }
 }
+
+@Suite struct GroupedMessageTests {
+    @Test func aCallbackForAGroupedMessageSettlesEveryReminderInIt() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest(
+            [reminder("G1", channels: [.sms], debtor: "D"), reminder("G2", channels: [.sms], debtor: "D")], sourceFile: "f", queue: "default", priority: 0,
+            now: t0)
+        let keys = [DeliveryKey(reminderID: "G1", channel: .sms), DeliveryKey(reminderID: "G2", channel: .sms)]
+        let marks = try await ledger.markGroup(keys, transport: "twilio", recipient: "+33612345678", now: t0)
+        #expect(marks == [.attempt(1), .attempt(1)])
+        for key in keys {
+            try await ledger.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "SMG", code: 201, detail: "queued"), retryAt: nil, now: t0)
+        }
+        // One contact for the caps, not two.
+        #expect(try await ledger.contacts(debtorID: "D", excludingReminder: "X", since: t0.addingTimeInterval(-1)).count == 1)
+        _ = try await ledger.apply(StatusCallback(provider: "twilio", messageID: "SMG", status: .delivered, raw: [:]), now: t0.addingTimeInterval(5))
+        let statuses = try await ledger.deliveries().map(\.status)
+        #expect(statuses == ["delivered", "delivered"])
+    }
+}
