@@ -563,6 +563,25 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var policy = Policy()
     public var compliance = Compliance()
     public var retention = Retention()
+    public var agency: AgencySettings? = nil
+
+    /// `agency:` — Relance sends for a collection agency acting for the creditor (CPCE R124-4).
+    public struct AgencySettings: Sendable, Decodable {
+        public var enabled = true
+        public var name = ""
+        public var address = ""
+        enum CodingKeys: String, CodingKey, CaseIterable { case enabled, name, address }
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? enabled
+            name = try c.decodeIfPresent(String.self, forKey: .name) ?? ""
+            address = try c.decodeIfPresent(String.self, forKey: .address) ?? ""
+            if enabled && (name.isEmpty || address.isEmpty) {
+                throw DecodingError.dataCorruptedError(forKey: .name, in: c, debugDescription: "agency mode needs the agency's name and address (CPCE R124-4)")
+            }
+        }
+    }
 
     /// `compliance:` — mandatory and forbidden elements of rendered messages (docs/templates.md).
     public struct Compliance: Sendable, Decodable {
@@ -581,7 +600,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance, retention
+        case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance, retention, agency
     }
 
     public init() {}
@@ -604,6 +623,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
         policy = try c.decodeIfPresent(Policy.self, forKey: .policy) ?? policy
         compliance = try c.decodeIfPresent(Compliance.self, forKey: .compliance) ?? compliance
         retention = try c.decodeIfPresent(Retention.self, forKey: .retention) ?? retention
+        agency = try c.decodeIfPresent(AgencySettings.self, forKey: .agency)
         for name in policy.stages.keys where !stages.contains(name) {
             throw DecodingError.dataCorruptedError(
                 forKey: .policy, in: c, debugDescription: "policy.stages.\(name): not a configured stage (\(stages.joined(separator: ", ")))")

@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import RelanceCore
 import RelanceStore
+import RelanceTemplates
 import RelanceTransport
 import Synchronization
 
@@ -303,13 +304,21 @@ public final class Dispatcher: Sendable {
             }
         }
         let channel = key.channel
+        // Agency mode: later letters recall the first one's reference and date (CPCE R124-4).
+        var history: LetterHistory?
+        if builder.settings.agency != nil,
+            let first = try? await ledger.firstLetter(invoices: group.flatMap { $0.reminder.invoices.map(\.number) }, excluding: key)
+        {
+            let zone = TimeZone(identifier: reminder.debtor.timezone) ?? .gmt
+            history = LetterHistory(reference: MessageBuilder.reference(first.key.reminderID, channel: first.key.channel), date: CivilDate(first.at, in: zone))
+        }
         var message: OutgoingMessage
         do {
             let members = group.map(\.reminder)
-            message = try await offPool { try builder.build(Reminder.merged(members), channel: channel, now: now) }
+            message = try await offPool { [history] in try builder.build(Reminder.merged(members), channel: channel, now: now, history: history) }
         } catch {
             // A merged message that cannot be built (too many SMS segments…): the lead goes alone.
-            if group.count > 1, let alone = try? await offPool({ try builder.build(reminder, channel: channel, now: now) }) {
+            if group.count > 1, let alone = try? await offPool({ [history] in try builder.build(reminder, channel: channel, now: now, history: history) }) {
                 group = [group[0]]
                 message = alone
             } else {
@@ -357,7 +366,7 @@ public final class Dispatcher: Sendable {
             // Some members were stopped at the last moment: the message lists only the others.
             let members = marked.map(\.reminder)
             do {
-                message = try await offPool { try builder.build(Reminder.merged(members), channel: channel, now: now) }
+                message = try await offPool { [history] in try builder.build(Reminder.merged(members), channel: channel, now: now, history: history) }
             } catch {
                 for member in marked {
                     try? await ledger.recordOutcome(

@@ -45,12 +45,13 @@ public struct MessageBuilder: Sendable {
     }
 
     /// Blocking (reads attachments): run off the cooperative pool.
-    public func build(_ reminder: Reminder, channel: Channel, now: Date) throws -> OutgoingMessage {
+    /// `history`: in agency mode, the first letter about these debts (nil: this is the first).
+    public func build(_ reminder: Reminder, channel: Channel, now: Date, history: LetterHistory? = nil) throws -> OutgoingMessage {
         switch channel {
         case .email:
             guard let address = reminder.debtor.email else { throw BuildError(description: "the debtor has no email address") }
             let rendered: RenderedEmail
-            do { rendered = try templates.renderEmail(reminder, settings: settings, now: now) } catch {
+            do { rendered = try templates.renderEmail(reminder, settings: settings, now: now, history: history) } catch {
                 throw BuildError(description: "template error: \(error)")
             }
             var attachments: [MailAttachment] = []
@@ -76,7 +77,7 @@ public struct MessageBuilder: Sendable {
                 throw BuildError(description: "\(phone) is a French landline or special number: it cannot receive SMS")
             }
             let rendered: RenderedSMS
-            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now) } catch {
+            do { rendered = try templates.renderSMS(reminder, settings: settings, now: now, history: history) } catch {
                 throw BuildError(description: "template error: \(error)")
             }
             let text = try smsText(rendered.text)

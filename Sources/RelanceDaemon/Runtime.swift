@@ -91,7 +91,8 @@ public struct Components: Sendable {
         do {
             self.templates = try TemplateSet(directory: configuration.templates.path, defaultLocale: configuration.defaults.locale)
         } catch { throw UsageError("templates: \(error)") }
-        let settings = ContextSettings(creditor: configuration.creditor, deadlineDays: configuration.templates.deadlineDays)
+        var settings = ContextSettings(creditor: configuration.creditor, deadlineDays: configuration.templates.deadlineDays)
+        if let agency = configuration.agency, agency.enabled { settings.agency = Agency(name: agency.name, address: agency.address) }
         guard let from = Mailbox(parsing: configuration.email.from) else { throw UsageError("email.from is not a valid mailbox") }
         self.builder = MessageBuilder(
             templates: templates, settings: settings, from: from, replyTo: configuration.email.replyTo.flatMap(Mailbox.init(parsing:)),

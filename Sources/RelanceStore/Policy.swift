@@ -410,3 +410,28 @@ extension Ledger {
         }
     }
 }
+
+extension Ledger {
+    /// The first message that went out about any of these invoices, other than `excluding` itself:
+    /// the reminder, channel and instant of its first attempt that may have reached the debtor.
+    public func firstLetter(invoices: [String], excluding key: DeliveryKey) async throws -> (key: DeliveryKey, at: Date)? {
+        guard !invoices.isEmpty else { return nil }
+        return try await pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT a.reminder_id, a.channel, a.started_at FROM attempt a
+                        WHERE a.outcome IN ('sent', 'unknown')
+                          AND a.reminder_id IN (SELECT reminder_id FROM reminder_invoice WHERE invoice IN (\(invoices.map { _ in "?" }.joined(separator: ","))))
+                          AND NOT (a.reminder_id = ? AND a.channel = ?)
+                        ORDER BY a.started_at, a.id LIMIT 1
+                        """, arguments: StatementArguments(invoices + [key.reminderID, key.channel.rawValue]))
+            else { return nil }
+            return (
+                DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email),
+                Date(timeIntervalSince1970: row["started_at"])
+            )
+        }
+    }
+}

@@ -5,7 +5,8 @@ import RelanceCore
 /// and on reload: the templates are rendered for sample debtors and the output is searched
 /// (case-insensitively). Phrases may hold placeholders filled from the sample: `{invoice.number}`
 /// and `{invoice.amount}` (each invoice), `{deadline}`, `{creditor.name}`,
-/// `{creditor.payment_instructions}`, `{indemnity}` (the B2B recovery indemnity, formatted).
+/// `{creditor.payment_instructions}`, `{indemnity}` (the B2B recovery indemnity, formatted),
+/// `{agency.name}`, `{agency.address}`, `{first_letter.reference}`, `{first_letter.date}`.
 public struct ComplianceRule: Sendable, Hashable, Decodable {
     /// A stage name or `*`.
     public var stage: String
@@ -19,10 +20,17 @@ public struct ComplianceRule: Sendable, Hashable, Decodable {
     public var forbid: [String]
     /// Why the rule exists, shown when it fails.
     public var why: String
+    /// Agency mode: `first` (the first letter about a debt), `later`, or `*`.
+    public var letter: String
+    /// Checked only in agency mode.
+    public var agency: Bool
 
     public init(
-        stage: String = "*", locale: String = "*", channel: String = "*", kind: String = "*", require: [String] = [], forbid: [String] = [], why: String
+        stage: String = "*", locale: String = "*", channel: String = "*", kind: String = "*", letter: String = "*", agency: Bool = false,
+        require: [String] = [], forbid: [String] = [], why: String
     ) {
+        self.letter = letter
+        self.agency = agency
         self.stage = stage
         self.locale = locale
         self.channel = channel
@@ -32,7 +40,7 @@ public struct ComplianceRule: Sendable, Hashable, Decodable {
         self.why = why
     }
 
-    enum CodingKeys: String, CodingKey { case stage, locale, channel, kind, require, forbid, why }
+    enum CodingKeys: String, CodingKey { case stage, locale, channel, kind, require, forbid, why, letter, agency }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -43,6 +51,11 @@ public struct ComplianceRule: Sendable, Hashable, Decodable {
         require = try c.decodeIfPresent([String].self, forKey: .require) ?? []
         forbid = try c.decodeIfPresent([String].self, forKey: .forbid) ?? []
         why = try c.decodeIfPresent(String.self, forKey: .why) ?? "configured rule"
+        letter = try c.decodeIfPresent(String.self, forKey: .letter) ?? "*"
+        agency = try c.decodeIfPresent(Bool.self, forKey: .agency) ?? (letter != "*")
+        guard ["*", "first", "later"].contains(letter) else {
+            throw DecodingError.dataCorruptedError(forKey: .letter, in: c, debugDescription: "'\(letter)': first, later or *")
+        }
         guard ["*", "email", "sms"].contains(channel) else {
             throw DecodingError.dataCorruptedError(forKey: .channel, in: c, debugDescription: "'\(channel)': email, sms or *")
         }
@@ -71,12 +84,31 @@ public struct ComplianceRule: Sendable, Hashable, Decodable {
             stage: "final_notice", locale: "en", channel: "email", kind: "business", require: ["late-payment penalties", "recovery indemnity", "{indemnity}"],
             why: "B2B: late-payment penalties and the 40 EUR recovery indemnity (Code de commerce L441-10, D441-5)"),
         ComplianceRule(
-            locale: "fr", kind: "consumer", forbid: ["indemnité forfaitaire", "frais de recouvrement", "{indemnity}"],
+            locale: "fr", kind: "consumer",
+            forbid: ["indemnité forfaitaire", "{indemnity}", "frais de recouvrement pourront", "frais de recouvrement seront", "frais de dossier"],
             why: "collection costs stay with the creditor for consumers (CPCE L111-8)"),
         ComplianceRule(
-            locale: "en", kind: "consumer", forbid: ["recovery indemnity", "recovery costs", "{indemnity}"],
+            locale: "en", kind: "consumer", forbid: ["recovery indemnity", "{indemnity}", "recovery costs will", "recovery fees", "administration fee"],
             why: "collection costs stay with the creditor for consumers (CPCE L111-8)"),
         ComplianceRule(channel: "sms", require: ["{creditor.name}"], why: "every SMS identifies the creditor"),
+        // Agency mode (CPCE R124-4).
+        ComplianceRule(
+            locale: "fr", channel: "email", letter: "first", agency: true,
+            require: [
+                "{agency.name}", "{agency.address}", "recouvrement amiable", "{creditor.name}", "principal", "intérêts", "autres sommes", "L111-8",
+                "restent à la charge du créancier",
+            ],
+            why: "an agency's first letter: its name and address, amicable collection, the creditor, the debt split, the text of L111-8 (CPCE R124-4)"),
+        ComplianceRule(
+            locale: "en", channel: "email", letter: "first", agency: true,
+            require: [
+                "{agency.name}", "{agency.address}", "amicable debt collection", "{creditor.name}", "principal", "interest", "other sums", "L111-8",
+                "remain payable by the creditor",
+            ],
+            why: "an agency's first letter: its name and address, amicable collection, the creditor, the debt split, the text of L111-8 (CPCE R124-4)"),
+        ComplianceRule(
+            channel: "email", letter: "later", agency: true, require: ["{agency.name}", "{first_letter.reference}", "{first_letter.date}"],
+            why: "an agency's later letters recall the first letter's reference and date (CPCE R124-4)"),
     ]
 
     func applies(stage: String, locale: String, channel: Channel, kind: DebtorKind) -> Bool {
@@ -97,31 +129,38 @@ extension TemplateSet {
                 for kind in [DebtorKind.consumer, .business] {
                     let sample = Self.sample(stage: stage, locale: locale, kind: kind, full: true)
                     for channel in Channel.allCases {
-                        let applicable = rules.filter { $0.applies(stage: stage, locale: locale, channel: channel, kind: kind) }
-                        guard !applicable.isEmpty else { continue }
-                        let text: String
-                        let everything: String
-                        do {
-                            if channel == .email {
-                                let r = try renderEmail(sample, settings: settings, now: now)
-                                text = r.subject + "\n" + r.text
-                                everything = text + "\n" + r.html
-                            } else {
-                                text = try renderSMS(sample, settings: settings, now: now).text
-                                everything = text
+                        for letter in settings.agency == nil ? ["*"] : ["first", "later"] {
+                            let history = letter == "later" ? Self.sampleHistory : nil
+                            let applicable = rules.filter {
+                                $0.applies(stage: stage, locale: locale, channel: channel, kind: kind) && (!$0.agency || settings.agency != nil)
+                                    && ($0.letter == letter || ($0.letter == "*" && letter != "later"))
                             }
-                        } catch { continue }  // render errors are reported by check()
-                        let values = Self.placeholders(sample, settings: settings, now: now)
-                        let where_ = "\(locale)/\(stage)/\(channel == .email ? "email" : "sms.txt") (\(kind.rawValue))"
-                        for rule in applicable {
-                            for phrase in rule.require {
-                                for expanded in Self.expand(phrase, values) where !expanded.isEmpty && !Self.contains(text, expanded) {
-                                    problems.append(TemplateError(template: where_, message: "missing mandatory element \"\(expanded)\" (\(rule.why))"))
+                            guard !applicable.isEmpty else { continue }
+                            let text: String
+                            let everything: String
+                            do {
+                                if channel == .email {
+                                    let r = try renderEmail(sample, settings: settings, now: now, history: history)
+                                    text = r.subject + "\n" + r.text
+                                    everything = text + "\n" + r.html
+                                } else {
+                                    text = try renderSMS(sample, settings: settings, now: now, history: history).text
+                                    everything = text
                                 }
-                            }
-                            for phrase in rule.forbid {
-                                for expanded in Self.expand(phrase, values) where !expanded.isEmpty && Self.contains(everything, expanded) {
-                                    problems.append(TemplateError(template: where_, message: "contains forbidden element \"\(expanded)\" (\(rule.why))"))
+                            } catch { continue }  // render errors are reported by check()
+                            let values = Self.placeholders(sample, settings: settings, now: now)
+                            let letterNote = letter == "*" ? "" : ", \(letter) letter"
+                            let where_ = "\(locale)/\(stage)/\(channel == .email ? "email" : "sms.txt") (\(kind.rawValue)\(letterNote))"
+                            for rule in applicable {
+                                for phrase in rule.require {
+                                    for expanded in Self.expand(phrase, values) where !expanded.isEmpty && !Self.contains(text, expanded) {
+                                        problems.append(TemplateError(template: where_, message: "missing mandatory element \"\(expanded)\" (\(rule.why))"))
+                                    }
+                                }
+                                for phrase in rule.forbid {
+                                    for expanded in Self.expand(phrase, values) where !expanded.isEmpty && Self.contains(everything, expanded) {
+                                        problems.append(TemplateError(template: where_, message: "contains forbidden element \"\(expanded)\" (\(rule.why))"))
+                                    }
                                 }
                             }
                         }
@@ -149,8 +188,15 @@ extension TemplateSet {
             "{creditor.name}": [settings.creditor.name],
             "{creditor.payment_instructions}": [settings.creditor.paymentInstructions],
             "{indemnity}": [Money.format(settings.businessIndemnity, currency: "EUR", locale: locale)],
+            "{agency.name}": [settings.agency?.name ?? ""],
+            "{agency.address}": [settings.agency?.address ?? ""],
+            "{first_letter.reference}": [sampleHistory.reference],
+            "{first_letter.date}": [TemplateContext.formatDate(sampleHistory.date, locale: locale)],
         ]
     }
+
+    /// The first letter that the sample's later letters recall.
+    static let sampleHistory = LetterHistory(reference: "CHECK-0/email", date: CivilDate(year: 2026, month: 3, day: 2))
 
     /// A phrase with its placeholder replaced by each of its values.
     static func expand(_ phrase: String, _ values: [String: [String]]) -> [String] {

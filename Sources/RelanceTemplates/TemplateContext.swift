@@ -37,9 +37,31 @@ public struct Creditor: Sendable, Hashable, Codable {
         paymentInstructions: "Virement sur le compte IBAN FR76 3000 6000 0112 3456 7890 189 (BIC AGRIFRPP), en indiquant le numéro de facture.")
 }
 
+/// A collection agency acting for the creditor (CPCE R124-4): its mentions go in every letter.
+public struct Agency: Sendable, Hashable {
+    public var name: String
+    public var address: String
+    public init(name: String, address: String) {
+        self.name = name
+        self.address = address
+    }
+}
+
+/// The first letter sent about a debt, recalled by the later ones in agency mode (CPCE R124-4).
+public struct LetterHistory: Sendable, Hashable {
+    public var reference: String
+    public var date: CivilDate
+    public init(reference: String, date: CivilDate) {
+        self.reference = reference
+        self.date = date
+    }
+}
+
 /// Settings that shape the computed values of the context.
 public struct ContextSettings: Sendable, Hashable {
     public var creditor: Creditor
+    /// Agency mode (off when nil).
+    public var agency: Agency? = nil
     /// Days given to pay in a final notice (the "mise en demeure" deadline).
     public var deadlineDays: Int
     /// Fixed recovery indemnity per unpaid invoice for business debtors (Code de commerce D441-5).
@@ -55,7 +77,7 @@ public struct ContextSettings: Sendable, Hashable {
 /// Builds the values a template sees. Every optional key is present (absent ones as false or empty),
 /// so a lookup that fails is a template bug.
 public enum TemplateContext {
-    public static func values(for reminder: Reminder, channel: Channel, settings: ContextSettings, now: Date) -> [String: Any] {
+    public static func values(for reminder: Reminder, channel: Channel, settings: ContextSettings, now: Date, history: LetterHistory? = nil) -> [String: Any] {
         let locale = reminder.debtor.locale
         let timeZone = TimeZone(identifier: reminder.debtor.timezone) ?? TimeZone(identifier: "UTC")!
         let today = CivilDate(now, in: timeZone)
@@ -82,6 +104,16 @@ public enum TemplateContext {
         let indemnityTotal = Money.format(settings.businessIndemnity * Decimal(reminder.invoices.count), currency: "EUR", locale: locale)
         let debtor = reminder.debtor
         let creditor = settings.creditor
+        // The debt split as R124-4 asks: principal (the invoices), interest and other sums (from
+        // `vars.interest` and `vars.other_sums` when the producer computes them), per currency of the first invoice.
+        let currency = reminder.invoices.first?.currency ?? "EUR"
+        func amount(_ key: String) -> Decimal {
+            guard let text = reminder.vars[key]?.text, Money.amountProblem(text, currency: currency) == nil else { return 0 }
+            return Money.decimal(text)
+        }
+        let principal = reminder.invoices.filter { $0.currency == currency }.reduce(Decimal(0)) { $0 + $1.decimalAmount }
+        let (interest, other) = (amount("interest"), amount("other_sums"))
+        func money(_ d: Decimal) -> String { Money.format(d, currency: currency, locale: locale) }
 
         return [
             "reminder_id": reminder.id,
@@ -115,6 +147,12 @@ public enum TemplateContext {
             "deadline_days": settings.deadlineDays,
             "indemnity_per_invoice": indemnity,
             "indemnity_total": indemnityTotal,
+            "agency": ["enabled": settings.agency != nil, "name": settings.agency?.name ?? "", "address": settings.agency?.address ?? ""] as [String: Any],
+            "first_letter": [
+                "is_first": history == nil, "reference": history?.reference ?? "", "date": history.map { formatDate($0.date, locale: locale) } ?? "",
+            ] as [String: Any],
+            "debt": ["principal": money(principal), "interest": money(interest), "other": money(other), "total": money(principal + interest + other)]
+                as [String: Any],
         ]
     }
 

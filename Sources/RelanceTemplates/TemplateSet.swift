@@ -163,8 +163,8 @@ public struct TemplateSet: Sendable {
         return output
     }
 
-    public func renderEmail(_ reminder: Reminder, settings: ContextSettings, now: Date) throws -> RenderedEmail {
-        let values = TemplateContext.values(for: reminder, channel: .email, settings: settings, now: now)
+    public func renderEmail(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory? = nil) throws -> RenderedEmail {
+        let values = TemplateContext.values(for: reminder, channel: .email, settings: settings, now: now, history: history)
         let locale = reminder.debtor.locale
         let subject = try render(stage: reminder.stage, part: "email.subject", values: values, locale: locale)
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -177,8 +177,8 @@ public struct TemplateSet: Sendable {
         return RenderedEmail(subject: subject, text: text, html: html)
     }
 
-    public func renderSMS(_ reminder: Reminder, settings: ContextSettings, now: Date) throws -> RenderedSMS {
-        let values = TemplateContext.values(for: reminder, channel: .sms, settings: settings, now: now)
+    public func renderSMS(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory? = nil) throws -> RenderedSMS {
+        let values = TemplateContext.values(for: reminder, channel: .sms, settings: settings, now: now, history: history)
         let text = try render(stage: reminder.stage, part: "sms.txt", values: values, locale: reminder.debtor.locale)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty { throw TemplateError(template: "\(reminder.stage)/sms.txt", message: "renders an empty message") }

@@ -289,7 +289,7 @@ import Testing
         let deadline = TemplateContext.formatDate(CivilDate(Date(), in: TimeZone(identifier: "Europe/Paris")!).adding(days: 8), locale: "fr-FR")
         #expect(out.contains("fr/final_notice/email (consumer): missing mandatory element \"\(deadline)\""), "the deadline date: \(out)")
         #expect(out.contains("fr/final_notice/email (business): missing mandatory element \"indemnité forfaitaire\""))
-        #expect(out.contains("fr/reminder_1/email (consumer): contains forbidden element \"frais de recouvrement\""))
+        #expect(out.contains("fr/reminder_1/email (consumer): contains forbidden element \"frais de recouvrement pourront\""))
         #expect(!out.contains("fr/reminder_1/email (business): contains forbidden"), "business reminders may mention it")
         #expect(out.contains("fr/reminder_1/sms.txt (consumer): missing mandatory element \"Exemple SAS\" (every SMS identifies the creditor)"))
         #expect(!out.contains("en/"), "the English templates were not touched: \(out)")
@@ -359,5 +359,65 @@ import Testing
         try sandbox.dropLines("batch.jsonl", [reminder("NG-1"), reminder("NG-2")])
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         #expect(server.messages.count == 2)
+    }
+}
+
+/// Agency mode (CPCE R124-4): the first letter's mentions, and later letters recalling it.
+@Suite struct AgencyModeTests {
+    static let agency = "agency: { name: \"Recouvrement Exemple SARL\", address: \"3 place Kléber, 67000 Strasbourg\" }"
+
+    @Test func firstLetterMentionsAndLaterLettersRecallIt() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(smtpPort: server.port, extra: Self.agency)
+        #expect(try await sandbox.relance(["check"]).status == 0, "the shipped templates carry the agency mentions")
+        var first = Records.reminder("AG-1", email: "ag@example.org", extra: ["vars": ["interest": "12.34"]])
+        first["invoices"] = [["number": "INV-AG", "amount": "500.00", "currency": "EUR", "issued_on": "2026-09-01", "due_on": "2026-10-01"]]
+        try sandbox.dropLines("first.jsonl", [first])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        var later = first
+        later["id"] = "AG-2"
+        later["stage"] = "reminder_2"
+        try sandbox.dropLines("later.jsonl", [later])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(server.messages.count == 2)
+        func text(_ path: String) async throws -> String {
+            let mail = try await inspectMail(path, in: sandbox)
+            return ((mail["parts"] as? [[String: Any]]) ?? []).first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? ""
+        }
+        let one = try await text(server.messages[0])
+        #expect(one.contains("Recouvrement Exemple SARL, 3 place Kléber, 67000 Strasbourg, agit en qualité de société de recouvrement amiable"))
+        #expect(one.contains("principal 500,00\u{A0}€, intérêts 12,34\u{A0}€, autres sommes 0,00\u{A0}€, soit au total 512,34\u{A0}€"), "\(one)")
+        #expect(one.contains("Article L111-8"))
+        let two = try await text(server.messages[1])
+        let sentOn = TemplateContext.formatDate(
+            CivilDate(try #require(try await receipts(try sandbox.ledger(), reminderID: "AG-1").first).startedAt, in: TimeZone(identifier: "Europe/Paris")!),
+            locale: "fr-FR")
+        #expect(two.contains("Suite à notre premier courrier réf. AG-1/email du \(sentOn)."), "\(two)")
+        #expect(!two.contains("Article L111-8"))
+    }
+
+    @Test func checkNamesMissingAgencyMentions() async throws {
+        let sandbox = try Sandbox()
+        let copy = sandbox.root + "/templates"
+        try FileManager.default.copyItem(atPath: Package.templates, toPath: copy)
+        try sandbox.writeConfig(extra: Self.agency)
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "templates: { path: \"\(Package.templates)\" }", with: "templates: { path: \"\(copy)\" }")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let partial = copy + "/fr/partials/agency.txt.mustache"
+        let text = try String(contentsOfFile: partial, encoding: .utf8)
+        try text.replacingOccurrences(of: "Article L111-8 du code", with: "Article du code")
+            .replacingOccurrences(of: " réf. {{first_letter.reference}}", with: "")
+            .write(toFile: partial, atomically: true, encoding: .utf8)
+        let check = try await sandbox.relance(["check"])
+        #expect(check.status == 2)
+        #expect(check.stdout.contains("fr/reminder_1/email (consumer, first letter): missing mandatory element \"L111-8\""), "\(check.stdout)")
+        #expect(check.stdout.contains("fr/final_notice/email (business, later letter): missing mandatory element \"CHECK-0/email\""))
+        #expect(!check.stdout.contains("en/"))
+        // Without agency mode the same templates pass: the mentions are not required.
+        try String(contentsOfFile: sandbox.configPath, encoding: .utf8).replacingOccurrences(of: Self.agency, with: "")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        #expect(try await sandbox.relance(["check"]).status == 0)
     }
 }
