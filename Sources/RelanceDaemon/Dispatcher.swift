@@ -339,7 +339,10 @@ public final class Dispatcher: Sendable {
         // Each member is marked `sending` (or found cancelled, paused, held, suppressed) in one transaction.
         var marked: [(due: Ledger.Due, reminder: Reminder, attempt: Int)] = []
         do {
-            let marks = try await ledger.markGroup(group.map(\.due.key), transport: transportName, recipient: message.recipient, now: clock())
+            let markedAt = clock()
+            let cap = currentPolicy.withLock { $0.dailyCap(channel, now: markedAt) }
+            let marks = try await ledger.markGroup(
+                group.map(\.due.key), transport: transportName, recipient: message.recipient, now: markedAt, dailyCap: cap.map { ($0.limit, $0.since) })
             for (member, mark) in zip(group, marks) {
                 let memberMetadata = metadata.merging(["relance.reminder.id": "\(member.due.key.reminderID)"]) { _, b in b }
                 switch mark {
@@ -354,6 +357,13 @@ public final class Dispatcher: Sendable {
                     Counter(label: "relance_deliveries_total", dimensions: [("channel", key.channel.rawValue), ("outcome", "cancelled")]).increment()
                 case .paused(let reason, _):
                     logger.notice("paused before sending", metadata: memberMetadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
+                case .overDailyVolume:
+                    if let cap {
+                        let reason =
+                            "deferred until \(Timestamp.format(cap.tomorrow, in: currentPolicy.withLock { $0.home })): daily volume cap of \(cap.limit) \(channel.rawValue) reached (policy.max_per_day)"
+                        try await ledger.deferDelivery(member.due.key, until: cap.tomorrow, reason: reason, now: markedAt)
+                        logger.info("deferred by the daily volume cap", metadata: memberMetadata)
+                    }
                 }
             }
         } catch {

@@ -29,21 +29,29 @@ public struct PolicyStep: Sendable {
         case fail(reason: String)
     }
 
+    /// The daily volume cap of `channel` in force at `now`: the limit, the start of the day, the next day.
+    public func dailyCap(_ channel: Channel, now: Date) -> (limit: Int, since: Date, tomorrow: Date)? {
+        guard let limit = maxPerDay[channel] else { return nil }
+        let today = LocalTime.day(of: now, in: home)
+        return (limit, LocalTime.instant(day: today, minute: 0, in: home), LocalTime.instant(day: today + 1, minute: 0, in: home))
+    }
+
     /// `ledger` gives the contact history and the day's volume; nil (a dry run with no ledger) means none.
     public func decide(_ reminder: Reminder, channel: Channel, paid: [String: String], now: Date, ledger: Ledger?) async throws -> Verdict {
         guard let reminder = reminder.applyingPayments(paid) else {
             return .cancel(reason: "cancelled: every invoice is paid (partial payments add up to the amounts)")
         }
         let zone = TimeZone(identifier: reminder.debtor.timezone) ?? home
-        if let cap = maxPerDay[channel], let ledger {
+        if let cap = dailyCap(channel, now: now), let ledger {
             let today = LocalTime.day(of: now, in: home)
-            let sent = try await ledger.attemptCount(channel: channel, since: LocalTime.instant(day: today, minute: 0, in: home))
-            if sent >= cap {
+            let sent = try await ledger.attemptCount(channel: channel, since: cap.since)
+            if sent >= cap.limit {
                 let tomorrow = LocalTime.instant(day: today + 1, minute: 0, in: home)
                 return .deferred(
                     until: tomorrow,
                     reason:
-                        "deferred until \(Timestamp.format(tomorrow, in: home)): daily volume cap of \(cap) \(channel.rawValue) reached (policy.max_per_day)")
+                        "deferred until \(Timestamp.format(tomorrow, in: home)): daily volume cap of \(cap.limit) \(channel.rawValue) reached (policy.max_per_day)"
+                )
             }
         }
         let contacts =

@@ -382,6 +382,8 @@ public final class Ledger: Sendable {
         case paused(reason: String, until: Date)
         /// A kill switch holds the channel: stays pending.
         case held
+        /// The channel's daily volume cap is reached: stays pending.
+        case overDailyVolume
     }
 
     /// Durably records the intent to send: `pending → sending` and a new attempt row. The same
@@ -393,8 +395,22 @@ public final class Ledger: Sendable {
 
     /// `mark` for the deliveries merged into one message (grouping), in one transaction; each gets
     /// its own attempt, tied to the others by the lead's reminder id. Returns each one's mark.
-    public func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date) async throws -> [Mark] {
+    /// `dailyCap`: at most `limit` messages on this channel since `since` (`policy.max_per_day`),
+    /// counted in the same transaction, so concurrent sends cannot overshoot it.
+    public func markGroup(
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)? = nil
+    ) async throws -> [Mark] {
         try await batcher.write { db in
+            if let dailyCap, let channel = keys.first?.channel {
+                let sent =
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')
+                              AND (group_id IS NULL OR group_id = reminder_id)
+                            """, arguments: [channel.rawValue, dailyCap.since.timeIntervalSince1970]) ?? 0
+                if sent >= dailyCap.limit { return keys.map { _ in .overDailyVolume } }
+            }
             let group = keys.count > 1 ? keys.first?.reminderID : nil
             return try keys.map { try Self.mark(db, $0, transport: transport, recipient: recipient, group: group, now: now) }
         }

@@ -322,7 +322,7 @@ extension Ledger {
             arguments: [channel.rawValue, now.timeIntervalSince1970]) ?? false
     }
 
-    /// Deliveries attempted on `channel` since `since` (for the daily volume cap).
+    /// Messages attempted on `channel` since `since` (for the daily volume cap; a grouped message counts once).
     public func attemptCount(channel: Channel, since: Date) async throws -> Int {
         try await pool.read { db in
             try Int.fetchOne(

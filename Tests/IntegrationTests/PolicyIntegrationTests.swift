@@ -67,6 +67,27 @@ import Testing
         #expect(history.stdout.contains("deferred until \(Timestamp.format(tomorrow, in: tokyo)) (Asia/Tokyo): daily cap of 1 reached"), "\(history.stdout)")
     }
 
+    @Test func theDailyVolumeCapStopsABadBatch() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        try sandbox.writeConfig(
+            smtpPort: server.port,
+            policy:
+                "{ max_per_day: { email: 3 }, windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }"
+        )
+        try sandbox.dropLines("big.jsonl", (0..<7).map { Records.reminder("MPD-\($0)", email: "mpd\($0)@example.org") })
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(server.messages.count == 3)
+        let final = try await statuses(try sandbox.ledger())
+        #expect(final.values.filter { $0 == "pending" }.count == 4)
+        let paris = TimeZone(identifier: "Europe/Paris")!
+        let midnight = LocalTime.instant(day: LocalTime.day(of: Date(), in: paris) + 1, minute: 0, in: paris)
+        let waiting = try await sandbox.ledger().deliveries().filter { $0.status == "pending" }
+        #expect(waiting.allSatisfy { $0.dueAt == midnight }, "deferred to the next day in defaults.timezone")
+        let reasons = try await sandbox.ledger().events(reminderID: waiting[0].reminderID).map(\.reason)
+        #expect(reasons.contains { $0.contains("daily volume cap of 3 email reached (policy.max_per_day)") }, "\(reasons)")
+    }
+
     @Test func killSwitchHoldsEverythingUntilResume() async throws {
         let sandbox = try Sandbox()
         let server = try await SMTPServer(sandbox: sandbox)
