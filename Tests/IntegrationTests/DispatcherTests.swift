@@ -55,7 +55,7 @@ import Testing
     }
 
     /// One `--once` pass of a dispatcher over `ledger`, with the recording transport.
-    func runOnce(_ configuration: RelanceConfiguration, ledger: Ledger) async throws -> (Recorder.State, Dispatcher) {
+    func runOnce(_ configuration: RelanceConfiguration, ledger: Ledger, at instant: Date? = nil) async throws -> (Recorder.State, Dispatcher) {
         let components = try Components(configuration)
         let recorder = Recorder()
         let transports = Transports(
@@ -63,7 +63,7 @@ import Testing
             sendSMS: { _, _ in .permanent(code: nil, detail: "unused") })
         let dispatcher = Dispatcher(
             ledger: ledger, builder: components.builder, transports: transports, configuration: configuration, logger: Logger(label: "test"),
-            clock: { Date() })
+            clock: { instant ?? Date() })
         await dispatcher.run(untilIdle: true, shouldStop: { false })
         return (recorder.state.withLock { $0 }, dispatcher)
     }
@@ -99,5 +99,30 @@ import Testing
         #expect(state.maxInFlight["big"] == 1, "one debtor's deliveries go one at a time")
         // The first wave (4 slots, started together): the oldest delivery and the three other debtors.
         #expect(Set(state.order.prefix(4)) == ["big0@big.example", "s0@small.example", "s1@small.example", "s2@small.example"], "\(state.order.prefix(5))")
+    }
+
+    @Test func aDeferralPastExpiresAtExpiresTheDelivery() async throws {
+        var configuration = configuration()
+        configuration.policy = RelanceConfiguration.Policy()  // the shipped default
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        // Tuesday 1 December 2026, 21:00 in Paris: the SMS window opens again on Wednesday at 10:00.
+        let evening = Timestamp.parse("2026-12-01T21:00:00+01:00")!
+        func sms(_ id: String, expires: String) -> Reminder {
+            var r = reminder(id, queue: "q")
+            r.channels = [.sms]
+            r.debtor.phone = "+33612345678"
+            r.expiresAt = Timestamp.parse(expires)
+            return r
+        }
+        _ = try await ledger.ingest(
+            [sms("EXP-1", expires: "2026-12-02T09:00:00+01:00"), sms("KEEP-1", expires: "2026-12-03T00:00:00+01:00")], sourceFile: "f", queue: "default",
+            priority: 0, now: evening)
+        let (state, _) = try await runOnce(configuration, ledger: ledger, at: evening)
+        #expect(state.order.isEmpty, "nothing goes out at night")
+        let byID = Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ($0.reminderID, $0) })
+        #expect(byID["EXP-1"]?.status == "expired")
+        #expect(byID["KEEP-1"]?.status == "pending" && byID["KEEP-1"]?.dueAt == Timestamp.parse("2026-12-02T10:00:00+01:00"))
+        let reason = try await ledger.events(reminderID: "EXP-1").last?.reason ?? ""
+        #expect(reason.hasPrefix("expired: the policy would defer it past expires_at (deferred until 2026-12-02T10:00:00+01:00 (Europe/Paris)"), "\(reason)")
     }
 }

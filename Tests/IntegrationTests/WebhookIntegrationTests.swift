@@ -191,12 +191,16 @@ import Testing
         let response = try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": signature], form: inbound)
         #expect(response.status == 200)
         #expect(try await live.sandbox.ledger().isSuppressed("+33612345678"))
-        try live.sandbox.dropLines("a.jsonl", [smsReminder("STOP1", phone: "06 12 34 56 78"), smsReminder("OTHER", phone: "+33698765432")])
+        // The opted-out debtor's reminder allows email as a fallback: it goes by email instead.
+        var stopped = smsReminder("STOP1", phone: "06 12 34 56 78")
+        stopped["fallback"] = ["email"]
+        try live.sandbox.dropLines("a.jsonl", [stopped, smsReminder("OTHER", phone: "+33698765432")])
         try await eventually("both deliveries decided") {
-            let stopped = try await live.status("STOP1")
-            let other = try await live.status("OTHER")
-            return stopped == "suppressed" && ["sent", "delivered"].contains(other ?? "")
+            let all = try await statuses(try live.sandbox.ledger())
+            return all["STOP1/sms"] == "suppressed" && all["STOP1/email"] == "sent" && ["sent", "delivered"].contains(all["OTHER/sms"] ?? "")
         }
+        let events = try await live.sandbox.ledger().events(reminderID: "STOP1").map(\.reason)
+        #expect(events.contains { $0.hasPrefix("fallback from sms: +33612345678 opted out") }, "\(events)")
         #expect(live.sim.requests.allSatisfy { ($0["form"] as? [String: String])?["To"] != "+33612345678" }, "never sent to the opted-out number")
         live.daemon.signal(SIGTERM)
         _ = try await live.daemon.wait()
