@@ -45,6 +45,8 @@ email:
   smtp: { url: "smtp://127.0.0.1:$port", starttls: none, connections: $CONNECTIONS }
 delivery: { concurrency: $((CONNECTIONS * 2)) }
 log: { level: warning }
+# Throughput, not restraint: the contact policy would hold everything outside office hours.
+policy: { windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }
 YAML
 report() {  # report DIR LABEL START END
   local sent rss
@@ -84,6 +86,8 @@ sms:
   twilio: { account_sid: AC00000000000000000000000000000000, auth_token: twilio-test-token }
 delivery: { concurrency: $((CONNECTIONS * 2)) }
 log: { level: warning }
+# Throughput, not restraint: the contact policy would hold everything outside office hours.
+policy: { windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }
 YAML
 start=$(date +%s.%N)
 /usr/bin/time -v "$BIN" serve --once --config "$sms/relance.yaml" 2> "$sms/time.log"
@@ -110,6 +114,8 @@ sms:
   twilio: { account_sid: AC00000000000000000000000000000000, auth_token: twilio-test-token }
 webhooks: { listen: "127.0.0.1:$hport", public_base_url: "http://127.0.0.1:$hport" }
 log: { level: warning }
+# Throughput, not restraint: the contact policy would hold everything outside office hours.
+policy: { windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }
 YAML
 printf '{"id":"H-1","stage":"reminder_1","channels":["sms"],"debtor":{"id":"C","name":"N","phone":"+33612345678","locale":"fr-FR","timezone":"Europe/Paris","kind":"consumer"},"invoices":[{"number":"F","amount":"10.00","currency":"EUR","issued_on":"2026-01-01","due_on":"2026-02-01"}]}\n' > "$hooks/spool/incoming/h.jsonl"
 "$BIN" serve --config "$hooks/relance.yaml" 2> "$hooks/daemon.log" &

@@ -246,7 +246,7 @@ public final class Dispatcher: Sendable {
                 if started == 0 || stillBusy >= concurrency {
                     // Sleep until a send finishes, new work is ingested, or the next due time.
                     var timeout = Duration.seconds(1)
-                    if stillBusy == 0, let next = try? await ledger.nextDueDate() {
+                    if stillBusy == 0, let next = try? await ledger.nextDueDate(now: clock()) {
                         let wait = next.timeIntervalSince(clock())
                         timeout = .milliseconds(Int64(max(10, min(1000, wait * 1000))))
                     }

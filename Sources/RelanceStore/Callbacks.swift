@@ -53,7 +53,7 @@ extension Ledger {
     static func registerProviderMessages(_ db: Database, _ key: DeliveryKey, provider: String, ids: String, at now: Date) throws {
         let parts = ids.split(separator: ",").map(String.init).filter { !$0.isEmpty }
         for (i, id) in parts.enumerated() {
-            try db.execute(
+            try db.run(
                 sql: """
                     INSERT OR IGNORE INTO provider_message (provider, message_id, reminder_id, channel, part, parts)
                     VALUES (?, ?, ?, ?, ?, ?)
@@ -67,7 +67,7 @@ extension Ledger {
         for row in orphans {
             let status = StatusCallback.Status(rawValue: row["status"]) ?? .inFlight
             let result = try applyKnown(db, provider: provider, messageID: row["message_id"], status: status, at: now, late: true)
-            try db.execute(
+            try db.run(
                 sql: "UPDATE callback SET result = ?, reminder_id = ?, channel = ? WHERE id = ?",
                 arguments: ["late-" + result.rawValue, key.reminderID, key.channel.rawValue, row["id"] as Int64])
         }
@@ -77,9 +77,9 @@ extension Ledger {
     public func apply(_ callback: StatusCallback, now: Date, orphanTTL: Duration = .seconds(86400)) async throws -> CallbackResult {
         let raw = Self.encodeRaw(callback.raw)
         return try await batcher.write { db in
-            try db.execute(sql: "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?", arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
+            try db.run(sql: "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?", arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
             let owner = try Row.fetchOne(
-                db, sql: "SELECT reminder_id, channel FROM provider_message WHERE provider = ? AND message_id = ?",
+                db, cachedSQL: "SELECT reminder_id, channel FROM provider_message WHERE provider = ? AND message_id = ?",
                 arguments: [callback.provider, callback.messageID])
             let result: CallbackResult
             if owner == nil {
@@ -87,14 +87,14 @@ extension Ledger {
             } else {
                 let duplicate =
                     try Bool.fetchOne(
-                        db, sql: "SELECT EXISTS (SELECT 1 FROM callback WHERE provider = ? AND message_id = ? AND status = ? AND result != 'orphan')",
+                        db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM callback WHERE provider = ? AND message_id = ? AND status = ? AND result != 'orphan')",
                         arguments: [callback.provider, callback.messageID, callback.status.rawValue]) ?? false
                 result =
                     duplicate
                     ? .duplicate
                     : try Self.applyKnown(db, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
             }
-            try db.execute(
+            try db.run(
                 sql: """
                     INSERT INTO callback (provider, message_id, reminder_id, channel, received_at, status, raw, result)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -113,16 +113,17 @@ extension Ledger {
     {
         guard status != .inFlight,
             let owner = try Row.fetchOne(
-                db, sql: "SELECT reminder_id, channel, status FROM provider_message WHERE provider = ? AND message_id = ?", arguments: [provider, messageID])
+                db, cachedSQL: "SELECT reminder_id, channel, status FROM provider_message WHERE provider = ? AND message_id = ?",
+                arguments: [provider, messageID])
         else { return .recorded }
         let key = DeliveryKey(reminderID: owner["reminder_id"], channel: Channel(rawValue: owner["channel"]) ?? .sms)
         // A part's own status only moves forward too: a late `delivered` after `undelivered` is kept as an event.
         if owner["status"] as String? == nil {
-            try db.execute(
+            try db.run(
                 sql: "UPDATE provider_message SET status = ? WHERE provider = ? AND message_id = ?", arguments: [status.rawValue, provider, messageID])
         }
         let parts = try String?.fetchAll(
-            db, sql: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+            db, cachedSQL: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
         let combined: DeliveryStatus?
         if parts.contains(StatusCallback.Status.bounced.rawValue) {
             combined = .bounced
@@ -136,7 +137,7 @@ extension Ledger {
         guard let combined else { return .recorded }
         guard
             let current = try String.fetchOne(
-                db, sql: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]
+                db, cachedSQL: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]
             ).flatMap(DeliveryStatus.init(rawValue:))
         else { return .recorded }
         guard current == .sent else {
@@ -150,7 +151,7 @@ extension Ledger {
             reason: "\(provider) reported \(combined.rawValue)\(late ? " (callback received before the send was committed)" : "")", at: now)
         // The other reminders sent in the same message share its fate.
         for member in try String.fetchAll(
-            db, sql: "SELECT reminder_id FROM delivery WHERE group_lead = ? AND channel = ? AND reminder_id != ? AND status = 'sent'",
+            db, cachedSQL: "SELECT reminder_id FROM delivery WHERE group_lead = ? AND channel = ? AND reminder_id != ? AND status = 'sent'",
             arguments: [key.reminderID, key.channel.rawValue, key.reminderID])
         {
             try move(
@@ -170,9 +171,9 @@ extension Ledger {
         try await pool.read { db in
             let rows =
                 if let reminderID {
-                    try Row.fetchAll(db, sql: "SELECT * FROM callback WHERE reminder_id = ? ORDER BY id", arguments: [reminderID])
+                    try Row.fetchAll(db, cachedSQL: "SELECT * FROM callback WHERE reminder_id = ? ORDER BY id", arguments: [reminderID])
                 } else {
-                    try Row.fetchAll(db, sql: "SELECT * FROM callback WHERE reminder_id IS NULL ORDER BY id")
+                    try Row.fetchAll(db, cachedSQL: "SELECT * FROM callback WHERE reminder_id IS NULL ORDER BY id")
                 }
             return rows.map {
                 CallbackRecord(
@@ -187,7 +188,7 @@ extension Ledger {
     /// Adds an address or E.164 number to the suppression list (opt-out). Idempotent.
     public func suppress(_ address: String, reason: String, source: String, now: Date) async throws {
         try await batcher.write { db in
-            try db.execute(
+            try db.run(
                 sql: "INSERT OR IGNORE INTO suppression (address, reason, source, created_at) VALUES (?, ?, ?, ?)",
                 arguments: [address.lowercased(), reason, source, now.timeIntervalSince1970])
         }
@@ -195,14 +196,14 @@ extension Ledger {
 
     public func isSuppressed(_ address: String) async throws -> Bool {
         try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [address.lowercased()]) ?? false
+            try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [address.lowercased()]) ?? false
         }
     }
 
     /// A waiting delivery whose recipient opted out: `pending → suppressed`, never sent, and its
     /// fallback channels take over. Runs inside the transaction that would mark it `sending`.
     static func suppress(_ db: Database, _ key: DeliveryKey, recipient: String, at now: Date) throws {
-        try db.execute(
+        try db.run(
             sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?",
             arguments: ["\(recipient) opted out", key.reminderID, key.channel.rawValue])
         try move(db, key, from: .pending, to: .suppressed, reason: "\(recipient) is on the suppression list (opt-out)", at: now)
@@ -214,8 +215,8 @@ extension Ledger {
     /// Records a webhook id; false when it was seen before (a replay). Ids older than `keep` are forgotten.
     public func firstSeen(webhookID: String, now: Date, keep: Duration = .seconds(86400)) async throws -> Bool {
         try await batcher.write { db in
-            try db.execute(sql: "DELETE FROM webhook_seen WHERE seen_at < ?", arguments: [now.timeIntervalSince1970 - keep.seconds])
-            try db.execute(sql: "INSERT OR IGNORE INTO webhook_seen (id, seen_at) VALUES (?, ?)", arguments: [webhookID, now.timeIntervalSince1970])
+            try db.run(sql: "DELETE FROM webhook_seen WHERE seen_at < ?", arguments: [now.timeIntervalSince1970 - keep.seconds])
+            try db.run(sql: "INSERT OR IGNORE INTO webhook_seen (id, seen_at) VALUES (?, ?)", arguments: [webhookID, now.timeIntervalSince1970])
             return db.changesCount == 1
         }
     }
@@ -224,7 +225,7 @@ extension Ledger {
     public func writeProblem(now: Date) async -> String? {
         do {
             try await pool.write { db in
-                try db.execute(sql: "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", arguments: [now.timeIntervalSince1970])
+                try db.run(sql: "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", arguments: [now.timeIntervalSince1970])
             }
             return nil
         } catch {

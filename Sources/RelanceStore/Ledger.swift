@@ -21,9 +21,9 @@ public final class Ledger: Sendable {
         config.label = "relance.ledger"
         config.prepareDatabase { db in
             // Durable commits: a `sending` mark lost to a power cut could mean a resend.
-            if !db.configuration.readonly { try db.execute(sql: "PRAGMA synchronous = FULL") }
+            if !db.configuration.readonly { try db.run(sql: "PRAGMA synchronous = FULL") }
             // Erased personal data (retention, forget) is overwritten where that costs no extra I/O.
-            try db.execute(sql: "PRAGMA secure_delete = FAST")
+            try db.run(sql: "PRAGMA secure_delete = FAST")
         }
         if !readOnly {
             let dir = (path as NSString).deletingLastPathComponent
@@ -193,7 +193,7 @@ public final class Ledger: Sendable {
             var result = IngestResult()
             for reminder in reminders {
                 let record = reminder.canonicalJSON()
-                if let existing = try String.fetchOne(db, sql: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) {
+                if let existing = try String.fetchOne(db, cachedSQL: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) {
                     // An erased reminder (retention) is one already handled: never sent again.
                     if existing == record || existing.contains("\"erased\":") {
                         result.duplicates.append(reminder.id)
@@ -202,15 +202,15 @@ public final class Ledger: Sendable {
                     }
                     continue
                 }
-                try db.execute(
+                try db.run(
                     sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?)",
                     arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
                 for invoice in Set(reminder.invoices.map(\.number)) {
-                    try db.execute(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
+                    try db.run(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
                 }
                 for channel in reminder.channels {
                     let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
-                    try db.execute(
+                    try db.run(
                         sql: """
                             INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
                             VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
@@ -233,7 +233,7 @@ public final class Ledger: Sendable {
 
     public func presence(of reminder: Reminder) async throws -> Presence {
         try await pool.read { db in
-            guard let existing = try String.fetchOne(db, sql: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) else {
+            guard let existing = try String.fetchOne(db, cachedSQL: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) else {
                 return .absent
             }
             return existing == reminder.canonicalJSON() ? .same : .conflict
@@ -285,7 +285,7 @@ public final class Ledger: Sendable {
     static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
         let rows = try Row.fetchCursor(
             db,
-            sql: """
+            cachedSQL: """
                 SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
                 FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                 WHERE d.status = 'pending' AND d.due_at <= ?
@@ -326,7 +326,7 @@ public final class Ledger: Sendable {
             guard
                 let row = try Row.fetchOne(
                     db,
-                    sql: """
+                    cachedSQL: """
                         SELECT d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                         WHERE d.reminder_id = ? AND d.channel = ? AND d.status = 'pending'
                         """, arguments: [key.reminderID, key.channel.rawValue])
@@ -339,13 +339,20 @@ public final class Ledger: Sendable {
     }
 
     public func sourceFile(reminderID: String) async throws -> String? {
-        try await pool.read { db in try String.fetchOne(db, sql: "SELECT source_file FROM reminder WHERE id = ?", arguments: [reminderID]) }
+        try await pool.read { db in try String.fetchOne(db, cachedSQL: "SELECT source_file FROM reminder WHERE id = ?", arguments: [reminderID]) }
     }
 
     /// The earliest instant a pending delivery becomes due, if any.
-    public func nextDueDate() async throws -> Date? {
+    public func nextDueDate(now: Date = Date()) async throws -> Date? {
         try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM delivery WHERE status = 'pending'").map(Date.init(timeIntervalSince1970:))
+            // Held channels (relance pause) do not count: the dispatcher must not spin on them.
+            try Double.fetchOne(
+                db,
+                cachedSQL: """
+                    SELECT MIN(d.due_at) FROM delivery d WHERE d.status = 'pending'
+                      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
+                    """, arguments: [now.timeIntervalSince1970]
+            ).map(Date.init(timeIntervalSince1970:))
         }
     }
 
@@ -355,7 +362,8 @@ public final class Ledger: Sendable {
         try await batcher.write { db in
             let keys = try Row.fetchAll(
                 db,
-                sql: "SELECT reminder_id, channel, status FROM delivery WHERE status IN ('pending','paused') AND expires_at IS NOT NULL AND expires_at <= ?",
+                cachedSQL:
+                    "SELECT reminder_id, channel, status FROM delivery WHERE status IN ('pending','paused') AND expires_at IS NOT NULL AND expires_at <= ?",
                 arguments: [now.timeIntervalSince1970])
             for row in keys {
                 let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
@@ -405,7 +413,7 @@ public final class Ledger: Sendable {
                 let sent =
                     try Int.fetchOne(
                         db,
-                        sql: """
+                        cachedSQL: """
                             SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')
                               AND (group_id IS NULL OR group_id = reminder_id)
                             """, arguments: [channel.rawValue, dailyCap.since.timeIntervalSince1970]) ?? 0
@@ -419,13 +427,13 @@ public final class Ledger: Sendable {
     static func mark(_ db: Database, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) throws -> Mark {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
+                db, cachedSQL: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
             row["status"] == DeliveryStatus.pending.rawValue
         else { return .notPending }
         if try Self.isHeld(db, channel: key.channel, now: now) { return .held }
         if let cancellation = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
             if let until = cancellation.until {
-                try db.execute(
+                try db.run(
                     sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
                     arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
                 try Self.move(db, key, from: .pending, to: .paused, reason: "paused: \(cancellation.reason)", at: now)
@@ -434,18 +442,18 @@ public final class Ledger: Sendable {
             try Self.move(db, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now)
             return .cancelled(reason: cancellation.reason)
         }
-        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false {
+        if try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false {
             try Self.suppress(db, key, recipient: recipient, at: now)
             return .suppressed
         }
         let number: Int = row["attempts"] + 1
-        try db.execute(
+        try db.run(
             sql: """
                 UPDATE delivery SET status = 'sending', attempts = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?, group_lead = ?
                 WHERE reminder_id = ? AND channel = ?
                 """,
             arguments: [number, now.timeIntervalSince1970, now.timeIntervalSince1970, group, key.reminderID, key.channel.rawValue])
-        try db.execute(
+        try db.run(
             sql: """
                 INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id)
                 VALUES (?, ?, ?, ?, ?, ?, 'sending', ?)
@@ -468,7 +476,7 @@ public final class Ledger: Sendable {
     public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String? = nil) async throws {
         try await batcher.write { db in
             if let via {
-                try db.execute(
+                try db.run(
                     sql: "UPDATE attempt SET transport = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
                     arguments: [via, key.reminderID, key.channel.rawValue, attempt])
             }
@@ -479,11 +487,11 @@ public final class Ledger: Sendable {
             case .transient: (attemptOutcome, status, providerID) = ("transient", .pending, nil)
             case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
             }
-            try db.execute(
+            try db.run(
                 sql:
                     "UPDATE attempt SET finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
                 arguments: [t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
-            try db.execute(
+            try db.run(
                 sql:
                     "UPDATE delivery SET provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at) WHERE reminder_id = ? AND channel = ?",
                 arguments: [
@@ -499,7 +507,7 @@ public final class Ledger: Sendable {
             try Self.move(db, key, from: .sending, to: status, reason: reason, at: now)
             if case .sent(let id?, _, _) = outcome,
                 let transport = try String.fetchOne(
-                    db, sql: "SELECT transport FROM attempt WHERE reminder_id = ? AND channel = ? AND number = ?",
+                    db, cachedSQL: "SELECT transport FROM attempt WHERE reminder_id = ? AND channel = ? AND number = ?",
                     arguments: [key.reminderID, key.channel.rawValue, attempt])
             {
                 try Self.registerProviderMessages(db, key, provider: transport, ids: id, at: now)
@@ -517,10 +525,11 @@ public final class Ledger: Sendable {
         try await batcher.write { db in
             let attempts =
                 try Int.fetchOne(
-                    db, sql: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]) ?? 0
-            try db.execute(
+                    db, cachedSQL: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+                ?? 0
+            try db.run(
                 sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?", arguments: [reason, key.reminderID, key.channel.rawValue])
-            try db.execute(
+            try db.run(
                 sql: """
                     INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, finished_at, outcome, detail)
                     VALUES (?, ?, ?, '-', ?, ?, ?, 'not_sent', ?)
@@ -536,17 +545,17 @@ public final class Ledger: Sendable {
     @discardableResult
     public func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey] {
         try await pool.write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT reminder_id, channel FROM delivery WHERE status = 'sending'")
+            let rows = try Row.fetchAll(db, cachedSQL: "SELECT reminder_id, channel FROM delivery WHERE status = 'sending'")
             var keys: [DeliveryKey] = []
             for row in rows {
                 let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
                 keys.append(key)
-                try db.execute(
+                try db.run(
                     sql:
                         "UPDATE attempt SET outcome = 'unknown', detail = 'daemon stopped during the transport call' WHERE reminder_id = ? AND channel = ? AND outcome = 'sending'",
                     arguments: [key.reminderID, key.channel.rawValue])
                 if resend {
-                    try db.execute(
+                    try db.run(
                         sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?",
                         arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
                     try Self.move(db, key, from: .sending, to: .pending, reason: "in doubt after a crash; resent per delivery.in_doubt: resend", at: now)
@@ -573,13 +582,13 @@ public final class Ledger: Sendable {
         try await batcher.write { db in
             guard
                 let status = try String.fetchOne(
-                    db, sql: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+                    db, cachedSQL: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
             else { throw ResolveError(description: "no delivery \(key)") }
             guard status == DeliveryStatus.unknown.rawValue else {
                 throw ResolveError(description: "\(key) is \(status), not unknown: only in-doubt deliveries are resolved")
             }
             if resolution == .resend {
-                try db.execute(
+                try db.run(
                     sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?",
                     arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
             }
@@ -596,12 +605,12 @@ public final class Ledger: Sendable {
     /// When a channel fails for good (or the recipient opted out), the reminder's `fallback`
     /// channels that it does not use yet get a delivery, due now, with the reason recorded.
     static func fallBack(_ db: Database, from key: DeliveryKey, reason: String, at now: Date) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT record, queue FROM reminder WHERE id = ?", arguments: [key.reminderID]),
+        guard let row = try Row.fetchOne(db, cachedSQL: "SELECT record, queue FROM reminder WHERE id = ?", arguments: [key.reminderID]),
             let reminder = try? Reminder.fromCanonicalJSON(row["record"])
         else { return }
         guard
             let failed = try Row.fetchOne(
-                db, sql: "SELECT priority, due_at FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+                db, cachedSQL: "SELECT priority, due_at FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
         else { return }
         let priority: Int = failed["priority"]
         // Due as early as the failed one was: the same pass can send it.
@@ -611,10 +620,11 @@ public final class Ledger: Sendable {
             if channel == .sms && reminder.debtor.phone == nil { continue }
             let exists =
                 try Bool.fetchOne(
-                    db, sql: "SELECT EXISTS (SELECT 1 FROM delivery WHERE reminder_id = ? AND channel = ?)", arguments: [key.reminderID, channel.rawValue])
+                    db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM delivery WHERE reminder_id = ? AND channel = ?)",
+                    arguments: [key.reminderID, channel.rawValue])
                 ?? false
             if exists { continue }
-            try db.execute(
+            try db.run(
                 sql: """
                     INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
                     VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
@@ -633,7 +643,7 @@ public final class Ledger: Sendable {
 
     static func move(_ db: Database, _ key: DeliveryKey, from: DeliveryStatus, to: DeliveryStatus, reason: String, at now: Date) throws {
         guard from.canMove(to: to) else { throw StatusTransitionError(from: from, to: to) }
-        try db.execute(
+        try db.run(
             sql: "UPDATE delivery SET status = ?, updated_at = ? WHERE reminder_id = ? AND channel = ? AND status = ?",
             arguments: [to.rawValue, now.timeIntervalSince1970, key.reminderID, key.channel.rawValue, from.rawValue])
         guard db.changesCount == 1 else { throw StatusTransitionError(from: from, to: to) }
@@ -641,7 +651,7 @@ public final class Ledger: Sendable {
     }
 
     static func insertEvent(_ db: Database, _ key: DeliveryKey, from: DeliveryStatus?, to: DeliveryStatus, reason: String, at now: Date) throws {
-        try db.execute(
+        try db.run(
             sql: "INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason) VALUES (?, ?, ?, ?, ?, ?)",
             arguments: [key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, from?.rawValue, to.rawValue, reason])
     }

@@ -43,7 +43,7 @@ extension Ledger {
         try await pool.read { db in
             try Double.fetchAll(
                 db,
-                sql: """
+                cachedSQL: """
                     SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
                     WHERE r.debtor_id = ? AND a.reminder_id != ? AND a.outcome IN ('sending', 'sent', 'unknown')
                     GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= ?
@@ -56,7 +56,7 @@ extension Ledger {
     /// The policy said "not now": the delivery stays pending, due at `until`, and the decision is recorded.
     public func deferDelivery(_ key: DeliveryKey, until: Date, reason: String, now: Date) async throws {
         try await batcher.write { db in
-            try db.execute(
+            try db.run(
                 sql: "UPDATE delivery SET due_at = ?, updated_at = ? WHERE reminder_id = ? AND channel = ? AND status = 'pending'",
                 arguments: [until.timeIntervalSince1970, now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
             if db.changesCount == 1 { try Self.insertEvent(db, key, from: .pending, to: .pending, reason: reason, at: now) }
@@ -73,7 +73,7 @@ extension Ledger {
     func end(_ key: DeliveryKey, as status: DeliveryStatus, reason: String, now: Date) async throws {
         try await batcher.write { db in
             if let current = try String.fetchOne(
-                db, sql: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
+                db, cachedSQL: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
                 let from = DeliveryStatus(rawValue: current), from.canMove(to: status)
             {
                 try Self.move(db, key, from: from, to: status, reason: reason, at: now)
@@ -98,7 +98,7 @@ extension Ledger {
     /// `markSending` checks it again in the transaction that would start a send.
     public func cancel(_ request: CancellationRequest, source: String, now: Date) async throws -> CancelResult {
         try await batcher.write { db in
-            try db.execute(
+            try db.run(
                 sql: """
                     INSERT INTO cancellation (scope, value, reason, until, amount_paid, note, source, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -113,7 +113,7 @@ extension Ledger {
             for reminderID in reminders {
                 if request.amountPaid != nil {
                     // A partial payment: only a reminder with nothing left to pay is cancelled.
-                    guard let record = try String.fetchOne(db, sql: "SELECT record FROM reminder WHERE id = ?", arguments: [reminderID]),
+                    guard let record = try String.fetchOne(db, cachedSQL: "SELECT record FROM reminder WHERE id = ?", arguments: [reminderID]),
                         let reminder = try? Reminder.fromCanonicalJSON(record),
                         reminder.applyingPayments(try Self.payments(db, reminderID: reminderID)) == nil
                     else { continue }
@@ -121,20 +121,20 @@ extension Ledger {
                 }
                 // Too late for these: kept as an event, so the receipts show when it came.
                 for row in try Row.fetchAll(
-                    db, sql: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status NOT IN ('pending', 'paused')", arguments: [reminderID])
-                {
+                    db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status NOT IN ('pending', 'paused')", arguments: [reminderID]
+                ) {
                     let status = DeliveryStatus(rawValue: row["status"]) ?? .unknown
                     try Self.insertEvent(
                         db, DeliveryKey(reminderID: reminderID, channel: Channel(rawValue: row["channel"]) ?? .email), from: status, to: status,
                         reason: "\(request.summary) (\(source)) recorded when already \(status.rawValue)", at: now)
                 }
                 let waiting = try Row.fetchAll(
-                    db, sql: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status IN ('pending', 'paused')", arguments: [reminderID])
+                    db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status IN ('pending', 'paused')", arguments: [reminderID])
                 for row in waiting {
                     let key = DeliveryKey(reminderID: reminderID, channel: Channel(rawValue: row["channel"]) ?? .email)
                     let from = DeliveryStatus(rawValue: row["status"]) ?? .pending
                     if let until = request.until, until > now {
-                        try db.execute(
+                        try db.run(
                             sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
                             arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
                         let reason = "paused until \(Timestamp.format(until)): \(request.summary) (\(source))"
@@ -156,10 +156,10 @@ extension Ledger {
 
     static func reminderIDs(_ db: Database, scope: CancellationRequest.Scope, value: String) throws -> [String] {
         switch scope {
-        case .reminder: return try String.fetchAll(db, sql: "SELECT id FROM reminder WHERE id = ?", arguments: [value])
-        case .debtor: return try String.fetchAll(db, sql: "SELECT id FROM reminder WHERE debtor_id = ?", arguments: [value])
-        case .file: return try String.fetchAll(db, sql: "SELECT id FROM reminder WHERE source_file = ?", arguments: [value])
-        case .invoice: return try String.fetchAll(db, sql: "SELECT reminder_id FROM reminder_invoice WHERE invoice = ?", arguments: [value])
+        case .reminder: return try String.fetchAll(db, cachedSQL: "SELECT id FROM reminder WHERE id = ?", arguments: [value])
+        case .debtor: return try String.fetchAll(db, cachedSQL: "SELECT id FROM reminder WHERE debtor_id = ?", arguments: [value])
+        case .file: return try String.fetchAll(db, cachedSQL: "SELECT id FROM reminder WHERE source_file = ?", arguments: [value])
+        case .invoice: return try String.fetchAll(db, cachedSQL: "SELECT reminder_id FROM reminder_invoice WHERE invoice = ?", arguments: [value])
         }
     }
 
@@ -168,7 +168,7 @@ extension Ledger {
         var paid: [String: String] = [:]
         for row in try Row.fetchAll(
             db,
-            sql: """
+            cachedSQL: """
                 SELECT value, amount_paid FROM cancellation
                 WHERE scope = 'invoice' AND amount_paid IS NOT NULL AND lifted_at IS NULL
                   AND value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = ?)
@@ -206,7 +206,7 @@ extension Ledger {
     static func cancellationInForce(_ db: Database, reminderID: String, now: Date) throws -> (reason: String, until: Date?)? {
         let rows = try Row.fetchAll(
             db,
-            sql: """
+            cachedSQL: """
                 SELECT c.scope, c.value, c.reason, c.until, c.source FROM cancellation c, reminder r
                 WHERE r.id = ? AND c.lifted_at IS NULL AND c.amount_paid IS NULL AND (c.until IS NULL OR c.until > ?)
                   AND ((c.scope = 'reminder' AND c.value = r.id) OR (c.scope = 'debtor' AND c.value = r.debtor_id)
@@ -226,14 +226,14 @@ extension Ledger {
     public func resumePaused(now: Date) async throws -> Int {
         try await batcher.write { db in
             let keys = try Row.fetchAll(
-                db, sql: "SELECT reminder_id, channel FROM delivery WHERE status = 'paused' AND paused_until IS NOT NULL AND paused_until <= ?",
+                db, cachedSQL: "SELECT reminder_id, channel FROM delivery WHERE status = 'paused' AND paused_until IS NOT NULL AND paused_until <= ?",
                 arguments: [now.timeIntervalSince1970])
             for row in keys {
                 let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
                 // A later pause or a cancellation may still be in force.
                 if let still = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
                     if let until = still.until {
-                        try db.execute(
+                        try db.run(
                             sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
                             arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
                     } else {
@@ -241,7 +241,7 @@ extension Ledger {
                     }
                     continue
                 }
-                try db.execute(
+                try db.run(
                     sql: "UPDATE delivery SET paused_until = NULL, due_at = MAX(due_at, ?) WHERE reminder_id = ? AND channel = ?",
                     arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
                 try Self.move(db, key, from: .paused, to: .pending, reason: "pause ended", at: now)
@@ -254,17 +254,17 @@ extension Ledger {
     /// paused deliveries go back to pending; cancelled ones stay cancelled (terminal).
     public func lift(scope: CancellationRequest.Scope, value: String, now: Date) async throws -> Int {
         try await batcher.write { db in
-            try db.execute(
+            try db.run(
                 sql: "UPDATE cancellation SET lifted_at = ? WHERE scope = ? AND value = ? AND lifted_at IS NULL AND amount_paid IS NULL",
                 arguments: [now.timeIntervalSince1970, scope.rawValue, value])
             var resumed = 0
             for reminderID in try Self.reminderIDs(db, scope: scope, value: value) {
                 if try Self.cancellationInForce(db, reminderID: reminderID, now: now) != nil { continue }
                 for channel in try String.fetchAll(
-                    db, sql: "SELECT channel FROM delivery WHERE reminder_id = ? AND status = 'paused'", arguments: [reminderID])
+                    db, cachedSQL: "SELECT channel FROM delivery WHERE reminder_id = ? AND status = 'paused'", arguments: [reminderID])
                 {
                     let key = DeliveryKey(reminderID: reminderID, channel: Channel(rawValue: channel) ?? .email)
-                    try db.execute(
+                    try db.run(
                         sql: "UPDATE delivery SET paused_until = NULL, due_at = MAX(due_at, ?) WHERE reminder_id = ? AND channel = ?",
                         arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
                     try Self.move(db, key, from: .paused, to: .pending, reason: "resumed by an operator", at: now)
@@ -288,7 +288,7 @@ extension Ledger {
     /// Stops all sending on a channel (nil: every channel) until `until` or a `releaseHold`.
     public func hold(channel: Channel?, until: Date?, reason: String, now: Date) async throws {
         try await pool.write { db in
-            try db.execute(
+            try db.run(
                 sql: "INSERT OR REPLACE INTO hold (channel, until, reason, created_at) VALUES (?, ?, ?, ?)",
                 arguments: [channel?.rawValue ?? "*", until?.timeIntervalSince1970, reason, now.timeIntervalSince1970])
         }
@@ -298,9 +298,9 @@ extension Ledger {
     public func releaseHold(channel: Channel?) async throws -> Int {
         try await pool.write { db in
             if let channel {
-                try db.execute(sql: "DELETE FROM hold WHERE channel = ?", arguments: [channel.rawValue])
+                try db.run(sql: "DELETE FROM hold WHERE channel = ?", arguments: [channel.rawValue])
             } else {
-                try db.execute(sql: "DELETE FROM hold")
+                try db.run(sql: "DELETE FROM hold")
             }
             return db.changesCount
         }
@@ -308,7 +308,8 @@ extension Ledger {
 
     public func holds(now: Date) async throws -> [Hold] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM hold WHERE until IS NULL OR until > ? ORDER BY channel", arguments: [now.timeIntervalSince1970]).map {
+            try Row.fetchAll(db, cachedSQL: "SELECT * FROM hold WHERE until IS NULL OR until > ? ORDER BY channel", arguments: [now.timeIntervalSince1970]).map
+            {
                 Hold(
                     channel: $0["channel"], until: ($0["until"] as Double?).map(Date.init(timeIntervalSince1970:)), reason: $0["reason"],
                     createdAt: Date(timeIntervalSince1970: $0["created_at"]))
@@ -318,7 +319,7 @@ extension Ledger {
 
     static func isHeld(_ db: Database, channel: Channel, now: Date) throws -> Bool {
         try Bool.fetchOne(
-            db, sql: "SELECT EXISTS (SELECT 1 FROM hold WHERE channel IN ('*', ?) AND (until IS NULL OR until > ?))",
+            db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM hold WHERE channel IN ('*', ?) AND (until IS NULL OR until > ?))",
             arguments: [channel.rawValue, now.timeIntervalSince1970]) ?? false
     }
 
@@ -326,7 +327,7 @@ extension Ledger {
     public func attemptCount(channel: Channel, since: Date) async throws -> Int {
         try await pool.read { db in
             try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')",
+                db, cachedSQL: "SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')",
                 arguments: [channel.rawValue, since.timeIntervalSince1970]) ?? 0
         }
     }
@@ -336,7 +337,7 @@ extension Ledger {
     /// Removes an address or number from the suppression list. Returns whether it was there.
     public func unsuppress(_ address: String) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM suppression WHERE address = ?", arguments: [address.lowercased()])
+            try db.run(sql: "DELETE FROM suppression WHERE address = ?", arguments: [address.lowercased()])
             return db.changesCount == 1
         }
     }
@@ -375,7 +376,7 @@ extension Ledger {
                 return "cancelled (\(what))"
             }
             if let recipient,
-                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false
+                try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false
             {
                 return "suppressed: \(recipient) opted out"
             }
@@ -392,7 +393,7 @@ extension Ledger {
         try await pool.read { db in
             let rows = try Row.fetchAll(
                 db,
-                sql: """
+                cachedSQL: """
                     SELECT d.reminder_id, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
                     FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                     WHERE d.debtor_id = ? AND d.channel = ? AND d.status = 'pending' AND d.due_at <= ? AND d.reminder_id != ?

@@ -125,4 +125,20 @@ import Testing
         let reason = try await ledger.events(reminderID: "EXP-1").last?.reason ?? ""
         #expect(reason.hasPrefix("expired: the policy would defer it past expires_at (deferred until 2026-12-02T10:00:00+01:00 (Europe/Paris)"), "\(reason)")
     }
+
+    @Test func aPauseEndsByItselfAtItsUntil() async throws {
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        let t = Timestamp.parse("2026-12-01T11:00:00+01:00")!
+        _ = try await ledger.ingest([reminder("PA-1", queue: "q")], sourceFile: "f", queue: "default", priority: 0, now: t)
+        let request = CancellationRequest(scope: .debtor, value: "C-PA-1", reason: .promiseToPay, until: t.addingTimeInterval(3600))
+        let result = try await ledger.cancel(request, source: "test", now: t)
+        #expect(result.paused == 1 && result.cancelled == 0)
+        let (before, _) = try await runOnce(configuration(), ledger: ledger, at: t.addingTimeInterval(3599))
+        #expect(before.order.isEmpty)
+        #expect(try await ledger.deliveries().first?.status == "paused")
+        let (after, _) = try await runOnce(configuration(), ledger: ledger, at: t.addingTimeInterval(3600))
+        #expect(after.order == ["pa-1@q.example"], "sent in the pass at its until")
+        let reasons = try await ledger.events(reminderID: "PA-1").map(\.reason)
+        #expect(reasons.contains("pause ended"), "\(reasons)")
+    }
 }
