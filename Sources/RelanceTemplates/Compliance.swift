@@ -40,9 +40,10 @@ public struct ComplianceRule: Sendable, Hashable, Decodable {
         self.why = why
     }
 
-    enum CodingKeys: String, CodingKey { case stage, locale, channel, kind, require, forbid, why, letter, agency }
+    enum CodingKeys: String, CodingKey, CaseIterable { case stage, locale, channel, kind, require, forbid, why, letter, agency }
 
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         stage = try c.decodeIfPresent(String.self, forKey: .stage) ?? "*"
         locale = try c.decodeIfPresent(String.self, forKey: .locale) ?? "*"

@@ -325,6 +325,11 @@ import Testing
         let custom = try await sandbox.relance(["check"])
         #expect(custom.stdout.contains("en/pre_due/email (consumer): missing mandatory element \"Kind regards\" (house style)"), "\(custom.stdout)")
         #expect(!custom.stdout.contains("missing mandatory element \"F-CHECK-1\" (house style)"))
+        // A misspelt rule key is an error, not a rule that silently checks nothing.
+        try (yaml + "\ncompliance: { rules: [ { stage: pre_due, requires: [\"Kind regards\"] } ] }\n")
+            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let typo = try await sandbox.relance(["check"])
+        #expect(typo.status == 2 && typo.stderr.contains("compliance.rules[0].requires: unknown key"), "\(typo.stderr)")
     }
 }
 
