@@ -203,7 +203,7 @@ import Testing
 @Suite struct CancellationRaceTests {
     @Test func noReminderIsSentAfterItsCancellationCommitted() async throws {
         let sandbox = try Sandbox()
-        let server = try await SMTPServer(sandbox: sandbox, slow: 0.03)
+        let server = try await SMTPServer(sandbox: sandbox, slow: 0.06)
         let port = WebhookIntegrationTests.freePort()
         let token = "t0ken-for-the-cancellation-api-0123456789"
         try sandbox.writeConfig(smtpPort: server.port, concurrency: 8, connections: 8)
