@@ -284,6 +284,9 @@ public struct WebhookHandlers: Sendable {
             throw Refusal(
                 status: .unprocessableContent, reason: issues.issues.map { "\($0.field.isEmpty ? "body" : $0.field): \($0.reason)" }.joined(separator: "; "))
         case .success(let cancel):
+            if let until = cancel.until, until <= clock() {
+                throw Refusal(status: .unprocessableContent, reason: "cancel.until: a pause must end in the future")
+            }
             let result = try await ledger.cancel(cancel, source: "api", now: clock())
             logger.notice(
                 "cancellation applied",

@@ -61,6 +61,7 @@ struct Cancel: AsyncParsableCommand {
                     issues.issues.map { "--\($0.field.replacingOccurrences(of: "cancel.", with: "").replacingOccurrences(of: "_", with: "-")): \($0.reason)" }
                         .joined(separator: "; "))
             }
+            if let until = request.until, until <= Date() { throw Fail.usage("--until \(self.until ?? ""): a pause must end in the future") }
             let ledger = try Ledger(path: resolved.configuration.store.path)
             let result = try await ledger.cancel(request, source: "cli:\(operatorName)", now: Date())
             print(

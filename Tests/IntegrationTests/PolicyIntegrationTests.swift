@@ -177,6 +177,8 @@ import Testing
         #expect(try await statuses(try sandbox.ledger()) == ["PZ-1/email": "paused", "PZ-2/email": "sent"])
         let events = try await sandbox.ledger().events(reminderID: "PZ-1").map(\.reason)
         #expect(events.contains { $0.hasPrefix("paused: debtor C-PZ-1: promise_to_pay until") }, "\(events)")
+        let past = try await sandbox.relance(["cancel", "--debtor", "C-PZ-1", "--reason", "promise_to_pay", "--until", "2020-01-01T00:00:00Z"])
+        #expect(past.status == 2 && past.stderr.contains("a pause must end in the future"))
         let resume = try await sandbox.relance(["resume", "--debtor", "C-PZ-1"])
         #expect(resume.stdout.contains("1 paused deliveries back to pending"), "\(resume.stdout)")
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
@@ -222,6 +224,17 @@ import Testing
                 method: "POST", url: base, headers: ["Content-Type": "application/json"], body: Data(#"{"cancel":{"reminder":"CR-0","reason":"paid"}}"#.utf8))
         ).get()
         #expect(unauthorized.status == 401)
+        let auth = ["Content-Type": "application/json", "Authorization": "Bearer \(token)"]
+        let invalid = try await client.execute(
+            HTTPRequest(method: "POST", url: base, headers: auth, body: Data(#"{"cancel":{"reminder":"CR-0","reason":"lost"}}"#.utf8))
+        ).get()
+        #expect(invalid.status == 422 && String(decoding: invalid.body, as: UTF8.self).contains("cancel.reason"))
+        let pastPause = try await client.execute(
+            HTTPRequest(
+                method: "POST", url: base, headers: auth,
+                body: Data(#"{"cancel":{"reminder":"CR-0","reason":"promise_to_pay","until":"2020-01-01T00:00:00Z"}}"#.utf8))
+        ).get()
+        #expect(pastPause.status == 422)
         try await withThrowingTaskGroup(of: Int.self) { group in
             for i in stride(from: 0, to: count, by: 2) {
                 group.addTask {
