@@ -284,6 +284,12 @@ func inspectMail(_ path: String, in sandbox: Sandbox) async throws -> [String: A
     return try JSONSerialization.jsonObject(with: Data(child.stdout.utf8)) as! [String: Any]
 }
 
+/// The text/plain part of a received message, as Python's `email` decodes it.
+func plainText(_ path: String, in sandbox: Sandbox) async throws -> String {
+    let mail = try await inspectMail(path, in: sandbox)
+    return ((mail["parts"] as? [[String: Any]]) ?? []).first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? ""
+}
+
 /// Builders of spool records.
 enum Records {
     static func debtor(_ id: String, name: String = "Élodie Martin", email: String = "elodie@example.fr", locale: String = "fr-FR", kind: String = "consumer")

@@ -136,8 +136,7 @@ import Testing
         #expect(final.filter { $0.key.hasPrefix("BB-") }.values.allSatisfy { $0 == "cancelled" })
         #expect(final["PP-1/email"] == "sent" && final["PP-2/email"] == "cancelled")
         #expect(server.messages.count == 1)
-        let mail = try await inspectMail(server.messages[0], in: sandbox)
-        let text = ((mail["parts"] as? [[String: Any]]) ?? []).first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? ""
+        let text = try await plainText(server.messages[0], in: sandbox)
         #expect(text.contains("1\u{202F}000,00\u{A0}€"), "the reminder shows what remains: \(text.prefix(600))")
         #expect(!text.contains("1\u{202F}234,50"))
         // A reminder for a cancelled file's invoice that arrives later is cancelled too.
@@ -374,8 +373,7 @@ import Testing
         #expect(server.messages.count == 2, "one message for the three reminders, one for the formal notice")
         var texts: [String] = []
         for path in server.messages {
-            let mail = try await inspectMail(path, in: sandbox)
-            texts.append(((mail["parts"] as? [[String: Any]]) ?? []).first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? "")
+            texts.append(try await plainText(path, in: sandbox))
         }
         let grouped = try #require(texts.first { $0.contains("INV-GR-1") })
         #expect(grouped.contains("INV-GR-2") && grouped.contains("INV-GR-3"), "every invoice is listed")
@@ -418,15 +416,11 @@ import Testing
         try sandbox.dropLines("later.jsonl", [later])
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         #expect(server.messages.count == 2)
-        func text(_ path: String) async throws -> String {
-            let mail = try await inspectMail(path, in: sandbox)
-            return ((mail["parts"] as? [[String: Any]]) ?? []).first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? ""
-        }
-        let one = try await text(server.messages[0])
+        let one = try await plainText(server.messages[0], in: sandbox)
         #expect(one.contains("Recouvrement Exemple SARL, 3 place Kléber, 67000 Strasbourg, agit en qualité de société de recouvrement amiable"))
         #expect(one.contains("principal 500,00\u{A0}€, intérêts 12,34\u{A0}€, autres sommes 0,00\u{A0}€, soit au total 512,34\u{A0}€"), "\(one)")
         #expect(one.contains("Article L111-8"))
-        let two = try await text(server.messages[1])
+        let two = try await plainText(server.messages[1], in: sandbox)
         let sentOn = TemplateContext.formatDate(
             CivilDate(try #require(try await receipts(try sandbox.ledger(), reminderID: "AG-1").first).startedAt, in: TimeZone(identifier: "Europe/Paris")!),
             locale: "fr-FR")
