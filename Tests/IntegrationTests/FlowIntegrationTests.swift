@@ -8,10 +8,7 @@ import Testing
     @Test func aFailingRelayIsPausedInsteadOfStormed() async throws {
         let sandbox = try Sandbox()
         // Nothing listens on port 9: every attempt fails transiently.
-        try sandbox.writeConfig(smtpPort: 9, extra: "", concurrency: 1)
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "jitter: 0 } }", with: "jitter: 0 }, breaker: { failures: 2, cooldown: 1h } }")
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.writeConfig(smtpPort: 9, concurrency: 1, delivery: "breaker: { failures: 2, cooldown: 1h }")
         #expect(try String(contentsOfFile: sandbox.configPath, encoding: .utf8).contains("breaker: { failures: 2"))
         try sandbox.dropLines("a.jsonl", (0..<6).map { Records.reminder("B-\($0)", email: "b\($0)@example.org") })
         let run = try await sandbox.relance(["serve", "--once"])
@@ -84,10 +81,7 @@ import Testing
     @Test func aReadOnlyLedgerStopsSendingAndRecoversByItself() async throws {
         let sandbox = try Sandbox()
         let port = WebhookIntegrationTests.freePort()
-        try sandbox.writeConfig(webhooks: "")
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "webhooks: { listen: \"127.0.0.1:0\" }", with: "webhooks: { listen: \"127.0.0.1:\(port)\" }")
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.writeConfig(listen: "127.0.0.1:\(port)")
         let daemon = try sandbox.start(["serve"])
         try await eventually("the daemon") { daemon.stderr.contains("webhook server listening") }
         let client = try HTTPClient(configuration: .init(connections: 1))
@@ -123,9 +117,8 @@ import Testing
         let sandbox = try Sandbox()
         let secondary = try await SMTPServer(sandbox: sandbox)
         // The primary (port 9) is down.
-        try sandbox.writeConfig(smtpPort: 9, concurrency: 1)
+        try sandbox.writeConfig(smtpPort: 9, concurrency: 1, delivery: "breaker: { failures: 1, cooldown: 1h }")
         try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "jitter: 0 } }", with: "jitter: 0 }, breaker: { failures: 1, cooldown: 1h } }")
             .replacingOccurrences(
                 of: "  smtp: { url: \"smtp://127.0.0.1:9\"",
                 with: "  secondary_smtp: { url: \"smtp://127.0.0.1:\(secondary.port)\", starttls: none }\n  smtp: { url: \"smtp://127.0.0.1:9\""
@@ -157,10 +150,7 @@ import Testing
               vonage: { api_key: vonage-key, api_secret: vonage-secret }
               secondary: { provider: vonage, base_url: "\(sim.baseURL)" }
             """
-        try sandbox.writeConfig(concurrency: 1, sms: sms)
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "jitter: 0 } }", with: "jitter: 0 }, breaker: { failures: 1, cooldown: 1h } }")
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.writeConfig(concurrency: 1, sms: sms, delivery: "breaker: { failures: 1, cooldown: 1h }")
         try sandbox.dropLines("a.jsonl", (0..<3).map { SMSIntegrationTests.smsReminder("SF-\($0)", phone: "+3361234567\($0 + 2)") })
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         let all = try await receipts(try sandbox.ledger())

@@ -93,7 +93,7 @@ struct Sandbox {
     /// Writes a configuration; `email` is the YAML of the `email:` section body.
     func writeConfig(
         smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4, sms: String? = nil,
-        webhooks: String = "", delivery: String = "",
+        webhooks: String = "", delivery: String = "", listen: String = "127.0.0.1:0", templates: String? = nil,
         policy: String = "{ windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }"
     ) throws {
         let email: String
@@ -115,16 +115,23 @@ struct Sandbox {
         let yaml = """
             spool: { root: "\(spool)", attachments_root: "\(root)/attachments", rescan_interval: 1s }
             store: { path: "\(ledgerPath)" }
-            templates: { path: "\(Package.templates)" }
+            templates: { path: "\(templates ?? Package.templates)" }
             \(email)
             \(sms ?? "sms: { outbox: { path: \"\(root)/outbox/sms.jsonl\" } }")
             delivery: { concurrency: \(concurrency), retry: { first: \(retryFirst), max: 1h, lifetime: 2d, jitter: 0 }\(delivery.isEmpty ? "" : ", " + delivery) }
             log: { level: info }
             policy: \(policy)
-            webhooks: { listen: "127.0.0.1:0"\(webhooks.isEmpty ? "" : ", " + webhooks) }
+            webhooks: { listen: "\(listen)"\(webhooks.isEmpty ? "" : ", " + webhooks) }
             \(extra)
             """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// A copy of the shipped templates in the sandbox, for tests that edit them.
+    func copyShippedTemplates() throws -> String {
+        let copy = root + "/templates"
+        try FileManager.default.copyItem(atPath: Package.templates, toPath: copy)
+        return copy
     }
 
     /// Drops a spool file the way producers must: write in tmp/, rename into incoming/.

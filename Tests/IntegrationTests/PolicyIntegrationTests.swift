@@ -207,10 +207,8 @@ import Testing
         let server = try await SMTPServer(sandbox: sandbox, slow: 0.06)
         let port = WebhookIntegrationTests.freePort()
         let token = "t0ken-for-the-cancellation-api-0123456789"
-        try sandbox.writeConfig(smtpPort: server.port, concurrency: 8, connections: 8)
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "webhooks: { listen: \"127.0.0.1:0\" }", with: "webhooks: { listen: \"127.0.0.1:\(port)\", api_token: \"\(token)\" }")
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.writeConfig(
+            smtpPort: server.port, concurrency: 8, connections: 8, webhooks: "api_token: \"\(token)\"", listen: "127.0.0.1:\(port)")
         let count = 300
         try sandbox.dropLines("batch.jsonl", (0..<count).map { Records.reminder("CR-\($0)", email: "slow-cr\($0)@example.org") })
         let daemon = try sandbox.start(["serve"])
@@ -286,12 +284,8 @@ import Testing
 @Suite struct ComplianceCheckTests {
     @Test func checkNamesEachMissingMandatoryElement() async throws {
         let sandbox = try Sandbox()
-        let copy = sandbox.root + "/templates"
-        try FileManager.default.copyItem(atPath: Package.templates, toPath: copy)
-        try sandbox.writeConfig()
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "templates: { path: \"\(Package.templates)\" }", with: "templates: { path: \"\(copy)\" }")
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let copy = try sandbox.copyShippedTemplates()
+        try sandbox.writeConfig(templates: copy)
         #expect(try await sandbox.relance(["check"]).status == 0, "the shipped templates pass")
 
         func edit(_ path: String, _ change: (String) -> String) throws {
@@ -430,12 +424,8 @@ import Testing
 
     @Test func checkNamesMissingAgencyMentions() async throws {
         let sandbox = try Sandbox()
-        let copy = sandbox.root + "/templates"
-        try FileManager.default.copyItem(atPath: Package.templates, toPath: copy)
-        try sandbox.writeConfig(extra: Self.agency)
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "templates: { path: \"\(Package.templates)\" }", with: "templates: { path: \"\(copy)\" }")
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let copy = try sandbox.copyShippedTemplates()
+        try sandbox.writeConfig(extra: Self.agency, templates: copy)
         let partial = copy + "/fr/partials/agency.txt.mustache"
         let text = try String(contentsOfFile: partial, encoding: .utf8)
         try text.replacingOccurrences(of: "Article L111-8 du code", with: "Article du code")

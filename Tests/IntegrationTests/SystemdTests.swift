@@ -79,12 +79,8 @@ final class NotifySocket: Sendable {
 
     @Test func reloadPutsValidTemplatesInForceAndRefusesInvalidOnes() async throws {
         let sandbox = try Sandbox()
-        let templates = sandbox.root + "/templates"
-        try FileManager.default.copyItem(atPath: Package.templates, toPath: templates)
-        try sandbox.writeConfig()
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "templates: { path: \"\(Package.templates)\" }", with: "templates: { path: \"\(templates)\" }")
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        let templates = try sandbox.copyShippedTemplates()
+        try sandbox.writeConfig(templates: templates)
         let sms = templates + "/fr/reminder_1/sms.txt.mustache"
         let daemon = try sandbox.start(["serve"])
         try await eventually("the daemon to trap SIGHUP") { daemon.stderr.contains("SIGHUP reloads") }

@@ -63,14 +63,9 @@ import Testing
               twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
               vonage: { api_key: vonage-key, api_secret: vonage-secret, signature_secret: vsig, signature_method: md5hash }
             """
-        try sandbox.writeConfig(extra: extra, sms: sms)
         // The daemon listens where gateways are told to call back.
-        try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(
-                of: "webhooks: { listen: \"127.0.0.1:0\" }",
-                with: "webhooks: { listen: \"127.0.0.1:\(port)\", public_base_url: \"\(base)\", secret: \"\(Self.secret)\", brevo_token: tok3n }"
-            )
-            .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
+        try sandbox.writeConfig(
+            extra: extra, sms: sms, webhooks: "public_base_url: \"\(base)\", secret: \"\(Self.secret)\", brevo_token: tok3n", listen: "127.0.0.1:\(port)")
         let daemon = try sandbox.start(["serve"])
         try await eventually("the webhook server") { daemon.stderr.contains("webhook server listening") }
         return Live(sandbox: sandbox, sim: sim, daemon: daemon, base: base, client: try HTTPClient(configuration: .init(connections: 2)))
