@@ -42,6 +42,14 @@ public struct Debtor: Sendable, Codable, Hashable {
         self.timezone = timezone
         self.kind = kind
     }
+
+    /// Where a message on `channel` goes: the email address or the E.164 number, if the record has one.
+    public func address(on channel: Channel) -> String? {
+        switch channel {
+        case .email: email
+        case .sms: phone
+        }
+    }
 }
 
 /// A civil date (no time, no zone), as written in the record: `YYYY-MM-DD`.

@@ -194,9 +194,13 @@ extension Ledger {
         }
     }
 
+    static func isSuppressed(_ db: Database, _ address: String) throws -> Bool {
+        try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [address.lowercased()]) ?? false
+    }
+
     public func isSuppressed(_ address: String) async throws -> Bool {
         try await pool.read { db in
-            try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [address.lowercased()]) ?? false
+            try Self.isSuppressed(db, address)
         }
     }
 

@@ -397,27 +397,16 @@ public final class Ledger: Sendable {
     /// Durably records the intent to send: `pending → sending` and a new attempt row. The same
     /// transaction checks the kill switches, the cancellations and pauses in force and the
     /// suppression list, so one committed before this mark is never missed.
-    public func mark(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Mark {
-        try await batcher.write { db in try Self.mark(db, key, transport: transport, recipient: recipient, group: nil, now: now) }
-    }
-
-    /// `mark` for the deliveries merged into one message (grouping), in one transaction; each gets
-    /// its own attempt, tied to the others by the lead's reminder id. Returns each one's mark.
+    /// Several deliveries merged into one message (grouping) are marked in one transaction; each
+    /// gets its own attempt, tied to the others by the lead's reminder id. Returns each one's mark.
     /// `dailyCap`: at most `limit` messages on this channel since `since` (`policy.max_per_day`),
     /// counted in the same transaction, so concurrent sends cannot overshoot it.
     public func markGroup(
         _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)? = nil
     ) async throws -> [Mark] {
         try await batcher.write { db in
-            if let dailyCap, let channel = keys.first?.channel {
-                let sent =
-                    try Int.fetchOne(
-                        db,
-                        cachedSQL: """
-                            SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')
-                              AND (group_id IS NULL OR group_id = reminder_id)
-                            """, arguments: [channel.rawValue, dailyCap.since.timeIntervalSince1970]) ?? 0
-                if sent >= dailyCap.limit { return keys.map { _ in .overDailyVolume } }
+            if let dailyCap, let channel = keys.first?.channel, try Self.messageCount(db, channel: channel, since: dailyCap.since) >= dailyCap.limit {
+                return keys.map { _ in .overDailyVolume }
             }
             let group = keys.count > 1 ? keys.first?.reminderID : nil
             return try keys.map { try Self.mark(db, $0, transport: transport, recipient: recipient, group: group, now: now) }
@@ -442,7 +431,7 @@ public final class Ledger: Sendable {
             try Self.move(db, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now)
             return .cancelled(reason: cancellation.reason)
         }
-        if try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false {
+        if try Self.isSuppressed(db, recipient) {
             try Self.suppress(db, key, recipient: recipient, at: now)
             return .suppressed
         }
@@ -464,9 +453,9 @@ public final class Ledger: Sendable {
         return .attempt(number)
     }
 
-    /// `mark`, reduced to the attempt number (nil when not marked).
+    /// One delivery's `markGroup`, reduced to the attempt number (nil when not marked).
     public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
-        if case .attempt(let n) = try await mark(key, transport: transport, recipient: recipient, now: now) { return n }
+        if case .attempt(let n) = try await markGroup([key], transport: transport, recipient: recipient, now: now).first { return n }
         return nil
     }
 
@@ -616,8 +605,7 @@ public final class Ledger: Sendable {
         // Due as early as the failed one was: the same pass can send it.
         let due = min(failed["due_at"] as Double, now.timeIntervalSince1970)
         for channel in reminder.fallback where channel != key.channel {
-            if channel == .email && reminder.debtor.email == nil { continue }
-            if channel == .sms && reminder.debtor.phone == nil { continue }
+            if reminder.debtor.address(on: channel) == nil { continue }
             let exists =
                 try Bool.fetchOne(
                     db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM delivery WHERE reminder_id = ? AND channel = ?)",

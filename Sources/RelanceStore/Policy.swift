@@ -325,11 +325,16 @@ extension Ledger {
 
     /// Messages attempted on `channel` since `since` (for the daily volume cap; a grouped message counts once).
     public func attemptCount(channel: Channel, since: Date) async throws -> Int {
-        try await pool.read { db in
-            try Int.fetchOne(
-                db, cachedSQL: "SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')",
-                arguments: [channel.rawValue, since.timeIntervalSince1970]) ?? 0
-        }
+        try await pool.read { db in try Self.messageCount(db, channel: channel, since: since) }
+    }
+
+    static func messageCount(_ db: Database, channel: Channel, since: Date) throws -> Int {
+        try Int.fetchOne(
+            db,
+            cachedSQL: """
+                SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')
+                  AND (group_id IS NULL OR group_id = reminder_id)
+                """, arguments: [channel.rawValue, since.timeIntervalSince1970]) ?? 0
     }
 
     // MARK: Opt-outs
@@ -375,9 +380,7 @@ extension Ledger {
                 }
                 return "cancelled (\(what))"
             }
-            if let recipient,
-                try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [recipient.lowercased()]) ?? false
-            {
+            if let recipient, try Self.isSuppressed(db, recipient) {
                 return "suppressed: \(recipient) opted out"
             }
             return nil

@@ -49,10 +49,11 @@ extension Ledger {
             for id in reminderIDs {
                 guard let row = try Row.fetchOne(db, sql: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [id]) else { continue }
                 if (row["erased_at"] as Double?) != nil { continue }
-                var secrets: [String] = []
+                var secrets: Set<String> = []
                 if let reminder = try? Reminder.fromCanonicalJSON(row["record"]) {
-                    secrets = [reminder.debtor.name, reminder.debtor.email, reminder.debtor.phone].compactMap { $0 }.filter { $0.count >= 3 }
-                    secrets += reminder.debtor.email.map { [$0.lowercased()] } ?? []
+                    // The address as written and as the ledger keeps it (lower-cased).
+                    let values = [reminder.debtor.name, reminder.debtor.email, reminder.debtor.email?.lowercased(), reminder.debtor.phone]
+                    secrets = Set(values.compactMap { $0 }.filter { $0.count >= 3 })
                     let stub = try JSONSerialization.data(withJSONObject: ["id": id, "stage": reminder.stage, "erased": reason], options: [.sortedKeys])
                     try db.execute(
                         sql: "UPDATE reminder SET record = ?, debtor_id = '', erased_at = ? WHERE id = ?",
