@@ -260,10 +260,11 @@ public final class Dispatcher: Sendable {
         let key = due.key
         var metadata: Logger.Metadata = ["relance.reminder.id": "\(key.reminderID)", "relance.delivery.channel": "\(key.channel.rawValue)"]
         let builder = self.builder
+        // One snapshot of the policy for the whole delivery (a reload swaps it whole).
+        let step = currentPolicy.withLock { $0 }
         let now = clock()
         let reminder: Reminder
         do {
-            let step = currentPolicy.withLock { $0 }
             switch try await step.decide(due.reminder, channel: key.channel, paid: due.paid, now: now, ledger: ledger) {
             case .send(let r): reminder = r
             case .deferred(let until, let reason):
@@ -281,8 +282,7 @@ public final class Dispatcher: Sendable {
                 logger.notice("cancelled: nothing left to pay", metadata: metadata)
                 return
             case .fail(let reason):
-                let recipient = key.channel == .email ? due.reminder.debtor.email : due.reminder.debtor.phone
-                try await ledger.fail(key, recipient: recipient ?? "-", reason: reason, now: now)
+                try await ledger.fail(key, recipient: due.reminder.debtor.address(on: key.channel) ?? "-", reason: reason, now: now)
                 logger.error("not sent: \(reason)", metadata: metadata)
                 return
             }
@@ -294,8 +294,8 @@ public final class Dispatcher: Sendable {
         // Grouping: the debtor's other reminders due now on this channel, same stage, locale and
         // recipient, go in this one message (a formal notice is never merged with a reminder).
         var group: [(due: Ledger.Due, reminder: Reminder)] = [(due, reminder)]
-        if currentPolicy.withLock({ $0.group }) {
-            let recipient = { (r: Reminder) in key.channel == .email ? r.debtor.email?.lowercased() : r.debtor.phone }
+        if step.group {
+            let recipient = { (r: Reminder) in r.debtor.address(on: key.channel)?.lowercased() }
             for other in (try? await ledger.groupCandidates(for: due, now: now, limit: 49)) ?? [] {
                 guard other.reminder.stage == reminder.stage, other.reminder.debtor.locale == reminder.debtor.locale,
                     recipient(other.reminder) == recipient(reminder), let adjusted = other.reminder.applyingPayments(other.paid)
@@ -323,9 +323,8 @@ public final class Dispatcher: Sendable {
                 message = alone
             } else {
                 logger.error("delivery failed before sending", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
-                let recipient = key.channel == .email ? reminder.debtor.email : reminder.debtor.phone
                 do {
-                    try await ledger.fail(key, recipient: recipient ?? "-", reason: "\(error)", now: clock())
+                    try await ledger.fail(key, recipient: reminder.debtor.address(on: channel) ?? "-", reason: "\(error)", now: clock())
                 } catch {
                     logger.error("cannot record failure", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
                 }
@@ -340,7 +339,7 @@ public final class Dispatcher: Sendable {
         var marked: [(due: Ledger.Due, reminder: Reminder, attempt: Int)] = []
         do {
             let markedAt = clock()
-            let cap = currentPolicy.withLock { $0.dailyCap(channel, now: markedAt) }
+            let cap = step.dailyCap(channel, now: markedAt)
             let marks = try await ledger.markGroup(
                 group.map(\.due.key), transport: transportName, recipient: message.recipient, now: markedAt, dailyCap: cap.map { ($0.limit, $0.since) })
             for (member, mark) in zip(group, marks) {
@@ -358,10 +357,8 @@ public final class Dispatcher: Sendable {
                 case .paused(let reason, _):
                     logger.notice("paused before sending", metadata: memberMetadata.merging(["relance.reason": "\(reason)"]) { a, _ in a })
                 case .overDailyVolume:
-                    if let cap {
-                        let reason =
-                            "deferred until \(Timestamp.format(cap.tomorrow, in: currentPolicy.withLock { $0.home })): daily volume cap of \(cap.limit) \(channel.rawValue) reached (policy.max_per_day)"
-                        try await ledger.deferDelivery(member.due.key, until: cap.tomorrow, reason: reason, now: markedAt)
+                    if let deferral = cap?.deferral {
+                        try await ledger.deferDelivery(member.due.key, until: deferral.until, reason: deferral.reason, now: markedAt)
                         logger.info("deferred by the daily volume cap", metadata: memberMetadata)
                     }
                 }

@@ -29,11 +29,14 @@ public struct PolicyStep: Sendable {
         case fail(reason: String)
     }
 
-    /// The daily volume cap of `channel` in force at `now`: the limit, the start of the day, the next day.
-    public func dailyCap(_ channel: Channel, now: Date) -> (limit: Int, since: Date, tomorrow: Date)? {
+    /// The daily volume cap of `channel` in force at `now`: the limit, the start of the day, and
+    /// the deferral of a delivery over it (to the next day, with its reason).
+    public func dailyCap(_ channel: Channel, now: Date) -> (limit: Int, since: Date, deferral: (until: Date, reason: String))? {
         guard let limit = maxPerDay[channel] else { return nil }
         let today = LocalTime.day(of: now, in: home)
-        return (limit, LocalTime.instant(day: today, minute: 0, in: home), LocalTime.instant(day: today + 1, minute: 0, in: home))
+        let tomorrow = LocalTime.instant(day: today + 1, minute: 0, in: home)
+        let reason = "deferred until \(Timestamp.format(tomorrow, in: home)): daily volume cap of \(limit) \(channel.rawValue) reached (policy.max_per_day)"
+        return (limit, LocalTime.instant(day: today, minute: 0, in: home), (tomorrow, reason))
     }
 
     /// `ledger` gives the contact history and the day's volume; nil (a dry run with no ledger) means none.
@@ -42,17 +45,9 @@ public struct PolicyStep: Sendable {
             return .cancel(reason: "cancelled: every invoice is paid (partial payments add up to the amounts)")
         }
         let zone = TimeZone(identifier: reminder.debtor.timezone) ?? home
-        if let cap = dailyCap(channel, now: now), let ledger {
-            let today = LocalTime.day(of: now, in: home)
-            let sent = try await ledger.attemptCount(channel: channel, since: cap.since)
-            if sent >= cap.limit {
-                let tomorrow = LocalTime.instant(day: today + 1, minute: 0, in: home)
-                return .deferred(
-                    until: tomorrow,
-                    reason:
-                        "deferred until \(Timestamp.format(tomorrow, in: home)): daily volume cap of \(cap.limit) \(channel.rawValue) reached (policy.max_per_day)"
-                )
-            }
+        // Over the day's volume: no need to render it (the marking transaction decides for good).
+        if let cap = dailyCap(channel, now: now), let ledger, try await ledger.attemptCount(channel: channel, since: cap.since) >= cap.limit {
+            return .deferred(until: cap.deferral.until, reason: cap.deferral.reason)
         }
         let contacts =
             try await ledger?.contacts(debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-31 * 86400)) ?? []

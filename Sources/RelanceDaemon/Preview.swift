@@ -16,11 +16,13 @@ public struct Previewer: Sendable {
     public var components: Components
     public var ledger: Ledger?
     public var clock: @Sendable () -> Date
+    public let policy: PolicyStep
 
     public init(components: Components, ledger: Ledger?, clock: @escaping @Sendable () -> Date) {
         self.components = components
         self.ledger = ledger
         self.clock = clock
+        self.policy = PolicyStep(components.configuration)
     }
 
     /// Opens the ledger read-only when it exists (a dry run never creates one).
@@ -36,10 +38,9 @@ public struct Previewer: Sendable {
     ) async -> (decision: String, willSend: Bool, reminder: Reminder) {
         if let expires = reminder.expiresAt, expires <= now { return ("expired at \(Timestamp.format(expires)): not sent", false, reminder) }
         let at = max(now, reminder.notBefore ?? now)
-        let step = PolicyStep(components.configuration)
         let verdict: PolicyStep.Verdict
         do {
-            verdict = try await step.decide(reminder, channel: channel, paid: paid, now: at, ledger: ledger)
+            verdict = try await policy.decide(reminder, channel: channel, paid: paid, now: at, ledger: ledger)
         } catch {
             return ("cannot evaluate the policy: \(error)", false, reminder)
         }
@@ -47,8 +48,10 @@ public struct Previewer: Sendable {
         if at > now { prefix = "not before \(Timestamp.format(at)); then " }
         switch verdict {
         case .send(let adjusted):
-            let recipient = channel == .email ? adjusted.debtor.email : adjusted.debtor.phone
-            if let ledger, let blocker = try? await ledger.blocker(for: adjusted, channel: channel, recipient: recipient, sourceFile: sourceFile, now: at) {
+            if let ledger,
+                let blocker = try? await ledger.blocker(
+                    for: adjusted, channel: channel, recipient: adjusted.debtor.address(on: channel), sourceFile: sourceFile, now: at)
+            {
                 return (prefix + blocker + ": not sent", false, adjusted)
             }
             if at > now { return ("deferred until not_before \(Timestamp.format(at)), then send", false, adjusted) }
@@ -101,7 +104,7 @@ public struct Previewer: Sendable {
         var wouldFail = 0
         var invalid = 0
         let now = clock()
-        report("policy evaluated as of \(Timestamp.format(now, in: PolicyStep(components.configuration).home))")
+        report("policy evaluated as of \(Timestamp.format(now, in: policy.home))")
         if let ledger {
             for hold in try await ledger.holds(now: now) {
                 report(

@@ -138,7 +138,7 @@ struct Preview: AsyncParsableCommand {
             let instant = try parseInstant(now, option: "--now") ?? Date()
             let parsed = components.parser.parse(path: file)
             let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { instant })
-            print("Policy evaluated as of \(Timestamp.format(instant, in: PolicyStep(resolved.configuration).home)).\n")
+            print("Policy evaluated as of \(Timestamp.format(instant, in: previewer.policy.home)).\n")
             for (line, reminder) in parsed.reminders {
                 for item in await previewer.items(for: reminder, sourceFile: (file as NSString).lastPathComponent) {
                     print("=== \(item.key) (line \(line)) — decision: \(item.decision)")
