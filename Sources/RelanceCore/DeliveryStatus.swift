@@ -97,14 +97,16 @@ extension Duration {
     public init?(text: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("y", 365 * 86400)]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-            let number = trimmed.dropLast(suffix.count)
-            if suffix == "s" && number.hasSuffix("m") { continue }
-            guard let value = Double(number), value >= 0 else { return nil }
-            self = .milliseconds(Int64((value * factor * 1000).rounded()))
-            return
+        var number = Substring(trimmed)
+        var factor = 1.0
+        for (suffix, f) in units where trimmed.hasSuffix(suffix) {
+            if suffix == "s" && trimmed.dropLast(1).hasSuffix("m") { continue }
+            number = trimmed.dropLast(suffix.count)
+            factor = f
+            break
         }
-        guard let value = Double(trimmed), value >= 0 else { return nil }
-        self = .milliseconds(Int64((value * 1000).rounded()))
+        // ASCII digits only, and at most a thousand years: no `inf`, no overflow.
+        guard let value = ASCIIDigits.decimal(number), value * factor <= 1000 * 365 * 86400 else { return nil }
+        self = .milliseconds(Int64((value * factor * 1000).rounded()))
     }
 }

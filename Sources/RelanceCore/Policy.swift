@@ -108,7 +108,7 @@ public struct WeeklyWindows: Sendable, Hashable, CustomStringConvertible {
         var days: [Int] = []
         for item in text.split(separator: ",") {
             let ends = item.split(separator: "-").map(String.init)
-            guard (1...2).contains(ends.count), let first = dayNames.firstIndex(of: ends[0]), let last = dayNames.firstIndex(of: ends.last!), first <= last
+            guard (1...2).contains(ends.count), let first = dayNames.firstIndex(of: ends[0]), let last = ends.last.flatMap({ dayNames.firstIndex(of: $0) }), first <= last
             else { throw SpecError(description: "'\(item)': expected days such as mon, mon-fri or mon,wed") }
             days += Array((first + 1)...(last + 1))
         }
@@ -117,7 +117,7 @@ public struct WeeklyWindows: Sendable, Hashable, CustomStringConvertible {
 
     static func parseTime(_ text: Substring) -> Int? {
         let hm = text.split(separator: ":")
-        guard hm.count == 2, hm[0].count == 2, hm[1].count == 2, let h = Int(hm[0]), let m = Int(hm[1]), m < 60, h < 24 || (h == 24 && m == 0) else {
+        guard hm.count == 2, hm[0].count == 2, hm[1].count == 2, let h = ASCIIDigits.integer(hm[0]), let m = ASCIIDigits.integer(hm[1]), m < 60, h < 24 || (h == 24 && m == 0) else {
             return nil
         }
         return h * 60 + m
@@ -192,12 +192,14 @@ public struct HolidayCalendar: Sendable, Hashable, CustomStringConvertible {
     static func rule(_ spec: String) throws -> Rule {
         let text = spec.trimmingCharacters(in: .whitespaces).lowercased()
         if text == "easter" { return .easter(offset: 0) }
-        if text.hasPrefix("easter"), let n = Int(text.dropFirst("easter".count).replacingOccurrences(of: "+", with: "")), abs(n) <= 200 {
-            return .easter(offset: n)
+        if text.hasPrefix("easter"), let sign = text.dropFirst("easter".count).first, sign == "+" || sign == "-",
+            let n = ASCIIDigits.integer(text.dropFirst("easter".count + 1)), n <= 200
+        {
+            return .easter(offset: sign == "-" ? -n : n)
         }
         if let date = CivilDate(text) { return .once(date) }
         let md = text.split(separator: "-")
-        if md.count == 2, md[0].count == 2, md[1].count == 2, let m = Int(md[0]), let d = Int(md[1]), (1...12).contains(m),
+        if md.count == 2, md[0].count == 2, md[1].count == 2, let m = ASCIIDigits.integer(md[0]), let d = ASCIIDigits.integer(md[1]), (1...12).contains(m),
             d >= 1, d <= CivilDate.daysIn(month: m, year: 2024)
         {
             return .yearly(month: m, day: d)
@@ -375,15 +377,5 @@ public struct ContactPolicy: Sendable {
             }
         }
         return .deferUntil(allowed, reason: reasons.joined(separator: "; then "))
-    }
-}
-
-extension Timestamp {
-    /// RFC 3339 with the offset of `zone`: `2026-11-30T10:00:00+01:00`.
-    public static func format(_ date: Date, in zone: TimeZone) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        f.timeZone = zone
-        return f.string(from: date)
     }
 }

@@ -62,7 +62,7 @@ public struct CivilDate: Sendable, Codable, Hashable, Comparable, CustomStringCo
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
             parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }),
-            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
+            let y = ASCIIDigits.integer(parts[0]), let m = ASCIIDigits.integer(parts[1]), let d = ASCIIDigits.integer(parts[2]),
             (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(month: m, year: y), y >= 1900
         else { return nil }
         self.year = y
@@ -266,31 +266,6 @@ public struct Reminder: Sendable, Codable, Hashable {
     }
 }
 
-/// RFC 3339 timestamps with an explicit offset.
-public enum Timestamp {
-    public static func parse(_ text: String) -> Date? {
-        // Require a full date-time with seconds and an explicit offset or Z.
-        let pattern = #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"#
-        guard text.range(of: pattern, options: .regularExpression) != nil else { return nil }
-        guard CivilDate(String(text.prefix(10))) != nil else { return nil }
-        let hour = Int(text.dropFirst(11).prefix(2))!
-        let minute = Int(text.dropFirst(14).prefix(2))!
-        let second = Int(text.dropFirst(17).prefix(2))!
-        guard hour < 24, minute < 60, second < 60 else { return nil }
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        return plain.date(from: text) ?? withFraction.date(from: text)
-    }
-
-    public static func format(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: date)
-    }
-}
-
 extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

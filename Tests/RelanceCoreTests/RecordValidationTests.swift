@@ -249,6 +249,14 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
         #expect(Duration(text: "1h") == .seconds(3600))
         #expect(Duration(text: "90") == .seconds(90))
         #expect(Duration(text: "soon") == nil)
+        #expect(Duration(text: "1.5s") == .milliseconds(1500))
+    }
+
+    /// `Double("inf")` passed the old check and `Int64(inf)` trapped: a configuration or an
+    /// environment variable could crash the daemon.
+    @Test(arguments: ["inf", "infs", "nan", "1e300", "1e3s", "-5m", "+5m", "٥m", "５s", "99999999999999d", "", "s", ".5s", "5.s"])
+    func hostileDurationsAreRefused(_ text: String) {
+        #expect(Duration(text: text) == nil)
     }
 }
 

@@ -1,0 +1,92 @@
+import Foundation
+
+/// RFC 3339 timestamps with an explicit offset: `2026-11-30T09:00:00+01:00`, `2026-11-30T08:00:00.250Z`.
+///
+/// Parsed and formatted by hand: only ASCII digits are digits (a record with Arabic-Indic or
+/// full-width digits is invalid, never a crash), and no ICU formatter is built per call.
+public enum Timestamp {
+    /// The instant `text` names, or nil when it is not a full RFC 3339 date-time with seconds and
+    /// an offset (`Z` or `±HH:MM`). Fractions of a second (1 to 9 digits) are kept.
+    public static func parse(_ text: String) -> Date? {
+        var bytes = text.utf8[...]
+        guard bytes.count >= 20, bytes.count <= 35 else { return nil }
+        func number(_ width: Int) -> Int? {
+            guard bytes.count >= width else { return nil }
+            var value = 0
+            for byte in bytes.prefix(width) {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            bytes = bytes.dropFirst(width)
+            return value
+        }
+        func expect(_ c: Unicode.Scalar) -> Bool {
+            guard bytes.first == UInt8(ascii: c) else { return false }
+            bytes = bytes.dropFirst()
+            return true
+        }
+        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2), expect("T"),
+            let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2),
+            year >= 1900, (1...12).contains(month), day >= 1, day <= CivilDate.daysIn(month: month, year: year),
+            hour < 24, minute < 60, second < 60
+        else { return nil }
+        var fraction = 0.0
+        if expect(".") {
+            var digits = 0
+            var scale = 0.1
+            while let byte = bytes.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                fraction += Double(byte - UInt8(ascii: "0")) * scale
+                scale /= 10
+                digits += 1
+                bytes = bytes.dropFirst()
+            }
+            guard (1...9).contains(digits) else { return nil }
+        }
+        var offset = 0
+        if expect("Z") {
+            offset = 0
+        } else {
+            let sign: Int
+            if expect("+") { sign = 1 } else if expect("-") { sign = -1 } else { return nil }
+            guard let oh = number(2), expect(":"), let om = number(2), oh < 24, om < 60 else { return nil }
+            offset = sign * (oh * 3600 + om * 60)
+        }
+        guard bytes.isEmpty else { return nil }
+        let days = CivilDate(year: year, month: month, day: day).dayNumber
+        let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    }
+
+    /// `date` in UTC, to the second: `2026-11-30T08:00:00Z`.
+    public static func format(_ date: Date) -> String { format(date, offsetSeconds: 0) }
+
+    /// `date` with the offset `zone` has at that instant: `2026-11-30T09:00:00+01:00` (`Z` when the offset is zero).
+    public static func format(_ date: Date, in zone: TimeZone) -> String {
+        format(date, offsetSeconds: zone.secondsFromGMT(for: date))
+    }
+
+    static func format(_ date: Date, offsetSeconds: Int) -> String {
+        let whole = Int(date.timeIntervalSince1970.rounded(.down)) + offsetSeconds
+        let (days, secondOfDay) = whole.floorDivided(by: 86400)
+        let civil = CivilDate(dayNumber: days)
+        var text = pad(civil.year, 4) + "-" + pad(civil.month, 2) + "-" + pad(civil.day, 2)
+        text += "T" + pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2)
+        if offsetSeconds == 0 { return text + "Z" }
+        let magnitude = abs(offsetSeconds) / 60
+        return text + (offsetSeconds < 0 ? "-" : "+") + pad(magnitude / 60, 2) + ":" + pad(magnitude % 60, 2)
+    }
+
+    private static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+}
+
+extension Int {
+    /// Quotient and remainder rounded towards minus infinity (the remainder is never negative).
+    func floorDivided(by divisor: Int) -> (quotient: Int, remainder: Int) {
+        let q = self / divisor
+        let r = self % divisor
+        return r < 0 ? (q - 1, r + divisor) : (q, r)
+    }
+}
