@@ -49,6 +49,7 @@ let package = Package(
                 "RelanceCore",
                 "CCurl",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -61,28 +62,82 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "RelanceDaemon",
+            name: "RelanceConfig",
             dependencies: [
                 "RelanceCore",
                 "RelanceTemplates",
-                "RelanceTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceSpool",
+            dependencies: [
+                "RelanceConfig",
+                "RelanceCore",
                 "RelanceStore",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Mustache", package: "swift-mustache"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceDispatch",
+            dependencies: [
+                "RelanceConfig",
+                "RelanceCore",
+                "RelanceSpool",
+                "RelanceStore",
+                "RelanceTemplates",
+                "RelanceTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceHTTP",
+            dependencies: [
+                "RelanceConfig",
+                "RelanceCore",
+                "RelanceSpool",
+                "RelanceStore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelanceDaemon",
+            dependencies: [
+                "RelanceConfig",
+                "RelanceCore",
+                "RelanceDispatch",
+                "RelanceHTTP",
+                "RelanceSpool",
+                "RelanceStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "relance",
             dependencies: [
+                "RelanceConfig",
+                "RelanceCore",
                 "RelanceDaemon",
+                "RelanceDispatch",
+                "RelanceSpool",
+                "RelanceStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -115,13 +170,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RelanceSpoolTests",
+            dependencies: ["RelanceSpool", "RelanceCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RelanceStoreTests",
             dependencies: ["RelanceStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["RelanceDaemon", "RelanceStore", "RelanceCore", "RelanceTransport"],
+            dependencies: [
+                "RelanceConfig", "RelanceCore", "RelanceDaemon", "RelanceDispatch", "RelanceHTTP", "RelanceSpool", "RelanceStore", "RelanceTemplates",
+                "RelanceTransport",
+            ],
             exclude: ["Support"],
             swiftSettings: swiftSettings
         ),

@@ -14,10 +14,17 @@ public struct TokenBucket: Sendable, Hashable {
         self.tokens = self.burst
     }
 
+    /// Nil when a token is there at `now`; otherwise the instant the next one will be. Takes nothing.
+    public func nextToken(now: Date) -> Date? {
+        guard rate > 0 else { return nil }
+        let available = last.map { min(burst, tokens + max(0, now.timeIntervalSince($0)) * rate) } ?? tokens
+        return available >= 1 ? nil : now.addingTimeInterval((1 - available) / rate)
+    }
+
     /// Takes a token if one is there; otherwise returns the instant the next one will be.
     public mutating func take(now: Date) -> Date? {
         guard rate > 0 else { return nil }
-        if let last { tokens = min(burst, tokens + now.timeIntervalSince(last) * rate) }
+        if let last { tokens = min(burst, tokens + max(0, now.timeIntervalSince(last)) * rate) }
         last = now
         if tokens >= 1 {
             tokens -= 1
@@ -25,16 +32,35 @@ public struct TokenBucket: Sendable, Hashable {
         }
         return now.addingTimeInterval((1 - tokens) / rate)
     }
+
+    /// Gives back a token taken for a send that did not happen.
+    public mutating func refund() {
+        guard rate > 0 else { return }
+        tokens = min(burst, tokens + 1)
+    }
 }
 
 /// Pauses a provider that keeps failing instead of feeding it a retry storm: after `threshold`
 /// consecutive transient failures it opens for `cooldown`, then lets one probe through
-/// (half-open); the probe's success closes it, its failure opens it again.
+/// (half-open); the probe's success closes it, its failure opens it again, and a probe that
+/// returns without calling the provider lets the next send be the probe.
 public struct CircuitBreaker: Sendable, Hashable {
     public enum State: Sendable, Hashable {
         case closed(failures: Int)
         case open(until: Date)
         case halfOpen(probing: Bool)
+    }
+
+    /// What the breaker says of a send at some instant.
+    public enum Admission: Sendable, Hashable {
+        /// Closed: send.
+        case go
+        /// Half-open and no probe out: this send is the probe.
+        case probe
+        /// Open until then.
+        case pausedUntil(Date)
+        /// A probe is out: wait for its outcome.
+        case probing
     }
 
     public var threshold: Int
@@ -46,16 +72,33 @@ public struct CircuitBreaker: Sendable, Hashable {
         self.cooldown = cooldown
     }
 
-    /// Whether a send may go now; when not, the instant to look again.
-    public mutating func allow(now: Date) -> (allowed: Bool, retryAt: Date?) {
+    /// What a send at `now` would be; changes nothing.
+    public func admission(now: Date) -> Admission {
         switch state {
-        case .closed: return (true, nil)
-        case .open(let until) where now < until: return (false, until)
-        case .open, .halfOpen(probing: false):
-            state = .halfOpen(probing: true)
+        case .closed: return .go
+        case .open(let until) where now < until: return .pausedUntil(until)
+        case .open, .halfOpen(probing: false): return .probe
+        case .halfOpen(probing: true): return .probing
+        }
+    }
+
+    /// Puts the breaker in "probe out" (after `admission` said `.probe` and the send is started).
+    public mutating func startProbe() { state = .halfOpen(probing: true) }
+
+    /// A probe came back without calling the provider: the next send is the probe.
+    public mutating func probeReturnedUnused() {
+        if state == .halfOpen(probing: true) { state = .halfOpen(probing: false) }
+    }
+
+    /// Whether a send may go now (taking the probe when half-open); when not, the instant to look again.
+    public mutating func allow(now: Date) -> (allowed: Bool, retryAt: Date?) {
+        switch admission(now: now) {
+        case .go: return (true, nil)
+        case .probe:
+            startProbe()
             return (true, nil)
-        case .halfOpen(probing: true):
-            return (false, now.addingTimeInterval(1))
+        case .pausedUntil(let until): return (false, until)
+        case .probing: return (false, now.addingTimeInterval(1))
         }
     }
 

@@ -68,7 +68,9 @@ extension Decoder {
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: codingPath + [key],
-                    debugDescription: "unknown key '\(path)' (known keys here: \(known.sorted().joined(separator: ", ")))"))
+                    debugDescription: "unknown key '\(path)' ("
+                        + (Suggestion.closest(to: key.stringValue, in: known).map { "did you mean \($0)? " } ?? "")
+                        + "known keys here: \(known.sorted().joined(separator: ", ")))"))
         }
     }
 }

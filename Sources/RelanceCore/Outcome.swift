@@ -21,16 +21,21 @@ public enum SendOutcome: Sendable, Hashable {
     case transient(code: Int?, detail: String, retryAfter: Duration?)
     /// Failed for good (SMTP 5xx, HTTP 4xx other than 408/429, invalid recipient).
     case permanent(code: Int?, detail: String)
+    /// The whole message reached the provider and then no answer came (a timeout or a dropped
+    /// connection after the last byte of DATA or of the request body): it may have been accepted.
+    /// Never resent by itself (DESIGN.md's in-doubt rule); an operator settles it.
+    case inDoubt(detail: String)
 
     public var code: Int? {
         switch self {
         case .sent(_, let code, _), .transient(let code, _, _), .permanent(let code, _): return code
+        case .inDoubt: return nil
         }
     }
 
     public var detail: String {
         switch self {
-        case .sent(_, _, let d), .transient(_, let d, _), .permanent(_, let d): return d
+        case .sent(_, _, let d), .transient(_, let d, _), .permanent(_, let d), .inDoubt(let d): return d
         }
     }
 }

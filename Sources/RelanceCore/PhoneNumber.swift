@@ -98,6 +98,13 @@ public enum PhoneNumber {
         return .success("+" + digits)
     }
 
+    /// Whether `text` is written as an E.164 number: `+`, then 8 to 15 ASCII digits, not starting with 0.
+    public static func isE164(_ text: String) -> Bool {
+        guard text.hasPrefix("+") else { return false }
+        let digits = text.dropFirst()
+        return (8...15).contains(digits.count) && digits.first != "0" && ASCIIDigits.integer(digits) != nil
+    }
+
     /// Whether an E.164 French number is a mobile one (06, 07), which alone can receive SMS.
     public static func isFrenchMobile(_ e164: String) -> Bool {
         e164.hasPrefix("+336") || e164.hasPrefix("+337")

@@ -35,6 +35,8 @@ public enum CallbackResult: String, Sendable {
     case duplicate
     /// No send with this id is known (yet): kept, and applied if the send commits within the TTL.
     case orphan
+    /// The gateway sent this webhook id before and it was applied then: nothing done again.
+    case replay
 }
 
 /// A callback as kept in the ledger.
@@ -65,7 +67,9 @@ extension Ledger {
                 "SELECT id, message_id, status, raw FROM callback WHERE provider = ? AND result = 'orphan' AND message_id IN (\(parts.map { _ in "?" }.joined(separator: ","))) ORDER BY id",
             arguments: StatementArguments([provider] + parts))
         for row in orphans {
-            let status = StatusCallback.Status(rawValue: row["status"]) ?? .inFlight
+            guard let status = StatusCallback.Status(rawValue: row["status"]) else {
+                throw LedgerCorruption(description: "unknown callback status '\(row["status"] as String? ?? "NULL")' in the ledger")
+            }
             let result = try applyKnown(db, provider: provider, messageID: row["message_id"], status: status, at: now, late: true)
             try db.run(
                 sql: "UPDATE callback SET result = ?, reminder_id = ?, channel = ? WHERE id = ?",
@@ -74,9 +78,18 @@ extension Ledger {
     }
 
     /// Applies a status callback: forward-only, duplicates are no-ops, every callback is kept.
-    public func apply(_ callback: StatusCallback, now: Date, orphanTTL: Duration = .seconds(86400)) async throws -> CallbackResult {
+    /// `replayID` (a webhook id the gateway repeats when it retries) is recorded in the same
+    /// transaction: a callback whose apply failed is not taken for a replay when it comes again.
+    public func apply(
+        _ callback: StatusCallback, replayID: String? = nil, now: Date, orphanTTL: Duration = .seconds(86400), replayWindow: Duration = .seconds(86400)
+    ) async throws -> CallbackResult {
         let raw = Self.encodeRaw(callback.raw)
         return try await batcher.write { db in
+            if let replayID {
+                try db.run(sql: "DELETE FROM webhook_seen WHERE seen_at < ?", arguments: [now.timeIntervalSince1970 - replayWindow.seconds])
+                try db.run(sql: "INSERT OR IGNORE INTO webhook_seen (id, seen_at) VALUES (?, ?)", arguments: [replayID, now.timeIntervalSince1970])
+                if db.changesCount == 0 { return .replay }
+            }
             try db.run(sql: "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?", arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
             let owner = try Row.fetchOne(
                 db, cachedSQL: "SELECT reminder_id, channel FROM provider_message WHERE provider = ? AND message_id = ?",
@@ -116,7 +129,7 @@ extension Ledger {
                 db, cachedSQL: "SELECT reminder_id, channel, status FROM provider_message WHERE provider = ? AND message_id = ?",
                 arguments: [provider, messageID])
         else { return .recorded }
-        let key = DeliveryKey(reminderID: owner["reminder_id"], channel: Channel(rawValue: owner["channel"]) ?? .sms)
+        let key = try owner.deliveryKey()
         // A part's own status only moves forward too: a late `delivered` after `undelivered` is kept as an event.
         if owner["status"] as String? == nil {
             try db.run(
@@ -212,17 +225,6 @@ extension Ledger {
             arguments: ["\(recipient) opted out", key.reminderID, key.channel.rawValue])
         try move(db, key, from: .pending, to: .suppressed, reason: "\(recipient) is on the suppression list (opt-out)", at: now)
         try fallBack(db, from: key, reason: "\(recipient) opted out", at: now)
-    }
-
-    // MARK: Webhook replay protection
-
-    /// Records a webhook id; false when it was seen before (a replay). Ids older than `keep` are forgotten.
-    public func firstSeen(webhookID: String, now: Date, keep: Duration = .seconds(86400)) async throws -> Bool {
-        try await batcher.write { db in
-            try db.run(sql: "DELETE FROM webhook_seen WHERE seen_at < ?", arguments: [now.timeIntervalSince1970 - keep.seconds])
-            try db.run(sql: "INSERT OR IGNORE INTO webhook_seen (id, seen_at) VALUES (?, ?)", arguments: [webhookID, now.timeIntervalSince1970])
-            return db.changesCount == 1
-        }
     }
 
     /// Nil when a write transaction reaches the disk, else why not (for `/healthz`).

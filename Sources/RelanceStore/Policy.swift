@@ -5,36 +5,6 @@ import RelanceCore
 /// The ledger's side of the contact policy: deferrals, cancellations and pauses, kill switches,
 /// contact history for frequency caps, partial payments.
 extension Ledger {
-    static func registerPolicyMigrations(_ m: inout DatabaseMigrator) {
-        m.registerMigration("v5-policy") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE cancellation (
-                        id INTEGER PRIMARY KEY AUTOINCREMENT,
-                        scope TEXT NOT NULL,
-                        value TEXT NOT NULL,
-                        reason TEXT NOT NULL,
-                        until DOUBLE,
-                        amount_paid TEXT,
-                        note TEXT,
-                        source TEXT NOT NULL,
-                        created_at DOUBLE NOT NULL,
-                        lifted_at DOUBLE
-                    );
-                    CREATE INDEX cancellation_scope ON cancellation(scope, value);
-                    CREATE TABLE hold (
-                        channel TEXT PRIMARY KEY NOT NULL,
-                        until DOUBLE,
-                        reason TEXT NOT NULL,
-                        created_at DOUBLE NOT NULL
-                    ) WITHOUT ROWID;
-                    ALTER TABLE delivery ADD COLUMN paused_until DOUBLE;
-                    CREATE INDEX attempt_outcome_started ON attempt(outcome, started_at);
-                    CREATE INDEX reminder_invoice_reminder ON reminder_invoice(reminder_id);
-                    """)
-        }
-    }
-
     // MARK: Deferral
 
     /// Instants of the debtor's earlier contacts (one per reminder, or per group of reminders sent as
@@ -78,200 +48,6 @@ extension Ledger {
             {
                 try Self.move(db, key, from: from, to: status, reason: reason, at: now)
             }
-        }
-    }
-
-    // MARK: Cancellations and pauses
-
-    /// What a cancellation did.
-    public struct CancelResult: Sendable, Equatable {
-        public var cancelled = 0
-        public var paused = 0
-        /// Reminders whose invoices are now all paid (partial payments that completed them).
-        public var settled = 0
-        /// Reminders matched (any status).
-        public var matched = 0
-    }
-
-    /// Records a cancellation, pause or partial payment and applies it to every waiting delivery it
-    /// matches, in one transaction. It stays in force for reminders ingested later, and
-    /// `markSending` checks it again in the transaction that would start a send.
-    public func cancel(_ request: CancellationRequest, source: String, now: Date) async throws -> CancelResult {
-        try await batcher.write { db in
-            try db.run(
-                sql: """
-                    INSERT INTO cancellation (scope, value, reason, until, amount_paid, note, source, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    request.scope.rawValue, request.value, request.reason.rawValue, request.until?.timeIntervalSince1970, request.amountPaid, request.note,
-                    source, now.timeIntervalSince1970,
-                ])
-            var result = CancelResult()
-            let reminders = try Self.reminderIDs(db, scope: request.scope, value: request.value)
-            result.matched = reminders.count
-            for reminderID in reminders {
-                if request.amountPaid != nil {
-                    // A partial payment: only a reminder with nothing left to pay is cancelled.
-                    guard let record = try String.fetchOne(db, cachedSQL: "SELECT record FROM reminder WHERE id = ?", arguments: [reminderID]),
-                        let reminder = try? Reminder.fromCanonicalJSON(record),
-                        reminder.applyingPayments(try Self.payments(db, reminderID: reminderID)) == nil
-                    else { continue }
-                    result.settled += 1
-                }
-                // Too late for these: kept as an event, so the receipts show when it came.
-                for row in try Row.fetchAll(
-                    db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status NOT IN ('pending', 'paused')", arguments: [reminderID]
-                ) {
-                    let status = DeliveryStatus(rawValue: row["status"]) ?? .unknown
-                    try Self.insertEvent(
-                        db, DeliveryKey(reminderID: reminderID, channel: Channel(rawValue: row["channel"]) ?? .email), from: status, to: status,
-                        reason: "\(request.summary) (\(source)) recorded when already \(status.rawValue)", at: now)
-                }
-                let waiting = try Row.fetchAll(
-                    db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status IN ('pending', 'paused')", arguments: [reminderID])
-                for row in waiting {
-                    let key = DeliveryKey(reminderID: reminderID, channel: Channel(rawValue: row["channel"]) ?? .email)
-                    let from = DeliveryStatus(rawValue: row["status"]) ?? .pending
-                    if let until = request.until, until > now {
-                        try db.run(
-                            sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
-                            arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
-                        let reason = "paused until \(Timestamp.format(until)): \(request.summary) (\(source))"
-                        if from == .pending {
-                            try Self.move(db, key, from: .pending, to: .paused, reason: reason, at: now)
-                        } else {
-                            try Self.insertEvent(db, key, from: .paused, to: .paused, reason: reason, at: now)
-                        }
-                        result.paused += 1
-                    } else if request.until == nil {
-                        try Self.move(db, key, from: from, to: .cancelled, reason: "cancelled: \(request.summary) (\(source))", at: now)
-                        result.cancelled += 1
-                    }
-                }
-            }
-            return result
-        }
-    }
-
-    static func reminderIDs(_ db: Database, scope: CancellationRequest.Scope, value: String) throws -> [String] {
-        switch scope {
-        case .reminder: return try String.fetchAll(db, cachedSQL: "SELECT id FROM reminder WHERE id = ?", arguments: [value])
-        case .debtor: return try String.fetchAll(db, cachedSQL: "SELECT id FROM reminder WHERE debtor_id = ?", arguments: [value])
-        case .file: return try String.fetchAll(db, cachedSQL: "SELECT id FROM reminder WHERE source_file = ?", arguments: [value])
-        case .invoice: return try String.fetchAll(db, cachedSQL: "SELECT reminder_id FROM reminder_invoice WHERE invoice = ?", arguments: [value])
-        }
-    }
-
-    /// Total paid per invoice of a reminder, from partial payments (the latest figure wins).
-    static func payments(_ db: Database, reminderID: String) throws -> [String: String] {
-        var paid: [String: String] = [:]
-        for row in try Row.fetchAll(
-            db,
-            cachedSQL: """
-                SELECT value, amount_paid FROM cancellation
-                WHERE scope = 'invoice' AND amount_paid IS NOT NULL AND lifted_at IS NULL
-                  AND value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = ?)
-                ORDER BY id
-                """, arguments: [reminderID])
-        {
-            paid[row["value"]] = row["amount_paid"]
-        }
-        return paid
-    }
-
-    /// Partial payments recorded for these invoice numbers (for a reminder not ingested yet).
-    public func paymentsFor(invoices: [String]) async throws -> [String: String] {
-        guard !invoices.isEmpty else { return [:] }
-        return try await pool.read { db in
-            var paid: [String: String] = [:]
-            for row in try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT value, amount_paid FROM cancellation WHERE scope = 'invoice' AND amount_paid IS NOT NULL AND lifted_at IS NULL
-                    AND value IN (\(invoices.map { _ in "?" }.joined(separator: ","))) ORDER BY id
-                    """, arguments: StatementArguments(invoices))
-            {
-                paid[row["value"]] = row["amount_paid"]
-            }
-            return paid
-        }
-    }
-
-    public func payments(reminderID: String) async throws -> [String: String] {
-        try await pool.read { db in try Self.payments(db, reminderID: reminderID) }
-    }
-
-    /// The cancellation or pause in force for a reminder at `now`, if any (pauses: the latest end).
-    static func cancellationInForce(_ db: Database, reminderID: String, now: Date) throws -> (reason: String, until: Date?)? {
-        let rows = try Row.fetchAll(
-            db,
-            cachedSQL: """
-                SELECT c.scope, c.value, c.reason, c.until, c.source FROM cancellation c, reminder r
-                WHERE r.id = ? AND c.lifted_at IS NULL AND c.amount_paid IS NULL AND (c.until IS NULL OR c.until > ?)
-                  AND ((c.scope = 'reminder' AND c.value = r.id) OR (c.scope = 'debtor' AND c.value = r.debtor_id)
-                    OR (c.scope = 'file' AND c.value = r.source_file)
-                    OR (c.scope = 'invoice' AND c.value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = r.id)))
-                ORDER BY c.until IS NOT NULL, c.until DESC
-                """, arguments: [reminderID, now.timeIntervalSince1970])
-        guard let row = rows.first else { return nil }
-        let until = (row["until"] as Double?).map(Date.init(timeIntervalSince1970:))
-        var reason = "\(row["scope"] as String) \(row["value"] as String): \(row["reason"] as String)"
-        if let until { reason += " until \(Timestamp.format(until))" }
-        return (reason + " (\(row["source"] as String))", until)
-    }
-
-    /// Paused deliveries whose pause has ended become pending, due now. Returns how many.
-    @discardableResult
-    public func resumePaused(now: Date) async throws -> Int {
-        try await batcher.write { db in
-            let keys = try Row.fetchAll(
-                db, cachedSQL: "SELECT reminder_id, channel FROM delivery WHERE status = 'paused' AND paused_until IS NOT NULL AND paused_until <= ?",
-                arguments: [now.timeIntervalSince1970])
-            for row in keys {
-                let key = DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email)
-                // A later pause or a cancellation may still be in force.
-                if let still = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
-                    if let until = still.until {
-                        try db.run(
-                            sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
-                            arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
-                    } else {
-                        try Self.move(db, key, from: .paused, to: .cancelled, reason: "cancelled: \(still.reason)", at: now)
-                    }
-                    continue
-                }
-                try db.run(
-                    sql: "UPDATE delivery SET paused_until = NULL, due_at = MAX(due_at, ?) WHERE reminder_id = ? AND channel = ?",
-                    arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
-                try Self.move(db, key, from: .paused, to: .pending, reason: "pause ended", at: now)
-            }
-            return keys.count
-        }
-    }
-
-    /// Lifts the pauses and cancellations recorded for a target (`relance resume --invoice …`):
-    /// paused deliveries go back to pending; cancelled ones stay cancelled (terminal).
-    public func lift(scope: CancellationRequest.Scope, value: String, now: Date) async throws -> Int {
-        try await batcher.write { db in
-            try db.run(
-                sql: "UPDATE cancellation SET lifted_at = ? WHERE scope = ? AND value = ? AND lifted_at IS NULL AND amount_paid IS NULL",
-                arguments: [now.timeIntervalSince1970, scope.rawValue, value])
-            var resumed = 0
-            for reminderID in try Self.reminderIDs(db, scope: scope, value: value) {
-                if try Self.cancellationInForce(db, reminderID: reminderID, now: now) != nil { continue }
-                for channel in try String.fetchAll(
-                    db, cachedSQL: "SELECT channel FROM delivery WHERE reminder_id = ? AND status = 'paused'", arguments: [reminderID])
-                {
-                    let key = DeliveryKey(reminderID: reminderID, channel: Channel(rawValue: channel) ?? .email)
-                    try db.run(
-                        sql: "UPDATE delivery SET paused_until = NULL, due_at = MAX(due_at, ?) WHERE reminder_id = ? AND channel = ?",
-                        arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
-                    try Self.move(db, key, from: .paused, to: .pending, reason: "resumed by an operator", at: now)
-                    resumed += 1
-                }
-            }
-            return resumed
         }
     }
 
@@ -403,8 +179,8 @@ extension Ledger {
                     ORDER BY d.due_at, d.reminder_id LIMIT ?
                     """,
                 arguments: [lead.reminder.debtor.id, lead.key.channel.rawValue, now.timeIntervalSince1970, lead.key.reminderID, limit])
-            return try rows.compactMap { row in
-                guard let reminder = try? Reminder.fromCanonicalJSON(row["record"]) else { return nil }
+            return try rows.map { row in
+                let reminder = try Reminder.stored(row["record"], id: row["reminder_id"])
                 let key = DeliveryKey(reminderID: row["reminder_id"], channel: lead.key.channel)
                 return Due(
                     key: key, reminder: reminder, queue: row["queue"], attempts: row["attempts"],
@@ -433,7 +209,7 @@ extension Ledger {
                         """, arguments: StatementArguments(invoices + [key.reminderID, key.channel.rawValue]))
             else { return nil }
             return (
-                DeliveryKey(reminderID: row["reminder_id"], channel: Channel(rawValue: row["channel"]) ?? .email),
+                try row.deliveryKey(),
                 Date(timeIntervalSince1970: row["started_at"])
             )
         }

@@ -5,12 +5,6 @@ import RelanceCore
 /// Retention (GDPR art. 5(1)(e), art. 17): erasing personal data from the ledger while ids,
 /// statuses and timestamps stay for statistics.
 extension Ledger {
-    static func registerRetentionMigrations(_ m: inout DatabaseMigrator) {
-        m.registerMigration("v6-retention") { db in
-            try db.execute(sql: "ALTER TABLE reminder ADD COLUMN erased_at DOUBLE")
-        }
-    }
-
     /// What an erasure touched.
     public struct Erasure: Sendable, Equatable {
         public var reminders: [String] = []
@@ -74,9 +68,9 @@ extension Ledger {
                 }
                 try db.execute(sql: "UPDATE callback SET raw = '{}' WHERE reminder_id = ?", arguments: [id])
                 for row in try Row.fetchAll(db, sql: "SELECT channel, status FROM delivery WHERE reminder_id = ?", arguments: [id]) {
-                    let status = DeliveryStatus(rawValue: row["status"]) ?? .unknown
+                    let status = try row.deliveryStatus()
                     try Self.insertEvent(
-                        db, DeliveryKey(reminderID: id, channel: Channel(rawValue: row["channel"]) ?? .email), from: status, to: status,
+                        db, DeliveryKey(reminderID: id, channel: try row.channel()), from: status, to: status,
                         reason: "personal data erased (\(reason))", at: now)
                 }
                 erasure.reminders.append(id)

@@ -6,10 +6,14 @@ import Synchronization
 public struct CurlError: Error, CustomStringConvertible, Sendable {
     public var code: Int
     public var message: String
+    /// The whole request body was sent before the failure, and no answer came: the peer may have
+    /// acted on it.
+    public var afterRequestSent: Bool
 
-    public init(code: Int, message: String) {
+    public init(code: Int, message: String, afterRequestSent: Bool = false) {
         self.code = code
         self.message = message
+        self.afterRequestSent = afterRequestSent
     }
 
     public var description: String { "curl error \(code): \(message)" }
@@ -89,8 +93,15 @@ final class CurlEasy {
 
     func responseCode() -> Int {
         var code: Int = 0
-        _ = CCurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+        guard CCurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK else { return 0 }
         return code
+    }
+
+    /// Bytes of the request body (or of the SMTP message) sent by the last transfer.
+    func uploadedBytes() -> Int {
+        var bytes: curl_off_t = 0
+        guard CCurl_easy_getinfo_off_t(handle, CURLINFO_SIZE_UPLOAD_T, &bytes) == CURLE_OK else { return 0 }
+        return Int(bytes)
     }
 
     /// Blocking: call only from a dedicated thread, never from the cooperative pool.

@@ -2,8 +2,9 @@ import CCurl
 import Foundation
 import RelanceCore
 
+extension HTTPClient {
 /// One HTTP request.
-public struct HTTPRequest: Sendable, Hashable {
+public struct Request: Sendable, Hashable {
     public var method: String
     public var url: String
     public var headers: [String: String]
@@ -27,34 +28,10 @@ public struct HTTPRequest: Sendable, Hashable {
         self.body = body
         self.basicAuth = basicAuth
     }
-
-    /// `application/x-www-form-urlencoded` body from ordered pairs.
-    public static func formBody(_ pairs: [(String, String)]) -> Data {
-        Data(pairs.map { "\(formEncode($0.0))=\(formEncode($0.1))" }.joined(separator: "&").utf8)
-    }
-
-    /// The pairs of an `application/x-www-form-urlencoded` body or query, in order; nil when an
-    /// escape is malformed.
-    public static func formPairs(_ text: String) -> [(String, String)]? {
-        var pairs: [(String, String)] = []
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String? { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
-            guard let name = decode(parts[0]), let value = parts.count > 1 ? decode(parts[1]) : "" else { return nil }
-            pairs.append((name, value))
-        }
-        return pairs
-    }
-
-    public static func formEncode(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
-        allowed.insert(charactersIn: "-._*")
-        return (text.addingPercentEncoding(withAllowedCharacters: allowed) ?? "").replacingOccurrences(of: "%20", with: "+")
-    }
 }
 
 /// One HTTP response. Header names are lower-cased.
-public struct HTTPResponse: Sendable, Hashable {
+public struct Response: Sendable, Hashable {
     public var status: Int
     public var headers: [String: String]
     public var body: Data
@@ -68,7 +45,7 @@ public struct HTTPResponse: Sendable, Hashable {
     /// `Retry-After` as a duration (seconds or an HTTP date), if present and sensible.
     public func retryAfter(now: Date = Date()) -> Duration? {
         guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if let seconds = Int(value), seconds >= 0 { return .seconds(min(seconds, 86400)) }
+        if let seconds = ASCIIDigits.integer(value) { return .seconds(min(seconds, 86400)) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
@@ -76,6 +53,7 @@ public struct HTTPResponse: Sendable, Hashable {
         guard let date = formatter.date(from: value) else { return nil }
         return .seconds(max(0, min(86400, Int(date.timeIntervalSince(now).rounded(.up)))))
     }
+}
 }
 
 /// How to reach an HTTP API.
@@ -112,7 +90,7 @@ public final class HTTPClient: Sendable {
         pool = HandlePool(connections)
     }
 
-    public func execute(_ request: HTTPRequest) async -> Result<HTTPResponse, CurlError> {
+    public func execute(_ request: HTTPClient.Request) async -> Result<HTTPClient.Response, CurlError> {
         await pool.withConnection { $0.execute(request) }
     }
 }
@@ -148,7 +126,7 @@ final class HTTPConnection: QueuedConnection, @unchecked Sendable {
     }
 
     /// Blocking; runs on `queue`.
-    func execute(_ request: HTTPRequest) -> Result<HTTPResponse, CurlError> {
+    func execute(_ request: HTTPClient.Request) -> Result<HTTPClient.Response, CurlError> {
         transfer.body.removeAll(keepingCapacity: true)
         transfer.headers.removeAll(keepingCapacity: true)
         easy.clearError()
@@ -188,9 +166,12 @@ final class HTTPConnection: QueuedConnection, @unchecked Sendable {
         let result = easy.perform()
         guard result == CURLE_OK else {
             let text = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(result)) : easy.errorText
-            return .failure(CurlError(code: Int(result.rawValue), message: text))
+            // The body went out whole and no status line, or a success whose answer was cut, came back.
+            let status = easy.responseCode()
+            let sent = (request.body.map { !$0.isEmpty && easy.uploadedBytes() >= $0.count } ?? false) && (status == 0 || (200..<300).contains(status))
+            return .failure(CurlError(code: Int(result.rawValue), message: text, afterRequestSent: sent))
         }
-        return .success(HTTPResponse(status: easy.responseCode(), headers: transfer.headers, body: transfer.body))
+        return .success(HTTPClient.Response(status: easy.responseCode(), headers: transfer.headers, body: transfer.body))
     }
 }
 

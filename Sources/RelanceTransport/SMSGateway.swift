@@ -5,11 +5,11 @@ import RelanceCore
 public protocol SMSProvider: Sendable {
     /// Short name for receipts and logs (`twilio`, `vonage`, …).
     var name: String { get }
-    func request(for message: SMSMessage) throws -> HTTPRequest
+    func request(for message: SMSMessage) throws -> HTTPClient.Request
     /// Reads a 2xx response: the provider's message id(s), or why the gateway refused after all.
-    func accepted(_ response: HTTPResponse) -> SendOutcome
+    func accepted(_ response: HTTPClient.Response) -> SendOutcome
     /// Reads the provider's error code and message from a non-2xx body, if it has them.
-    func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?)
+    func errorDetail(_ response: HTTPClient.Response) -> (code: String?, message: String?)
 }
 
 /// Sends SMS through one provider over HTTP and classifies the outcome the same way for all:
@@ -28,9 +28,11 @@ public final class SMSGateway: Sendable {
     }
 
     public func send(_ message: SMSMessage) async -> SendOutcome {
-        let request: HTTPRequest
+        let request: HTTPClient.Request
         do { request = try provider.request(for: message) } catch { return .permanent(code: nil, detail: "cannot build the request: \(error)") }
         switch await client.execute(request) {
+        case .failure(let error) where error.afterRequestSent:
+            return .inDoubt(detail: scrub("\(provider.name): no answer after the whole request was sent: \(error.message) (curl \(error.code))"))
         case .failure(let error):
             return .transient(code: nil, detail: scrub("\(provider.name): \(error.message) (curl \(error.code))"), retryAfter: nil)
         case .success(let response):
@@ -38,13 +40,14 @@ public final class SMSGateway: Sendable {
         }
     }
 
-    func classify(_ response: HTTPResponse) -> SendOutcome {
+    func classify(_ response: HTTPClient.Response) -> SendOutcome {
         switch response.status {
         case 200..<300:
             switch provider.accepted(response) {
             case .sent(let id, _, let detail): return .sent(providerID: id, code: response.status, detail: scrub(detail))
             case .transient(let code, let detail, let retry): return .transient(code: code, detail: scrub(detail), retryAfter: retry)
             case .permanent(let code, let detail): return .permanent(code: code, detail: scrub(detail))
+            case .inDoubt(let detail): return .inDoubt(detail: scrub(detail))
             }
         case 408, 429, 500..<600:
             return .transient(code: response.status, detail: scrub(describe(response)), retryAfter: response.retryAfter())
@@ -56,7 +59,7 @@ public final class SMSGateway: Sendable {
         }
     }
 
-    func describe(_ response: HTTPResponse) -> String {
+    func describe(_ response: HTTPClient.Response) -> String {
         let (code, message) = provider.errorDetail(response)
         if code != nil || message != nil {
             return "\(provider.name) HTTP \(response.status): \([code.map { "code \($0)" }, message].compactMap { $0 }.joined(separator: ": "))"
@@ -108,7 +111,7 @@ public struct TwilioProvider: SMSProvider {
 
     public var name: String { "twilio" }
 
-    public func request(for message: SMSMessage) throws -> HTTPRequest {
+    public func request(for message: SMSMessage) throws -> HTTPClient.Request {
         var form: [(String, String)] = [("To", message.to)]
         // A Messaging Service SID (MG…) replaces the sender.
         if message.from.hasPrefix("MG") && message.from.count == 34 {
@@ -118,13 +121,13 @@ public struct TwilioProvider: SMSProvider {
         }
         form.append(("Body", message.text))
         if let statusCallback { form.append(("StatusCallback", statusCallback)) }
-        return HTTPRequest(
+        return HTTPClient.Request(
             method: "POST", url: "\(baseURL)/2010-04-01/Accounts/\(accountSID)/Messages.json",
-            headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"], body: HTTPRequest.formBody(form),
+            headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"], body: FormEncoding.body(form),
             basicAuth: .init(user: accountSID, password: authToken))
     }
 
-    public func accepted(_ response: HTTPResponse) -> SendOutcome {
+    public func accepted(_ response: HTTPClient.Response) -> SendOutcome {
         guard let json = JSONBody.object(response.body), let sid = JSONBody.string(json["sid"]) else {
             return .permanent(
                 code: response.status, detail: "twilio accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))"
@@ -133,7 +136,7 @@ public struct TwilioProvider: SMSProvider {
         return .sent(providerID: sid, code: response.status, detail: "twilio \(JSONBody.string(json["status"]) ?? "accepted")")
     }
 
-    public func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?) {
+    public func errorDetail(_ response: HTTPClient.Response) -> (code: String?, message: String?) {
         guard let json = JSONBody.object(response.body) else { return (nil, nil) }
         return (JSONBody.string(json["code"]), JSONBody.string(json["message"]))
     }
@@ -156,20 +159,20 @@ public struct VonageProvider: SMSProvider {
 
     public var name: String { "vonage" }
 
-    public func request(for message: SMSMessage) throws -> HTTPRequest {
+    public func request(for message: SMSMessage) throws -> HTTPClient.Request {
         var form: [(String, String)] = [
             ("api_key", apiKey), ("api_secret", apiSecret), ("from", message.from), ("to", message.toDigits), ("text", message.text),
             ("type", message.analysis.encoding == .ucs2 ? "unicode" : "text"),
         ]
         if let callback { form.append(("callback", callback)) }
         form.append(("client-ref", String(message.reference.prefix(40))))
-        return HTTPRequest(
+        return HTTPClient.Request(
             method: "POST", url: "\(baseURL)/sms/json", headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"],
-            body: HTTPRequest.formBody(form))
+            body: FormEncoding.body(form))
     }
 
     /// Vonage answers 200 even when it refuses: each part has its own `status` ("0" = accepted).
-    public func accepted(_ response: HTTPResponse) -> SendOutcome {
+    public func accepted(_ response: HTTPClient.Response) -> SendOutcome {
         guard let json = JSONBody.object(response.body), let parts = json["messages"] as? [[String: Any]], !parts.isEmpty else {
             return .permanent(
                 code: response.status, detail: "vonage accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))"
@@ -188,7 +191,7 @@ public struct VonageProvider: SMSProvider {
         return .sent(providerID: ids.joined(separator: ","), code: response.status, detail: "vonage accepted \(parts.count) part\(parts.count == 1 ? "" : "s")")
     }
 
-    public func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?) {
+    public func errorDetail(_ response: HTTPClient.Response) -> (code: String?, message: String?) {
         guard let json = JSONBody.object(response.body) else { return (nil, nil) }
         if let parts = json["messages"] as? [[String: Any]], let first = parts.first {
             return (JSONBody.string(first["status"]), JSONBody.string(first["error-text"]))
@@ -213,19 +216,19 @@ public struct BrevoProvider: SMSProvider {
 
     public var name: String { "brevo" }
 
-    public func request(for message: SMSMessage) throws -> HTTPRequest {
+    public func request(for message: SMSMessage) throws -> HTTPClient.Request {
         var body: [String: Any] = [
             "sender": message.from, "recipient": message.toDigits, "content": message.text, "type": "transactional",
             "unicodeEnabled": message.analysis.encoding == .ucs2, "tag": message.reference,
         ]
         if let webURL { body["webUrl"] = webURL }
         let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
-        return HTTPRequest(
+        return HTTPClient.Request(
             method: "POST", url: "\(baseURL)/v3/transactionalSMS/send",
             headers: ["Content-Type": "application/json", "Accept": "application/json", "api-key": apiKey], body: data)
     }
 
-    public func accepted(_ response: HTTPResponse) -> SendOutcome {
+    public func accepted(_ response: HTTPClient.Response) -> SendOutcome {
         guard let json = JSONBody.object(response.body), let id = JSONBody.string(json["messageId"]) else {
             return .permanent(
                 code: response.status, detail: "brevo accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
@@ -234,7 +237,7 @@ public struct BrevoProvider: SMSProvider {
         return .sent(providerID: id, code: response.status, detail: "brevo accepted\(count)")
     }
 
-    public func errorDetail(_ response: HTTPResponse) -> (code: String?, message: String?) {
+    public func errorDetail(_ response: HTTPClient.Response) -> (code: String?, message: String?) {
         guard let json = JSONBody.object(response.body) else { return (nil, nil) }
         return (JSONBody.string(json["code"]), JSONBody.string(json["message"]))
     }

@@ -178,6 +178,11 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
         }
         let curlText = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(result)) : easy.errorText
         let detail = reply.isEmpty ? "\(curlText) (curl \(result.rawValue))" : "\(reply) (\(curlText))"
+        // The whole message went out after DATA and no reply to it came (a timeout, a dropped
+        // connection): the relay may have queued it. Sending it again risks a duplicate.
+        if !(400..<600).contains(code) && !message.isEmpty && easy.uploadedBytes() >= message.count {
+            return .inDoubt(detail: "no reply after the whole message was sent: \(detail)")
+        }
         switch result {
         case CURLE_LOGIN_DENIED, CURLE_USE_SSL_FAILED, CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION:
             // Our configuration or the relay is at fault, not the recipient: keep the reminder.

@@ -145,7 +145,7 @@ final class Simulator: Sendable {
 
     /// The form's fields (the last of repeated names); empty when the encoding is malformed.
     static func form(_ body: String) -> [String: String] {
-        Dictionary(RelanceTransport.HTTPRequest.formPairs(body) ?? [], uniquingKeysWith: { _, last in last })
+        Dictionary(FormEncoding.pairs(body) ?? [], uniquingKeysWith: { _, last in last })
     }
 
     func body(_ request: Request) async throws -> String {
@@ -226,9 +226,9 @@ final class Simulator: Sendable {
     func postTwilio(url: String, params: [(String, String)]) async {
         let signature = Self.twilioSignature(token: settings.twilioToken, url: url, params: params)
         _ = await callbacks.execute(
-            RelanceTransport.HTTPRequest(
+            HTTPClient.Request(
                 method: "POST", url: url, headers: ["Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature],
-                body: RelanceTransport.HTTPRequest.formBody(params)))
+                body: FormEncoding.body(params)))
     }
 
     // MARK: Vonage
@@ -384,7 +384,7 @@ final class Simulator: Sendable {
     }
 
     func postJSON(url: String, _ data: Data) async {
-        _ = await callbacks.execute(RelanceTransport.HTTPRequest(method: "POST", url: url, headers: ["Content-Type": "application/json"], body: data))
+        _ = await callbacks.execute(HTTPClient.Request(method: "POST", url: url, headers: ["Content-Type": "application/json"], body: data))
     }
 
     func scheduleCallbacks(_ calls: [@Sendable () async -> Void]) {

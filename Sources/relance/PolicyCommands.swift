@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import RelanceCore
+import RelanceConfig
 import RelanceDaemon
+import RelanceDispatch
+import RelanceSpool
 import RelanceStore
 
 /// The operator's name for the audit trail: $SUDO_USER, else $USER.

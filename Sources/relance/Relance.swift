@@ -2,7 +2,10 @@ import ArgumentParser
 import Foundation
 import Logging
 import RelanceCore
+import RelanceConfig
 import RelanceDaemon
+import RelanceDispatch
+import RelanceSpool
 import RelanceStore
 import RelanceTransport
 
@@ -66,7 +69,7 @@ extension ParsableCommand {
 }
 
 func makeLogger(_ configuration: RelanceConfiguration) -> Logger {
-    LogLevelBox.shared.level = Logger.Level(rawValue: configuration.log.level) ?? .info
+    LogLevelBox.shared.level = configuration.log.level.loggerLevel
     return Logger(label: "relance") { label in RelanceLogHandler(label: label, levelBox: LogLevelBox.shared) }
 }
 

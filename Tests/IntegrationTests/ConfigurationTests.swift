@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
+@testable import RelanceConfig
 @testable import RelanceDaemon
+@testable import RelanceDispatch
+@testable import RelanceHTTP
+@testable import RelanceSpool
 
 @Suite struct ConfigurationTests {
     @Test func shippedExampleIsValid() throws {

@@ -6,7 +6,11 @@ import RelanceTemplates
 import Synchronization
 import Testing
 
+@testable import RelanceConfig
 @testable import RelanceDaemon
+@testable import RelanceDispatch
+@testable import RelanceHTTP
+@testable import RelanceSpool
 
 /// The dispatcher in-process, with a transport that records what it is asked to do.
 @Suite struct DispatcherTests {
@@ -62,8 +66,7 @@ import Testing
             emailName: "test", smsName: "test", sendEmail: { _, to, _ in await recorder.send(to: to) },
             sendSMS: { _, _ in .permanent(code: nil, detail: "unused") })
         let dispatcher = Dispatcher(
-            ledger: ledger, builder: components.builder, transports: transports, configuration: configuration, logger: Logger(label: "test"),
-            clock: { instant ?? Date() })
+            ledger: ledger, components: components, transports: transports, logger: testLogger("test"), clock: { instant ?? Date() })
         await dispatcher.run(untilIdle: true, shouldStop: { false })
         return (recorder.state.withLock { $0 }, dispatcher)
     }

@@ -85,7 +85,7 @@ import Testing
         let daemon = try sandbox.start(["serve"])
         try await eventually("the daemon") { daemon.stderr.contains("webhook server listening") }
         let client = try HTTPClient(configuration: .init(connections: 1))
-        func health() async -> Int { (try? await client.execute(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)/healthz")).get().status) ?? 0 }
+        func health() async -> Int { (try? await client.execute(HTTPClient.Request(method: "GET", url: "http://127.0.0.1:\(port)/healthz")).get().status) ?? 0 }
         #expect(await health() == 200)
 
         let files = ["ledger.sqlite", "ledger.sqlite-wal"].map { sandbox.root + "/" + $0 }
@@ -147,7 +147,7 @@ import Testing
               sender: EXEMPLE
               base_url: "http://127.0.0.1:9"
               twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
-              vonage: { api_key: vonage-key, api_secret: vonage-secret }
+              vonage: { api_key: vonage-key, api_secret: vonage-secret, signature_secret: vsig }
               secondary: { provider: vonage, base_url: "\(sim.baseURL)" }
             """
         try sandbox.writeConfig(concurrency: 1, sms: sms, delivery: "breaker: { failures: 1, cooldown: 1h }")

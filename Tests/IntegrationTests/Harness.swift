@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RelanceCore
 import RelanceStore
 import Testing
@@ -14,6 +15,34 @@ enum Package {
     }
     static let support = root + "/Tests/IntegrationTests/Support"
     static let templates = root + "/templates"
+}
+
+/// A logger for in-process daemon parts under test: its lines go to a file under
+/// `$TMPDIR/relance-test-logs/`, not into the test run's output.
+func testLogger(_ name: String) -> Logger {
+    let directory = NSTemporaryDirectory() + "relance-test-logs"
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let path = directory + "/\(name)-\(getpid()).log"
+    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    let handle = FileHandle(forWritingAtPath: path) ?? FileHandle.nullDevice
+    handle.seekToEndOfFile()
+    return Logger(label: name) { label in FileLogHandler(label: label, handle: handle) }
+}
+
+/// Log lines appended to a file.
+struct FileLogHandler: LogHandler {
+    let label: String
+    let handle: FileHandle
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let fields = metadata.merging(event.metadata ?? [:]) { _, new in new }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        handle.write(Data("\(event.level) \(label): \(event.message) \(fields.joined(separator: " "))\n".utf8))
+    }
 }
 
 struct TimedOut: Error, CustomStringConvertible {

@@ -217,17 +217,17 @@ import Testing
         let client = try HTTPClient(configuration: .init(connections: 8))
         let base = "http://127.0.0.1:\(port)/api/cancellations"
         let unauthorized = try await client.execute(
-            HTTPRequest(
+            HTTPClient.Request(
                 method: "POST", url: base, headers: ["Content-Type": "application/json"], body: Data(#"{"cancel":{"reminder":"CR-0","reason":"paid"}}"#.utf8))
         ).get()
         #expect(unauthorized.status == 401)
         let auth = ["Content-Type": "application/json", "Authorization": "Bearer \(token)"]
         let invalid = try await client.execute(
-            HTTPRequest(method: "POST", url: base, headers: auth, body: Data(#"{"cancel":{"reminder":"CR-0","reason":"lost"}}"#.utf8))
+            HTTPClient.Request(method: "POST", url: base, headers: auth, body: Data(#"{"cancel":{"reminder":"CR-0","reason":"lost"}}"#.utf8))
         ).get()
         #expect(invalid.status == 422 && String(decoding: invalid.body, as: UTF8.self).contains("cancel.reason"))
         let pastPause = try await client.execute(
-            HTTPRequest(
+            HTTPClient.Request(
                 method: "POST", url: base, headers: auth,
                 body: Data(#"{"cancel":{"reminder":"CR-0","reason":"promise_to_pay","until":"2020-01-01T00:00:00Z"}}"#.utf8))
         ).get()
@@ -237,7 +237,7 @@ import Testing
                 group.addTask {
                     let body = Data(#"{"cancel":{"reminder":"CR-\#(i)","reason":"paid"}}"#.utf8)
                     let headers = ["Content-Type": "application/json", "Authorization": "Bearer \(token)"]
-                    return try await client.execute(HTTPRequest(method: "POST", url: base, headers: headers, body: body)).get().status
+                    return try await client.execute(HTTPClient.Request(method: "POST", url: base, headers: headers, body: body)).get().status
                 }
                 if i >= 16 { #expect(try await group.next() == 200) }
             }

@@ -4,7 +4,11 @@ import RelanceCore
 import RelanceStore
 import Testing
 
+@testable import RelanceConfig
 @testable import RelanceDaemon
+@testable import RelanceDispatch
+@testable import RelanceHTTP
+@testable import RelanceSpool
 
 /// Retention: `relance forget --debtor` and the purge past `retention.personal_data`, on real files.
 @Suite struct RetentionTests {

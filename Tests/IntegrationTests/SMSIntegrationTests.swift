@@ -5,7 +5,11 @@ import RelanceStore
 import RelanceTransport
 import Testing
 
+@testable import RelanceConfig
 @testable import RelanceDaemon
+@testable import RelanceDispatch
+@testable import RelanceHTTP
+@testable import RelanceSpool
 
 /// `relance serve` against the gateway simulator: the exact requests, the receipts, the callbacks.
 @Suite struct SMSIntegrationTests {
@@ -22,7 +26,7 @@ import Testing
           sender: EXEMPLE
           base_url: "\(sim.baseURL)"
           twilio: { account_sid: \(GatewaySimulator.twilioSID), auth_token: \(GatewaySimulator.twilioToken) }
-          vonage: { api_key: vonage-key, api_secret: vonage-secret }
+          vonage: { api_key: vonage-key, api_secret: vonage-secret, signature_secret: vsig }
           brevo: { api_key: brevo-key }
         \(extra)
         """
@@ -200,16 +204,40 @@ import Testing
         #expect(sink.callbacks.allSatisfy { $0["twilio_signature_valid"] as? Bool == true })
     }
 
-    @Test func aSlowGatewayTimesOutAndIsRetriedLater() async throws {
+    /// The gateway read the whole request and then did not answer in time: it may have accepted
+    /// the SMS, so it is in doubt, never resent by itself (it used to be retried: a duplicate).
+    @Test func aGatewayThatTimesOutAfterTheWholeRequestLeavesTheDeliveryInDoubt() async throws {
         let sandbox = try Sandbox()
         let sim = try await GatewaySimulator(sandbox: sandbox, arguments: ["--slow-ms", "3000"])
         try sandbox.writeConfig(sms: smsSection("brevo", sim, extra: "  timeout: 500ms"))
         try sandbox.dropLines("a.jsonl", [Self.smsReminder("SLOW", phone: "+33612340999")])
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         let receipt = try #require(try await receipts(try sandbox.ledger()).first)
+        #expect(receipt.outcome == "unknown")
+        #expect(receipt.status == "unknown")
+        #expect(receipt.detail?.contains("no answer after the whole request was sent") == true, "\(receipt.detail ?? "")")
+        #expect(receipt.detail?.contains("curl 28") == true, "\(receipt.detail ?? "")")
+        // A second pass leaves it alone: only an operator settles it.
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(try await receipts(try sandbox.ledger()).count == 1)
+    }
+
+    /// Nothing listens: the request never left, so the failure is transient and retried later.
+    @Test func anUnreachableGatewayIsTransient() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig(
+            sms: """
+                sms:
+                  provider: brevo
+                  sender: EXEMPLE
+                  base_url: "http://127.0.0.1:9"
+                  brevo: { api_key: brevo-key }
+                """)
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("DOWN", phone: "+33612340999")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        let receipt = try #require(try await receipts(try sandbox.ledger()).first)
         #expect(receipt.outcome == "transient")
         #expect(receipt.status == "pending")
-        #expect(receipt.detail?.contains("curl 28") == true, "\(receipt.detail ?? "")")
     }
 
     /// 429 with Retry-After, 500 and 400, with an injected clock: no sleeping.
@@ -236,8 +264,7 @@ import Testing
         }
         _ = try await ledger.ingest(reminders, sourceFile: "f", queue: "default", priority: 0, now: t0)
         let dispatcher = Dispatcher(
-            ledger: ledger, builder: components.builder, transports: try components.makeTransports(), configuration: configuration,
-            logger: Logger(label: "test"), clock: { clock.now })
+            ledger: ledger, components: components, transports: try Transports.make(configuration), logger: testLogger("test"), clock: { clock.now })
         await dispatcher.run(untilIdle: true, shouldStop: { false })
 
         var byID = Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ($0.reminderID, $0) })
@@ -275,7 +302,10 @@ final class ManualClock: @unchecked Sendable {
         configuration.body = body
         configuration.escaping = escaping
         configuration.messageIDPointer = pointer
-        return try GenericProvider(configuration: configuration, callbackURL: "https://r.example/webhooks/generic")
+        return try GenericProvider(
+            configuration: .init(
+                method: configuration.method, url: configuration.url, headers: configuration.headers, body: configuration.body,
+                json: configuration.escaping == .json, messageIDPointer: configuration.messageIDPointer), callbackURL: "https://r.example/webhooks/generic")
     }
 
     let message = SMSMessage(to: "+33612345678", from: "EXEMPLE", text: "Dupont \"& Fils\"\nligne 2 = 1 234,50 € ?", reference: "R1/sms")
@@ -299,9 +329,9 @@ final class ManualClock: @unchecked Sendable {
 
     @Test func messageIDPointer() throws {
         let p = try provider(.json, body: "{}", pointer: "/data/messages/0/id")
-        let response = HTTPResponse(status: 200, headers: [:], body: Data(#"{"data":{"messages":[{"id":42}]}}"#.utf8))
+        let response = HTTPClient.Response(status: 200, headers: [:], body: Data(#"{"data":{"messages":[{"id":42}]}}"#.utf8))
         #expect(p.accepted(response) == .sent(providerID: "42", code: 200, detail: "generic gateway accepted"))
-        guard case .permanent = p.accepted(HTTPResponse(status: 200, headers: [:], body: Data("{}".utf8))) else {
+        guard case .permanent = p.accepted(HTTPClient.Response(status: 200, headers: [:], body: Data("{}".utf8))) else {
             Issue.record("a missing id is not resent")
             return
         }

@@ -6,7 +6,11 @@ import RelanceTemplates
 import Synchronization
 import Testing
 
+@testable import RelanceConfig
 @testable import RelanceDaemon
+@testable import RelanceDispatch
+@testable import RelanceHTTP
+@testable import RelanceSpool
 @testable import RelanceStore
 
 /// A year of reminders through the real dispatcher and ledger, with an injected clock (no sleeping):
@@ -100,8 +104,7 @@ import Testing
                 return .sent(providerID: nil, code: 201, detail: "ok")
             })
         let dispatcher = Dispatcher(
-            ledger: ledger, builder: components.builder, transports: transports, configuration: configuration, logger: Logger(label: "year"),
-            clock: { clock.date })
+            ledger: ledger, components: components, transports: transports, logger: testLogger("year"), clock: { clock.date })
         var passes = 0
         while let next = try await ledger.nextDueDate() {
             clock.now.withLock { $0 = max($0, next) }

@@ -4,7 +4,11 @@ import RelanceStore
 import Synchronization
 import Testing
 
+@testable import RelanceConfig
 @testable import RelanceDaemon
+@testable import RelanceDispatch
+@testable import RelanceHTTP
+@testable import RelanceSpool
 
 /// A datagram socket standing in for systemd's notification socket; records what it receives.
 final class NotifySocket: Sendable {
@@ -97,19 +101,22 @@ final class NotifySocket: Sendable {
 
         try "{{creditor.name}} : version 2, {{total}} à régler.".write(toFile: sms, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
-        try await eventually("the reload") { daemon.stderr.contains("reloaded configuration and templates") }
+        try await eventually("the reload") { daemon.stderr.contains("reloaded configuration, templates, transports and webhook secrets") }
         #expect(try await sendAndRead("R1") == "Exemple SAS : version 2, 1 234,50 € à régler.")
 
         try "{{creditor.name}} : {{montant_inconnu}}".write(toFile: sms, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
-        try await eventually("the refusal") { daemon.stderr.contains("reload refused: the new templates are invalid") }
+        try await eventually("the refusal") { daemon.stderr.contains("reload refused: the new configuration or templates are invalid") }
         #expect(daemon.stderr.contains("montant_inconnu"))
         #expect(try await sendAndRead("R2") == "Exemple SAS : version 2, 1 234,50 € à régler.", "the previous templates stay in force")
 
         let good = try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
         try (good + "\nbogus_key: 1\n").write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
-        try await eventually("the configuration refusal") { daemon.stderr.contains("reload refused: the new configuration is invalid") }
+        try await eventually("the configuration refusal") {
+            daemon.stderr.components(separatedBy: "reload refused: the new configuration or templates are invalid").count == 3
+                && daemon.stderr.contains("unknown key 'bogus_key'")
+        }
         #expect(daemon.process.isRunning)
         daemon.signal(SIGTERM)
         #expect(try await daemon.wait() == 0)

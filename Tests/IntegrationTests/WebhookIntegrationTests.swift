@@ -4,7 +4,11 @@ import RelanceStore
 import RelanceTransport
 import Testing
 
+@testable import RelanceConfig
 @testable import RelanceDaemon
+@testable import RelanceDispatch
+@testable import RelanceHTTP
+@testable import RelanceSpool
 
 /// The daemon's HTTP side, live: callbacks from the simulator and forged ones, STOP, health, metrics.
 @Suite(.serialized) struct WebhookIntegrationTests {
@@ -30,21 +34,21 @@ import Testing
         let base: String
         let client: HTTPClient
 
-        func post(_ path: String, headers: [String: String] = [:], form: [(String, String)]? = nil, json: Data? = nil) async throws -> HTTPResponse {
+        func post(_ path: String, headers: [String: String] = [:], form: [(String, String)]? = nil, json: Data? = nil) async throws -> HTTPClient.Response {
             var h = headers
             var body: Data?
             if let form {
                 h["Content-Type"] = "application/x-www-form-urlencoded"
-                body = HTTPRequest.formBody(form)
+                body = FormEncoding.body(form)
             } else if let json {
                 h["Content-Type"] = h["Content-Type"] ?? "application/json"
                 body = json
             }
-            return try await client.execute(HTTPRequest(method: "POST", url: base + path, headers: h, body: body ?? Data())).get()
+            return try await client.execute(HTTPClient.Request(method: "POST", url: base + path, headers: h, body: body ?? Data())).get()
         }
 
-        func get(_ path: String) async throws -> HTTPResponse {
-            try await client.execute(HTTPRequest(method: "GET", url: base + path)).get()
+        func get(_ path: String) async throws -> HTTPClient.Response {
+            try await client.execute(HTTPClient.Request(method: "GET", url: base + path)).get()
         }
 
         func status(_ id: String) async throws -> String? { try await sandbox.ledger().deliveries(reminderID: id).first?.status }
@@ -132,7 +136,9 @@ import Testing
         tampered[1].1 = "failed"
         #expect(try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": good], form: tampered).status == 403, "tampered parameter")
         #expect(try await live.post("/webhooks/twilio", headers: ["X-Twilio-Signature": good], json: Data("{}".utf8)).status == 415)
-        #expect(try await live.post("/webhooks/brevo?token=wrong", json: Data(#"{"event":"delivered","messageId":1}"#.utf8)).status == 403)
+        #expect(
+            try await live.post("/webhooks/brevo?token=wrong", json: Data(#"{"event":"delivered","messageId":1}"#.utf8)).status == 404,
+            "brevo is not the configured gateway")
         #expect(try await live.status("F1") == "delivered")
         #expect(try await live.sandbox.ledger().callbacks(reminderID: "F1").count == before, "nothing was recorded")
 
@@ -203,7 +209,7 @@ import Testing
 
     @Test func healthTurns503WhenTheLedgerIsReadOnlyAndBack() async throws {
         let live = try await start()
-        let up = await live.client.execute(HTTPRequest(method: "GET", url: live.base + "/healthz"))
+        let up = await live.client.execute(HTTPClient.Request(method: "GET", url: live.base + "/healthz"))
         #expect((try? up.get().status) == 200, "\(up) \(live.daemon.stderr.suffix(2000))")
         // The database and its WAL become immutable (the -shm stays: SQLite maps it in memory).
         let files = ["ledger.sqlite", "ledger.sqlite-wal"].map { live.sandbox.root + "/" + $0 }.filter { FileManager.default.fileExists(atPath: $0) }
@@ -219,9 +225,9 @@ import Testing
         #expect(try await chattr("-i") == 0)
         try await eventually("healthz back to 200") { (try? await live.get("/healthz").status) == 200 }
         #expect(live.daemon.process.isRunning, "\(live.daemon.stderr.suffix(3000))")
-        #expect(try await live.post("/webhooks/brevo?token=nope", json: Data("{}".utf8)).status == 403)
+        #expect(try await live.post("/webhooks/twilio", form: [("MessageSid", "SM1"), ("MessageStatus", "delivered")]).status == 403)
         let metrics = String(decoding: try await live.get("/metrics").body, as: UTF8.self)
-        #expect(metrics.contains(#"relance_webhook_requests_total{endpoint="brevo",status="403"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"relance_webhook_requests_total{endpoint="twilio",status="403"} 1"#), "\(metrics)")
         #expect(metrics.contains("relance_spool_waiting_files 0"))
         live.daemon.signal(SIGTERM)
         _ = try await live.daemon.wait()

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import RelanceCore
 import Testing
 
@@ -95,8 +96,24 @@ import Testing
         try await ledger.suppress("+33612345678", reason: "STOP", source: "twilio", now: t0)
         #expect(try await ledger.isSuppressed("+33612345678"))
         #expect(try await !ledger.isSuppressed("+33698765432"))
-        #expect(try await ledger.firstSeen(webhookID: "msg_1", now: t0))
-        #expect(try await !ledger.firstSeen(webhookID: "msg_1", now: t0))
+    }
+
+    /// The webhook id used to be committed as seen before the status was applied: when the apply
+    /// failed (503), the gateway's retry was answered "duplicate" and the status was lost.
+    @Test func aReplayIDIsRecordedOnlyWithItsApply() async throws {
+        let (ledger, _) = try await sentLedger(provider: "generic", ids: "GEN-1")
+        let failing = try DatabaseQueue(path: ledger.path)
+        try await failing.write { db in
+            try db.execute(sql: "CREATE TRIGGER fail_callbacks BEFORE INSERT ON callback BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        }
+        await #expect(throws: (any Error).self) {
+            try await ledger.apply(self.callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:msg_1", now: t0)
+        }
+        try await failing.write { db in try db.execute(sql: "DROP TRIGGER fail_callbacks") }
+        #expect(try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:msg_1", now: t0) == .applied)
+        #expect(try await status(ledger) == "delivered")
+        #expect(try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:msg_1", now: t0) == .replay)
+        #expect(try await ledger.callbacks(reminderID: "A").count == 1, "a replay leaves no second row")
     }
 }
 

@@ -11,8 +11,8 @@ import Testing
         SMSGateway(provider: provider, client: try HTTPClient(configuration: .init(connections: 1)), secrets: secrets)
     }
 
-    func response(_ status: Int, _ body: String, headers: [String: String] = [:]) -> HTTPResponse {
-        HTTPResponse(status: status, headers: headers, body: Data(body.utf8))
+    func response(_ status: Int, _ body: String, headers: [String: String] = [:]) -> HTTPClient.Response {
+        HTTPClient.Response(status: status, headers: headers, body: Data(body.utf8))
     }
 
     var twilio: TwilioProvider {

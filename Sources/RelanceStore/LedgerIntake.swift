@@ -1,0 +1,70 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+extension Ledger {
+    // MARK: Intake
+
+    /// What one ingest did.
+    public struct IngestResult: Sendable, Equatable {
+        public var inserted: [String] = []
+        public var duplicates: [String] = []
+        /// Ids already in the ledger with different content: never overwritten.
+        public var conflicts: [String] = []
+    }
+
+    /// Inserts the reminders of one spool file in one transaction, idempotently on reminder id.
+    public func ingest(
+        _ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date
+    ) async throws -> IngestResult {
+        try await pool.write { db in
+            var result = IngestResult()
+            for reminder in reminders {
+                let record = reminder.canonicalJSON()
+                if let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id]) {
+                    // An erased reminder (retention) is one already handled: never sent again.
+                    if existing["record"] == record || (existing["erased_at"] as Double?) != nil {
+                        result.duplicates.append(reminder.id)
+                    } else {
+                        result.conflicts.append(reminder.id)
+                    }
+                    continue
+                }
+                try db.run(
+                    sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
+                for invoice in Set(reminder.invoices.map(\.number)) {
+                    try db.run(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
+                }
+                for channel in reminder.channels {
+                    let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
+                    try db.run(
+                        sql: """
+                            INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
+                            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
+                            reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id,
+                        ])
+                    try Self.insertEvent(
+                        db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
+                }
+                result.inserted.append(reminder.id)
+            }
+            return result
+        }
+    }
+
+    /// Whether the ledger already holds `reminder` (same content), a different one under its id, or nothing.
+    public enum Presence: Sendable { case absent, same, conflict }
+
+    public func presence(of reminder: Reminder) async throws -> Presence {
+        try await pool.read { db in
+            guard let existing = try String.fetchOne(db, cachedSQL: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) else {
+                return .absent
+            }
+            return existing == reminder.canonicalJSON() ? .same : .conflict
+        }
+    }
+}

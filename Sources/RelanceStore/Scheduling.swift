@@ -1,0 +1,141 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+extension Ledger {
+    // MARK: Scheduling
+
+    /// A delivery whose time has come.
+    public struct Due: Sendable {
+        public var key: DeliveryKey
+        public var reminder: Reminder
+        public var queue: String
+        public var attempts: Int
+        public var firstAttemptAt: Date?
+        public var expiresAt: Date?
+        /// Partial payments on its invoices: invoice number → total paid.
+        public var paid: [String: String] = [:]
+    }
+
+    /// Pending deliveries due at `now`, highest priority first, then oldest first, skipping what
+    /// `skip` names (asked before a record is decoded: in flight, its debtor busy, already tried)
+    /// and at most one per debtor: a debtor's deliveries go one at a time, so one debtor's big
+    /// batch is interleaved with everyone else's instead of holding them back, while the oldest
+    /// delivery is still the first one looked at.
+    public func due(now: Date, limit: Int, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool = { _, _ in false }) async throws -> [Due] {
+        try await pool.read { db in
+            var result: [Due] = []
+            var debtors: Set<String> = []
+            try Self.forEachDue(db, now: now, skip: { key, debtor in debtors.contains(debtor) || skip(key, debtor) }) { due in
+                debtors.insert(due.reminder.debtor.id)
+                result.append(due)
+                return result.count < limit
+            }
+            return result
+        }
+    }
+
+    /// Every pending delivery due at `now`, in sending order, streamed to `body` (never all in memory).
+    public func forEachDue(now: Date, _ body: @escaping @Sendable (Due) throws -> Void) async throws {
+        try await pool.read { db in
+            try Self.forEachDue(db, now: now, skip: { _, _ in false }) { due in
+                try body(due)
+                return true
+            }
+        }
+    }
+
+    /// Walks the due deliveries; `skip` is asked before a record is decoded, `body` returns whether to go on.
+    static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
+        let rows = try Row.fetchCursor(
+            db,
+            cachedSQL: """
+                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
+                FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                WHERE d.status = 'pending' AND d.due_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
+                ORDER BY d.priority DESC, d.due_at, d.reminder_id
+                """,
+            arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
+        while let row = try rows.next() {
+            let key = try row.deliveryKey()
+            if skip(key, row["debtor_id"]) { continue }
+            let due = Due(
+                key: key, reminder: try Reminder.stored(row["record"], id: key.reminderID), queue: row["queue"], attempts: row["attempts"],
+                firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try payments(db, reminderID: key.reminderID))
+            if try !body(due) { return }
+        }
+    }
+
+    /// The keys of every delivery due at `now`, in sending order (keys only: a dry run then reads
+    /// each delivery in turn).
+    public func dueKeys(now: Date) async throws -> [DeliveryKey] {
+        try await pool.read { db in
+            var keys: [DeliveryKey] = []
+            try Self.forEachDue(
+                db, now: now,
+                skip: { key, _ in
+                    keys.append(key)
+                    return true
+                }
+            ) { _ in true }
+            return keys
+        }
+    }
+
+    /// One delivery, as the dispatcher would take it, if it is still pending.
+    public func pendingDelivery(_ key: DeliveryKey) async throws -> Due? {
+        try await pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    cachedSQL: """
+                        SELECT d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                        WHERE d.reminder_id = ? AND d.channel = ? AND d.status = 'pending'
+                        """, arguments: [key.reminderID, key.channel.rawValue])
+            else { return nil }
+            return Due(
+                key: key, reminder: try Reminder.stored(row["record"], id: key.reminderID), queue: row["queue"], attempts: row["attempts"],
+                firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try Self.payments(db, reminderID: key.reminderID))
+        }
+    }
+
+    public func sourceFile(reminderID: String) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, cachedSQL: "SELECT source_file FROM reminder WHERE id = ?", arguments: [reminderID]) }
+    }
+
+    /// The earliest instant a pending delivery becomes due, if any.
+    public func nextDueDate(now: Date = Date()) async throws -> Date? {
+        try await pool.read { db in
+            // Held channels (relance pause) do not count: the dispatcher must not spin on them.
+            try Double.fetchOne(
+                db,
+                cachedSQL: """
+                    SELECT MIN(d.due_at) FROM delivery d WHERE d.status = 'pending'
+                      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
+                    """, arguments: [now.timeIntervalSince1970]
+            ).map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    /// Marks every waiting delivery whose `expires_at` has passed as `expired`. Returns how many.
+    @discardableResult
+    public func expireOverdue(now: Date) async throws -> Int {
+        try await batcher.write { db in
+            let keys = try Row.fetchAll(
+                db,
+                cachedSQL:
+                    "SELECT reminder_id, channel, status FROM delivery WHERE status IN ('pending','paused') AND expires_at IS NOT NULL AND expires_at <= ?",
+                arguments: [now.timeIntervalSince1970])
+            for row in keys {
+                let key = try row.deliveryKey()
+                try Self.move(
+                    db, key, from: try row.deliveryStatus(), to: .expired, reason: "expires_at passed before it could be sent",
+                    at: now)
+            }
+            return keys.count
+        }
+    }
+}

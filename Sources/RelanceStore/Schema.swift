@@ -1,0 +1,184 @@
+import Foundation
+import GRDB
+
+/// The ledger's schema: every migration, in order. A ledger of any earlier version is brought up to
+/// date when it is opened for writing.
+extension Ledger {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE reminder (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        record TEXT NOT NULL,
+                        source_file TEXT NOT NULL,
+                        queue TEXT NOT NULL,
+                        ingested_at DOUBLE NOT NULL
+                    );
+                    CREATE TABLE delivery (
+                        reminder_id TEXT NOT NULL REFERENCES reminder(id),
+                        channel TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        queue TEXT NOT NULL,
+                        priority INTEGER NOT NULL,
+                        due_at DOUBLE NOT NULL,
+                        expires_at DOUBLE,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        first_attempt_at DOUBLE,
+                        provider_id TEXT,
+                        last_code INTEGER,
+                        last_error TEXT,
+                        updated_at DOUBLE NOT NULL,
+                        PRIMARY KEY (reminder_id, channel)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX delivery_due ON delivery(status, priority DESC, due_at);
+                    CREATE TABLE attempt (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        reminder_id TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        number INTEGER NOT NULL,
+                        transport TEXT NOT NULL,
+                        recipient TEXT NOT NULL,
+                        started_at DOUBLE NOT NULL,
+                        finished_at DOUBLE,
+                        outcome TEXT NOT NULL,
+                        code INTEGER,
+                        detail TEXT,
+                        provider_id TEXT,
+                        FOREIGN KEY (reminder_id, channel) REFERENCES delivery(reminder_id, channel)
+                    );
+                    CREATE INDEX attempt_delivery ON attempt(reminder_id, channel);
+                    CREATE INDEX attempt_started ON attempt(started_at);
+                    CREATE TABLE event (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        reminder_id TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        at DOUBLE NOT NULL,
+                        from_status TEXT,
+                        to_status TEXT NOT NULL,
+                        reason TEXT NOT NULL
+                    );
+                    CREATE INDEX event_delivery ON event(reminder_id, channel);
+                    """)
+        }
+        m.registerMigration("v2-callbacks") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE provider_message (
+                        provider TEXT NOT NULL,
+                        message_id TEXT NOT NULL,
+                        reminder_id TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        part INTEGER NOT NULL,
+                        parts INTEGER NOT NULL,
+                        status TEXT,
+                        PRIMARY KEY (provider, message_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX provider_message_delivery ON provider_message(reminder_id, channel);
+                    CREATE TABLE callback (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        provider TEXT NOT NULL,
+                        message_id TEXT NOT NULL,
+                        reminder_id TEXT,
+                        channel TEXT,
+                        received_at DOUBLE NOT NULL,
+                        status TEXT NOT NULL,
+                        raw TEXT NOT NULL,
+                        result TEXT NOT NULL
+                    );
+                    CREATE INDEX callback_message ON callback(provider, message_id);
+                    CREATE INDEX callback_delivery ON callback(reminder_id, channel);
+                    CREATE TABLE suppression (
+                        address TEXT PRIMARY KEY NOT NULL,
+                        reason TEXT NOT NULL,
+                        source TEXT NOT NULL,
+                        created_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE webhook_seen (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        seen_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE health (id INTEGER PRIMARY KEY, checked_at DOUBLE NOT NULL);
+                    """)
+        }
+        m.registerMigration("v3-purge-indexes") { db in
+            // The orphan TTL and replay-window purges run on every callback: keep them off full scans.
+            try db.execute(
+                sql: """
+                    CREATE INDEX callback_result_received ON callback(result, received_at);
+                    CREATE INDEX webhook_seen_at ON webhook_seen(seen_at);
+                    """)
+        }
+        m.registerMigration("v4-debtors") { db in
+            // Who each reminder is for and which invoices it is about: fairness across debtors,
+            // frequency caps, and cancellation by debtor or invoice, all without decoding records.
+            try db.execute(
+                sql: """
+                    ALTER TABLE reminder ADD COLUMN debtor_id TEXT NOT NULL DEFAULT '';
+                    UPDATE reminder SET debtor_id = json_extract(record, '$.debtor.id');
+                    CREATE INDEX reminder_debtor ON reminder(debtor_id);
+                    CREATE INDEX reminder_source ON reminder(source_file);
+                    ALTER TABLE delivery ADD COLUMN debtor_id TEXT NOT NULL DEFAULT '';
+                    UPDATE delivery SET debtor_id = (SELECT debtor_id FROM reminder WHERE reminder.id = delivery.reminder_id);
+                    CREATE INDEX delivery_debtor ON delivery(debtor_id, status);
+                    CREATE TABLE reminder_invoice (
+                        invoice TEXT NOT NULL,
+                        reminder_id TEXT NOT NULL REFERENCES reminder(id),
+                        PRIMARY KEY (invoice, reminder_id)
+                    ) WITHOUT ROWID;
+                    INSERT OR IGNORE INTO reminder_invoice (invoice, reminder_id)
+                        SELECT json_extract(j.value, '$.number'), r.id FROM reminder r, json_each(r.record, '$.invoices') j;
+                    """)
+        }
+        m.registerMigration("v5-policy") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE cancellation (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        scope TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        until DOUBLE,
+                        amount_paid TEXT,
+                        note TEXT,
+                        source TEXT NOT NULL,
+                        created_at DOUBLE NOT NULL,
+                        lifted_at DOUBLE
+                    );
+                    CREATE INDEX cancellation_scope ON cancellation(scope, value);
+                    CREATE TABLE hold (
+                        channel TEXT PRIMARY KEY NOT NULL,
+                        until DOUBLE,
+                        reason TEXT NOT NULL,
+                        created_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    ALTER TABLE delivery ADD COLUMN paused_until DOUBLE;
+                    CREATE INDEX attempt_outcome_started ON attempt(outcome, started_at);
+                    CREATE INDEX reminder_invoice_reminder ON reminder_invoice(reminder_id);
+                    """)
+        }
+        m.registerMigration("v6-retention") { db in
+            try db.execute(sql: "ALTER TABLE reminder ADD COLUMN erased_at DOUBLE")
+        }
+        m.registerMigration("v7-grouping") { db in
+            // Several reminders sent as one message: each attempt names the group's lead reminder.
+            try db.execute(
+                sql: """
+                    ALTER TABLE attempt ADD COLUMN group_id TEXT;
+                    ALTER TABLE delivery ADD COLUMN group_lead TEXT;
+                    CREATE INDEX delivery_group ON delivery(group_lead, channel);
+                    """)
+        }
+        m.registerMigration("v8-cancellation-origin") { db in
+            // A cancellation record read from a file that could not be moved away is seen again at
+            // every pass: its origin (file identity and line) makes the second application a no-op.
+            try db.execute(
+                sql: """
+                    ALTER TABLE cancellation ADD COLUMN origin TEXT;
+                    CREATE UNIQUE INDEX cancellation_origin ON cancellation(origin) WHERE origin IS NOT NULL;
+                    """)
+        }
+        return m
+    }
+}

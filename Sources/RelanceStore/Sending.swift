@@ -1,0 +1,263 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+extension Ledger {
+    // MARK: Sending
+
+    /// Why a delivery was not marked `sending`.
+    public enum Mark: Sendable, Equatable {
+        /// Marked: the attempt number.
+        case attempt(Int)
+        /// No longer pending (cancelled meanwhile, settled by an operator…).
+        case notPending
+        /// The recipient is on the suppression list: now `suppressed`.
+        case suppressed
+        /// A cancellation is in force: now `cancelled` (or `paused` when it has an end).
+        case cancelled(reason: String)
+        case paused(reason: String, until: Date)
+        /// A kill switch holds the channel: stays pending.
+        case held
+        /// The channel's daily volume cap is reached: stays pending.
+        case overDailyVolume
+    }
+
+    /// Durably records the intent to send: `pending → sending` and a new attempt row. The same
+    /// transaction checks the kill switches, the cancellations and pauses in force and the
+    /// suppression list, so one committed before this mark is never missed.
+    /// Several deliveries merged into one message (grouping) are marked in one transaction; each
+    /// gets its own attempt, tied to the others by the lead's reminder id. Returns each one's mark.
+    /// `dailyCap`: at most `limit` messages on this channel since `since` (`policy.max_per_day`),
+    /// counted in the same transaction, so concurrent sends cannot overshoot it.
+    public func markGroup(
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)? = nil
+    ) async throws -> [Mark] {
+        try await batcher.write { db in
+            if let dailyCap, let channel = keys.first?.channel, try Self.messageCount(db, channel: channel, since: dailyCap.since) >= dailyCap.limit {
+                return keys.map { _ in .overDailyVolume }
+            }
+            let group = keys.count > 1 ? keys.first?.reminderID : nil
+            return try keys.map { try Self.mark(db, $0, transport: transport, recipient: recipient, group: group, now: now) }
+        }
+    }
+
+    static func mark(_ db: Database, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) throws -> Mark {
+        guard
+            let row = try Row.fetchOne(
+                db, cachedSQL: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
+            row["status"] == DeliveryStatus.pending.rawValue
+        else { return .notPending }
+        if try Self.isHeld(db, channel: key.channel, now: now) { return .held }
+        if let cancellation = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
+            if let until = cancellation.until {
+                try db.run(
+                    sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
+                    arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+                try Self.move(db, key, from: .pending, to: .paused, reason: "paused: \(cancellation.reason)", at: now)
+                return .paused(reason: cancellation.reason, until: until)
+            }
+            try Self.move(db, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now)
+            return .cancelled(reason: cancellation.reason)
+        }
+        if try Self.isSuppressed(db, recipient) {
+            try Self.suppress(db, key, recipient: recipient, at: now)
+            return .suppressed
+        }
+        let number: Int = row["attempts"] + 1
+        try db.run(
+            sql: """
+                UPDATE delivery SET status = 'sending', attempts = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?, group_lead = ?
+                WHERE reminder_id = ? AND channel = ?
+                """,
+            arguments: [number, now.timeIntervalSince1970, now.timeIntervalSince1970, group, key.reminderID, key.channel.rawValue])
+        try db.run(
+            sql: """
+                INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id)
+                VALUES (?, ?, ?, ?, ?, ?, 'sending', ?)
+                """,
+            arguments: [key.reminderID, key.channel.rawValue, number, transport, recipient, now.timeIntervalSince1970, group])
+        let grouped = group.map { $0 == key.reminderID ? " (one message for several reminders)" : " (in one message with \($0))" } ?? ""
+        try Self.insertEvent(db, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)\(grouped)", at: now)
+        return .attempt(number)
+    }
+
+    /// One delivery's `markGroup`, reduced to the attempt number (nil when not marked).
+    public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
+        if case .attempt(let n) = try await markGroup([key], transport: transport, recipient: recipient, now: now).first { return n }
+        return nil
+    }
+
+    /// Records the outcome of an attempt. A transient failure goes back to `pending` at `retryAt`,
+    /// or to `expired` when `retryAt` is nil (lifetime over).
+    /// `via` names the transport that was used when a failover chose another than the one recorded at `sending`.
+    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String? = nil) async throws {
+        try await batcher.write { db in
+            if let via {
+                try db.run(
+                    sql: "UPDATE attempt SET transport = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
+                    arguments: [via, key.reminderID, key.channel.rawValue, attempt])
+            }
+            let t = now.timeIntervalSince1970
+            let (attemptOutcome, status, providerID): (String, DeliveryStatus, String?)
+            switch outcome {
+            case .sent(let id, _, _): (attemptOutcome, status, providerID) = ("sent", .sent, id)
+            case .transient: (attemptOutcome, status, providerID) = ("transient", .pending, nil)
+            case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
+            case .inDoubt: (attemptOutcome, status, providerID) = ("unknown", .unknown, nil)
+            }
+            try db.run(
+                sql:
+                    "UPDATE attempt SET finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
+                arguments: [t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
+            try db.run(
+                sql:
+                    "UPDATE delivery SET provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at) WHERE reminder_id = ? AND channel = ?",
+                arguments: [
+                    providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, key.reminderID,
+                    key.channel.rawValue,
+                ])
+            var reason = outcome.detail
+            if case .inDoubt = outcome {
+                reason = "in doubt: \(outcome.detail); not resent by itself, settle with relance resolve"
+            }
+            if case .transient = outcome {
+                reason =
+                    retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(outcome.detail)" }
+                    ?? "transient failures past the retry lifetime: \(outcome.detail)"
+            }
+            try Self.move(db, key, from: .sending, to: status, reason: reason, at: now)
+            if case .sent(let id?, _, _) = outcome,
+                let transport = try String.fetchOne(
+                    db, cachedSQL: "SELECT transport FROM attempt WHERE reminder_id = ? AND channel = ? AND number = ?",
+                    arguments: [key.reminderID, key.channel.rawValue, attempt])
+            {
+                try Self.registerProviderMessages(db, key, provider: transport, ids: id, at: now)
+            }
+            if case .transient = outcome, retryAt == nil {
+                try Self.move(db, key, from: .pending, to: .expired, reason: "retry lifetime (delivery.retry.lifetime) exceeded", at: now)
+            }
+            if case .permanent = outcome { try Self.fallBack(db, from: key, reason: outcome.detail, at: now) }
+        }
+    }
+
+    /// A delivery that cannot be built (template error, no address, a landline for SMS) fails
+    /// without a transport call; its receipt has the outcome `not_sent` and the reason.
+    public func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws {
+        try await batcher.write { db in
+            let attempts =
+                try Int.fetchOne(
+                    db, cachedSQL: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+                ?? 0
+            try db.run(
+                sql: "UPDATE delivery SET last_error = ? WHERE reminder_id = ? AND channel = ?", arguments: [reason, key.reminderID, key.channel.rawValue])
+            try db.run(
+                sql: """
+                    INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, finished_at, outcome, detail)
+                    VALUES (?, ?, ?, '-', ?, ?, ?, 'not_sent', ?)
+                    """,
+                arguments: [key.reminderID, key.channel.rawValue, attempts + 1, recipient, now.timeIntervalSince1970, now.timeIntervalSince1970, reason])
+            try Self.move(db, key, from: .pending, to: .failed, reason: reason, at: now)
+            try Self.fallBack(db, from: key, reason: reason, at: now)
+        }
+    }
+
+    /// At start-up: deliveries left in `sending` by a crash are in doubt. `resend: false` (the
+    /// default policy) makes them `unknown`; `resend: true` puts them back to `pending`.
+    @discardableResult
+    public func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey] {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, cachedSQL: "SELECT reminder_id, channel FROM delivery WHERE status = 'sending'")
+            var keys: [DeliveryKey] = []
+            for row in rows {
+                let key = try row.deliveryKey()
+                keys.append(key)
+                try db.run(
+                    sql:
+                        "UPDATE attempt SET outcome = 'unknown', detail = 'daemon stopped during the transport call' WHERE reminder_id = ? AND channel = ? AND outcome = 'sending'",
+                    arguments: [key.reminderID, key.channel.rawValue])
+                if resend {
+                    try db.run(
+                        sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?",
+                        arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+                    try Self.move(db, key, from: .sending, to: .pending, reason: "in doubt after a crash; resent per delivery.in_doubt: resend", at: now)
+                } else {
+                    try Self.move(
+                        db, key, from: .sending, to: .unknown,
+                        reason: "in doubt after a crash: the transport call may or may not have happened; settle with relance resolve", at: now)
+                }
+            }
+            return keys
+        }
+    }
+
+    /// How an operator settles an in-doubt delivery.
+    public enum Resolution: String, Sendable, CaseIterable {
+        /// The message did go out (checked at the relay or gateway): `unknown → sent`.
+        case sent
+        /// It did not: send it again now, `unknown → pending`.
+        case resend
+    }
+
+    /// Settles an `unknown` delivery, audited as an event naming the operator.
+    public func resolve(_ key: DeliveryKey, as resolution: Resolution, operator name: String, now: Date) async throws {
+        try await batcher.write { db in
+            guard
+                let status = try String.fetchOne(
+                    db, cachedSQL: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+            else { throw ResolveError(description: "no delivery \(key)") }
+            guard status == DeliveryStatus.unknown.rawValue else {
+                throw ResolveError(description: "\(key) is \(status), not unknown: only in-doubt deliveries are resolved")
+            }
+            if resolution == .resend {
+                try db.run(
+                    sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?",
+                    arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+            }
+            try Self.move(
+                db, key, from: .unknown, to: resolution == .sent ? .sent : .pending,
+                reason: "resolved by \(name) as \(resolution.rawValue) (relance resolve)", at: now)
+        }
+    }
+
+    public struct ResolveError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// When a channel fails for good (or the recipient opted out), the reminder's `fallback`
+    /// channels that it does not use yet get a delivery, due now, with the reason recorded.
+    static func fallBack(_ db: Database, from key: DeliveryKey, reason: String, at now: Date) throws {
+        // An erased reminder (retention) keeps no address to fall back to.
+        guard let row = try Row.fetchOne(db, cachedSQL: "SELECT record, queue, erased_at FROM reminder WHERE id = ?", arguments: [key.reminderID]),
+            (row["erased_at"] as Double?) == nil
+        else { return }
+        let reminder = try Reminder.stored(row["record"], id: key.reminderID)
+        guard
+            let failed = try Row.fetchOne(
+                db, cachedSQL: "SELECT priority, due_at FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+        else { return }
+        let priority: Int = failed["priority"]
+        // Due as early as the failed one was: the same pass can send it.
+        let due = min(failed["due_at"] as Double, now.timeIntervalSince1970)
+        for channel in reminder.fallback where channel != key.channel {
+            if reminder.debtor.address(on: channel) == nil { continue }
+            let exists =
+                try Bool.fetchOne(
+                    db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM delivery WHERE reminder_id = ? AND channel = ?)",
+                    arguments: [key.reminderID, channel.rawValue])
+                ?? false
+            if exists { continue }
+            try db.run(
+                sql: """
+                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
+                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    key.reminderID, channel.rawValue, row["queue"] as String, priority, due, reminder.expiresAt?.timeIntervalSince1970,
+                    now.timeIntervalSince1970, reminder.debtor.id,
+                ])
+            try insertEvent(
+                db, DeliveryKey(reminderID: key.reminderID, channel: channel), from: nil, to: .pending,
+                reason: "fallback from \(key.channel.rawValue): \(reason)", at: now)
+        }
+    }
+}
