@@ -170,6 +170,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RelanceConfigTests",
+            dependencies: ["RelanceConfig", "RelanceCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RelanceSpoolTests",
             dependencies: ["RelanceSpool", "RelanceCore"],
             swiftSettings: swiftSettings
@@ -183,7 +188,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "RelanceConfig", "RelanceCore", "RelanceDaemon", "RelanceDispatch", "RelanceHTTP", "RelanceSpool", "RelanceStore", "RelanceTemplates",
-                "RelanceTransport",
+                "RelanceTransport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Support"],
             swiftSettings: swiftSettings

@@ -130,8 +130,10 @@ struct KeyedProbe<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let recorder: Recorder
     var codingPath: [any CodingKey]
     var allKeys: [Key] { [] }
-    func contains(_ key: Key) -> Bool { false }
-    func decodeNil(forKey key: Key) throws -> Bool { true }
+    // Every key "is there", so the standard library's concrete `decodeIfPresent(String.self…)`
+    // reaches `decode` below and the key is recorded.
+    func contains(_ key: Key) -> Bool { true }
+    func decodeNil(forKey key: Key) throws -> Bool { false }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         guard let value = KeyProbe.walk(type, at: codingPath + [key], recorder: recorder) else { throw ProbeStop() }

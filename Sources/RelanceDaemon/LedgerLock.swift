@@ -9,7 +9,11 @@ public final class LedgerLock: Sendable {
     public init(ledgerPath: String) throws {
         path = ledgerPath + ".lock"
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if !dir.isEmpty {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                throw UsageError("cannot create \(dir) for the ledger: \(error.localizedDescription)")
+            }
+        }
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw UsageError("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
@@ -17,9 +21,14 @@ public final class LedgerLock: Sendable {
             close(fd)
             throw LockHeld(description: "another relance serve (pid \(holder)) owns the ledger \(ledgerPath); refusing to start")
         }
-        ftruncate(fd, 0)
-        let pid = "\(getpid())\n"
-        _ = pid.withCString { write(fd, $0, strlen($0)) }
+        // The holder's pid, for the message another start shows (the lock itself is the flock).
+        let pid = Array("\(getpid())\n".utf8)
+        let written = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard ftruncate(fd, off_t(pid.count)) == 0, written == pid.count else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw UsageError("cannot write lock file \(path): \(reason)")
+        }
     }
 
     deinit { close(fd) }

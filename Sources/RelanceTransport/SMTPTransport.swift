@@ -144,6 +144,9 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
         if let password = configuration.password { try easy.set(CURLOPT_PASSWORD, password) }
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.seconds * 1000))
         try easy.set(CURLOPT_TIMEOUT_MS, Int(configuration.timeout.seconds * 1000))
+        // Bounds every wait for a server reply, QUIT included: a relay that stops answering must
+        // not hold the handle's cleanup (and the process's exit) for libcurl's default two minutes.
+        try easy.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, max(1, Int(configuration.timeout.seconds.rounded(.up))))
         try easy.set(CURLOPT_UPLOAD, 1)
         let opaque = Unmanaged.passUnretained(transfer).toOpaque()
         try easy.check(CCurl_easy_setopt_read_callback(easy.handle, smtpReadCallback), "setopt READFUNCTION")

@@ -6,6 +6,8 @@ sees half a file). Behaviour is chosen by the recipient's local part:
   tempfail-once-*   answers 451 at end of DATA the first time, accepts afterwards
   reject-*          answers 550 at RCPT TO
   slow-*            waits --slow seconds before accepting (lets a test kill the client mid-send)
+  hang-after-data-* reads the whole message, then never answers (the client times out)
+  drop-after-data-* reads the whole message, then drops the connection without a reply
 With --cert/--key it offers STARTTLS (and requires it); with --implicit-tls it speaks TLS from the
 first byte (smtps). With --auth USER:PASSWORD it requires AUTH (PLAIN or LOGIN) with those
 credentials; each accepted message records the authenticated user in an X-Auth-User line.
@@ -38,6 +40,14 @@ lock = threading.Lock()
 seen_tempfail = set()
 
 
+def record(envelope, suffix):
+    """Notes a message that arrived whole but was never answered (never a delivery)."""
+    with lock:
+        n = next(counter)
+    with open(os.path.join(args.out, "%06d-%d.%s" % (n, os.getpid(), suffix)), "wb") as f:
+        f.write(envelope.original_content)
+
+
 class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.split("@")[0].startswith("reject-"):
@@ -56,6 +66,13 @@ class Handler:
                 return "451 4.3.0 Temporary local problem, try again later"
         if local.startswith("slow-"):
             await asyncio.sleep(args.slow)
+        if local.startswith("hang-after-data-"):
+            record(envelope, "received-no-reply")
+            await asyncio.sleep(3600)
+        if local.startswith("drop-after-data-"):
+            record(envelope, "received-no-reply")
+            server.transport.abort()
+            return "250 2.0.0 never seen"
         with lock:
             n = next(counter)
         name = "%06d-%d.eml" % (n, os.getpid())

@@ -1,0 +1,31 @@
+import Foundation
+import GRDB
+import RelanceCore
+import Testing
+
+@testable import RelanceStore
+
+/// Ledger defects of issue 10; each test failed before its fix.
+@Suite struct FoundDefectStoreTests {
+    /// Erasure was detected by `"erased":` inside the record: a record whose `vars` held that key
+    /// made a changed re-drop pass for a duplicate instead of a conflict.
+    @Test func erasureIsTheErasedAtColumnNotAWordInTheRecord() async throws {
+        let ledger = try temporaryLedger()
+        var first = reminder("E-1")
+        first.vars = ["erased": .string("no")]
+        _ = try await ledger.ingest([first], sourceFile: "f1", queue: "default", priority: 0, now: t0)
+        var changed = reminder("E-1", amount: "99.00")
+        changed.vars = ["erased": .string("no")]
+        let again = try await ledger.ingest([changed], sourceFile: "f2", queue: "default", priority: 0, now: t0)
+        #expect(again.conflicts == ["E-1"], "different content under the same id is a conflict")
+    }
+
+    /// A row with a channel this version does not know used to be read as an email.
+    @Test func anUnknownChannelInTheLedgerIsAnErrorNotAnEmail() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest([reminder("U-1", expiresAt: t0.addingTimeInterval(10))], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        try await DatabaseQueue(path: ledger.path).write { db in try db.execute(sql: "UPDATE delivery SET channel = 'fax'") }
+        await #expect(throws: LedgerCorruption.self) { try await ledger.due(now: t0, limit: 10) }
+        await #expect(throws: LedgerCorruption.self) { try await ledger.expireOverdue(now: t0.addingTimeInterval(1e9)) }
+    }
+}
