@@ -129,6 +129,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .executableTarget(
             name: "relance",
             dependencies: [
@@ -140,7 +141,8 @@ let package = Package(
                 "RelanceStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["BuildInfoPlugin"]
         ),
         .executableTarget(
             name: "relance-gateway-sim",

@@ -38,6 +38,6 @@ public enum Money {
             if sums[invoice.currency] == nil { order.append(invoice.currency) }
             sums[invoice.currency, default: 0] += invoice.decimalAmount
         }
-        return order.map { ($0, sums[$0]!) }
+        return order.compactMap { currency in sums[currency].map { (currency, $0) } }
     }
 }

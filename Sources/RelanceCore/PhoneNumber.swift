@@ -105,6 +105,11 @@ public enum PhoneNumber {
         return (8...15).contains(digits.count) && digits.first != "0" && ASCIIDigits.integer(digits) != nil
     }
 
+    /// Why an SMS cannot go to this E.164 number, or nil: a French landline or special number.
+    public static func smsProblem(_ e164: String) -> String? {
+        e164.hasPrefix("+33") && !isFrenchMobile(e164) ? "\(e164) is a French landline or special number: it cannot receive SMS" : nil
+    }
+
     /// Whether an E.164 French number is a mobile one (06, 07), which alone can receive SMS.
     public static func isFrenchMobile(_ e164: String) -> Bool {
         e164.hasPrefix("+336") || e164.hasPrefix("+337")

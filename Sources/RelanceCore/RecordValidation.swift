@@ -123,6 +123,11 @@ public struct RecordValidator: Sendable {
         let needsEmail = channels.contains(.email) || fallback.contains(.email)
         let needsPhone = channels.contains(.sms) || fallback.contains(.sms)
         let debtor = validateDebtor(root["debtor"], needsEmail: needsEmail, needsPhone: needsPhone, fields: &fields)
+        // A record that can only go by SMS, to a number that cannot receive one, can never be sent:
+        // refused here with the message `preview` gives, not accepted to fail later.
+        if channels == [.sms], !fallback.contains(.email), let phone = debtor?.phone, let problem = PhoneNumber.smsProblem(phone) {
+            fields.fail("debtor.phone", problem)
+        }
 
         var invoices: [Invoice] = []
         switch root["invoices"] {

@@ -115,7 +115,7 @@ public struct Daemon: Sendable {
     }
 
     /// Settings an operator chose knowingly but must not forget: said at every start and reload.
-    static func warnAboutInsecureSettings(_ configuration: RelanceConfiguration, logger: Logger) {
+    public static func warnAboutInsecureSettings(_ configuration: RelanceConfiguration, logger: Logger) {
         if configuration.sms.providersInUse.contains(.vonage) && configuration.sms.vonage.insecureUnsigned && configuration.sms.vonage.signatureSecret.isEmpty {
             logger.warning(
                 "sms.vonage.insecure_unsigned is true: unsigned Vonage receipts are accepted, so anyone who reaches /webhooks/vonage can forge a status; set sms.vonage.signature_secret"

@@ -24,7 +24,9 @@ public struct Components: Sendable {
         do {
             self.templates = try TemplateSet(directory: configuration.templates.path, defaultLocale: configuration.defaults.locale)
         } catch { throw UsageError("templates: \(error)") }
-        var settings = ContextSettings(creditor: configuration.creditor, deadlineDays: configuration.templates.deadlineDays)
+        var settings = ContextSettings(
+            creditor: configuration.creditor, deadlineDays: configuration.templates.deadlineDays, defaultLocale: configuration.defaults.locale,
+            vars: configuration.templates.vars)
         if let agency = configuration.agency, agency.enabled { settings.agency = Agency(name: agency.name, address: agency.address) }
         guard let from = Mailbox(parsing: configuration.email.from) else { throw UsageError("email.from is not a valid mailbox") }
         self.builder = MessageBuilder(

@@ -73,9 +73,7 @@ public struct MessageBuilder: Sendable {
             }
         case .sms:
             guard let phone = reminder.debtor.phone else { throw BuildError(description: "the debtor has no phone number") }
-            if phone.hasPrefix("+33") && !PhoneNumber.isFrenchMobile(phone) {
-                throw BuildError(description: "\(phone) is a French landline or special number: it cannot receive SMS")
-            }
+            if let problem = PhoneNumber.smsProblem(phone) { throw BuildError(description: problem) }
             let rendered: RenderedSMS
             do { rendered = try templates.renderSMS(reminder, settings: settings, now: now, history: history) } catch {
                 throw BuildError(description: "template error: \(error)")

@@ -100,8 +100,9 @@ public struct Previewer: Sendable {
 
     /// Everything a dry run covers: deliveries already due in the ledger, then the files waiting in
     /// `incoming/` (read in place, never moved).
-    public func dryRun(_ report: @escaping @Sendable (String) -> Void) async throws -> (wouldSend: Int, wouldFail: Int, invalidLines: Int) {
+    public func dryRun(_ report: @escaping @Sendable (String) -> Void) async throws -> (wouldSend: Int, notNow: Int, wouldFail: Int, invalidLines: Int) {
         var wouldSend = 0
+        var notNow = 0
         var wouldFail = 0
         var invalid = 0
         let now = clock()
@@ -117,8 +118,13 @@ public struct Previewer: Sendable {
                 let source = try await ledger.sourceFile(reminderID: key.reminderID)
                 let (decision, willSend, shown) = await decide(due.reminder, channel: key.channel, paid: due.paid, sourceFile: source, now: now)
                 guard willSend else {
-                    if decision.hasPrefix("would FAIL") { wouldFail += 1 }
-                    report("not now     \(key)  \(decision)")
+                    if decision.hasPrefix("would FAIL") {
+                        wouldFail += 1
+                        report("would FAIL  \(key)  \(decision)")
+                    } else {
+                        notNow += 1
+                        report("not now     \(key)  \(decision)")
+                    }
                     continue
                 }
                 do {
@@ -149,11 +155,12 @@ public struct Previewer: Sendable {
                         wouldSend += 1
                         report("would send  \(item.key)  to \(item.message?.recipient ?? "?")  (\(queue)/\(name))")
                     } else {
+                        notNow += 1
                         report("not now     \(item.key)  \(item.decision)")
                     }
                 }
             }
         }
-        return (wouldSend, wouldFail, invalid)
+        return (wouldSend, notNow, wouldFail, invalid)
     }
 }

@@ -51,3 +51,10 @@ public final class Ledger: Sendable {
             arguments: [key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, from?.rawValue, to.rawValue, reason])
     }
 }
+
+extension Ledger {
+    /// The SQLite library the ledger runs on, for `relance --version`.
+    public static var sqliteVersion: String {
+        (try? DatabaseQueue().read { db in try String.fetchOne(db, sql: "SELECT sqlite_version()") }) ?? "unknown"
+    }
+}

@@ -2,13 +2,15 @@ import Foundation
 import GRDB
 import RelanceCore
 
-/// One receipt: an attempt and what came of it.
+/// One receipt: an attempt and what came of it, or a delivery that never had an attempt
+/// (suppressed, cancelled, expired, deferred, failed before sending): attempt 0, outcome `none`.
 public struct Receipt: Sendable, Codable, Hashable {
     public var reminderID: String
     public var channel: String
     public var attempt: Int
     public var transport: String
     public var recipient: String
+    /// When the attempt started; for a delivery without one, its last change.
     public var startedAt: Date
     public var finishedAt: Date?
     public var outcome: String
@@ -17,6 +19,11 @@ public struct Receipt: Sendable, Codable, Hashable {
     public var providerID: String?
     /// The delivery's current status.
     public var status: String
+    public var stage: String?
+    /// The invoice numbers the reminder is about.
+    public var invoices: [String] = []
+    /// Each invoice's amount and currency (`1234.50 EUR`), in the order of `invoices`.
+    public var amounts: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case reminderID = "reminder_id"
@@ -25,7 +32,7 @@ public struct Receipt: Sendable, Codable, Hashable {
         case finishedAt = "finished_at"
         case outcome, code, detail
         case providerID = "provider_id"
-        case status
+        case status, stage, invoices, amounts
     }
 }
 
@@ -33,10 +40,37 @@ extension Receipt {
     /// From a row of `attempt` joined with its delivery's `status`.
     init(row: Row) {
         self.init(
-            reminderID: row["reminder_id"], channel: row["channel"], attempt: row["number"], transport: row["transport"],
-            recipient: row["recipient"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
-            finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)), outcome: row["outcome"],
-            code: row["code"], detail: row["detail"], providerID: row["provider_id"], status: row["status"])
+            reminderID: row["reminder_id"], channel: row["channel"], attempt: row["number"] ?? 0, transport: row["transport"] ?? "-",
+            recipient: row["recipient"] ?? "-", startedAt: Date(timeIntervalSince1970: row["started_at"] ?? row["updated_at"] ?? 0),
+            finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)), outcome: row["outcome"] ?? "none",
+            code: row["code"], detail: row["detail"] ?? row["last_error"], providerID: row["provider_id"], status: row["status"], stage: row["stage"],
+            invoices: (row["invoices"] as String?)?.split(separator: "\u{1F}").map(String.init) ?? [],
+            amounts: (row["amounts"] as String?)?.split(separator: "\u{1F}").map(String.init) ?? [])
+    }
+}
+
+/// Which receipts to list.
+public struct ReceiptFilter: Sendable {
+    /// The delivery's current status.
+    public var status: DeliveryStatus?
+    /// Attempts started (or deliveries changed) at or after.
+    public var since: Date?
+    public var reminderID: String?
+    public var invoice: String?
+    public var debtorID: String?
+    /// Also one row for each delivery that never had an attempt.
+    public var everyDelivery: Bool
+
+    public init(
+        status: DeliveryStatus? = nil, since: Date? = nil, reminderID: String? = nil, invoice: String? = nil, debtorID: String? = nil,
+        everyDelivery: Bool = false
+    ) {
+        self.status = status
+        self.since = since
+        self.reminderID = reminderID
+        self.invoice = invoice
+        self.debtorID = debtorID
+        self.everyDelivery = everyDelivery
     }
 }
 
@@ -66,28 +100,49 @@ extension Ledger {
     public func receipts(
         status: DeliveryStatus? = nil, since: Date? = nil, reminderID: String? = nil, _ body: @escaping @Sendable (Receipt) throws -> Void
     ) async throws {
+        try await receipts(ReceiptFilter(status: status, since: since, reminderID: reminderID), body)
+    }
+
+    /// Receipts as `filter` says, oldest first, streamed to `body`.
+    public func receipts(_ filter: ReceiptFilter, _ body: @escaping @Sendable (Receipt) throws -> Void) async throws {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: StatementArguments = []
-            if let status {
+            if let status = filter.status {
                 conditions.append("d.status = ?")
                 arguments += [status.rawValue]
             }
-            if let since {
-                conditions.append("a.started_at >= ?")
+            if let since = filter.since {
+                conditions.append("COALESCE(a.started_at, d.updated_at) >= ?")
                 arguments += [since.timeIntervalSince1970]
             }
-            if let reminderID {
-                conditions.append("a.reminder_id = ?")
+            if let reminderID = filter.reminderID {
+                conditions.append("d.reminder_id = ?")
                 arguments += [reminderID]
             }
+            if let invoice = filter.invoice {
+                conditions.append("d.reminder_id IN (SELECT reminder_id FROM reminder_invoice WHERE invoice = ?)")
+                arguments += [invoice]
+            }
+            if let debtorID = filter.debtorID {
+                conditions.append("d.debtor_id = ?")
+                arguments += [debtorID]
+            }
+            if !filter.everyDelivery { conditions.append("a.id IS NOT NULL") }
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            // Invoice numbers and amounts come from the record (absent once it is erased); 0x1F separates them.
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT a.*, d.status FROM attempt a
-                    JOIN delivery d ON d.reminder_id = a.reminder_id AND d.channel = a.channel
-                    \(whereClause) ORDER BY a.started_at, a.id
+                    SELECT d.reminder_id, d.channel, d.status, d.updated_at, d.last_error, a.number, a.transport, a.recipient, a.started_at,
+                      a.finished_at, a.outcome, a.code, a.detail, a.provider_id,
+                      json_extract(r.record, '$.stage') AS stage,
+                      (SELECT group_concat(json_extract(j.value, '$.number'), char(31)) FROM json_each(r.record, '$.invoices') j) AS invoices,
+                      (SELECT group_concat(json_extract(j.value, '$.amount') || ' ' || json_extract(j.value, '$.currency'), char(31))
+                         FROM json_each(r.record, '$.invoices') j) AS amounts
+                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                    LEFT JOIN attempt a ON a.reminder_id = d.reminder_id AND a.channel = d.channel
+                    \(whereClause) ORDER BY COALESCE(a.started_at, d.updated_at), a.id, d.reminder_id, d.channel
                     """, arguments: arguments)
             while let row = try rows.next() { try body(Receipt(row: row)) }
         }
@@ -134,16 +189,31 @@ extension Ledger {
         }
     }
 
-    /// The most recent failures, newest first.
-    public func lastErrors(limit: Int) async throws -> [Receipt] {
+    /// A delivery that went wrong, and why.
+    public struct Problem: Sendable, Hashable {
+        public var key: DeliveryKey
+        public var status: String
+        public var at: Date
+        public var reason: String
+    }
+
+    /// The most recent problems, newest first: deliveries that failed, are in doubt, expired, were
+    /// suppressed, bounced or undelivered, or wait for a retry, with or without an attempt.
+    public func lastProblems(limit: Int) async throws -> [Problem] {
         try await pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT a.*, d.status FROM attempt a JOIN delivery d ON d.reminder_id = a.reminder_id AND d.channel = a.channel
-                    WHERE a.outcome IN ('transient', 'permanent', 'unknown') ORDER BY a.id DESC LIMIT ?
+                    SELECT d.reminder_id, d.channel, d.status, d.updated_at,
+                      COALESCE(d.last_error, (SELECT e.reason FROM event e WHERE e.reminder_id = d.reminder_id AND e.channel = d.channel ORDER BY e.id DESC LIMIT 1), '') AS reason
+                    FROM delivery d
+                    WHERE d.status IN ('failed', 'unknown', 'expired', 'suppressed', 'undelivered', 'bounced')
+                       OR (d.status = 'pending' AND d.last_error IS NOT NULL)
+                    ORDER BY d.updated_at DESC, d.reminder_id LIMIT ?
                     """, arguments: [limit]
-            ).map(Receipt.init(row:))
+            ).map { row in
+                Problem(key: try row.deliveryKey(), status: row["status"], at: Date(timeIntervalSince1970: row["updated_at"]), reason: row["reason"])
+            }
         }
     }
 }

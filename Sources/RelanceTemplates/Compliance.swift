@@ -187,7 +187,7 @@ extension TemplateSet {
             "{invoice.amount}": reminder.invoices.map { Money.format($0.decimalAmount, currency: $0.currency, locale: locale) },
             "{deadline}": [TemplateContext.formatDate(today.adding(days: settings.deadlineDays), locale: locale)],
             "{creditor.name}": [settings.creditor.name],
-            "{creditor.payment_instructions}": [settings.creditor.paymentInstructions],
+            "{creditor.payment_instructions}": [settings.paymentInstructions(locale)],
             "{indemnity}": [Money.format(settings.businessIndemnity, currency: "EUR", locale: locale)],
             "{agency.name}": [settings.agency?.name ?? ""],
             "{agency.address}": [settings.agency?.address ?? ""],

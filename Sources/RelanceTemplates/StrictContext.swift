@@ -6,6 +6,8 @@ final class LookupLog {
     struct Event {
         let frame: ObjectIdentifier
         let isRoot: Bool
+        /// Where the frame sits (`vars`, `invoices`), empty for the root.
+        let path: String
         let name: String
         let found: Bool
     }
@@ -22,7 +24,8 @@ final class LookupLog {
         var missing: [String] = []
         for (i, event) in events.enumerated() where !event.found {
             let retried = i + 1 < events.count && events[i + 1].name == event.name && events[i + 1].frame != event.frame
-            if event.isRoot || !retried, !missing.contains(event.name) { missing.append(event.name) }
+            let full = event.path.isEmpty ? event.name : event.path + "." + event.name
+            if event.isRoot || !retried, !missing.contains(full) { missing.append(full) }
         }
         return missing
     }
@@ -32,30 +35,35 @@ final class LookupLog {
 final class Frame: MustacheParent {
     let values: [String: Any]
     let isRoot: Bool
+    let path: String
     let log: LookupLog
 
-    init(_ values: [String: Any], isRoot: Bool, log: LookupLog) {
+    init(_ values: [String: Any], isRoot: Bool, path: String, log: LookupLog) {
         self.values = values
         self.isRoot = isRoot
+        self.path = path
         self.log = log
     }
 
     func child(named name: String) -> Any? {
         let value = values[name]
-        log.events.append(.init(frame: ObjectIdentifier(self), isRoot: isRoot, name: name, found: value != nil))
+        log.events.append(.init(frame: ObjectIdentifier(self), isRoot: isRoot, path: path, name: name, found: value != nil))
         return value
     }
 
     /// Builds the frame tree of `values`: nested dictionaries become frames, arrays of dictionaries
     /// arrays of frames; anything optional must already have been replaced by a concrete value.
     static func tree(_ values: [String: Any], log: LookupLog) -> Frame {
-        Frame(values.mapValues { wrap($0, log: log) }, isRoot: true, log: log)
+        Frame(values.reduce(into: [:]) { $0[$1.key] = wrap($1.value, path: $1.key, log: log) }, isRoot: true, path: "", log: log)
     }
 
-    private static func wrap(_ value: Any, log: LookupLog) -> Any {
+    private static func wrap(_ value: Any, path: String, log: LookupLog) -> Any {
+        func frame(_ dict: [String: Any]) -> Frame {
+            Frame(dict.reduce(into: [:]) { $0[$1.key] = wrap($1.value, path: path + "." + $1.key, log: log) }, isRoot: false, path: path, log: log)
+        }
         switch value {
-        case let dict as [String: Any]: return Frame(dict.mapValues { wrap($0, log: log) }, isRoot: false, log: log)
-        case let array as [[String: Any]]: return array.map { Frame($0.mapValues { wrap($0, log: log) }, isRoot: false, log: log) }
+        case let dict as [String: Any]: return frame(dict)
+        case let array as [[String: Any]]: return array.map(frame)
         default: return value
         }
     }

@@ -1,20 +1,52 @@
 import Foundation
 import RelanceCore
 
+/// A text given once for every locale, or per locale (`{fr: …, en: …}`): the debtor's locale
+/// chain picks (`fr-FR → fr → defaults.locale`), else the `default` entry, else the first one.
+public struct LocalizedText: Sendable, Hashable, Decodable {
+    public var byLocale: [String: String]
+
+    public init(_ text: String) { byLocale = ["default": text] }
+    public init(byLocale: [String: String]) { self.byLocale = byLocale }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let text = try? c.decode(String.self) {
+            byLocale = ["default": text]
+            return
+        }
+        let map = try c.decode([String: String].self)
+        for tag in map.keys where tag != "default" && !LocaleRules.isKnown(tag) {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(tag.debugQuoted)' is not a locale such as fr or en-GB (or default)")
+        }
+        guard !map.isEmpty else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "give a text, or a text per locale") }
+        byLocale = map
+    }
+
+    /// The text for `locale`, following its chain down to `fallback`.
+    public func text(for locale: String, fallback: String) -> String {
+        for tag in LocaleRules.chain(locale, fallback: fallback) { if let text = byLocale[tag] { return text } }
+        return byLocale["default"] ?? byLocale.sorted { $0.key < $1.key }.first?.value ?? ""
+    }
+
+    public var isEmpty: Bool { byLocale.values.allSatisfy(\.isEmpty) }
+}
+
 /// Who is owed: shown in every message.
-public struct Creditor: Sendable, Hashable, Codable {
+public struct Creditor: Sendable, Hashable, Decodable {
     public var name: String
     public var address: String
     public var email: String
     public var phone: String
-    public var paymentInstructions: String
+    /// How to pay: one text, or one per locale.
+    public var paymentInstructions: LocalizedText
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, address, email, phone
         case paymentInstructions = "payment_instructions"
     }
 
-    public init(name: String, address: String, email: String, phone: String, paymentInstructions: String) {
+    public init(name: String, address: String, email: String, phone: String, paymentInstructions: LocalizedText) {
         self.name = name
         self.address = address
         self.email = email
@@ -29,12 +61,15 @@ public struct Creditor: Sendable, Hashable, Codable {
         address = try c.decodeIfPresent(String.self, forKey: .address) ?? ""
         email = try c.decodeIfPresent(String.self, forKey: .email) ?? ""
         phone = try c.decodeIfPresent(String.self, forKey: .phone) ?? ""
-        paymentInstructions = try c.decodeIfPresent(String.self, forKey: .paymentInstructions) ?? ""
+        paymentInstructions = try c.decodeIfPresent(LocalizedText.self, forKey: .paymentInstructions) ?? LocalizedText("")
     }
 
     public static let example = Creditor(
         name: "Exemple SAS", address: "12 rue des Lilas, 75011 Paris", email: "comptabilite@example.fr", phone: "01 23 45 67 89",
-        paymentInstructions: "Virement sur le compte IBAN FR76 3000 6000 0112 3456 7890 189 (BIC AGRIFRPP), en indiquant le numéro de facture.")
+        paymentInstructions: LocalizedText(byLocale: [
+            "fr": "Virement sur le compte IBAN FR76 3000 6000 0112 3456 7890 189 (BIC AGRIFRPP), en indiquant le numéro de facture.",
+            "en": "Bank transfer to IBAN FR76 3000 6000 0112 3456 7890 189 (BIC AGRIFRPP), quoting the invoice number.",
+        ]))
 }
 
 /// A collection agency acting for the creditor (CPCE R124-4): its mentions go in every letter.
@@ -67,11 +102,21 @@ public struct ContextSettings: Sendable, Hashable {
     /// Fixed recovery indemnity per unpaid invoice for business debtors (Code de commerce D441-5).
     public var businessIndemnity: Decimal
 
-    public init(creditor: Creditor, deadlineDays: Int = 8, businessIndemnity: Decimal = 40) {
+    /// The locale that ends every lookup chain (`defaults.locale`).
+    public var defaultLocale: String
+    /// Values of `{{vars.NAME}}` when a record does not give them (`templates.vars`).
+    public var vars: [String: String]
+
+    public init(creditor: Creditor, deadlineDays: Int = 8, businessIndemnity: Decimal = 40, defaultLocale: String = "fr-FR", vars: [String: String] = [:]) {
         self.creditor = creditor
         self.deadlineDays = deadlineDays
         self.businessIndemnity = businessIndemnity
+        self.defaultLocale = defaultLocale
+        self.vars = vars
     }
+
+    /// The creditor's payment instructions in `locale`.
+    public func paymentInstructions(_ locale: String) -> String { creditor.paymentInstructions.text(for: locale, fallback: defaultLocale) }
 }
 
 /// Builds the values a template sees. Every optional key is present (absent ones as false or empty),
@@ -79,7 +124,7 @@ public struct ContextSettings: Sendable, Hashable {
 public enum TemplateContext {
     public static func values(for reminder: Reminder, channel: Channel, settings: ContextSettings, now: Date, history: LetterHistory? = nil) -> [String: Any] {
         let locale = reminder.debtor.locale
-        let timeZone = TimeZone(identifier: reminder.debtor.timezone) ?? TimeZone(identifier: "UTC")!
+        let timeZone = TimeZone(identifier: reminder.debtor.timezone) ?? utc
         let today = CivilDate(now, in: timeZone)
         let isBusiness = reminder.debtor.kind == .business
 
@@ -128,18 +173,19 @@ public enum TemplateContext {
             "invoice_count": reminder.invoices.count,
             "has_several_invoices": reminder.invoices.count > 1,
             "totals": totals,
-            "total": totals.map { $0["amount"] as! String }.joined(separator: " + "),
+            "total": Money.totals(reminder.invoices).map { Money.format($0.amount, currency: $0.currency, locale: locale) }.joined(separator: " + "),
             "days_overdue": daysOverdue,
             "is_overdue": daysOverdue > 0,
             "payment_url": reminder.paymentURL ?? "",
             "has_payment_url": reminder.paymentURL != nil,
             "attachments": reminder.attachments.map { ["name": ($0 as NSString).lastPathComponent] as [String: Any] },
             "has_attachments": !reminder.attachments.isEmpty,
-            "vars": reminder.vars.mapValues { $0.text } as [String: Any],
+            // Declared variables with their defaults, then the record's own.
+            "vars": settings.vars.merging(reminder.vars.mapValues { $0.text }) { _, record in record } as [String: Any],
             "creditor": [
                 "name": creditor.name, "address": creditor.address, "email": creditor.email, "phone": creditor.phone,
-                "payment_instructions": creditor.paymentInstructions,
-                "has_address": !creditor.address.isEmpty, "has_payment_instructions": !creditor.paymentInstructions.isEmpty,
+                "payment_instructions": settings.paymentInstructions(locale),
+                "has_address": !creditor.address.isEmpty, "has_payment_instructions": !settings.paymentInstructions(locale).isEmpty,
                 "has_email": !creditor.email.isEmpty, "has_phone": !creditor.phone.isEmpty,
             ] as [String: Any],
             "today": formatDate(today, locale: locale),
@@ -164,7 +210,7 @@ public enum TemplateContext {
         return Date(timeIntervalSince1970: TimeInterval(date.dayNumber) * 86400).formatted(style)
     }
 
-    static let utc = TimeZone(identifier: "UTC")!
+    static let utc = TimeZone.gmt
     static let utcCalendar: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = utc

@@ -158,7 +158,8 @@ public struct TemplateSet: Sendable {
         if !missing.isEmpty {
             throw TemplateError(
                 template: name,
-                message: "unknown variable\(missing.count > 1 ? "s" : "") \(missing.map { "'\($0)'" }.joined(separator: ", ")): nothing was sent")
+                message: "unknown variable\(missing.count > 1 ? "s" : "") \(missing.map { "'\($0)'" }.joined(separator: ", ")): nothing was sent"
+                    + (missing.contains { $0.hasPrefix("vars.") } ? " (declare template variables under templates.vars, each with a default)" : ""))
         }
         return output
     }

@@ -51,8 +51,10 @@ struct Cancel: AsyncParsableCommand {
             let resolved = try options.resolve()
             var body: [String: JSONValue] = ["reason": .string(reason.rawValue)]
             let targets = [("invoice", invoice), ("reminder", reminder), ("debtor", debtor), ("file", file)].filter { $0.1 != nil }
-            guard targets.count == 1 else { throw Fail.usage("give exactly one of --invoice, --reminder, --debtor, --file") }
-            body[targets[0].0] = .string(targets[0].1!)
+            guard targets.count == 1, let (scope, value) = targets.first.flatMap({ t in t.1.map { (t.0, $0) } }) else {
+                throw Fail.usage("give exactly one of --invoice, --reminder, --debtor, --file")
+            }
+            body[scope] = .string(value)
             if let until { body["until"] = .string(until) }
             if let amountPaid { body["amount_paid"] = .string(amountPaid) }
             body["note"] = .string(note ?? "by \(operatorName)")
@@ -93,7 +95,7 @@ struct Pause: AsyncParsableCommand {
             }
             let resolved = try options.resolve()
             let channel = try channelOption(channel)
-            let until = try parseInstant(until, option: "--until")
+            let until = try parseFutureInstant(until, option: "--until")
             let ledger = try Ledger(path: resolved.configuration.store.path)
             try await ledger.hold(channel: channel, until: until, reason: reason ?? "paused by \(operatorName)", now: Date())
             print("on hold: \(channel?.rawValue ?? "every channel")\(until.map { " until " + Timestamp.format($0) } ?? " until relance resume")")
@@ -125,7 +127,7 @@ struct Resume: AsyncParsableCommand {
                 print(lifted == 0 ? "no hold to lift" : "lifted \(lifted) hold(s): sending resumes")
                 return
             }
-            guard chosen.count == 1, let (scope, value) = chosen.first.map({ ($0.0, $0.1!) }) else {
+            guard chosen.count == 1, let (scope, value) = chosen.first.flatMap({ t in t.1.map { (t.0, $0) } }) else {
                 throw Fail.usage("give --all, --channel, or exactly one of --invoice, --reminder, --debtor, --file")
             }
             let resumed = try await ledger.lift(scope: scope, value: value, now: Date())
@@ -180,57 +182,6 @@ func normaliseAddress(_ text: String, country: String) throws -> String {
     switch PhoneNumber.normalise(text, country: country) {
     case .success(let e164): return e164
     case .failure(let reason): throw Fail.usage("\(text): \(reason)")
-    }
-}
-
-struct Purge: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Erase personal data past retention.personal_data (default 3 years after a reminder's last event).",
-        discussion: """
-            Names, addresses, phone numbers and message bodies leave the ledger, the spool's done/ and failed/ \
-            files and the outbox; ids, statuses and timestamps stay for statistics. The daemon also runs this \
-            once a day (retention.daily). Reminders still waiting, in flight or in doubt are kept.
-            """)
-
-    @OptionGroup var options: ConfigOption
-
-    func run() async throws {
-        try await Self.guarded {
-            let resolved = try options.resolve()
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            let report = try await Retention(configuration: resolved.configuration, ledger: ledger, logger: makeLogger(resolved.configuration)).purge(
-                now: Date())
-            print("purged (older than \(resolved.configuration.retention.personalData)): \(report)")
-        }
-    }
-}
-
-struct Forget: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Erase one debtor's personal data now (GDPR right to erasure), keeping the anonymous counts.",
-        discussion: """
-            Their reminders keep their ids, statuses and timestamps; names, addresses, numbers and message \
-            bodies leave the ledger, the outbox and the spool's done/ and failed/ files. Pending deliveries of \
-            the debtor should be cancelled first (relance cancel --debtor ID): forget refuses while any waits.
-            """)
-
-    @OptionGroup var options: ConfigOption
-    @Option(help: "The debtor id.") var debtor: String
-
-    func run() async throws {
-        try await Self.guarded {
-            let resolved = try options.resolve()
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            let waiting = try await ledger.reminderIDs(debtorID: debtor).asyncFlatMap { try await ledger.deliveries(reminderID: $0) }
-                .filter { ["pending", "paused", "sending"].contains($0.status) }
-            guard waiting.isEmpty else {
-                throw Fail.usage(
-                    "debtor \(debtor) still has \(waiting.count) waiting deliveries; cancel them first: relance cancel --debtor \(debtor) --reason other")
-            }
-            let report = try await Retention(configuration: resolved.configuration, ledger: ledger, logger: makeLogger(resolved.configuration))
-                .forget(debtorID: debtor, now: Date())
-            print("debtor \(debtor): \(report)")
-        }
     }
 }
 

@@ -55,13 +55,29 @@ import Testing
         let run = try await sandbox.relance(["serve", "--once"])
         #expect(run.status == 0, "\(run.stderr)")
         let statuses = try await statuses(try sandbox.ledger())
-        #expect(
-            statuses == [
-                "LAND/sms": "failed", "LAND/email": "sent", "INVALID/sms": "failed", "INVALID/email": "sent", "OK/sms": "sent", "NOFB/sms": "failed",
-            ])
+        #expect(statuses == ["LAND/sms": "failed", "LAND/email": "sent", "INVALID/sms": "failed", "INVALID/email": "sent", "OK/sms": "sent"])
+        // SMS only, to a landline: it could never be sent, so it is refused at intake.
+        let report = try String(contentsOfFile: sandbox.spool + "/failed/a.jsonl.error.json", encoding: .utf8)
+        #expect(report.contains("+33145678910 is a French landline or special number: it cannot receive SMS"), "\(report)")
         let events = try await sandbox.ledger().events(reminderID: "LAND")
         #expect(events.contains { $0.channel == "email" && $0.reason.hasPrefix("fallback from sms: +33145678910 is a French landline") })
         #expect(try FileManager.default.contentsOfDirectory(atPath: sandbox.maildir + "/new").count == 2)
+    }
+
+    /// `enqueue` used to accept an SMS-only record to a landline that `preview` said would fail.
+    @Test func enqueueAndPreviewAgreeOnALandline() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/landline.json"
+        try JSONSerialization.data(withJSONObject: SMSIntegrationTests.smsReminder("LL", phone: "01 45 67 89 10")).write(to: URL(fileURLWithPath: file))
+        let message = "+33145678910 is a French landline or special number: it cannot receive SMS"
+        let enqueue = try await sandbox.relance(["enqueue", file])
+        #expect(enqueue.status == 2)
+        #expect(enqueue.stderr.contains("field debtor.phone: \(message)"), "\(enqueue.stderr)")
+        let preview = try await sandbox.relance(["preview", file])
+        #expect(preview.status == 2)
+        #expect(preview.stdout.contains("field debtor.phone: \(message)"), "\(preview.stdout)")
+        #expect(sandbox.files("incoming").isEmpty)
     }
 
     @Test func aSuppressedNumberFallsBackToEmail() async throws {

@@ -39,11 +39,14 @@ import Testing
         let sim = try await GatewaySimulator(sandbox: sandbox)
         let sink = try await CallbackSink(sandbox: sandbox)
         try sandbox.writeConfig(sms: smsSection(provider, sim), webhooks: "public_base_url: \"\(sink.baseURL)/\", brevo_token: tok3n")
+        // With an email fallback, a landline passes intake and fails on its SMS channel without a request.
+        var landline = Self.smsReminder("LANDLINE", phone: "01 45 67 89 10")
+        landline["fallback"] = ["email"]
         try sandbox.dropLines(
             "sms.jsonl",
             [
                 Self.smsReminder("OK", phone: "06 12 34 56 78"), Self.smsReminder("INVALID", phone: "+33612340000"),
-                Self.smsReminder("SIMLANDLINE", phone: "+33612340001"), Self.smsReminder("LANDLINE", phone: "01 45 67 89 10"),
+                Self.smsReminder("SIMLANDLINE", phone: "+33612340001"), landline,
             ])
         let run = try await sandbox.relance(["serve", "--once"])
         #expect(run.status == 0, "\(run.stderr)")
@@ -75,7 +78,7 @@ import Testing
         #expect(invalid.code == 400)
         #expect(invalid.detail == "twilio HTTP 400: code 21211: The 'To' number +33612340000 is not a valid phone number.")
         #expect(all.first { $0.reminderID == "SIMLANDLINE" }?.detail == "twilio HTTP 400: code 21614: 'To' number is not a valid mobile number")
-        let landline = try #require(all.first { $0.reminderID == "LANDLINE" })
+        let landline = try #require(all.first { $0.reminderID == "LANDLINE" && $0.channel == "sms" })
         #expect(landline.outcome == "not_sent")
         #expect(landline.status == "failed")
         #expect(landline.detail?.contains("+33145678910 is a French landline") == true)

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import RelanceConfig
+import RelanceCore
+import RelanceDaemon
+import RelanceDispatch
+import RelanceSpool
+import RelanceStore
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: take spool files in and send what is due.",
+        discussion: "SIGTERM or SIGINT stop it gracefully: it stops claiming, lets in-flight sends finish and commits. SIGHUP reloads.")
+
+    @OptionGroup var options: ConfigOption
+    @Flag(help: "Render and report every delivery that would be sent; send nothing, move no file, change no ledger state. Implies --once.")
+    var dryRun = false
+    @Flag(help: "One pass over what is due now, then exit.")
+    var once = false
+    @Option(help: "With --dry-run: evaluate the policy as of this instant (RFC 3339, e.g. 2026-12-05T23:00:00+01:00).")
+    var now: String?
+
+    func run() async throws {
+        try await Self.guarded {
+            let resolved = try options.resolve()
+            let logger = makeLogger(resolved.configuration)
+            resolved.logSource(logger)
+            if now != nil && !dryRun { throw Fail.usage("--now only goes with --dry-run: a real pass always runs at the real time") }
+            if dryRun {
+                let components = try components(resolved)
+                let instant = try parseInstant(now, option: "--now") ?? Date()
+                let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { instant })
+                print("DRY RUN: nothing is sent, no spool file is moved, the ledger is not changed.")
+                let totals = try await previewer.dryRun { print($0) }
+                print(
+                    "DRY RUN: \(totals.wouldSend) deliveries would be sent, \(totals.notNow) deferred or held, \(totals.wouldFail) would fail, "
+                        + "\(totals.invalidLines) invalid record problems.")
+                return
+            }
+            do {
+                try await Daemon(resolved: resolved, logger: logger).serve(once: once)
+            } catch let error as LedgerLock.LockHeld {
+                throw Fail.runtime(error.description)
+            }
+        }
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate the configuration (file, RELANCE_* variables, credentials) and the templates; exit 2 if anything is wrong.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        try await Self.guarded {
+            let resolved = try options.resolve()
+            print("configuration: ok (\(resolved.provenance.file ?? "embedded default"))")
+            let components = try components(resolved)
+            let problems = components.templateProblems(now: Date())
+            if problems.isEmpty {
+                print("templates: ok (\(resolved.configuration.templates.path), stages \(resolved.configuration.stages.joined(separator: ", ")))")
+            } else {
+                for p in problems { print("template problem: \(p)") }
+                throw ExitCode(2)
+            }
+            Daemon.warnAboutInsecureSettings(resolved.configuration, logger: makeLogger(resolved.configuration))
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show queue depths: spool files waiting or quarantined, kill switches in force, deliveries by status, the last problems.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        try await Self.guarded {
+            let resolved = try options.resolve()
+            let configuration = resolved.configuration
+            let layout = SpoolLayout(root: configuration.spool.root)
+            let waiting = layout.waitingFiles()
+            let failed = ((try? FileManager.default.contentsOfDirectory(atPath: layout.failed)) ?? []).filter { !$0.hasSuffix(".error.json") }
+            print(
+                "spool \(configuration.spool.root): \(waiting.count) file(s) waiting, \(layout.activeFiles().count) active, \(failed.count) quarantined in failed/"
+            )
+            guard FileManager.default.fileExists(atPath: configuration.store.path) else {
+                print("ledger \(configuration.store.path): not created yet")
+                return
+            }
+            let ledger = try Ledger(path: configuration.store.path, readOnly: true)
+            print("ledger \(configuration.store.path):")
+            for hold in try await ledger.holds(now: Date()) {
+                print(
+                    "ON HOLD: \(hold.channel == "*" ? "every channel" : hold.channel) since \(Timestamp.format(hold.createdAt))"
+                        + "\(hold.until.map { " until " + Timestamp.format($0) } ?? " until relance resume"): \(hold.reason)")
+            }
+            for row in try await ledger.statusCounts() { print("  \(row.channel)\t\(row.status)\t\(row.count)") }
+            let problems = try await ledger.lastProblems(limit: 10)
+            if !problems.isEmpty {
+                print("last problems:")
+                for p in problems { print("  \(Timestamp.format(p.at)) \(p.key) \(p.status): \(p.reason)") }
+            }
+        }
+    }
+}
+
+struct Resolve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Settle an in-doubt (unknown) delivery: it went out (--as sent) or send it again (--as resend).",
+        discussion: """
+            A delivery is unknown when the daemon stopped during its transport call, or when the relay or \
+            gateway took the whole message and never answered. Check the relay's or the gateway's logs first: \
+            resending a message that did go out sends the debtor a duplicate. The decision is recorded in the \
+            ledger with the operator's name ($SUDO_USER, else $USER).
+            """)
+
+    enum As: String, ExpressibleByArgument, CaseIterable { case sent, resend }
+
+    @OptionGroup var options: ConfigOption
+    @Option(help: "The reminder id.") var reminder: String
+    @Option(help: "The channel: email or sms.") var channel: String
+    @Option(name: .customLong("as"), help: "sent or resend.") var resolution: As
+
+    func run() async throws {
+        try await Self.guarded {
+            let resolved = try options.resolve()
+            guard let channel = try channelOption(channel) else { throw Fail.usage("--channel: email or sms") }
+            let ledger = try Ledger(path: resolved.configuration.store.path)
+            do {
+                try await ledger.resolve(
+                    DeliveryKey(reminderID: reminder, channel: channel), as: resolution == .sent ? .sent : .resend, operator: operatorName, now: Date())
+            } catch let error as Ledger.ResolveError {
+                throw Fail.usage(error.description)
+            }
+            print("\(reminder)/\(channel.rawValue): \(resolution == .sent ? "recorded as sent" : "back to pending, sent at the next pass")")
+        }
+    }
+}
