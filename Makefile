@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= /lib/systemd/system
 
-.PHONY: all deps build release demo test bench format install chaos clean
+.PHONY: all deps build release demo test fuzz bench format install install-data chaos clean
 
 all: build
 
@@ -17,13 +17,15 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-demo: build
+# Builds quietly (the compiler's output goes to .build/demo-build.log), then runs the demo.
+demo: deps
 	@scripts/demo.sh
 
-# One build of everything (tests included), then the tests without rebuilding.
+# One build of everything (tests included; its log in .build/test-build.log), then the tests
+# without rebuilding: suites, failures and the summary at the end (scripts/run-tests.sh).
 test: deps
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@scripts/build-tests.sh
+	@scripts/run-tests.sh
 
 bench: release
 	@scripts/bench.sh
@@ -36,11 +38,19 @@ chaos: deps
 
 # FHS install: binaries in $(PREFIX)/bin, templates in $(PREFIX)/share/relance, docs in
 # $(PREFIX)/share/doc/relance, the unit, sysusers and tmpfiles in systemd's places, and the example
-# configuration as /etc/relance/relance.yaml unless one is already there.
-install: release
+# configuration as /etc/relance/relance.yaml unless one is already there. On the running system
+# (no DESTDIR) the relance user and the tmpfiles entries are applied at once, so the configuration
+# is root:relance 0640 and the service user can read it from the first start.
+install: release install-data
+	install -m 0755 .build/release/relance .build/release/relance-gateway-sim $(DESTDIR)$(PREFIX)/bin/
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then \
+		systemd-sysusers /usr/lib/sysusers.d/relance.conf && systemd-tmpfiles --create /usr/lib/tmpfiles.d/relance.conf; \
+	fi
+
+# Everything but the binaries (tested by IntegrationTests/InstallTests without a release build).
+install-data:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/relance $(DESTDIR)$(PREFIX)/share/doc/relance \
 		$(DESTDIR)/etc/relance $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/lib/tmpfiles.d
-	install -m 0755 .build/release/relance .build/release/relance-gateway-sim $(DESTDIR)$(PREFIX)/bin/
 	rm -rf $(DESTDIR)$(PREFIX)/share/relance/templates && cp -r templates $(DESTDIR)$(PREFIX)/share/relance/templates
 	sed 's|/usr/local|$(PREFIX)|g' systemd/relance.service > $(DESTDIR)$(UNITDIR)/relance.service && chmod 0644 $(DESTDIR)$(UNITDIR)/relance.service
 	install -m 0644 systemd/relance.sysusers $(DESTDIR)/usr/lib/sysusers.d/relance.conf

@@ -5,9 +5,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.build/debug/relance
 STATE="$(pwd)/demo-data"
+mkdir -p .build
+LOG=.build/demo-build.log
+printf "building relance (a first build takes a few minutes; log in %s)… " "$LOG"
+if ! swift build > "$LOG" 2>&1; then
+  echo "failed:"
+  tail -n 40 "$LOG"
+  exit 1
+fi
+echo "done"
 rm -rf "$STATE"
 python3 scripts/make_demo_spool.py "$STATE"
 export STATE_DIRECTORY="$STATE"
+# Who the demo's messages come from, and where a debtor's reply goes ("répondez à ce message").
+export RELANCE_EMAIL_FROM="Exemple SAS <relances@example.fr>"
+export RELANCE_EMAIL_REPLY_TO="Service comptabilité <comptabilite@example.fr>"
 echo
 echo "== relance check"
 $BIN check
@@ -41,7 +53,7 @@ echo "--- one of them, decoded ($first):"
 python3 - "$first" <<'PY'
 import email, email.policy, sys
 msg = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=email.policy.default)
-for h in ("From", "To", "Subject", "Date", "Message-ID"):
+for h in ("From", "To", "Reply-To", "Subject", "Date", "Message-ID"):
     print("%s: %s" % (h, msg[h]))
 print()
 print(msg.get_body(preferencelist=("plain",)).get_content())
@@ -54,3 +66,8 @@ $BIN status
 echo
 echo "== relance receipts"
 $BIN receipts
+echo
+echo "== the demo's data stays in $STATE; look at it with the CLI, e.g.:"
+echo "   STATE_DIRECTORY=$STATE $BIN receipts --format csv"
+echo "   STATE_DIRECTORY=$STATE $BIN receipts --reminder F2026-0012-FN"
+echo "   STATE_DIRECTORY=$STATE $BIN status"

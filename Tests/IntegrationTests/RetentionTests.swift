@@ -82,7 +82,7 @@ import Testing
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         let resolved = try ConfigurationLoader.load(file: sandbox.configPath, environment: [:]).0
         let ledger = try Ledger(path: sandbox.ledgerPath)
-        let retention = Retention(configuration: resolved, ledger: ledger, logger: Logger(label: "test"))
+        let retention = Retention(configuration: resolved, ledger: ledger, logger: testLogger("retention"))
         // Tomorrow nothing is past 3 years.
         let tomorrow = try await retention.purge(now: Date().addingTimeInterval(86400))
         #expect(tomorrow.reminders == 0 && tomorrow.spoolFiles == 0 && tomorrow.outboxFiles == 0)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make test, after the one build: runs the whole suite without rebuilding and keeps its full
+# output in .build/test-output.log; shows the suites, what the tests measured, every failure
+# with its details, and the summary last. Exits with swift test's status.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LOG=.build/test-output.log
+mkdir -p .build
+echo "running the tests (full output in $LOG)…"
+swift test --skip-build "$@" > "$LOG" 2>&1
+status=$?
+# Suites, measurements the tests print, failures and their details (↳ lines after a ✘).
+awk '
+  /^✘/ { print; detail = 1; next }
+  /^↳/ && detail { print; next }
+  { detail = 0 }
+  /^✔ Suite / { print; next }
+  /^(chaos|cancellation race|simulated year|fuzz)[ :]/ { print; next }
+' "$LOG" | grep -v "^✔ Test run"
+echo
+if [ $status -ne 0 ]; then
+  echo "FAILED (swift test exited $status); the failures are above, the whole output in $LOG"
+  grep -E "^✘ Test run|^error:|Fatal error" "$LOG" | tail -5
+else
+  grep -E "^✔ Test run" "$LOG" | tail -1
+fi
+exit $status
