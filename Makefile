@@ -27,6 +27,13 @@ test: deps
 	@scripts/build-tests.sh
 	@scripts/run-tests.sh
 
+# Hostile input against the real binary (docs/operations.md, "Fuzzing"): 10,000 hostile spool
+# files next to 1,000 valid records, then 5,000 hostile webhook and API requests. A 500-file
+# version runs in make test (IntegrationTests/FuzzTests).
+fuzz: deps
+	@$(SWIFT) build > .build/fuzz-build.log 2>&1 || { tail -n 40 .build/fuzz-build.log; exit 1; }
+	python3 scripts/fuzz.py --hostile $${FUZZ_HOSTILE:-10000} --valid $${FUZZ_VALID:-1000} --requests $${FUZZ_REQUESTS:-5000} --seed $${FUZZ_SEED:-1}
+
 bench: release
 	@scripts/bench.sh
 

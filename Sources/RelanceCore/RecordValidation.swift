@@ -77,6 +77,7 @@ public struct RecordValidator: Sendable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             return .failure(RecordIssues([FieldIssue(field: "", reason: "invalid UTF-8")]))
         }
+        if let problem = JSONShape.problem(Data(text.utf8)) { return .failure(RecordIssues([FieldIssue(field: "", reason: problem)])) }
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
@@ -382,8 +383,15 @@ struct Fields {
             fail(key, "'\(s.debugQuoted)' is not an RFC 3339 timestamp with an offset (e.g. 2026-11-30T09:00:00+01:00)")
             return nil
         }
+        guard Self.plausible.contains(date) else {
+            fail(key, "'\(s.debugQuoted)' is not between 2000 and 2099")
+            return nil
+        }
         return date
     }
+
+    /// Instants a reminder may name: a year 9999 is a producer's bug, never a plan.
+    static let plausible = Date(timeIntervalSince1970: 946_684_800)..<Date(timeIntervalSince1970: 4_102_444_800)
 
     mutating func date(_ dict: [String: JSONValue], _ key: String, path: String) -> CivilDate? {
         guard let value = dict[key], value != .null else {
@@ -392,6 +400,10 @@ struct Fields {
         }
         guard case .string(let s) = value, let date = CivilDate(s) else {
             fail(path, "is not a valid date YYYY-MM-DD")
+            return nil
+        }
+        guard date.year <= 2099 else {
+            fail(path, "'\(s.debugQuoted)' is after 2099")
             return nil
         }
         return date

@@ -43,6 +43,7 @@ public struct WebhookRequest: Sendable {
     /// The body as a JSON object's plain values (strings, numbers, booleans; null and nested values are left out).
     func jsonObject() throws -> [String: String] {
         guard contentType == "application/json" else { throw HTTPError(.unsupportedMediaType, message: "expected JSON") }
+        if let problem = JSONShape.problem(body) { throw HTTPError(.badRequest, message: problem) }
         guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: body) else {
             throw HTTPError(.badRequest, message: "malformed JSON: an object is expected")
         }

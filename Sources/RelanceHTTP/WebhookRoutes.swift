@@ -67,11 +67,17 @@ public struct WebhookRoutes: Sendable {
         let status: HTTPResponse.Status
         let text: String
         do {
-            let buffer = try await request.collectBody(upTo: Self.maxBody)
+            let buffer: ByteBuffer
+            do {
+                buffer = try await request.collectBody(upTo: Self.maxBody)
+            } catch is NIOTooManyBytesError {
+                throw HTTPError(.contentTooLarge, message: "body over 64 KiB")
+            } catch {
+                // The client stopped before the end of its body: nothing to read, nothing applied.
+                throw HTTPError(.badRequest, message: "incomplete body")
+            }
             let webhook = WebhookRequest(path: request.uri.path, query: request.uri.query, headers: request.headers, body: Data(buffer: buffer))
             (status, text) = try await body(webhook)
-        } catch is NIOTooManyBytesError {
-            (status, text) = (.contentTooLarge, "body over 64 KiB")
         } catch let error as HTTPError {
             (status, text) = (error.status, error.body ?? error.status.reasonPhrase)
         } catch {

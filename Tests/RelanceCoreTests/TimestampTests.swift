@@ -72,3 +72,32 @@ import Testing
         #expect(found.map(\.field) == ["not_before"])
     }
 }
+
+/// What decoders let through silently.
+@Suite struct JSONShapeTests {
+    @Test(arguments: [
+        (#"{"id": "A", "id": "B"}"#, "the key 'id' appears twice in one object"),
+        (#"{"a": {"x": 1}, "b": {"x": 2, "x": 3}}"#, "the key 'x' appears twice in one object"),
+        (#"{"amount": "10.00", "\u0061mount": "1000.00"}"#, "the key 'amount' appears twice in one object"),
+        (#"{"k\"": 1, "k\u0022": 2}"#, "the key 'k\"' appears twice in one object"),
+        (String(repeating: "[", count: 40) + String(repeating: "]", count: 40), "nested deeper than 32 levels"),
+    ])
+    func refused(_ json: String, _ reason: String) {
+        #expect(JSONShape.problem(Data(json.utf8)) == reason)
+    }
+
+    @Test(arguments: [
+        #"{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}"#, #"{"a": "{\"a\": 1, \"a\": 2}"}"#, #"["a", "a"]"#, #"{"x": ["id", "id"]}"#,
+        #"{"a": "unterminated"#, "",
+    ])
+    func allowed(_ json: String) {
+        #expect(JSONShape.problem(Data(json.utf8)) == nil)
+    }
+
+    @Test func aRecordWithADuplicateKeyOrAnAbsurdDateIsRefused() {
+        let duplicate = String(decoding: record(), as: UTF8.self).replacingOccurrences(of: #""id":"F2026-0042-R2""#, with: #""id":"F2026-0042-R2","id":"X""#)
+        #expect(issues(Data(duplicate.utf8)).map(\.reason).first?.contains("appears twice") == true, "\(duplicate.prefix(80))")
+        #expect(issues(record(["not_before": "9999-12-31T00:00:00Z"])).map(\.field) == ["not_before"])
+        #expect(issues(record(invoice: ["due_on": "9999-12-31"])).map(\.field) == ["invoices[0].due_on"])
+    }
+}
