@@ -3,7 +3,6 @@ import Logging
 import RelanceConfig
 import RelanceCore
 import RelanceStore
-import ServiceLifecycle
 
 /// `relance purge`, the daily job, and `relance forget --debtor`: personal data leaves the ledger,
 /// the spool's `done/` and `failed/` files and the outbox; ids, statuses and timestamps stay.
@@ -116,26 +115,5 @@ public struct Retention: Sendable {
             if Double(st.st_mtim.tv_sec) < cutoff.timeIntervalSince1970, unlink(path) == 0 { deleted += 1 }
         }
         return deleted
-    }
-}
-
-/// The daily purge inside the daemon: a minute after start, then every 24 hours.
-struct RetentionService: Service {
-    let retention: Retention
-    let clock: @Sendable () -> Date
-
-    func run() async throws {
-        var wait = Duration.seconds(60)
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let pause = wait
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
-            if Task.isShuttingDownGracefully || Task.isCancelled { return }
-            do {
-                _ = try await retention.purge(now: clock())
-            } catch {
-                retention.logger.error("retention purge failed; it runs again tomorrow", metadata: ["error": "\(error)"])
-            }
-            wait = .seconds(86400)
-        }
     }
 }

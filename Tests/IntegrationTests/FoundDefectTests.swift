@@ -126,12 +126,15 @@ import Testing
             ["X-Twilio-Signature": LiveDaemon.twilioSignature(token: token, url: live.base + "/webhooks/twilio", params)]
         }
         #expect(try await live.post("/webhooks/twilio", headers: signed("old-token"), form: params).status == 200)
+        // The token rotates; the listen address changes too, which only a restart can apply.
         try String(contentsOfFile: live.sandbox.configPath, encoding: .utf8).replacingOccurrences(of: "auth_token: old-token", with: "auth_token: new-token")
+            .replacingOccurrences(of: "listen: \"127.0.0.1:", with: "listen: \"127.0.0.2:")
             .write(toFile: live.sandbox.configPath, atomically: true, encoding: .utf8)
         live.daemon.signal(SIGHUP)
         try await eventually("the reload") { live.daemon.stderr.contains("reloaded configuration") }
         #expect(try await live.post("/webhooks/twilio", headers: signed("old-token"), form: params).status == 403)
         #expect(try await live.post("/webhooks/twilio", headers: signed("new-token"), form: params).status == 200)
+        #expect(live.daemon.stderr.contains("reloaded; these changes take effect at the next restart relance.keys=webhooks.listen"), "\(live.daemon.stderr)")
         await live.stop()
     }
 

@@ -123,22 +123,10 @@ import Testing
 
     // MARK: Randomised sequences
 
-    /// SplitMix64: reproducible sequences from a seed.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func tenThousandRandomSequencesKeepTheInvariants() throws {
         let cooldown = 30.0
         for seed in 0..<10_000 {
-            var rng = Seeded(state: UInt64(seed))
+            var rng = SplitMix(seed: UInt64(seed))
             let configuration = Machine.Configuration(
                 concurrency: Int.random(in: 1...6, using: &rng), shares: ["bulk": [0.25, 0.5, 1][Int.random(in: 0...2, using: &rng)]],
                 rates: Bool.random(using: &rng) ? [.sms: Double.random(in: 0.2...5, using: &rng)] : [:],

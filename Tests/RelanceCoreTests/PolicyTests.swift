@@ -258,7 +258,7 @@ let paris = TimeZone(identifier: "Europe/Paris")!
 }
 
 /// A small deterministic generator (SplitMix64).
-struct SplitMix {
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
