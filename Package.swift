@@ -180,6 +180,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RelanceHTTPTests",
+            dependencies: [
+                "RelanceHTTP", "RelanceConfig", "RelanceCore", "RelanceSpool", "RelanceStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RelanceSpoolTests",
             dependencies: ["RelanceSpool", "RelanceCore"],
             swiftSettings: swiftSettings

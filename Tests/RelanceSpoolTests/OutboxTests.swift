@@ -51,3 +51,25 @@ func temporaryDirectory() -> String {
         #expect(first.reminderID == "R1")
     }
 }
+
+/// C calls whose failures used to be ignored (issue 10).
+@Suite struct CheckedCallsTests {
+    @Test func aDirectoryThatCannotBeSyncedIsAnError() {
+        #expect(throws: FileIO.Failure.self) { try FileIO.syncDirectory(temporaryDirectory() + "/missing") }
+        #expect(throws: FileIO.Failure.self) { try FileIO.rename(temporaryDirectory() + "/a", temporaryDirectory() + "/b") }
+        #expect(throws: FileIO.Failure.self) { try FileIO.unlink(temporaryDirectory() + "/gone") }
+    }
+
+    @Test func aWatchThatCannotBeAddedIsReported() {
+        let reported = ReportBox()
+        let watcher = SpoolWatcher(directory: temporaryDirectory() + "/missing", onChange: {}, onError: { reported.add($0) })
+        #expect(watcher == nil, "no silent watcher on nothing: the daemon falls back to its rescan and says so")
+        #expect(reported.items.first?.contains("inotify_add_watch") == true)
+    }
+}
+
+final class ReportBox: @unchecked Sendable {
+    // @unchecked: written by the watcher's init on this thread, read after it returns.
+    var items: [String] = []
+    func add(_ item: String) { items.append(item) }
+}
