@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import RelanceCore
 import RelanceStore
@@ -69,6 +70,30 @@ import Testing
             ledger: ledger, components: components, transports: transports, logger: testLogger("test"), clock: { instant ?? Date() })
         await dispatcher.run(untilIdle: true, shouldStop: { false })
         return (recorder.state.withLock { $0 }, dispatcher)
+    }
+
+    /// `try? firstLetter` used to read a failing ledger as "no earlier letter": in agency mode a
+    /// follow-up went out as if it were the first letter. A read that fails now stops the send.
+    @Test func aLedgerReadThatFailsStopsTheSendInsteadOfGuessing() async throws {
+        var configuration = configuration()
+        configuration.agency = try ConfigurationLoader.load(file: nil, yaml: #"agency: { name: "Agence", address: "1 rue X, Paris" }"#, environment: [:])
+            .0.agency
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        var earlier = reminder("EARLIER", queue: "q")
+        earlier.invoices = reminder("LATER", queue: "q").invoices
+        earlier.notBefore = Date().addingTimeInterval(86400)
+        _ = try await ledger.ingest([reminder("LATER", queue: "q"), earlier], sourceFile: "f", queue: "default", priority: 0, now: Date())
+        // A letter about the same invoice, recorded by a version that knew another channel.
+        var raw = Configuration()
+        raw.foreignKeysEnabled = false
+        try await DatabaseQueue(path: ledger.path, configuration: raw).write { db in
+            try db.execute(
+                sql: "INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome) VALUES ('EARLIER', 'fax', 1, 'x', 'x', 0, 'sent')")
+        }
+        let (state, dispatcher) = try await runOnce(configuration, ledger: ledger)
+        #expect(state.order.isEmpty, "nothing sent on a guess")
+        #expect(dispatcher.totals.sent == 0)
+        #expect(try await ledger.deliveries(reminderID: "LATER").first?.status == "pending", "it waits for a ledger it can read")
     }
 
     @Test func priorityFirstAndSharesCapEachQueue() async throws {
