@@ -118,8 +118,10 @@ extension RelanceConfiguration {
         }
 
         /// The key of `secret` (the base64 after `whsec_`), or nil when unset or malformed.
-        public var standardWebhooksKey: Data? {
-            guard let secret, !secret.isEmpty else { return nil }
+        public var standardWebhooksKey: Data? { secret.flatMap(Self.standardWebhooksKey) }
+
+        /// The key of a Standard Webhooks secret (`whsec_` and base64), or nil when it is malformed.
+        public static func standardWebhooksKey(_ secret: String) -> Data? {
             let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
             guard let key = Data(base64Encoded: encoded), !key.isEmpty else { return nil }
             return key

@@ -25,8 +25,7 @@ public enum WebhookSignatures {
 
     /// Standard Webhooks v1: base64(HMAC-SHA256(base64-decoded secret after `whsec_`, "id.timestamp.body")).
     public static func standardWebhooks(secret: String, id: String, timestamp: String, body: Data) -> String? {
-        let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
-        guard let key = Data(base64Encoded: encoded) else { return nil }
+        guard let key = RelanceConfiguration.Webhooks.standardWebhooksKey(secret) else { return nil }
         var payload = Data("\(id).\(timestamp).".utf8)
         payload.append(body)
         let mac = HMAC<SHA256>.authenticationCode(for: payload, using: SymmetricKey(data: key))

@@ -93,16 +93,19 @@ extension Intake {
             return result
         }
         result.identity = "\(st.st_dev):\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
-        let lines: [Data] = path.hasSuffix(".jsonl") ? data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Data($0) } : [data]
-        for (index, raw) in lines.enumerated() {
-            var line = raw
-            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+        func take(_ number: Int, _ line: Data) {
             switch CancellationRequest.validate(line) {
-            case .success(let request): result.requests.append((index + 1, request))
+            case .success(let request): result.requests.append((number, request))
             case .failure(let issues):
-                for issue in issues.issues { result.errors.append(LineError(line: index + 1, id: nil, field: issue.field, reason: issue.reason)) }
+                for issue in issues.issues { result.errors.append(LineError(line: number, id: nil, field: issue.field, reason: issue.reason)) }
             }
+        }
+        if path.hasSuffix(".jsonl") {
+            SpoolFileParser.forEachLine(of: data, take)
+        } else {
+            var line = data
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { take(1, line) }
         }
         if result.requests.isEmpty && result.errors.isEmpty { result.errors.append(LineError(line: 0, id: nil, field: "", reason: "file holds no record")) }
         return result

@@ -71,6 +71,15 @@ public struct SpoolFileParser: Sendable {
             take(data, line: 1)
             return result
         }
+        Self.forEachLine(of: data) { number, line in take(line, line: number) }
+        if result.reminders.isEmpty && result.errors.isEmpty {
+            result.errors.append(LineError(line: 0, id: nil, field: "", reason: "file holds no record"))
+        }
+        return result
+    }
+
+    /// Each non-blank line of a JSON-lines file, numbered from 1, without its `\r\n` or `\n`.
+    static func forEachLine(of data: Data, _ body: (Int, Data) -> Void) {
         var lineNumber = 0
         var start = data.startIndex
         while start < data.endIndex {
@@ -78,13 +87,9 @@ public struct SpoolFileParser: Sendable {
             let end = data[start...].firstIndex(of: UInt8(ascii: "\n")) ?? data.endIndex
             var line = data[start..<end]
             if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { take(Data(line), line: lineNumber) }
+            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { body(lineNumber, Data(line)) }
             start = end == data.endIndex ? end : data.index(after: end)
         }
-        if result.reminders.isEmpty && result.errors.isEmpty {
-            result.errors.append(LineError(line: 0, id: nil, field: "", reason: "file holds no record"))
-        }
-        return result
     }
 
     /// The record's id if it can be read at all, to help the operator find the line.

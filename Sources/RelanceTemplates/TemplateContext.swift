@@ -29,7 +29,6 @@ public struct LocalizedText: Sendable, Hashable, Decodable {
         return byLocale["default"] ?? byLocale.sorted { $0.key < $1.key }.first?.value ?? ""
     }
 
-    public var isEmpty: Bool { byLocale.values.allSatisfy(\.isEmpty) }
 }
 
 /// Who is owed: shown in every message.
