@@ -117,7 +117,7 @@ struct KeyProbe: Decoder {
         }
         if let choice = type as? any ConfigChoice.Type {
             recorder.record(path, .scalar)
-            return choice.allCases.first as? T
+            return choice.firstChoice as? T
         }
         // A section or a single-value type: its own decoding code says which.
         return try? T(from: KeyProbe(recorder: recorder, codingPath: path))

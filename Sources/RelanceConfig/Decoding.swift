@@ -30,6 +30,9 @@ extension KeyedDecodingContainer {
 public protocol ConfigChoice: RawRepresentable<String>, CaseIterable, Sendable, Decodable {}
 
 extension ConfigChoice {
+    /// The first choice: a placeholder value when the configuration keys are probed.
+    static var firstChoice: Any? { allCases.first }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         let text = try c.decode(String.self)

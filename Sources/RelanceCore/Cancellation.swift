@@ -99,11 +99,10 @@ public struct CancellationRequest: Sendable, Hashable, Codable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             return .failure(RecordIssues([FieldIssue(field: "", reason: "invalid UTF-8")]))
         }
-        if let problem = JSONShape.problem(Data(text.utf8)) { return .failure(RecordIssues([FieldIssue(field: "", reason: problem)])) }
         do {
-            return validate(try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)))
+            return validate(try JSONParser.parse(text.utf8))
         } catch {
-            return .failure(RecordIssues([FieldIssue(field: "", reason: "not valid JSON: \(RecordValidator.describe(error))")]))
+            return .failure(RecordIssues([FieldIssue(field: "", reason: error.recordReason)]))
         }
     }
 

@@ -1,18 +1,30 @@
 import Foundation
 
 /// `application/x-www-form-urlencoded`: gateway requests, callbacks and query strings.
+/// Written over UTF-8 bytes (no Foundation string searches): it runs once per SMS and per callback.
 public enum FormEncoding {
     /// A body from ordered pairs.
     public static func body(_ pairs: [(String, String)]) -> Data {
-        Data(pairs.map { "\(encode($0.0))=\(encode($0.1))" }.joined(separator: "&").utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 2 } * 3 / 2)
+        for (index, (name, value)) in pairs.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: "&")) }
+            append(name, to: &out)
+            out.append(UInt8(ascii: "="))
+            append(value, to: &out)
+        }
+        return Data(out)
     }
 
-    /// The pairs of a body or query, in order; nil when an escape is malformed.
+    /// The pairs of a body or query, in order; nil when an escape is malformed or a text is not UTF-8.
     public static func pairs(_ text: String) -> [(String, String)]? {
+        pairs(Array(text.utf8))
+    }
+
+    public static func pairs(_ bytes: some Collection<UInt8>) -> [(String, String)]? {
         var pairs: [(String, String)] = []
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String? { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+        for pair in bytes.split(separator: UInt8(ascii: "&")) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             guard let rawName = parts.first, let name = decode(rawName), let value = parts.count > 1 ? decode(parts[1]) : "" else { return nil }
             pairs.append((name, value))
         }
@@ -20,8 +32,59 @@ public enum FormEncoding {
     }
 
     public static func encode(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
-        allowed.insert(charactersIn: "-._*")
-        return (text.addingPercentEncoding(withAllowedCharacters: allowed) ?? "").replacingOccurrences(of: "%20", with: "+")
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count * 3 / 2)
+        append(text, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static let hex = Array("0123456789ABCDEF".utf8)
+
+    /// Letters, digits and `-._*` as they are, space as `+`, every other byte as `%XX`.
+    static func append(_ text: String, to out: inout [UInt8]) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "*"):
+                out.append(byte)
+            case UInt8(ascii: " "): out.append(UInt8(ascii: "+"))
+            default:
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            }
+        }
+    }
+
+    /// `+` as space, `%XX` as its byte; nil when an escape is cut short or not hexadecimal, or
+    /// when the bytes are not UTF-8.
+    static func decode(_ encoded: some Collection<UInt8>) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(encoded.count)
+        var index = encoded.startIndex
+        while index != encoded.endIndex {
+            let byte = encoded[index]
+            encoded.formIndex(after: &index)
+            switch byte {
+            case UInt8(ascii: "+"): out.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard index != encoded.endIndex, let high = hexValue(encoded[index]) else { return nil }
+                encoded.formIndex(after: &index)
+                guard index != encoded.endIndex, let low = hexValue(encoded[index]) else { return nil }
+                encoded.formIndex(after: &index)
+                out.append(high << 4 | low)
+            default: out.append(byte)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

@@ -7,9 +7,17 @@ public enum Money {
     /// Why `text` is not a valid amount of `currency`, or nil.
     public static func amountProblem(_ text: String, currency: String) -> String? {
         let digits = Currency.minorUnits[currency] ?? 2
-        let pattern = digits == 0 ? #"^[0-9]{1,15}$"# : #"^[0-9]{1,15}(\.[0-9]{1,\#(digits)})?$"#
-        guard text.range(of: pattern, options: .regularExpression) != nil else {
-            if text.range(of: #"^[0-9]{1,15}\.[0-9]+$"#, options: .regularExpression) != nil {
+        // Up to 15 integer digits, then optionally a dot and 1 to `digits` decimals (ASCII only).
+        let utf8 = Array(text.utf8)
+        let isDigit = { (b: UInt8) in b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        let integer = utf8.prefix(while: isDigit).count
+        let rest = utf8.dropFirst(integer)
+        let decimals = rest.first == UInt8(ascii: ".") ? rest.dropFirst() : []
+        let wellFormed =
+            (1...15).contains(integer)
+            && (rest.isEmpty || (rest.first == UInt8(ascii: ".") && !decimals.isEmpty && decimals.allSatisfy(isDigit)))
+        guard wellFormed && decimals.count <= digits && (digits > 0 || rest.isEmpty) else {
+            if wellFormed && !rest.isEmpty {
                 return "'\(text.debugQuoted)' has more decimals than \(currency) allows (\(digits))"
             }
             return "'\(text.debugQuoted)' is not a positive decimal amount such as \"1234.50\" (dot separator, no sign, no thousands separator)"
@@ -23,11 +31,24 @@ public enum Money {
     }
 
     /// `1 234,50 €` in fr-FR (with U+202F / U+00A0 separators), `€1,234.50` in en-GB.
-    /// FormatStyle caches its ICU formatter, so this is cheap to call per value.
     public static func format(_ amount: Decimal, currency: String, locale localeTag: String) -> String {
-        let digits = Currency.minorUnits[currency] ?? 2
-        let locale = Locale(identifier: localeTag.replacingOccurrences(of: "-", with: "_"))
-        return amount.formatted(.currency(code: currency).locale(locale).precision(.fractionLength(digits)))
+        amount.formatted(style(currency: currency, locale: localeTag))
+    }
+
+    struct StyleKey: Hashable, Sendable {
+        var currency: String
+        var locale: String
+    }
+
+    /// One format style per currency and locale: building its `Locale` costs more than formatting.
+    static let styles = Memo<StyleKey, Decimal.FormatStyle.Currency>(limit: 256)
+
+    static func style(currency: String, locale: String) -> Decimal.FormatStyle.Currency {
+        styles.value(StyleKey(currency: currency, locale: locale)) { key in
+            let digits = Currency.minorUnits[key.currency] ?? 2
+            return .currency(code: key.currency).locale(Locale(identifier: key.locale.replacingOccurrences(of: "-", with: "_")))
+                .precision(.fractionLength(digits))
+        }
     }
 
     /// Sum of amounts per currency, in order of first appearance.

@@ -77,22 +77,13 @@ public struct RecordValidator: Sendable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             return .failure(RecordIssues([FieldIssue(field: "", reason: "invalid UTF-8")]))
         }
-        if let problem = JSONShape.problem(Data(text.utf8)) { return .failure(RecordIssues([FieldIssue(field: "", reason: problem)])) }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            value = try JSONParser.parse(text.utf8)
         } catch {
-            return .failure(RecordIssues([FieldIssue(field: "", reason: "not valid JSON: \(Self.describe(error))")]))
+            return .failure(RecordIssues([FieldIssue(field: "", reason: error.recordReason)]))
         }
         return validate(value)
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            let underlying = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
-        }
-        return "\(error)"
     }
 
     public func validate(_ value: JSONValue) -> Result<Reminder, RecordIssues> {
@@ -231,7 +222,7 @@ public struct RecordValidator: Sendable {
         }
         var country = rules.defaultCountry
         if let c = fields.optionalString(d, "country", path: "debtor.country", maxLength: 2) {
-            if c.count == 2, c == c.uppercased(), Locale.Region.isoRegions.contains(where: { $0.identifier == c }) {
+            if c.count == 2, c == c.uppercased(), LocaleRules.regions.contains(c) {
                 country = c
             } else {
                 fields.fail("debtor.country", "'\(c)' is not an ISO 3166 alpha-2 country code (upper case, e.g. FR)")

@@ -119,7 +119,11 @@ public struct CivilDate: Sendable, Codable, Hashable, Comparable, CustomStringCo
     public func adding(days: Int) -> CivilDate { CivilDate(dayNumber: dayNumber + days) }
 
     public var description: String {
-        String(format: "%04d-%02d-%02d", year, month, day)
+        func padded(_ n: Int, _ width: Int) -> String {
+            let digits = String(n)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))"
     }
 
     public static func < (lhs: CivilDate, rhs: CivilDate) -> Bool { lhs.dayNumber < rhs.dayNumber }
@@ -162,7 +166,7 @@ public struct Invoice: Sendable, Codable, Hashable {
     }
 
     /// The amount as an exact decimal.
-    public var decimalAmount: Decimal { Decimal(string: amount, locale: Locale(identifier: "en_US_POSIX")) ?? 0 }
+    public var decimalAmount: Decimal { Money.decimal(amount) }
 }
 
 /// A free-form value from the record's `vars`.
@@ -240,30 +244,6 @@ public struct Reminder: Sendable, Codable, Hashable {
         self.vars = vars
     }
 
-    /// The canonical JSON form: what the ledger stores and compares to detect conflicts.
-    public func canonicalJSON() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var c = encoder.singleValueContainer()
-            try c.encode(Timestamp.format(date))
-        }
-        // Encoding plain value types cannot fail.
-        let data = try! encoder.encode(self)
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    public static func fromCanonicalJSON(_ text: String) throws -> Reminder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let text = try decoder.singleValueContainer().decode(String.self)
-            guard let date = Timestamp.parse(text) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: text))
-            }
-            return date
-        }
-        return try decoder.decode(Reminder.self, from: Data(text.utf8))
-    }
 }
 
 extension Character {

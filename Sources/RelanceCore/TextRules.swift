@@ -28,15 +28,17 @@ public enum LocaleRules {
         let parts = tag.split(separator: "-", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count) else { return false }
         let language = String(parts[0])
-        guard language.count == 2 || language.count == 3, language == language.lowercased(),
-            Locale.LanguageCode.isoLanguageCodes.contains(where: { $0.identifier == language })
-        else { return false }
+        guard language.count == 2 || language.count == 3, language == language.lowercased(), languages.contains(language) else { return false }
         if parts.count == 2 {
             let region = String(parts[1])
-            return region.count == 2 && region == region.uppercased() && Locale.Region.isoRegions.contains(where: { $0.identifier == region })
+            return region.count == 2 && region == region.uppercased() && regions.contains(region)
         }
         return true
     }
+
+    /// ISO 639 language codes and ISO 3166 regions, listed once (asked for every record).
+    static let languages = Set(Locale.LanguageCode.isoLanguageCodes.map(\.identifier))
+    static let regions = Set(Locale.Region.isoRegions.map(\.identifier))
 
     public static func region(of tag: String) -> String? {
         let parts = tag.split(separator: "-")

@@ -93,19 +93,16 @@ extension Intake {
             return result
         }
         result.identity = "\(st.st_dev):\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
-        func take(_ number: Int, _ line: Data) {
-            switch CancellationRequest.validate(line) {
-            case .success(let request): result.requests.append((number, request))
-            case .failure(let issues):
-                for issue in issues.issues { result.errors.append(LineError(line: number, id: nil, field: issue.field, reason: issue.reason)) }
+        data.withUnsafeBytes { raw in
+            // A .json file is one line however it is laid out.
+            let lines = path.hasSuffix(".jsonl") ? SpoolFileParser.lines(of: raw) : SpoolFileParser.lines(of: raw).isEmpty ? [] : [(1, 0..<raw.count)]
+            for (number, range) in lines {
+                switch CancellationRequest.validate(UnsafeRawBufferPointer(rebasing: raw[range])) {
+                case .success(let request): result.requests.append((number, request))
+                case .failure(let issues):
+                    for issue in issues.issues { result.errors.append(LineError(line: number, id: nil, field: issue.field, reason: issue.reason)) }
+                }
             }
-        }
-        if path.hasSuffix(".jsonl") {
-            SpoolFileParser.forEachLine(of: data, take)
-        } else {
-            var line = data
-            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { take(1, line) }
         }
         if result.requests.isEmpty && result.errors.isEmpty { result.errors.append(LineError(line: 0, id: nil, field: "", reason: "file holds no record")) }
         return result

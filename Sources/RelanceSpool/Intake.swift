@@ -63,28 +63,74 @@ public struct Intake: Sendable {
             if shouldStop() { break }
             await ingest(activePath: layout.active + "/" + queue + "/" + name, queue: queue, name: name, into: &result)
         }
-        for (queue, name) in await offPool({ layout.waitingFiles() }) {
-            if shouldStop() { break }
-            let source = layout.incoming(queue: queue) + "/" + name
-            let activeDir = layout.active + "/" + queue
-            let target = activeDir + "/" + name
-            let claimed: Bool = await offPool {
-                try? FileManager.default.createDirectory(atPath: activeDir, withIntermediateDirectories: true)
-                guard !FileManager.default.fileExists(atPath: target) else { return false }
-                return Glibc.rename(source, target) == 0
+        // Waiting files are claimed and parsed a few ahead of the one being committed, so that
+        // parsing (one core each) overlaps with the ledger's transaction; they are committed in order.
+        let waiting = await offPool({ layout.waitingFiles() })
+        await withTaskGroup(of: (Int, Claimed?).self) { group in
+            var next = 0
+            var done: [Int: Claimed?] = [:]
+            func startNext() {
+                guard next < waiting.count, !shouldStop() else { return }
+                let (index, (queue, name)) = (next, waiting[next])
+                next += 1
+                group.addTask { (index, await self.claimAndParse(queue: queue, name: name)) }
             }
-            guard claimed else { continue }
-            await ingest(activePath: target, queue: queue, name: name, into: &result)
+            for _ in 0..<Self.parseAhead { startNext() }
+            var committed = 0
+            while committed < next, let (index, claimed) = await group.next() {
+                done[index] = claimed
+                while let ready = done.removeValue(forKey: committed) {
+                    committed += 1
+                    if let ready { await commit(ready, into: &result) }
+                    startNext()
+                }
+            }
         }
         return result
     }
 
-    func ingest(activePath: String, queue: String, name: String, into result: inout PassResult) async {
-        result.files += 1
+    /// How many spool files are claimed and parsed ahead of the one being committed.
+    static let parseAhead = 3
+
+    /// A file moved into `active/` and parsed.
+    struct Claimed: Sendable {
+        var activePath: String
+        var queue: String
+        var name: String
+        var settings: IntakeSettings
+        var parsed: ParsedSpoolFile
+    }
+
+    /// Moves a waiting file into `active/` (nil when another process took it first) and parses it.
+    func claimAndParse(queue: String, name: String) async -> Claimed? {
+        let source = layout.incoming(queue: queue) + "/" + name
+        let activeDir = layout.active + "/" + queue
+        let target = activeDir + "/" + name
+        let claimed: Bool = await offPool {
+            try? FileManager.default.createDirectory(atPath: activeDir, withIntermediateDirectories: true)
+            guard !FileManager.default.fileExists(atPath: target) else { return false }
+            return Glibc.rename(source, target) == 0
+        }
+        guard claimed else { return nil }
+        return await parse(activePath: target, queue: queue, name: name)
+    }
+
+    func parse(activePath: String, queue: String, name: String) async -> Claimed {
         let settings = self.settings()
-        let configuration = settings.configuration
         let parser = settings.parser
-        let parsed = await offPool { parser.parse(path: activePath) }
+        return Claimed(activePath: activePath, queue: queue, name: name, settings: settings, parsed: await offPool { parser.parse(path: activePath) })
+    }
+
+    func ingest(activePath: String, queue: String, name: String, into result: inout PassResult) async {
+        await commit(await parse(activePath: activePath, queue: queue, name: name), into: &result)
+    }
+
+    /// Records a parsed file's reminders in the ledger (one transaction), then moves the file to
+    /// `done/` (or deletes it), or quarantines it with its errors.
+    func commit(_ claimed: Claimed, into result: inout PassResult) async {
+        let (activePath, queue, name, parsed) = (claimed.activePath, claimed.queue, claimed.name, claimed.parsed)
+        result.files += 1
+        let configuration = claimed.settings.configuration
         var errors = parsed.errors
         let metadata: Logger.Metadata = ["relance.spool.file": "\(name)", "relance.spool.queue": "\(queue)"]
         if !parsed.reminders.isEmpty {

@@ -51,9 +51,27 @@ public struct SpoolFileParser: Sendable {
     }
 
     public func parse(data: Data, jsonLines: Bool) -> ParsedSpoolFile {
+        var accumulator = Accumulator(validator: validator)
+        data.withUnsafeBytes { raw in
+            if !jsonLines {
+                accumulator.take(raw, line: 1)
+                return
+            }
+            for (number, range) in Self.lines(of: raw) { accumulator.take(UnsafeRawBufferPointer(rebasing: raw[range]), line: number) }
+        }
+        if jsonLines && accumulator.result.reminders.isEmpty && accumulator.result.errors.isEmpty {
+            accumulator.result.errors.append(LineError(line: 0, id: nil, field: "", reason: "file holds no record"))
+        }
+        return accumulator.result
+    }
+
+    /// The records of one file as they are validated; a second record with the same id is an error.
+    struct Accumulator {
+        let validator: RecordValidator
         var result = ParsedSpoolFile(reminders: [], errors: [])
         var seen: [String: Int] = [:]
-        func take(_ bytes: Data, line: Int) {
+
+        mutating func take(_ bytes: UnsafeRawBufferPointer, line: Int) {
             switch validator.validate(bytes) {
             case .success(let reminder):
                 if let first = seen[reminder.id] {
@@ -63,38 +81,35 @@ public struct SpoolFileParser: Sendable {
                     result.reminders.append((line, reminder))
                 }
             case .failure(let issues):
-                let id = Self.idHint(bytes)
+                let id = SpoolFileParser.idHint(bytes)
                 for issue in issues.issues { result.errors.append(LineError(line: line, id: id, field: issue.field, reason: issue.reason)) }
             }
         }
-        if !jsonLines {
-            take(data, line: 1)
-            return result
-        }
-        Self.forEachLine(of: data) { number, line in take(line, line: number) }
-        if result.reminders.isEmpty && result.errors.isEmpty {
-            result.errors.append(LineError(line: 0, id: nil, field: "", reason: "file holds no record"))
-        }
-        return result
     }
 
-    /// Each non-blank line of a JSON-lines file, numbered from 1, without its `\r\n` or `\n`.
-    static func forEachLine(of data: Data, _ body: (Int, Data) -> Void) {
-        var lineNumber = 0
-        var start = data.startIndex
-        while start < data.endIndex {
-            lineNumber += 1
-            let end = data[start...].firstIndex(of: UInt8(ascii: "\n")) ?? data.endIndex
-            var line = data[start..<end]
-            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { body(lineNumber, Data(line)) }
-            start = end == data.endIndex ? end : data.index(after: end)
+    /// The non-blank lines of a JSON-lines file, numbered from 1, as byte ranges without their
+    /// `\r\n` or `\n`.
+    static func lines(of bytes: UnsafeRawBufferPointer) -> [(Int, Range<Int>)] {
+        var lines: [(Int, Range<Int>)] = []
+        var number = 0
+        var start = 0
+        while start < bytes.count {
+            number += 1
+            var end = bytes.count
+            if let base = bytes.baseAddress, let found = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start) {
+                end = base.distance(to: UnsafeRawPointer(found))
+            }
+            var last = end
+            if last > start && bytes[last - 1] == UInt8(ascii: "\r") { last -= 1 }
+            if bytes[start..<last].contains(where: { $0 != 0x20 && $0 != 0x09 }) { lines.append((number, start..<last)) }
+            start = end + 1
         }
+        return lines
     }
 
     /// The record's id if it can be read at all, to help the operator find the line.
-    static func idHint(_ bytes: Data) -> String? {
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: bytes), case .object(let o) = value, case .string(let id)? = o["id"] else {
+    static func idHint(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard let value = try? JSONParser.parse(bytes), case .object(let o) = value, case .string(let id)? = o["id"] else {
             return nil
         }
         return TextRules.problem(id, maxLength: 128) == nil ? id : id.debugQuoted

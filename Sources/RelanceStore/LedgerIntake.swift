@@ -23,7 +23,7 @@ extension Ledger {
                 let record = reminder.canonicalJSON()
                 if let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id]) {
                     // An erased reminder (retention) is one already handled: never sent again.
-                    if existing["record"] == record || (existing["erased_at"] as Double?) != nil {
+                    if Self.sameRecord(existing["record"], record) || (existing["erased_at"] as Double?) != nil {
                         result.duplicates.append(reminder.id)
                     } else {
                         result.conflicts.append(reminder.id)
@@ -64,7 +64,14 @@ extension Ledger {
             guard let existing = try String.fetchOne(db, cachedSQL: "SELECT record FROM reminder WHERE id = ?", arguments: [reminder.id]) else {
                 return .absent
             }
-            return existing == reminder.canonicalJSON() ? .same : .conflict
+            return Self.sameRecord(existing, reminder.canonicalJSON()) ? .same : .conflict
         }
+    }
+
+    /// Whether a stored record and a canonical one hold the same reminder: the same text, or the
+    /// same once the stored one is rewritten in today's canonical form (an earlier version wrote
+    /// its keys and escapes another way).
+    static func sameRecord(_ stored: String, _ canonical: String) -> Bool {
+        stored == canonical || (try? Reminder.fromCanonicalJSON(stored).canonicalJSON()) == canonical
     }
 }

@@ -202,12 +202,26 @@ public enum TemplateContext {
     }
 
     /// A civil date in the locale's long style (`31 octobre 2026`, `31 October 2026`).
+    /// Memoised per day and locale: the same few dates (today, the deadline, due dates) recur in
+    /// every message of a run.
     public static func formatDate(_ date: CivilDate, locale: String) -> String {
-        let style = Date.FormatStyle(
-            date: .long, time: .omitted, locale: Locale(identifier: locale.replacingOccurrences(of: "-", with: "_")), calendar: utcCalendar,
-            timeZone: utc)
-        return Date(timeIntervalSince1970: TimeInterval(date.dayNumber) * 86400).formatted(style)
+        formattedDates.value(DateKey(day: date.dayNumber, locale: locale)) { key in
+            let style = dateStyles.value(key.locale) { tag in
+                Date.FormatStyle(
+                    date: .long, time: .omitted, locale: Locale(identifier: tag.replacingOccurrences(of: "-", with: "_")), calendar: utcCalendar,
+                    timeZone: utc)
+            }
+            return Date(timeIntervalSince1970: TimeInterval(key.day) * 86400).formatted(style)
+        }
     }
+
+    struct DateKey: Hashable, Sendable {
+        var day: Int
+        var locale: String
+    }
+
+    static let dateStyles = Memo<String, Date.FormatStyle>(limit: 256)
+    static let formattedDates = Memo<DateKey, String>(limit: 8192)
 
     static let utc = TimeZone.gmt
     static let utcCalendar: Calendar = {

@@ -42,6 +42,8 @@ public struct TemplateSet: Sendable {
     let partials: [String: [String: MustacheTemplate]]
     /// Partial names each template (or partial) refers to.
     let references: [String: [String]]
+    /// What `resolveWithPartials` found, per stage, part and locale (the set never changes).
+    let resolved = Memo<ResolvedKey, Result<(String, MustacheTemplate, MustacheLibrary), any Error>>(limit: 4096)
 
     public init(directory: String, defaultLocale: String) throws {
         self.root = directory
@@ -130,8 +132,15 @@ public struct TemplateSet: Sendable {
         return nil
     }
 
-    /// Renders one template strictly: an unknown variable or a missing partial is an error.
-    func render(stage: String, part: String, values: [String: Any], locale: String) throws -> String {
+    struct ResolvedKey: Hashable, Sendable {
+        var stage: String
+        var part: String
+        var locale: String
+    }
+
+    /// The template `stage/part` for `locale` with the library of the partials it needs, found
+    /// along the fallback chains.
+    func resolveWithPartials(stage: String, part: String, locale: String) throws -> (String, MustacheTemplate, MustacheLibrary) {
         guard let name = resolve(stage: stage, part: part, locale: locale), let template = templates[name] else {
             throw TemplateError(
                 template: "\(stage)/\(part)",
@@ -152,6 +161,15 @@ public struct TemplateSet: Sendable {
                 break
             }
         }
+        return (name, template, library)
+    }
+
+    /// Renders one template strictly: an unknown variable or a missing partial is an error.
+    func render(stage: String, part: String, values: [String: Any], locale: String) throws -> String {
+        let found = resolved.value(ResolvedKey(stage: stage, part: part, locale: locale)) { key in
+            Result { try resolveWithPartials(stage: key.stage, part: key.part, locale: key.locale) as (String, MustacheTemplate, MustacheLibrary) }
+        }
+        let (name, template, library) = try found.get()
         let log = LookupLog()
         let output = template.render(Frame.tree(values, log: log), library: library)
         let missing = log.unresolvedNames()
