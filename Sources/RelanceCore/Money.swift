@@ -31,14 +31,25 @@ public enum Money {
     }
 
     /// `1 234,50 €` in fr-FR (with U+202F / U+00A0 separators), `€1,234.50` in en-GB.
+    /// Memoised per value: the same sums (the indemnity, zero interest, common totals) recur in
+    /// nearly every message.
     public static func format(_ amount: Decimal, currency: String, locale localeTag: String) -> String {
-        amount.formatted(style(currency: currency, locale: localeTag))
+        formatted.value(AmountKey(amount: amount, style: StyleKey(currency: currency, locale: localeTag))) { key in
+            key.amount.formatted(style(currency: key.style.currency, locale: key.style.locale))
+        }
     }
 
     struct StyleKey: Hashable, Sendable {
         var currency: String
         var locale: String
     }
+
+    struct AmountKey: Hashable, Sendable {
+        var amount: Decimal
+        var style: StyleKey
+    }
+
+    static let formatted = Memo<AmountKey, String>(limit: 4096)
 
     /// One format style per currency and locale: building its `Locale` costs more than formatting.
     static let styles = Memo<StyleKey, Decimal.FormatStyle.Currency>(limit: 256)

@@ -44,7 +44,8 @@ public struct MessageBuilder: Sendable {
         self.smsSender = smsSender
     }
 
-    /// Blocking (reads attachments): run off the cooperative pool.
+    /// Reads the reminder's attachments from disk when it has some (then run it off the cooperative
+    /// pool); otherwise CPU only.
     /// `history`: in agency mode, the first letter about these debts (nil: this is the first).
     public func build(_ reminder: Reminder, channel: Channel, now: Date, history: LetterHistory? = nil) throws -> OutgoingMessage {
         switch channel {

@@ -40,8 +40,14 @@ public struct PolicyStep: Sendable {
         return (limit, LocalTime.instant(day: today, minute: 0, in: home), (tomorrow, reason))
     }
 
+    /// How far back the contact history is read: more than the longest frequency cap's span.
+    public static let contactHistory: TimeInterval = 31 * 86400
+
     /// `ledger` gives the contact history and the day's volume; nil (a dry run with no ledger) means none.
-    public func decide(_ reminder: Reminder, channel: Channel, paid: [String: String], now: Date, ledger: Ledger?) async throws -> Verdict {
+    /// `contacts`: the history when it was read already (`Ledger.Prefetch`), since `contactHistory` or longer.
+    public func decide(
+        _ reminder: Reminder, channel: Channel, paid: [String: String], now: Date, ledger: Ledger?, contacts prefetched: [Date]? = nil
+    ) async throws -> Verdict {
         guard let reminder = reminder.applyingPayments(paid) else {
             return .cancel(reason: "cancelled: every invoice is paid (partial payments add up to the amounts)")
         }
@@ -50,8 +56,10 @@ public struct PolicyStep: Sendable {
         if let cap = dailyCap(channel, now: now), let ledger, try await ledger.attemptCount(channel: channel, since: cap.since) >= cap.limit {
             return .deferred(until: cap.deferral.until, reason: cap.deferral.reason)
         }
-        let contacts =
-            try await ledger?.contacts(debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-31 * 86400)) ?? []
+        var contacts = prefetched ?? []
+        if prefetched == nil, let ledger {
+            contacts = try await ledger.contacts(debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-Self.contactHistory))
+        }
         switch policy.decide(channel: channel, stage: reminder.stage, country: reminder.debtor.country, timeZone: zone, now: now, contacts: contacts) {
         case .sendNow: return .send(reminder)
         case .deferUntil(let until, let reason):

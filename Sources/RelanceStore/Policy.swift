@@ -10,7 +10,10 @@ extension Ledger {
     /// Instants of the debtor's earlier contacts (one per reminder, or per group of reminders sent as
     /// one message: its first attempt that may have reached them), since `since`, other than `reminderID`.
     public func contacts(debtorID: String, excludingReminder reminderID: String, since: Date) async throws -> [Date] {
-        try await pool.read { db in
+        try await pool.read { db in try Self.contacts(db, debtorID: debtorID, excludingReminder: reminderID, since: since) }
+    }
+
+    static func contacts(_ db: Database, debtorID: String, excludingReminder reminderID: String, since: Date) throws -> [Date] {
             try Double.fetchAll(
                 db,
                 cachedSQL: """
@@ -20,7 +23,6 @@ extension Ledger {
                     """,
                 arguments: [debtorID, reminderID, since.timeIntervalSince1970]
             ).map(Date.init(timeIntervalSince1970:))
-        }
     }
 
     /// The policy said "not now": the delivery stays pending, due at `until`, and the decision is recorded.
@@ -169,7 +171,10 @@ extension Ledger {
     /// into `lead`'s message: same stage, same locale, same recipient (checked by the caller on the
     /// decoded records), oldest first.
     public func groupCandidates(for lead: Due, now: Date, limit: Int) async throws -> [Due] {
-        try await pool.read { db in
+        try await pool.read { db in try Self.groupCandidates(db, for: lead, now: now, limit: limit) }
+    }
+
+    static func groupCandidates(_ db: Database, for lead: Due, now: Date, limit: Int) throws -> [Due] {
             let rows = try Row.fetchAll(
                 db,
                 cachedSQL: """
@@ -187,7 +192,6 @@ extension Ledger {
                     firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                     expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try Self.payments(db, reminderID: key.reminderID))
             }
-        }
     }
 }
 

@@ -3,31 +3,50 @@ import Mustache
 /// Records every name lookup made while rendering, so that a lookup that resolved to nothing — which
 /// swift-mustache 2.1.1 renders as an empty string — becomes an error instead.
 final class LookupLog {
-    struct Event {
+    struct Miss {
         let frame: ObjectIdentifier
-        let isRoot: Bool
         /// Where the frame sits (`vars`, `invoices`), empty for the root.
         let path: String
         let name: String
-        let found: Bool
     }
 
-    var events: [Event] = []
+    /// Names that no frame could resolve, in order.
+    private(set) var missing: [String] = []
+    /// A miss in an inner frame, real unless the very next lookup retries the name in another frame.
+    private var pending: Miss?
 
-    /// Names that no frame could resolve.
-    ///
     /// swift-mustache walks the context stack from the innermost frame to the root, so a miss in an
     /// inner frame is normal when the next lookup (same name, next frame down) finds it. A miss is
     /// real when the root missed, or when nothing retried the name (the second part of a dotted
-    /// name such as `debtor.nmae`).
+    /// name such as `debtor.nmae`). Only misses are kept: a hit costs a comparison.
+    func record(frame: ObjectIdentifier, isRoot: Bool, path: String, name: String, found: Bool) {
+        if let miss = pending {
+            pending = nil
+            if !(name == miss.name && frame != miss.frame) { add(miss) }
+        }
+        guard !found else { return }
+        let miss = Miss(frame: frame, path: path, name: name)
+        if isRoot { add(miss) } else { pending = miss }
+    }
+
+    private func add(_ miss: Miss) {
+        let full = miss.path.isEmpty ? miss.name : miss.path + "." + miss.name
+        if !missing.contains(full) { missing.append(full) }
+    }
+
+    /// The names missed since the last `reset`.
     func unresolvedNames() -> [String] {
-        var missing: [String] = []
-        for (i, event) in events.enumerated() where !event.found {
-            let retried = i + 1 < events.count && events[i + 1].name == event.name && events[i + 1].frame != event.frame
-            let full = event.path.isEmpty ? event.name : event.path + "." + event.name
-            if event.isRoot || !retried, !missing.contains(full) { missing.append(full) }
+        if let miss = pending {
+            pending = nil
+            add(miss)
         }
         return missing
+    }
+
+    /// Starts over for the next template rendered with the same frames.
+    func reset() {
+        missing.removeAll()
+        pending = nil
     }
 }
 
@@ -47,7 +66,7 @@ final class Frame: MustacheParent {
 
     func child(named name: String) -> Any? {
         let value = values[name]
-        log.events.append(.init(frame: ObjectIdentifier(self), isRoot: isRoot, path: path, name: name, found: value != nil))
+        log.record(frame: ObjectIdentifier(self), isRoot: isRoot, path: path, name: name, found: value != nil)
         return value
     }
 

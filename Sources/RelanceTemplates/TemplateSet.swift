@@ -166,12 +166,18 @@ public struct TemplateSet: Sendable {
 
     /// Renders one template strictly: an unknown variable or a missing partial is an error.
     func render(stage: String, part: String, values: [String: Any], locale: String) throws -> String {
+        let log = LookupLog()
+        return try render(stage: stage, part: part, frames: Frame.tree(values, log: log), log: log, locale: locale)
+    }
+
+    /// Renders with frames built once for every part of a message.
+    func render(stage: String, part: String, frames: Frame, log: LookupLog, locale: String) throws -> String {
+        log.reset()
         let found = resolved.value(ResolvedKey(stage: stage, part: part, locale: locale)) { key in
             Result { try resolveWithPartials(stage: key.stage, part: key.part, locale: key.locale) as (String, MustacheTemplate, MustacheLibrary) }
         }
         let (name, template, library) = try found.get()
-        let log = LookupLog()
-        let output = template.render(Frame.tree(values, log: log), library: library)
+        let output = template.render(frames, library: library)
         let missing = log.unresolvedNames()
         if !missing.isEmpty {
             throw TemplateError(
@@ -183,16 +189,17 @@ public struct TemplateSet: Sendable {
     }
 
     public func renderEmail(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory? = nil) throws -> RenderedEmail {
-        let values = TemplateContext.values(for: reminder, channel: .email, settings: settings, now: now, history: history)
+        let log = LookupLog()
+        let frames = Frame.tree(TemplateContext.values(for: reminder, channel: .email, settings: settings, now: now, history: history), log: log)
         let locale = reminder.debtor.locale
-        let subject = try render(stage: reminder.stage, part: "email.subject", values: values, locale: locale)
+        let subject = try render(stage: reminder.stage, part: "email.subject", frames: frames, log: log, locale: locale)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         if subject.isEmpty { throw TemplateError(template: "\(reminder.stage)/email.subject", message: "renders an empty subject") }
         if subject.contains(where: { $0.isNewline }) {
             throw TemplateError(template: "\(reminder.stage)/email.subject", message: "renders a subject on several lines")
         }
-        let text = try render(stage: reminder.stage, part: "email.txt", values: values, locale: locale)
-        let html = try render(stage: reminder.stage, part: "email.html", values: values, locale: locale)
+        let text = try render(stage: reminder.stage, part: "email.txt", frames: frames, log: log, locale: locale)
+        let html = try render(stage: reminder.stage, part: "email.html", frames: frames, log: log, locale: locale)
         return RenderedEmail(subject: subject, text: text, html: html)
     }
 

@@ -1,6 +1,8 @@
 import CCurl
+import DequeModule
 import Foundation
 import RelanceCore
+import Synchronization
 
 extension HTTPClient {
 /// One HTTP request.
@@ -78,20 +80,21 @@ public struct HTTPClientConfiguration: Sendable, Hashable {
     }
 }
 
-/// An HTTP/1.1 client on libcurl: a fixed pool of easy handles, each on its own serial dispatch
-/// queue (so `curl_easy_perform` never blocks the cooperative pool) and each keeping its
-/// connection alive across requests. The pool size bounds the concurrency towards one API.
+/// An HTTP client on libcurl's multi interface: one thread drives every transfer (`curl_multi_poll`),
+/// connections are kept alive and reused across requests (HTTP/2 multiplexed where the server
+/// offers it over TLS), and at most `connections` requests are under way at once; the others wait
+/// their turn in order. No request ever blocks the cooperative pool or holds a thread of its own.
 public final class HTTPClient: Sendable {
-    private let pool: HandlePool<HTTPConnection>
+    private let loop: CurlMultiLoop
 
     public init(configuration: HTTPClientConfiguration) throws {
-        var connections: [HTTPConnection] = []
-        for i in 0..<max(1, configuration.connections) { connections.append(try HTTPConnection(configuration: configuration, index: i)) }
-        pool = HandlePool(connections)
+        loop = try CurlMultiLoop(configuration: configuration)
     }
 
+    deinit { loop.shutdown() }
+
     public func execute(_ request: HTTPClient.Request) async -> Result<HTTPClient.Response, CurlError> {
-        await pool.withConnection { $0.execute(request) }
+        await withCheckedContinuation { continuation in loop.submit(request, continuation) }
     }
 }
 
@@ -102,14 +105,14 @@ final class HTTPTransfer {
     var limit = 1 << 20
 }
 
-final class HTTPConnection: QueuedConnection, @unchecked Sendable {
-    // @unchecked: `easy` and `transfer` are only touched on `queue` (serial), one request at a time.
-    let queue: DispatchQueue
-    private let easy: CurlEasy
-    private let transfer = HTTPTransfer()
+/// One transfer slot: an easy handle with its response buffers, reused from request to request.
+final class HTTPSlot {
+    let easy: CurlEasy
+    let transfer = HTTPTransfer()
+    var request: HTTPClient.Request?
+    var continuation: CheckedContinuation<Result<HTTPClient.Response, CurlError>, Never>?
 
     init(configuration: HTTPClientConfiguration, index: Int) throws {
-        queue = DispatchQueue(label: "relance.http.\(index)")
         easy = try CurlEasy()
         transfer.limit = configuration.maxResponseBytes
         try easy.set(CURLOPT_NOSIGNAL, 1)
@@ -117,7 +120,12 @@ final class HTTPConnection: QueuedConnection, @unchecked Sendable {
         try easy.set(CURLOPT_TIMEOUT_MS, Int(configuration.timeout.seconds * 1000))
         try easy.set(CURLOPT_TCP_KEEPALIVE, 1)
         try easy.set(CURLOPT_FOLLOWLOCATION, 0)
+        // HTTP/2 over TLS when the server offers it; wait for a connection that can multiplex
+        // rather than open another.
+        try easy.set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        try easy.set(CURLOPT_PIPEWAIT, 1)
         if let ca = configuration.caFile { try easy.set(CURLOPT_CAINFO, ca) }
+        try easy.set(CURLOPT_PRIVATE, pointer: UnsafeMutableRawPointer(bitPattern: index + 1))
         let opaque = Unmanaged.passUnretained(transfer).toOpaque()
         try easy.check(CCurl_easy_setopt_write_callback(easy.handle, httpWriteCallback), "setopt WRITEFUNCTION")
         try easy.set(CURLOPT_WRITEDATA, pointer: opaque)
@@ -125,53 +133,162 @@ final class HTTPConnection: QueuedConnection, @unchecked Sendable {
         try easy.set(CURLOPT_HEADERDATA, pointer: opaque)
     }
 
-    /// Blocking; runs on `queue`.
-    func execute(_ request: HTTPClient.Request) -> Result<HTTPClient.Response, CurlError> {
+    /// Sets the handle up for `request`.
+    func prepare(_ request: HTTPClient.Request) throws {
         transfer.body.removeAll(keepingCapacity: true)
         transfer.headers.removeAll(keepingCapacity: true)
         easy.clearError()
-        do {
-            easy.releaseLists()
-            try easy.set(CURLOPT_URL, request.url)
-            if let body = request.body {
-                try easy.set(CURLOPT_POST, 1)
-                try easy.check(CCurl_easy_setopt_off_t(easy.handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "setopt POSTFIELDSIZE")
-                try body.withUnsafeBytes { raw in
-                    // COPYPOSTFIELDS: libcurl keeps its own copy.
-                    try easy.set(CURLOPT_COPYPOSTFIELDS, pointer: UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
-                }
-            } else {
-                try easy.set(CURLOPT_HTTPGET, 1)
+        easy.releaseLists()
+        try easy.set(CURLOPT_URL, request.url)
+        if let body = request.body {
+            try easy.set(CURLOPT_POST, 1)
+            try easy.check(CCurl_easy_setopt_off_t(easy.handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "setopt POSTFIELDSIZE")
+            try body.withUnsafeBytes { raw in
+                // COPYPOSTFIELDS: libcurl keeps its own copy.
+                try easy.set(CURLOPT_COPYPOSTFIELDS, pointer: UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
             }
-            if request.method != "GET" && request.method != "POST" {
-                try easy.set(CURLOPT_CUSTOMREQUEST, request.method)
-            } else {
-                try easy.set(CURLOPT_CUSTOMREQUEST, pointer: nil)
-            }
-            // No "Expect: 100-continue" round trip.
-            try easy.set(CURLOPT_HTTPHEADER, list: request.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" } + ["Expect:"])
-            if let auth = request.basicAuth {
-                try easy.set(CURLOPT_HTTPAUTH, Int(CCurl_AUTH_BASIC))
-                try easy.set(CURLOPT_USERNAME, auth.user)
-                try easy.set(CURLOPT_PASSWORD, auth.password)
-            } else {
-                try easy.set(CURLOPT_USERNAME, pointer: nil)
-                try easy.set(CURLOPT_PASSWORD, pointer: nil)
-            }
-        } catch let error as CurlError {
-            return .failure(error)
-        } catch {
-            return .failure(CurlError(code: -1, message: "\(error)"))
+        } else {
+            try easy.set(CURLOPT_HTTPGET, 1)
         }
-        let result = easy.perform()
-        guard result == CURLE_OK else {
-            let text = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(result)) : easy.errorText
+        if request.method != "GET" && request.method != "POST" {
+            try easy.set(CURLOPT_CUSTOMREQUEST, request.method)
+        } else {
+            try easy.set(CURLOPT_CUSTOMREQUEST, pointer: nil)
+        }
+        // No "Expect: 100-continue" round trip.
+        try easy.set(CURLOPT_HTTPHEADER, list: request.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" } + ["Expect:"])
+        if let auth = request.basicAuth {
+            try easy.set(CURLOPT_HTTPAUTH, Int(CCurl_AUTH_BASIC))
+            try easy.set(CURLOPT_USERNAME, auth.user)
+            try easy.set(CURLOPT_PASSWORD, auth.password)
+        } else {
+            try easy.set(CURLOPT_USERNAME, pointer: nil)
+            try easy.set(CURLOPT_PASSWORD, pointer: nil)
+        }
+    }
+
+    /// The outcome of the finished transfer.
+    func result(_ code: CURLcode, for request: HTTPClient.Request) -> Result<HTTPClient.Response, CurlError> {
+        guard code == CURLE_OK else {
+            let text = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : easy.errorText
             // The body went out whole and no status line, or a success whose answer was cut, came back.
             let status = easy.responseCode()
             let sent = (request.body.map { !$0.isEmpty && easy.uploadedBytes() >= $0.count } ?? false) && (status == 0 || (200..<300).contains(status))
-            return .failure(CurlError(code: Int(result.rawValue), message: text, afterRequestSent: sent))
+            return .failure(CurlError(code: Int(code.rawValue), message: text, afterRequestSent: sent))
         }
         return .success(HTTPClient.Response(status: easy.responseCode(), headers: transfer.headers, body: transfer.body))
+    }
+}
+
+/// The thread that drives a multi handle. Requests come in through `submit` (any thread); the
+/// loop thread alone touches the multi handle and the slots.
+final class CurlMultiLoop: @unchecked Sendable {
+    // @unchecked: `multi` and `slots` are used on the loop thread only; `waiting` is behind its mutex.
+    typealias Continuation = CheckedContinuation<Result<HTTPClient.Response, CurlError>, Never>
+
+    private let multi: UnsafeMutableRawPointer
+    private let slots: [HTTPSlot]
+    private var free: [Int]
+    private let waiting = Mutex<(queue: Deque<(HTTPClient.Request, Continuation)>, stopping: Bool)>(([], false))
+
+    init(configuration: HTTPClientConfiguration) throws {
+        CurlGlobal.ensureInitialised()
+        guard let multi = curl_multi_init() else { throw CurlError(code: -1, message: "curl_multi_init failed") }
+        self.multi = multi
+        let count = max(1, configuration.connections)
+        slots = try (0..<count).map { try HTTPSlot(configuration: configuration, index: $0) }
+        free = Array((0..<count).reversed())
+        _ = CCurl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, count)
+        _ = CCurl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, count)
+        _ = CCurl_multi_setopt_long(multi, CURLMOPT_PIPELINING, 2)  // CURLPIPE_MULTIPLEX
+        let thread = Thread { [self] in run() }
+        thread.name = "relance.http"
+        thread.start()
+    }
+
+    deinit { curl_multi_cleanup(multi) }
+
+    func submit(_ request: HTTPClient.Request, _ continuation: Continuation) {
+        let refused = waiting.withLock { state -> Bool in
+            guard !state.stopping else { return true }
+            state.queue.append((request, continuation))
+            return false
+        }
+        if refused {
+            continuation.resume(returning: .failure(CurlError(code: -1, message: "the HTTP client is shut down")))
+            return
+        }
+        curl_multi_wakeup(multi)
+    }
+
+    /// Stops the loop once the transfers under way and the requests waiting are done.
+    func shutdown() {
+        waiting.withLock { $0.stopping = true }
+        curl_multi_wakeup(multi)
+    }
+
+    private func run() {
+        var running: Int32 = 0
+        while true {
+            let (stop, started) = startWaiting()
+            curl_multi_perform(multi, &running)
+            finishDone()
+            if stop && free.count == slots.count && !started { return }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+    }
+
+    /// Starts as many waiting requests as there are free slots.
+    private func startWaiting() -> (stopping: Bool, started: Bool) {
+        var started = false
+        while !free.isEmpty {
+            guard let (request, continuation) = waiting.withLock({ $0.queue.popFirst() }) else { break }
+            let index = free.removeLast()
+            let slot = slots[index]
+            do {
+                try slot.prepare(request)
+            } catch let error as CurlError {
+                free.append(index)
+                continuation.resume(returning: .failure(error))
+                continue
+            } catch {
+                free.append(index)
+                continuation.resume(returning: .failure(CurlError(code: -1, message: "\(error)")))
+                continue
+            }
+            slot.request = request
+            slot.continuation = continuation
+            let added = curl_multi_add_handle(multi, slot.easy.handle)
+            guard added == CURLM_OK else {
+                slot.request = nil
+                slot.continuation = nil
+                free.append(index)
+                continuation.resume(returning: .failure(CurlError(code: Int(added.rawValue), message: String(cString: curl_multi_strerror(added)))))
+                continue
+            }
+            started = true
+        }
+        return (waiting.withLock { $0.stopping && $0.queue.isEmpty }, started)
+    }
+
+    /// Answers every finished transfer and frees its slot.
+    private func finishDone() {
+        var left: Int32 = 0
+        while let message = curl_multi_info_read(multi, &left) {
+            guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
+            let code = message.pointee.data.result
+            var tag: UnsafeMutablePointer<CChar>?
+            _ = CCurl_easy_getinfo_string(handle, CURLINFO_PRIVATE, &tag)
+            curl_multi_remove_handle(multi, handle)
+            guard let tag, case let index = Int(bitPattern: UnsafeRawPointer(tag)) - 1, slots.indices.contains(index) else { continue }
+            let slot = slots[index]
+            guard let request = slot.request, let continuation = slot.continuation else { continue }
+            slot.request = nil
+            slot.continuation = nil
+            let result = slot.result(code, for: request)
+            free.append(index)
+            continuation.resume(returning: result)
+        }
     }
 }
 
@@ -188,13 +305,17 @@ private func httpHeaderCallback(data: UnsafeMutablePointer<CChar>?, size: Int, c
     guard let data, let userdata else { return 0 }
     let transfer = Unmanaged<HTTPTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let n = size * count
-    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    if line.hasPrefix("HTTP/") {
+    let line = UnsafeRawBufferPointer(start: data, count: n)
+    if line.starts(with: "HTTP/".utf8) {
         transfer.headers.removeAll()  // a new response (after 100 Continue or a redirect)
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        transfer.headers[name] = value
+    } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+        let isSpace = { (b: UInt8) in b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0A }
+        var start = colon + 1
+        var end = n
+        while start < end && isSpace(line[start]) { start += 1 }
+        while end > start && isSpace(line[end - 1]) { end -= 1 }
+        let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+        transfer.headers[name] = String(decoding: line[start..<end], as: UTF8.self)
     }
     return n
 }

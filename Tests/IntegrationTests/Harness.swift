@@ -66,9 +66,10 @@ final class Child: @unchecked Sendable {
     let stdoutPath: String
     let stderrPath: String
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String) throws {
-        stdoutPath = directory + "/child-\(UUID().uuidString).out"
-        stderrPath = directory + "/child-\(UUID().uuidString).err"
+    /// Runs in `directory`; its output goes to files in `outputDirectory` (by default the same).
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String, outputDirectory: String? = nil) throws {
+        stdoutPath = (outputDirectory ?? directory) + "/child-\(UUID().uuidString).out"
+        stderrPath = (outputDirectory ?? directory) + "/child-\(UUID().uuidString).err"
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)

@@ -5,7 +5,8 @@ import Testing
 /// unit's `ExecStartPre=relance check` run as the service user.
 @Suite struct InstallTests {
     func run(_ arguments: [String], in sandbox: Sandbox, environment: [String: String] = [:]) async throws -> (Int32, String) {
-        let child = try Child("/usr/bin/env", arguments, environment: environment, directory: Package.root)
+        // Run from the checkout (make install), output kept in the sandbox, not in the checkout.
+        let child = try Child("/usr/bin/env", arguments, environment: environment, directory: Package.root, outputDirectory: sandbox.root)
         let status = try await child.wait()
         return (status, child.stdout + child.stderr)
     }
