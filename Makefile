@@ -34,8 +34,12 @@ fuzz: deps
 	@$(SWIFT) build > .build/fuzz-build.log 2>&1 || { tail -n 40 .build/fuzz-build.log; exit 1; }
 	python3 scripts/fuzz.py --hostile $${FUZZ_HOSTILE:-10000} --valid $${FUZZ_VALID:-1000} --requests $${FUZZ_REQUESTS:-5000} --seed $${FUZZ_SEED:-1}
 
+# Relance against the tools it replaces (Postfix, a Python smtplib sender, Python requests, curl
+# --parallel) and the raw ceilings, on loopback, medians of 3 (docs/PERFORMANCE.md). About 15
+# minutes on 2 cores; BENCH_GROUPS="email sms" (or flat, scale, webhooks) for a part of it.
 bench: release
-	@scripts/bench.sh
+	@scripts/bench/install.sh
+	@python3 scripts/bench/bench.py
 
 # The long chaos run: more kills, more reminders (the short one is part of `make test`).
 chaos: deps
