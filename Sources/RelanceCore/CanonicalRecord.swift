@@ -95,6 +95,21 @@ extension Reminder {
     }
 }
 
+/// Small JSON texts written by hand (the ledger's raw callback fields).
+public enum JSONText {
+    /// An object of strings, keys sorted: `{"a":"1","b":"2"}`.
+    public static func object(_ fields: [String: String]) -> String {
+        var w = CanonicalWriter()
+        w.open("{")
+        for key in fields.keys.sorted() {
+            w.key(key)
+            w.string(fields[key] ?? "")
+        }
+        w.close("}")
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}
+
 /// Why a stored record cannot be read back.
 public struct CanonicalRecordError: Error, CustomStringConvertible, Sendable {
     public var description: String

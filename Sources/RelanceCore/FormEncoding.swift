@@ -18,15 +18,29 @@ public enum FormEncoding {
 
     /// The pairs of a body or query, in order; nil when an escape is malformed or a text is not UTF-8.
     public static func pairs(_ text: String) -> [(String, String)]? {
-        pairs(Array(text.utf8))
+        var text = text
+        return text.withUTF8 { pairs(buffer: $0) }
     }
 
-    public static func pairs(_ bytes: some Collection<UInt8>) -> [(String, String)]? {
+    public static func pairs(_ bytes: Data) -> [(String, String)]? {
+        bytes.withUnsafeBytes { pairs(buffer: $0.assumingMemoryBound(to: UInt8.self)) }
+    }
+
+    static func pairs(buffer bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)]? {
         var pairs: [(String, String)] = []
-        for pair in bytes.split(separator: UInt8(ascii: "&")) {
-            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            guard let rawName = parts.first, let name = decode(rawName), let value = parts.count > 1 ? decode(parts[1]) : "" else { return nil }
-            pairs.append((name, value))
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var equals = start
+                while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                guard let name = decode(UnsafeBufferPointer(rebasing: bytes[start..<equals])) else { return nil }
+                let value = equals < end ? decode(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
+                guard let value else { return nil }
+                pairs.append((name, value))
+            }
+            start = end + 1
         }
         return pairs
     }
@@ -58,20 +72,20 @@ public enum FormEncoding {
 
     /// `+` as space, `%XX` as its byte; nil when an escape is cut short or not hexadecimal, or
     /// when the bytes are not UTF-8.
-    static func decode(_ encoded: some Collection<UInt8>) -> String? {
+    static func decode(_ encoded: UnsafeBufferPointer<UInt8>) -> String? {
+        // Nothing to unescape: validate and copy once.
+        if !encoded.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) { return String(validating: encoded, as: UTF8.self) }
         var out: [UInt8] = []
         out.reserveCapacity(encoded.count)
-        var index = encoded.startIndex
-        while index != encoded.endIndex {
+        var index = 0
+        while index < encoded.count {
             let byte = encoded[index]
-            encoded.formIndex(after: &index)
+            index += 1
             switch byte {
             case UInt8(ascii: "+"): out.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard index != encoded.endIndex, let high = hexValue(encoded[index]) else { return nil }
-                encoded.formIndex(after: &index)
-                guard index != encoded.endIndex, let low = hexValue(encoded[index]) else { return nil }
-                encoded.formIndex(after: &index)
+                guard index + 1 < encoded.count, let high = hexValue(encoded[index]), let low = hexValue(encoded[index + 1]) else { return nil }
+                index += 2
                 out.append(high << 4 | low)
             default: out.append(byte)
             }

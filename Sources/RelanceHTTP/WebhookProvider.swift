@@ -20,7 +20,10 @@ public struct WebhookRequest: Sendable {
 
     /// The `Content-Type`, lower-cased, without parameters.
     public var contentType: String {
-        (headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard let value = headers[.contentType] else { return "" }
+        let media = value.utf8.prefix { $0 != UInt8(ascii: ";") }
+        let isSpace = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        return String(decoding: media.drop(while: isSpace).reversed().drop(while: isSpace).reversed(), as: UTF8.self).lowercased()
     }
 
     public func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
@@ -34,7 +37,8 @@ public struct WebhookRequest: Sendable {
     /// The form pairs of the body (refused unless it is a form).
     func formBody() throws -> [(String, String)] {
         guard contentType == "application/x-www-form-urlencoded" else { throw HTTPError(.unsupportedMediaType, message: "expected a form") }
-        return try Self.pairs(String(decoding: body, as: UTF8.self))
+        guard let pairs = FormEncoding.pairs(body) else { throw HTTPError(.badRequest, message: "malformed form encoding") }
+        return pairs
     }
 
     /// The pairs of the query string.
@@ -43,10 +47,11 @@ public struct WebhookRequest: Sendable {
     /// The body as a JSON object's plain values (strings, numbers, booleans; null and nested values are left out).
     func jsonObject() throws -> [String: String] {
         guard contentType == "application/json" else { throw HTTPError(.unsupportedMediaType, message: "expected JSON") }
-        if let problem = JSONShape.problem(body) { throw HTTPError(.badRequest, message: problem) }
-        guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: body) else {
-            throw HTTPError(.badRequest, message: "malformed JSON: an object is expected")
+        let value: JSONValue
+        do { value = try JSONParser.parse(body) } catch {
+            throw HTTPError(.badRequest, message: error.isRefusal ? error.recordReason : "malformed JSON: an object is expected")
         }
+        guard case .object(let object) = value else { throw HTTPError(.badRequest, message: "malformed JSON: an object is expected") }
         var fields: [String: String] = [:]
         for (key, value) in object {
             switch value {

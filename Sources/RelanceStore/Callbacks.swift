@@ -174,10 +174,8 @@ extension Ledger {
         return .applied
     }
 
-    static func encodeRaw(_ raw: [String: String]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: raw, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    static func encodeRaw(_ raw: [String: String]) -> String { JSONText.object(raw) }
+
 
     /// The callbacks kept for one reminder (or all orphans with `reminderID == nil`), oldest first.
     public func callbacks(reminderID: String?) async throws -> [CallbackRecord] {
