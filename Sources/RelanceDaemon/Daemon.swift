@@ -99,7 +99,7 @@ public struct Daemon: Sendable {
     }
 
     /// The Hummingbird application of the webhook server, or nil when `webhooks.listen` is empty.
-    func webServer(ledger: Ledger, current: CurrentSnapshot, health: ServiceHealth, layout: SpoolLayout) -> (any Service)? {
+    func webServer(ledger: any LedgerStore, current: CurrentSnapshot, health: ServiceHealth, layout: SpoolLayout) -> (any Service)? {
         let configuration = current.current.configuration
         guard !configuration.webhooks.listen.isEmpty, let (host, port) = configuration.webhooks.hostAndPort else { return nil }
         let routes = WebhookRoutes(

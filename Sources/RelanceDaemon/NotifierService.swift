@@ -10,7 +10,7 @@ import ServiceLifecycle
 struct NotifierService: Service {
     let notifier: SystemdNotifier
     let health: ServiceHealth
-    let ledger: Ledger
+    let ledger: any LedgerStore
     let dispatcher: Dispatcher
     let logger: Logger
 

@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// The daily purge inside the daemon (`retention.daily`): a minute after start, then every 24 hours,
 /// with the retention period in force at that time.
 struct RetentionService: Service {
-    let ledger: Ledger
+    let ledger: any LedgerStore
     let current: CurrentSnapshot
     let logger: Logger
     let clock: @Sendable () -> Date

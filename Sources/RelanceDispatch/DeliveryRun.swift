@@ -14,11 +14,11 @@ import RelanceSpool
 struct DeliveryRun {
     let due: Ledger.Due
     let settings: DispatchSettings
-    let ledger: Ledger
+    let ledger: any LedgerStore
     let logger: Logger
     let clock: @Sendable () -> Date
 
-    init(due: Ledger.Due, settings: DispatchSettings, ledger: Ledger, logger: Logger, clock: @escaping @Sendable () -> Date) {
+    init(due: Ledger.Due, settings: DispatchSettings, ledger: any LedgerStore, logger: Logger, clock: @escaping @Sendable () -> Date) {
         self.due = due
         self.settings = settings
         self.ledger = ledger

@@ -10,7 +10,7 @@ import Synchronization
 /// which start, runs each as a `DeliveryRun` in a discarding task group, and reports its end back
 /// to the machine. The machine decides; this type only performs its actions.
 public final class Dispatcher: Sendable {
-    let ledger: Ledger
+    let ledger: any LedgerStore
     /// The settings in force (a reload swaps them whole); each delivery takes one snapshot.
     let settings: @Sendable () -> DispatchSettings
     let logger: Logger
@@ -24,7 +24,7 @@ public final class Dispatcher: Sendable {
     /// Set when the ledger refuses a write: claiming and sending stop until it accepts one again.
     private let storeFault = Mutex<String?>(nil)
 
-    public init(ledger: Ledger, settings: @escaping @Sendable () -> DispatchSettings, logger: Logger, clock: @escaping @Sendable () -> Date) {
+    public init(ledger: any LedgerStore, settings: @escaping @Sendable () -> DispatchSettings, logger: Logger, clock: @escaping @Sendable () -> Date) {
         self.ledger = ledger
         self.settings = settings
         self.logger = logger
@@ -221,7 +221,7 @@ public final class Dispatcher: Sendable {
 
 extension Dispatcher {
     /// A dispatcher with fixed settings (no reload): one-off passes, tests, embedding.
-    public convenience init(ledger: Ledger, components: Components, transports: Transports, logger: Logger, clock: @escaping @Sendable () -> Date) {
+    public convenience init(ledger: any LedgerStore, components: Components, transports: Transports, logger: Logger, clock: @escaping @Sendable () -> Date) {
         let settings = DispatchSettings(generation: 0, components: components, transports: transports)
         self.init(ledger: ledger, settings: { settings }, logger: logger, clock: clock)
     }

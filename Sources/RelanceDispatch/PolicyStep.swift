@@ -46,7 +46,7 @@ public struct PolicyStep: Sendable {
     /// `ledger` gives the contact history and the day's volume; nil (a dry run with no ledger) means none.
     /// `contacts`: the history when it was read already (`Ledger.Prefetch`), since `contactHistory` or longer.
     public func decide(
-        _ reminder: Reminder, channel: Channel, paid: [String: String], now: Date, ledger: Ledger?, contacts prefetched: [Date]? = nil
+        _ reminder: Reminder, channel: Channel, paid: [String: String], now: Date, ledger: (any LedgerStore)?, contacts prefetched: [Date]? = nil
     ) async throws -> Verdict {
         guard let reminder = reminder.applyingPayments(paid) else {
             return .cancel(reason: "cancelled: every invoice is paid (partial payments add up to the amounts)")

@@ -15,11 +15,11 @@ public struct PreviewItem: Sendable {
 /// `relance preview FILE` and `relance serve --dry-run`: render and report, send nothing, change nothing.
 public struct Previewer: Sendable {
     public var components: Components
-    public var ledger: Ledger?
+    public var ledger: (any LedgerStore)?
     public var clock: @Sendable () -> Date
     public let policy: PolicyStep
 
-    public init(components: Components, ledger: Ledger?, clock: @escaping @Sendable () -> Date) {
+    public init(components: Components, ledger: (any LedgerStore)?, clock: @escaping @Sendable () -> Date) {
         self.components = components
         self.ledger = ledger
         self.clock = clock

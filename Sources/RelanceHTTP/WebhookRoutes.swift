@@ -12,7 +12,7 @@ import RelanceStore
 /// The daemon's HTTP side: gateway callbacks, the cancellation API, `/healthz`, `/metrics`.
 /// TLS is a reverse proxy's job; signatures are checked against `webhooks.public_base_url`.
 public struct WebhookRoutes: Sendable {
-    public var ledger: Ledger
+    public var ledger: any LedgerStore
     /// The settings in force: read once per request, so a reload applies to the next one.
     public var settings: @Sendable () -> WebhookSettings
     public var health: ServiceHealth
@@ -25,7 +25,7 @@ public struct WebhookRoutes: Sendable {
     static let maxBody = 64 * 1024
 
     public init(
-        ledger: Ledger, settings: @escaping @Sendable () -> WebhookSettings, health: ServiceHealth, registry: PrometheusCollectorRegistry,
+        ledger: any LedgerStore, settings: @escaping @Sendable () -> WebhookSettings, health: ServiceHealth, registry: PrometheusCollectorRegistry,
         spool: SpoolLayout, logger: Logger, clock: @escaping @Sendable () -> Date
     ) {
         self.ledger = ledger

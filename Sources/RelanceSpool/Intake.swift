@@ -22,11 +22,11 @@ public struct IntakeSettings: Sendable {
 public struct Intake: Sendable {
     public var layout: SpoolLayout
     public var settings: @Sendable () -> IntakeSettings
-    public var ledger: Ledger
+    public var ledger: any LedgerStore
     public var logger: Logger
     public var clock: @Sendable () -> Date
 
-    public init(layout: SpoolLayout, settings: @escaping @Sendable () -> IntakeSettings, ledger: Ledger, logger: Logger, clock: @escaping @Sendable () -> Date) {
+    public init(layout: SpoolLayout, settings: @escaping @Sendable () -> IntakeSettings, ledger: any LedgerStore, logger: Logger, clock: @escaping @Sendable () -> Date) {
         self.layout = layout
         self.settings = settings
         self.ledger = ledger

@@ -8,10 +8,10 @@ import RelanceStore
 /// the spool's `done/` and `failed/` files and the outbox; ids, statuses and timestamps stay.
 public struct Retention: Sendable {
     public var configuration: RelanceConfiguration
-    public var ledger: Ledger
+    public var ledger: any LedgerStore
     public var logger: Logger
 
-    public init(configuration: RelanceConfiguration, ledger: Ledger, logger: Logger) {
+    public init(configuration: RelanceConfiguration, ledger: any LedgerStore, logger: Logger) {
         self.configuration = configuration
         self.ledger = ledger
         self.logger = logger

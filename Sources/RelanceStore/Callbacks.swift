@@ -81,7 +81,7 @@ extension Ledger {
     /// `replayID` (a webhook id the gateway repeats when it retries) is recorded in the same
     /// transaction: a callback whose apply failed is not taken for a replay when it comes again.
     public func apply(
-        _ callback: StatusCallback, replayID: String? = nil, now: Date, orphanTTL: Duration = .seconds(86400), replayWindow: Duration = .seconds(86400)
+        _ callback: StatusCallback, replayID: String?, now: Date, orphanTTL: Duration, replayWindow: Duration
     ) async throws -> CallbackResult {
         let raw = Self.encodeRaw(callback.raw)
         return try await batcher.write { db in

@@ -23,7 +23,7 @@ extension Ledger {
     /// `markSending` checks it again in the transaction that would start a send.
     /// `origin` names the record where it came from (a file's identity and line): the same origin
     /// applied again changes nothing.
-    public func cancel(_ request: CancellationRequest, source: String, origin: String? = nil, now: Date) async throws -> CancelResult {
+    public func cancel(_ request: CancellationRequest, source: String, origin: String?, now: Date) async throws -> CancelResult {
         try await batcher.write { db in
             try db.run(
                 sql: """

@@ -30,7 +30,7 @@ extension Ledger {
     /// `dailyCap`: at most `limit` messages on this channel since `since` (`policy.max_per_day`),
     /// counted in the same transaction, so concurrent sends cannot overshoot it.
     public func markGroup(
-        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)? = nil
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?
     ) async throws -> [Mark] {
         try await batcher.write { db in
             if let dailyCap, let channel = keys.first?.channel, try Self.messageCount(db, channel: channel, since: dailyCap.since) >= dailyCap.limit {
@@ -81,16 +81,10 @@ extension Ledger {
         return .attempt(number)
     }
 
-    /// One delivery's `markGroup`, reduced to the attempt number (nil when not marked).
-    public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
-        if case .attempt(let n) = try await markGroup([key], transport: transport, recipient: recipient, now: now).first { return n }
-        return nil
-    }
-
     /// Records the outcome of an attempt. A transient failure goes back to `pending` at `retryAt`,
     /// or to `expired` when `retryAt` is nil (lifetime over).
     /// `via` names the transport that was used when a failover chose another than the one recorded at `sending`.
-    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String? = nil) async throws {
+    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws {
         try await batcher.write { db in
             if let via {
                 try db.run(

@@ -1,0 +1,119 @@
+import Foundation
+import RelanceCore
+
+/// What the dispatcher, intake, the webhooks and the daemon's services need of the ledger. SQLite
+/// (`Ledger`) is one implementation; another backend (PostgreSQL for several nodes) implements the
+/// same protocol and passes the same conformance suite (`Tests/RelanceStoreTests/LedgerStoreConformance`),
+/// without any change to the code that uses it.
+///
+/// The contract every implementation keeps (the suite checks each point):
+/// - A delivery moves only along `DeliveryStatus.canMove`, and every move is one event.
+/// - `markGroup` is the intent to send, durable before it returns: it checks kill switches,
+///   cancellations and pauses, the suppression list and the daily volume in the same transaction.
+/// - `recordOutcome`, `apply` and the other writes on the send path are durable before they return
+///   (they may share a transaction with concurrent writes: group commit).
+/// - `due` hands out at most one delivery per debtor, highest priority then oldest first, and never
+///   one that `skip` names; what it prefetches was true in the snapshot it read.
+/// - Ingest is idempotent on the reminder id: the same content is a duplicate, other content a conflict.
+///
+/// The value types (`Ledger.Due`, `Ledger.Mark`, …) are shared by every implementation.
+public protocol LedgerStore: AnyObject, Sendable {
+    // MARK: Intake
+
+    /// Records the reminders of one spool file in one transaction, idempotently on their ids.
+    func ingest(_ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult
+    func presence(of reminder: Reminder) async throws -> Ledger.Presence
+    /// Records a cancellation (or pause, or partial payment) and applies it to what is waiting.
+    func cancel(_ request: CancellationRequest, source: String, origin: String?, now: Date) async throws -> Ledger.CancelResult
+
+    // MARK: Scheduling
+
+    func due(now: Date, limit: Int, prefetch: Ledger.Prefetch?, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool) async throws
+        -> [Ledger.Due]
+    func dueKeys(now: Date) async throws -> [DeliveryKey]
+    func pendingDelivery(_ key: DeliveryKey) async throws -> Ledger.Due?
+    func nextDueDate(now: Date) async throws -> Date?
+    func sourceFile(reminderID: String) async throws -> String?
+    @discardableResult func expireOverdue(now: Date) async throws -> Int
+    func resumePaused(now: Date) async throws -> Int
+
+    // MARK: Contact policy
+
+    func contacts(debtorID: String, excludingReminder reminderID: String, since: Date) async throws -> [Date]
+    func attemptCount(channel: Channel, since: Date) async throws -> Int
+    func groupCandidates(for lead: Ledger.Due, now: Date, limit: Int) async throws -> [Ledger.Due]
+    func firstLetter(invoices: [String], excluding key: DeliveryKey) async throws -> (key: DeliveryKey, at: Date)?
+    func holds(now: Date) async throws -> [Ledger.Hold]
+    /// Kill switch: holds one channel (nil: every channel) until `until` (nil: until released).
+    func hold(channel: Channel?, until: Date?, reason: String, now: Date) async throws
+    /// Lifts the kill switches of one channel (nil: every one); returns how many were lifted.
+    func releaseHold(channel: Channel?) async throws -> Int
+    /// Lifts the pauses recorded for a scope (`relance resume --invoice …`); returns how many.
+    func lift(scope: CancellationRequest.Scope, value: String, now: Date) async throws -> Int
+    func blocker(for reminder: Reminder, channel: Channel, recipient: String?, sourceFile: String?, now: Date) async throws -> String?
+    /// Partial payments recorded on these invoices: invoice number → total paid.
+    func paymentsFor(invoices: [String]) async throws -> [String: String]
+    func deferDelivery(_ key: DeliveryKey, until: Date, reason: String, now: Date) async throws
+    func expire(_ key: DeliveryKey, reason: String, now: Date) async throws
+    func cancelDelivery(_ key: DeliveryKey, reason: String, now: Date) async throws
+
+    // MARK: Sending
+
+    func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?) async throws
+        -> [Ledger.Mark]
+    func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws
+    func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws
+    /// At start-up: what a crash left `sending` becomes `unknown` (or `pending` with `resend`).
+    func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey]
+
+    // MARK: Callbacks and opt-outs
+
+    func apply(_ callback: StatusCallback, replayID: String?, now: Date, orphanTTL: Duration, replayWindow: Duration) async throws
+        -> CallbackResult
+    func suppress(_ address: String, reason: String, source: String, now: Date) async throws
+
+    // MARK: Retention
+
+    func retentionCandidates(before cutoff: Date, limit: Int) async throws -> [String]
+    func reminderIDs(debtorID: String) async throws -> [String]
+    func erase(reminderIDs: [String], reason: String, now: Date) async throws -> Ledger.Erasure
+
+    // MARK: Health
+
+    /// Why the store refuses a write now, or nil when it accepts them.
+    func writeProblem(now: Date) async -> String?
+    func statusCounts() async throws -> [(channel: String, status: String, count: Int)]
+    /// Deliveries with their status, optionally of one reminder or in one status.
+    func deliveries(reminderID: String?, status: DeliveryStatus?) async throws -> [DeliverySummary]
+}
+
+/// Shorter forms of the requirements, with their usual arguments.
+extension LedgerStore {
+    public func deliveries(reminderID: String) async throws -> [DeliverySummary] { try await deliveries(reminderID: reminderID, status: nil) }
+
+    public func cancel(_ request: CancellationRequest, source: String, now: Date) async throws -> Ledger.CancelResult {
+        try await cancel(request, source: source, origin: nil, now: now)
+    }
+
+    public func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date) async throws -> [Ledger.Mark] {
+        try await markGroup(keys, transport: transport, recipient: recipient, now: now, dailyCap: nil)
+    }
+
+    /// One delivery's `markGroup`, reduced to the attempt number (nil when not marked).
+    public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
+        if case .attempt(let n) = try await markGroup([key], transport: transport, recipient: recipient, now: now, dailyCap: nil).first { return n }
+        return nil
+    }
+
+    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date) async throws {
+        try await recordOutcome(key, attempt: attempt, outcome: outcome, retryAt: retryAt, now: now, via: nil)
+    }
+
+    public func apply(_ callback: StatusCallback, replayID: String? = nil, now: Date, orphanTTL: Duration = .seconds(86400)) async throws
+        -> CallbackResult
+    {
+        try await apply(callback, replayID: replayID, now: now, orphanTTL: orphanTTL, replayWindow: .seconds(86400))
+    }
+}
+
+extension Ledger: LedgerStore {}
