@@ -28,8 +28,15 @@ public struct JSONParser {
         return try result.get()
     }
 
-    static func parse(buffer: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, JSONParseError> {
+    /// Parses a text already known to be valid UTF-8 (a Swift string): strings are not validated again.
+    public static func parse(validatedUTF8 text: String) throws(JSONParseError) -> JSONValue {
+        var text = text
+        return try text.withUTF8 { parse(buffer: $0, validated: true) }.get()
+    }
+
+    static func parse(buffer: UnsafeBufferPointer<UInt8>, validated: Bool = false) -> Result<JSONValue, JSONParseError> {
         var parser = JSONParser(bytes: buffer)
+        parser.validated = validated
         do throws(JSONParseError) {
             parser.skipWhitespace()
             let value = try parser.value(depth: 0)
@@ -43,6 +50,8 @@ public struct JSONParser {
 
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
+    /// The bytes are known to be valid UTF-8 (so is every string between quotes).
+    var validated = false
 
     func error(_ reason: String, at offset: Int? = nil) -> JSONParseError {
         JSONParseError(reason: reason, offset: offset ?? index)
@@ -153,7 +162,8 @@ public struct JSONParser {
         while scan < bytes.count {
             let byte = bytes[scan]
             if byte == UInt8(ascii: "\"") {
-                guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[index..<scan]), as: UTF8.self) else {
+                let raw = UnsafeBufferPointer(rebasing: bytes[index..<scan])
+                guard let text = validated ? String(decoding: raw, as: UTF8.self) : String(validating: raw, as: UTF8.self) else {
                     throw error("a string is not valid UTF-8", at: start)
                 }
                 index = scan + 1

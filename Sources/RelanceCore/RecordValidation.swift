@@ -79,7 +79,8 @@ public struct RecordValidator: Sendable {
         }
         let value: JSONValue
         do {
-            value = try JSONParser.parse(text.utf8)
+            // Validated as UTF-8 just above: the parser need not check each string again.
+            value = try JSONParser.parse(validatedUTF8: text)
         } catch {
             return .failure(RecordIssues([FieldIssue(field: "", reason: error.recordReason)]))
         }
@@ -332,7 +333,8 @@ struct Fields {
             fail(path, "must be a string, found \(value.typeName)")
             return nil
         }
-        if s.trimmingSpaces().isEmpty {
+        // Any visible ASCII character settles it; otherwise look at the scalars.
+        if !s.utf8.contains(where: { $0 > 0x20 && $0 < 0x7F }) && s.trimmingSpaces().isEmpty {
             fail(path, "must not be empty")
             return nil
         }

@@ -59,10 +59,18 @@ public struct CivilDate: Sendable, Codable, Hashable, Comparable, CustomStringCo
     public var day: Int
 
     public init?(_ text: String) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-            parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }),
-            let y = ASCIIDigits.integer(parts[0]), let m = ASCIIDigits.integer(parts[1]), let d = ASCIIDigits.integer(parts[2]),
+        // Exactly `YYYY-MM-DD`, ASCII digits only.
+        let b = Array(text.utf8)
+        guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for i in range {
+                guard b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(b[i] - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let y = number(0..<4), let m = number(5..<7), let d = number(8..<10),
             (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(month: m, year: y), y >= 1900
         else { return nil }
         self.year = y

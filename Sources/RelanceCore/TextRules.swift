@@ -10,7 +10,8 @@ public enum TextRules {
             let what = bad == "\r" || bad == "\n" ? "a line break (\(code))" : "a control character (\(code))"
             return "contains \(what), refused in values that can reach message headers"
         }
-        if text.count > maxLength { return "is longer than \(maxLength) characters" }
+        // Counting characters (grapheme clusters) costs; no text has more of them than bytes.
+        if text.utf8.count > maxLength && text.count > maxLength { return "is longer than \(maxLength) characters" }
         return nil
     }
 
