@@ -85,7 +85,7 @@ public struct HTTPClientConfiguration: Sendable, Hashable {
 /// offers it over TLS), and at most `connections` requests are under way at once; the others wait
 /// their turn in order. No request ever blocks the cooperative pool or holds a thread of its own.
 public final class HTTPClient: Sendable {
-    private let loop: CurlMultiLoop
+    let loop: CurlMultiLoop
 
     public init(configuration: HTTPClientConfiguration) throws {
         loop = try CurlMultiLoop(configuration: configuration)

@@ -246,14 +246,19 @@ biff = no
 def timed(argv, env=None, done=None, timeout=600):
     """Runs argv; the clock stops when it has exited (status 0 required) and `done()` holds.
     Returns (seconds, CPU seconds of the command and its children, peak RSS MiB)."""
+    # Peak RSS from GNU time: a child forked from this (large) Python process would count the
+    # parent's pages at fork time in its own ru_maxrss.
+    rss_file = f"{STATE}/rss.{os.getpid()}.{time.monotonic_ns()}"
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(["/usr/bin/time", "-q", "-o", rss_file, "-f", "%M", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     end = time.perf_counter()
     stderr = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{argv[0]} exited with {os.waitstatus_to_exitcode(status)}: {stderr[-800:]}")
+    with open(rss_file) as f:
+        peak_mib = int(f.read().split()[-1]) / 1024
     if done is not None:
         deadline = start + timeout
         while not done():
@@ -261,7 +266,7 @@ def timed(argv, env=None, done=None, timeout=600):
                 raise RuntimeError(f"{argv[0]}: the servers did not count everything within {timeout} s")
             time.sleep(0.002)
         end = time.perf_counter()
-    return end - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return end - start, usage.ru_utime + usage.ru_stime, peak_mib
 
 
 def record(name, unit, runs, n=None):
