@@ -19,4 +19,14 @@ public enum ASCIIDigits {
         if parts.count == 2 { guard integer(parts[1]) != nil else { return nil } }
         return Double(String(text))
     }
+
+    /// The value of one hexadecimal digit (`0-9`, `a-f`, `A-F`), or nil.
+    public static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
 }

@@ -84,21 +84,12 @@ public enum FormEncoding {
             switch byte {
             case UInt8(ascii: "+"): out.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard index + 1 < encoded.count, let high = hexValue(encoded[index]), let low = hexValue(encoded[index + 1]) else { return nil }
+                guard index + 1 < encoded.count, let high = ASCIIDigits.hexValue(encoded[index]), let low = ASCIIDigits.hexValue(encoded[index + 1]) else { return nil }
                 index += 2
                 out.append(high << 4 | low)
             default: out.append(byte)
             }
         }
         return String(validating: out, as: UTF8.self)
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

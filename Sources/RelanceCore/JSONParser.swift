@@ -224,8 +224,8 @@ public struct JSONParser {
     mutating func hexEscape() throws(JSONParseError) -> UInt32 {
         var value: UInt32 = 0
         for _ in 0..<4 {
-            guard let byte = current, let digit = JSONShape.hexValue(byte) else { throw error("\\u must be followed by four hexadecimal digits") }
-            value = value << 4 | digit
+            guard let byte = current, let digit = ASCIIDigits.hexValue(byte) else { throw error("\\u must be followed by four hexadecimal digits") }
+            value = value << 4 | UInt32(digit)
             index += 1
         }
         return value

@@ -60,17 +60,12 @@ public struct CivilDate: Sendable, Codable, Hashable, Comparable, CustomStringCo
 
     public init?(_ text: String) {
         // Exactly `YYYY-MM-DD`, ASCII digits only.
-        let b = Array(text.utf8)
-        guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-") else { return nil }
-        func number(_ range: Range<Int>) -> Int? {
-            var value = 0
-            for i in range {
-                guard b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "9") else { return nil }
-                value = value * 10 + Int(b[i] - UInt8(ascii: "0"))
-            }
-            return value
-        }
-        guard let y = number(0..<4), let m = number(5..<7), let d = number(8..<10),
+        let u = text.utf8
+        guard u.count == 10 else { return nil }
+        let dash1 = u.index(u.startIndex, offsetBy: 4)
+        let dash2 = u.index(u.startIndex, offsetBy: 7)
+        guard u[dash1] == UInt8(ascii: "-"), u[dash2] == UInt8(ascii: "-"), let y = ASCIIDigits.integer(Substring(u[..<dash1])),
+            let m = ASCIIDigits.integer(Substring(u[u.index(after: dash1)..<dash2])), let d = ASCIIDigits.integer(Substring(u[u.index(after: dash2)...])),
             (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(month: m, year: y), y >= 1900
         else { return nil }
         self.year = y

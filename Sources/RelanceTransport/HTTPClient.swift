@@ -91,6 +91,12 @@ public final class HTTPClient: Sendable {
         loop = try CurlMultiLoop(configuration: configuration)
     }
 
+    /// `idleWait`: how long the loop sleeps with nothing to do before it looks again (tests make
+    /// it long, so that a request left waiting for that timeout instead of a wake-up shows).
+    init(configuration: HTTPClientConfiguration, idleWait: Duration) throws {
+        loop = try CurlMultiLoop(configuration: configuration, idleWait: idleWait)
+    }
+
     deinit { loop.shutdown() }
 
     public func execute(_ request: HTTPClient.Request) async -> Result<HTTPClient.Response, CurlError> {
@@ -191,8 +197,12 @@ final class CurlMultiLoop: @unchecked Sendable {
     private var free: [Int]
     private let waiting = Mutex<(queue: Deque<(HTTPClient.Request, Continuation)>, stopping: Bool)>(([], false))
 
-    init(configuration: HTTPClientConfiguration) throws {
+    /// Milliseconds `curl_multi_poll` sleeps with nothing to do (libcurl's own timers cut it short).
+    private let idleWait: Int32
+
+    init(configuration: HTTPClientConfiguration, idleWait: Duration = .seconds(1)) throws {
         CurlGlobal.ensureInitialised()
+        self.idleWait = Int32(clamping: idleWait.components.seconds * 1000 + idleWait.components.attoseconds / 1_000_000_000_000_000)
         guard let multi = curl_multi_init() else { throw CurlError(code: -1, message: "curl_multi_init failed") }
         self.multi = multi
         let count = max(1, configuration.connections)
@@ -234,7 +244,10 @@ final class CurlMultiLoop: @unchecked Sendable {
             curl_multi_perform(multi, &running)
             finishDone()
             if stop && free.count == slots.count && !started { return }
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            // A slot just freed and a request waiting for one: start it now rather than after the
+            // next socket event (or the poll's timeout).
+            if !free.isEmpty && waiting.withLock({ !$0.queue.isEmpty }) { continue }
+            curl_multi_poll(multi, nil, 0, idleWait, nil)
         }
     }
 

@@ -23,7 +23,7 @@ func testLogger(_ name: String) -> Logger {
     let directory = NSTemporaryDirectory() + "relance-test-logs"
     try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let path = directory + "/\(name)-\(getpid()).log"
-    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
     let handle = FileHandle(forWritingAtPath: path) ?? FileHandle.nullDevice
     handle.seekToEndOfFile()
     return Logger(label: name) { label in FileLogHandler(label: label, handle: handle) }

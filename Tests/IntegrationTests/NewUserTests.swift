@@ -12,7 +12,7 @@ import Testing
             let run = try await sandbox.relance(arguments)
             #expect(run.status == 2, "\(arguments): \(run.stderr)")
         }
-        let version = try await Child(Package.relance, ["--version"], directory: sandbox.root)
+        let version = try Child(Package.relance, ["--version"], directory: sandbox.root)
         #expect(try await version.wait() == 0)
         let lines = version.stdout.split(separator: "\n")
         #expect(lines.first?.hasPrefix("relance ") == true && lines.first?.contains("(commit ") == true, "\(version.stdout)")

@@ -73,8 +73,15 @@ import Testing
     }
 }
 
-/// What decoders let through silently.
-@Suite struct JSONShapeTests {
+/// What decoders let through silently, refused by the parser (as refusals, not syntax errors).
+@Suite struct JSONRefusalTests {
+    static func parse(_ json: String) -> JSONParseError? {
+        do {
+            _ = try JSONParser.parse(Array(json.utf8))
+            return nil
+        } catch { return error }
+    }
+
     @Test(arguments: [
         (#"{"id": "A", "id": "B"}"#, "the key 'id' appears twice in one object"),
         (#"{"a": {"x": 1}, "b": {"x": 2, "x": 3}}"#, "the key 'x' appears twice in one object"),
@@ -83,15 +90,21 @@ import Testing
         (String(repeating: "[", count: 40) + String(repeating: "]", count: 40), "nested deeper than 32 levels"),
     ])
     func refused(_ json: String, _ reason: String) {
-        #expect(JSONShape.problem(Data(json.utf8)) == reason)
+        let error = Self.parse(json)
+        #expect(error?.reason == reason)
+        #expect(error?.isRefusal == true)
     }
 
     @Test(arguments: [
         #"{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}"#, #"{"a": "{\"a\": 1, \"a\": 2}"}"#, #"["a", "a"]"#, #"{"x": ["id", "id"]}"#,
-        #"{"a": "unterminated"#, "",
     ])
     func allowed(_ json: String) {
-        #expect(JSONShape.problem(Data(json.utf8)) == nil)
+        #expect(Self.parse(json) == nil)
+    }
+
+    @Test(arguments: [#"{"a": "unterminated"#, ""])
+    func aSyntaxErrorIsNotARefusal(_ json: String) {
+        #expect(Self.parse(json)?.isRefusal == false)
     }
 
     @Test func aRecordWithADuplicateKeyOrAnAbsurdDateIsRefused() {
