@@ -26,6 +26,10 @@ public enum PhoneNumber {
         "CA": Plan(callingCode: "1", trunk: "1", lengths: 10...10, firstDigits: Set("23456789")),
     ]
 
+    /// The calling codes of `plans`, longest first (`352` before `35`…), and their plans.
+    static let callingCodes = Set(plans.values.map(\.callingCode)).sorted { $0.count > $1.count }
+    static let plansByCallingCode = Dictionary(grouping: plans.values, by: \.callingCode)
+
     /// Countries whose national formats are understood.
     public static var supportedCountries: [String] { plans.keys.sorted() }
 
@@ -86,9 +90,8 @@ public enum PhoneNumber {
             return .failure(.invalidLength("an E.164 number has 8 to 15 digits after '+' and does not start with 0"))
         }
         // Check lengths for the countries we know; others get the generic rule above.
-        for plan in Set(plans.values.map { $0.callingCode }).sorted(by: { $0.count > $1.count }) {
-            guard digits.hasPrefix(plan) else { continue }
-            let matching = plans.values.filter { $0.callingCode == plan }
+        for plan in callingCodes {
+            guard digits.hasPrefix(plan), let matching = plansByCallingCode[plan] else { continue }
             let nsn = digits.dropFirst(plan.count)
             if matching.contains(where: { $0.lengths.contains(nsn.count) && nsn.first.map($0.firstDigits.contains) == true }) {
                 return .success("+" + digits)
