@@ -1,38 +1,13 @@
 import Foundation
 
-/// A parsed JSON value, used to validate spool records field by field before building a `Reminder`.
-public enum JSONValue: Sendable, Hashable, Decodable {
+/// A parsed JSON value (`JSONParser`), used to validate spool records field by field before building a `Reminder`.
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Decimal)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        if var array = try? decoder.unkeyedContainer() {
-            var items: [JSONValue] = []
-            while !array.isAtEnd { items.append(try array.decode(JSONValue.self)) }
-            self = .array(items)
-            return
-        }
-        if let object = try? decoder.container(keyedBy: AnyKey.self) {
-            var dict: [String: JSONValue] = [:]
-            for key in object.allKeys { dict[key.stringValue] = try object.decode(JSONValue.self, forKey: key) }
-            self = .object(dict)
-            return
-        }
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() {
-            self = .null
-        } else if let b = try? c.decode(Bool.self) {
-            self = .bool(b)
-        } else if let s = try? c.decode(String.self) {
-            self = .string(s)
-        } else {
-            self = .number(try c.decode(Decimal.self))
-        }
-    }
 
     public var typeName: String {
         switch self {

@@ -37,12 +37,11 @@ public struct WebhookRequest: Sendable {
     /// The form pairs of the body (refused unless it is a form).
     func formBody() throws -> [(String, String)] {
         guard contentType == "application/x-www-form-urlencoded" else { throw HTTPError(.unsupportedMediaType, message: "expected a form") }
-        guard let pairs = FormEncoding.pairs(body) else { throw HTTPError(.badRequest, message: "malformed form encoding") }
-        return pairs
+        return try Self.wellFormed(FormEncoding.pairs(body))
     }
 
     /// The pairs of the query string.
-    func queryPairs() throws -> [(String, String)] { try Self.pairs(query ?? "") }
+    func queryPairs() throws -> [(String, String)] { try Self.wellFormed(FormEncoding.pairs(query ?? "")) }
 
     /// The body as a JSON object's plain values (strings, numbers, booleans; null and nested values are left out).
     func jsonObject() throws -> [String: String] {
@@ -64,8 +63,9 @@ public struct WebhookRequest: Sendable {
         return fields
     }
 
-    static func pairs(_ text: String) throws -> [(String, String)] {
-        guard let pairs = FormEncoding.pairs(text) else { throw HTTPError(.badRequest, message: "malformed form encoding") }
+    /// The decoded pairs, or a 400 when an escape was malformed.
+    static func wellFormed(_ pairs: [(String, String)]?) throws -> [(String, String)] {
+        guard let pairs else { throw HTTPError(.badRequest, message: "malformed form encoding") }
         return pairs
     }
 }

@@ -260,13 +260,9 @@ final class CurlMultiLoop: @unchecked Sendable {
             let slot = slots[index]
             do {
                 try slot.prepare(request)
-            } catch let error as CurlError {
-                free.append(index)
-                continuation.resume(returning: .failure(error))
-                continue
             } catch {
                 free.append(index)
-                continuation.resume(returning: .failure(CurlError(code: -1, message: "\(error)")))
+                continuation.resume(returning: .failure((error as? CurlError) ?? CurlError(code: -1, message: "\(error)")))
                 continue
             }
             slot.request = request
