@@ -50,36 +50,42 @@ final class LookupLog {
     }
 }
 
-/// A map of template values that logs its lookups (see `LookupLog`).
+/// A frame of template values that logs its lookups (see `LookupLog`). Values come from a lookup
+/// function, asked once per name when a template needs it; nested dictionaries become frames,
+/// arrays of dictionaries arrays of frames.
 final class Frame: MustacheParent {
-    let values: [String: Any]
+    private let lookup: (String) -> Any?
+    /// What was asked for already, wrapped.
+    private var asked: [String: Any] = [:]
     let isRoot: Bool
     let path: String
     let log: LookupLog
 
-    init(_ values: [String: Any], isRoot: Bool, path: String, log: LookupLog) {
-        self.values = values
+    init(isRoot: Bool, path: String, log: LookupLog, lookup: @escaping (String) -> Any?) {
+        self.lookup = lookup
         self.isRoot = isRoot
         self.path = path
         self.log = log
     }
 
     func child(named name: String) -> Any? {
-        let value = values[name]
+        var value = asked[name]
+        if value == nil, let raw = lookup(name) {
+            let wrapped = Self.wrap(raw, path: isRoot ? name : path + "." + name, log: log)
+            asked[name] = wrapped
+            value = wrapped
+        }
         log.record(frame: ObjectIdentifier(self), isRoot: isRoot, path: path, name: name, found: value != nil)
         return value
     }
 
-    /// Builds the frame tree of `values`: nested dictionaries become frames, arrays of dictionaries
-    /// arrays of frames; anything optional must already have been replaced by a concrete value.
-    static func tree(_ values: [String: Any], log: LookupLog) -> Frame {
-        Frame(values.reduce(into: [:]) { $0[$1.key] = wrap($1.value, path: $1.key, log: log) }, isRoot: true, path: "", log: log)
+    /// The root frame of a message's context, computed as the templates ask.
+    static func root(_ source: TemplateContext.Source, log: LookupLog) -> Frame {
+        Frame(isRoot: true, path: "", log: log, lookup: source.value)
     }
 
     private static func wrap(_ value: Any, path: String, log: LookupLog) -> Any {
-        func frame(_ dict: [String: Any]) -> Frame {
-            Frame(dict.reduce(into: [:]) { $0[$1.key] = wrap($1.value, path: path + "." + $1.key, log: log) }, isRoot: false, path: path, log: log)
-        }
+        func frame(_ dict: [String: Any]) -> Frame { Frame(isRoot: false, path: path, log: log) { dict[$0] } }
         switch value {
         case let dict as [String: Any]: return frame(dict)
         case let array as [[String: Any]]: return array.map(frame)

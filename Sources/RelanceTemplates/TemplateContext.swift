@@ -121,84 +121,121 @@ public struct ContextSettings: Sendable, Hashable {
 /// Builds the values a template sees. Every optional key is present (absent ones as false or empty),
 /// so a lookup that fails is a template bug.
 public enum TemplateContext {
+    /// Every value at once (what `relance preview` and the checks see).
     public static func values(for reminder: Reminder, channel: Channel, settings: ContextSettings, now: Date, history: LetterHistory? = nil) -> [String: Any] {
-        let locale = reminder.debtor.locale
-        let timeZone = TimeZone(identifier: reminder.debtor.timezone) ?? utc
-        let today = CivilDate(now, in: timeZone)
-        let isBusiness = reminder.debtor.kind == .business
+        let source = Source(reminder, channel: channel, settings: settings, now: now, history: history)
+        return Dictionary(uniqueKeysWithValues: Source.names.compactMap { name in source.value(name).map { (name, $0) } })
+    }
 
-        let invoices: [[String: Any]] = reminder.invoices.map { invoice in
-            let overdue = max(0, today.dayNumber - invoice.dueOn.dayNumber)
-            return [
-                "number": invoice.number,
-                "amount": Money.format(invoice.decimalAmount, currency: invoice.currency, locale: locale),
-                "amount_value": invoice.amount,
-                "currency": invoice.currency,
-                "issued_on": formatDate(invoice.issuedOn, locale: locale),
-                "due_on": formatDate(invoice.dueOn, locale: locale),
-                "days_overdue": overdue,
-                "is_overdue": overdue > 0,
-            ]
-        }
-        let totals = Money.totals(reminder.invoices).map { total -> [String: Any] in
-            ["currency": total.currency, "amount": Money.format(total.amount, currency: total.currency, locale: locale), "amount_value": "\(total.amount)"]
-        }
-        let daysOverdue = reminder.invoices.map { max(0, today.dayNumber - $0.dueOn.dayNumber) }.max() ?? 0
-        let indemnity = Money.format(settings.businessIndemnity, currency: "EUR", locale: locale)
-        let indemnityTotal = Money.format(settings.businessIndemnity * Decimal(reminder.invoices.count), currency: "EUR", locale: locale)
-        let debtor = reminder.debtor
-        let creditor = settings.creditor
-        // The debt split as R124-4 asks: principal (the invoices), interest and other sums (from
-        // `vars.interest` and `vars.other_sums` when the producer computes them), per currency of the first invoice.
-        let currency = reminder.invoices.first?.currency ?? "EUR"
-        func amount(_ key: String) -> Decimal {
-            guard let text = reminder.vars[key]?.text, Money.amountProblem(text, currency: currency) == nil else { return 0 }
-            return Money.decimal(text)
-        }
-        let principal = reminder.invoices.filter { $0.currency == currency }.reduce(Decimal(0)) { $0 + $1.decimalAmount }
-        let (interest, other) = (amount("interest"), amount("other_sums"))
-        func money(_ d: Decimal) -> String { Money.format(d, currency: currency, locale: locale) }
+    /// The values of one message, each computed when a template first asks for it: an SMS uses a
+    /// handful of the names, and formatting the others (amounts, dates per locale) was most of
+    /// its cost.
+    struct Source {
+        let reminder: Reminder
+        let channel: Channel
+        let settings: ContextSettings
+        let history: LetterHistory?
+        let locale: String
+        let today: CivilDate
 
-        return [
-            "reminder_id": reminder.id,
-            "stage": reminder.stage,
-            "channel": channel.rawValue,
-            "debtor": [
-                "id": debtor.id, "name": debtor.name, "email": debtor.email ?? "", "phone": debtor.phone ?? "",
-                "country": debtor.country, "locale": debtor.locale, "timezone": debtor.timezone, "kind": debtor.kind.rawValue,
-                "is_business": isBusiness, "is_consumer": !isBusiness,
-            ] as [String: Any],
-            "invoices": invoices,
-            "invoice_count": reminder.invoices.count,
-            "has_several_invoices": reminder.invoices.count > 1,
-            "totals": totals,
-            "total": Money.totals(reminder.invoices).map { Money.format($0.amount, currency: $0.currency, locale: locale) }.joined(separator: " + "),
-            "days_overdue": daysOverdue,
-            "is_overdue": daysOverdue > 0,
-            "payment_url": reminder.paymentURL ?? "",
-            "has_payment_url": reminder.paymentURL != nil,
-            "attachments": reminder.attachments.map { ["name": ($0 as NSString).lastPathComponent] as [String: Any] },
-            "has_attachments": !reminder.attachments.isEmpty,
-            // Declared variables with their defaults, then the record's own.
-            "vars": settings.vars.merging(reminder.vars.mapValues { $0.text }) { _, record in record } as [String: Any],
-            "creditor": [
-                "name": creditor.name, "address": creditor.address, "email": creditor.email, "phone": creditor.phone,
-                "payment_instructions": settings.paymentInstructions(locale),
-                "has_address": !creditor.address.isEmpty, "has_payment_instructions": !settings.paymentInstructions(locale).isEmpty,
-                "has_email": !creditor.email.isEmpty, "has_phone": !creditor.phone.isEmpty,
-            ] as [String: Any],
-            "today": formatDate(today, locale: locale),
-            "deadline": formatDate(today.adding(days: settings.deadlineDays), locale: locale),
-            "deadline_days": settings.deadlineDays,
-            "indemnity_per_invoice": indemnity,
-            "indemnity_total": indemnityTotal,
-            "agency": ["enabled": settings.agency != nil, "name": settings.agency?.name ?? "", "address": settings.agency?.address ?? ""] as [String: Any],
-            "first_letter": [
-                "is_first": history == nil, "reference": history?.reference ?? "", "date": history.map { formatDate($0.date, locale: locale) } ?? "",
-            ] as [String: Any],
-            "debt": ["principal": money(principal), "interest": money(interest), "other": money(other), "total": money(principal + interest + other)]
-                as [String: Any],
+        init(_ reminder: Reminder, channel: Channel, settings: ContextSettings, now: Date, history: LetterHistory?) {
+            self.reminder = reminder
+            self.channel = channel
+            self.settings = settings
+            self.history = history
+            self.locale = reminder.debtor.locale
+            self.today = CivilDate(now, in: TimeZone(identifier: reminder.debtor.timezone) ?? utc)
+        }
+
+        static let names = [
+            "reminder_id", "stage", "channel", "debtor", "invoices", "invoice_count", "has_several_invoices", "totals", "total", "days_overdue",
+            "is_overdue", "payment_url", "has_payment_url", "attachments", "has_attachments", "vars", "creditor", "today", "deadline", "deadline_days",
+            "indemnity_per_invoice", "indemnity_total", "agency", "first_letter", "debt",
         ]
+
+        /// The value of a top-level name; nil for a name the context does not have.
+        func value(_ name: String) -> Any? {
+            switch name {
+            case "reminder_id": return reminder.id
+            case "stage": return reminder.stage
+            case "channel": return channel.rawValue
+            case "debtor":
+                let debtor = reminder.debtor
+                let isBusiness = debtor.kind == .business
+                return [
+                    "id": debtor.id, "name": debtor.name, "email": debtor.email ?? "", "phone": debtor.phone ?? "",
+                    "country": debtor.country, "locale": debtor.locale, "timezone": debtor.timezone, "kind": debtor.kind.rawValue,
+                    "is_business": isBusiness, "is_consumer": !isBusiness,
+                ] as [String: Any]
+            case "invoices":
+                return reminder.invoices.map { invoice -> [String: Any] in
+                    let overdue = max(0, today.dayNumber - invoice.dueOn.dayNumber)
+                    return [
+                        "number": invoice.number,
+                        "amount": Money.format(invoice.decimalAmount, currency: invoice.currency, locale: locale),
+                        "amount_value": invoice.amount,
+                        "currency": invoice.currency,
+                        "issued_on": formatDate(invoice.issuedOn, locale: locale),
+                        "due_on": formatDate(invoice.dueOn, locale: locale),
+                        "days_overdue": overdue,
+                        "is_overdue": overdue > 0,
+                    ]
+                }
+            case "invoice_count": return reminder.invoices.count
+            case "has_several_invoices": return reminder.invoices.count > 1
+            case "totals":
+                return Money.totals(reminder.invoices).map { total -> [String: Any] in
+                    ["currency": total.currency, "amount": Money.format(total.amount, currency: total.currency, locale: locale), "amount_value": "\(total.amount)"]
+                }
+            case "total": return Money.totals(reminder.invoices).map { Money.format($0.amount, currency: $0.currency, locale: locale) }.joined(separator: " + ")
+            case "days_overdue": return daysOverdue
+            case "is_overdue": return daysOverdue > 0
+            case "payment_url": return reminder.paymentURL ?? ""
+            case "has_payment_url": return reminder.paymentURL != nil
+            case "attachments": return reminder.attachments.map { ["name": ($0 as NSString).lastPathComponent] as [String: Any] }
+            case "has_attachments": return !reminder.attachments.isEmpty
+            // Declared variables with their defaults, then the record's own.
+            case "vars": return settings.vars.merging(reminder.vars.mapValues { $0.text }) { _, record in record } as [String: Any]
+            case "creditor":
+                let creditor = settings.creditor
+                let instructions = settings.paymentInstructions(locale)
+                return [
+                    "name": creditor.name, "address": creditor.address, "email": creditor.email, "phone": creditor.phone,
+                    "payment_instructions": instructions,
+                    "has_address": !creditor.address.isEmpty, "has_payment_instructions": !instructions.isEmpty,
+                    "has_email": !creditor.email.isEmpty, "has_phone": !creditor.phone.isEmpty,
+                ] as [String: Any]
+            case "today": return formatDate(today, locale: locale)
+            case "deadline": return formatDate(today.adding(days: settings.deadlineDays), locale: locale)
+            case "deadline_days": return settings.deadlineDays
+            case "indemnity_per_invoice": return Money.format(settings.businessIndemnity, currency: "EUR", locale: locale)
+            case "indemnity_total": return Money.format(settings.businessIndemnity * Decimal(reminder.invoices.count), currency: "EUR", locale: locale)
+            case "agency":
+                return ["enabled": settings.agency != nil, "name": settings.agency?.name ?? "", "address": settings.agency?.address ?? ""] as [String: Any]
+            case "first_letter":
+                return [
+                    "is_first": history == nil, "reference": history?.reference ?? "", "date": history.map { formatDate($0.date, locale: locale) } ?? "",
+                ] as [String: Any]
+            case "debt": return debt
+            default: return nil
+            }
+        }
+
+        var daysOverdue: Int { reminder.invoices.map { max(0, today.dayNumber - $0.dueOn.dayNumber) }.max() ?? 0 }
+
+        /// The debt split as R124-4 asks: principal (the invoices), interest and other sums (from
+        /// `vars.interest` and `vars.other_sums` when the producer computes them), per currency of the first invoice.
+        var debt: [String: Any] {
+            let currency = reminder.invoices.first?.currency ?? "EUR"
+            func amount(_ key: String) -> Decimal {
+                guard let text = reminder.vars[key]?.text, Money.amountProblem(text, currency: currency) == nil else { return 0 }
+                return Money.decimal(text)
+            }
+            let principal = reminder.invoices.filter { $0.currency == currency }.reduce(Decimal(0)) { $0 + $1.decimalAmount }
+            let (interest, other) = (amount("interest"), amount("other_sums"))
+            func money(_ d: Decimal) -> String { Money.format(d, currency: currency, locale: locale) }
+            return ["principal": money(principal), "interest": money(interest), "other": money(other), "total": money(principal + interest + other)]
+        }
     }
 
     /// A civil date in the locale's long style (`31 octobre 2026`, `31 October 2026`).

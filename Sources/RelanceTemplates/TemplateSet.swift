@@ -164,13 +164,8 @@ public struct TemplateSet: Sendable {
         return (name, template, library)
     }
 
-    /// Renders one template strictly: an unknown variable or a missing partial is an error.
-    func render(stage: String, part: String, values: [String: Any], locale: String) throws -> String {
-        let log = LookupLog()
-        return try render(stage: stage, part: part, frames: Frame.tree(values, log: log), log: log, locale: locale)
-    }
-
-    /// Renders with frames built once for every part of a message.
+    /// Renders one template strictly (an unknown variable or a missing partial is an error), with
+    /// frames shared by every part of a message.
     func render(stage: String, part: String, frames: Frame, log: LookupLog, locale: String) throws -> String {
         log.reset()
         let found = resolved.value(ResolvedKey(stage: stage, part: part, locale: locale)) { key in
@@ -190,7 +185,7 @@ public struct TemplateSet: Sendable {
 
     public func renderEmail(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory? = nil) throws -> RenderedEmail {
         let log = LookupLog()
-        let frames = Frame.tree(TemplateContext.values(for: reminder, channel: .email, settings: settings, now: now, history: history), log: log)
+        let frames = Frame.root(TemplateContext.Source(reminder, channel: .email, settings: settings, now: now, history: history), log: log)
         let locale = reminder.debtor.locale
         let subject = try render(stage: reminder.stage, part: "email.subject", frames: frames, log: log, locale: locale)
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -204,8 +199,9 @@ public struct TemplateSet: Sendable {
     }
 
     public func renderSMS(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory? = nil) throws -> RenderedSMS {
-        let values = TemplateContext.values(for: reminder, channel: .sms, settings: settings, now: now, history: history)
-        let text = try render(stage: reminder.stage, part: "sms.txt", values: values, locale: reminder.debtor.locale)
+        let log = LookupLog()
+        let frames = Frame.root(TemplateContext.Source(reminder, channel: .sms, settings: settings, now: now, history: history), log: log)
+        let text = try render(stage: reminder.stage, part: "sms.txt", frames: frames, log: log, locale: reminder.debtor.locale)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty { throw TemplateError(template: "\(reminder.stage)/sms.txt", message: "renders an empty message") }
         return RenderedSMS(text: text)
