@@ -31,12 +31,7 @@ final class GroupCommit: Sendable {
                 run: { db in
                     let result: Result<T, any Error>
                     do {
-                        var value: T?
-                        try db.inSavepoint {
-                            value = try body(db)
-                            return .commit
-                        }
-                        result = .success(value!)
+                        result = .success(try Self.inSavepoint(db) { try body(db) })
                     } catch {
                         result = .failure(error)
                     }
@@ -51,6 +46,23 @@ final class GroupCommit: Sendable {
                 return true
             }
             if becomeFlusher { flush() }
+        }
+    }
+
+    /// Runs `body` in a savepoint of the open transaction, rolled back if it throws. The savepoint
+    /// statements come from the connection's statement cache (`Database.inSavepoint` prepares
+    /// them for every write, and a flush holds hundreds).
+    private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.run(sql: "SAVEPOINT relance_write")
+        do {
+            let value = try body()
+            try db.run(sql: "RELEASE SAVEPOINT relance_write")
+            return value
+        } catch {
+            // Undoes this write only; if the transaction itself is gone, its COMMIT reports it.
+            try? db.run(sql: "ROLLBACK TO SAVEPOINT relance_write")
+            try? db.run(sql: "RELEASE SAVEPOINT relance_write")
+            throw error
         }
     }
 

@@ -168,6 +168,36 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         #expect(attempts.allSatisfy { $0 == 1 })
         #expect(try await ledger.statusCounts().map(\.count) == [200])
     }
+
+    @Test func aFailingWriteIsUndoneAloneInItsGroupCommit() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest((0..<50).map { reminder("R\($0)") }, sourceFile: "f", queue: "default", priority: 0, now: t0)
+        let keys = (0..<50).map { DeliveryKey(reminderID: "R\($0)", channel: .email) }
+        let good = keys.dropLast()
+        for key in good { _ = try await ledger.markSending(key, transport: "t", recipient: "x", now: t0) }
+        // Recording an outcome for a delivery that is not `sending` writes, then throws: its
+        // savepoint is rolled back while the writes around it in the same transaction commit.
+        let failures = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for key in keys {
+                group.addTask {
+                    do {
+                        try await ledger.recordOutcome(key, attempt: 1, outcome: .permanent(code: 550, detail: "no such user"), retryAt: nil, now: t0)
+                        return false
+                    } catch is StatusTransitionError { return true }
+                }
+            }
+            return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(failures == 1)
+        let bad = try #require(try await ledger.deliveries(reminderID: "R49").first)
+        #expect(bad.status == "pending")
+        #expect(bad.lastError == nil)
+        #expect(try await ledger.events(reminderID: "R49").count == 1)
+        #expect(try await ledger.deliveries(status: .failed).count == 49)
+        // The savepoint statements are reused: the next writes still commit.
+        _ = try await ledger.markSending(keys[49], transport: "t", recipient: "x", now: t0)
+        #expect(try await ledger.deliveries(status: .sending).count == 1)
+    }
 }
 
 /// Collects streamed receipts (the callback is @Sendable).
