@@ -61,11 +61,15 @@ extension Ledger {
                     VALUES (?, ?, ?, ?, ?, ?)
                     """, arguments: [provider, id, key.reminderID, key.channel.rawValue, i, parts.count])
         }
-        let orphans = try Row.fetchAll(
-            db,
-            sql:
-                "SELECT id, message_id, status, raw FROM callback WHERE provider = ? AND result = 'orphan' AND message_id IN (\(parts.map { _ in "?" }.joined(separator: ","))) ORDER BY id",
-            arguments: StatementArguments([provider] + parts))
+        // Callbacks that came before the send was recorded, oldest first (one cached query per part:
+        // a statement prepared for each send cost more than the insert).
+        var orphans: [Row] = []
+        for id in parts {
+            orphans += try Row.fetchAll(
+                db, cachedSQL: "SELECT id, message_id, status, raw FROM callback WHERE provider = ? AND result = 'orphan' AND message_id = ?",
+                arguments: [provider, id])
+        }
+        orphans.sort { ($0["id"] as Int64) < ($1["id"] as Int64) }
         for row in orphans {
             guard let status = StatusCallback.Status(rawValue: row["status"]) else {
                 throw LedgerCorruption(description: "unknown callback status '\(row["status"] as String? ?? "NULL")' in the ledger")

@@ -71,6 +71,21 @@ import Testing
         #expect(try await ledger.callbacks(reminderID: "A").map(\.result) == ["late-applied"])
     }
 
+    @Test func orphansOfEveryPartAreAppliedInArrivalOrder() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.ingest([reminder("A", channels: [.sms])], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        let key = DeliveryKey(reminderID: "A", channel: .sms)
+        let attempt = try #require(try await ledger.markSending(key, transport: "vonage", recipient: "+33612345678", now: t0))
+        // Both parts' callbacks come before the send is committed, the second part's first.
+        #expect(try await ledger.apply(callback(.delivered, id: "Q2", provider: "vonage"), now: t0) == .orphan)
+        #expect(try await ledger.apply(callback(.delivered, id: "Q1", provider: "vonage"), now: t0) == .orphan)
+        try await ledger.recordOutcome(key, attempt: attempt, outcome: .sent(providerID: "Q1,Q2", code: 200, detail: "ok"), retryAt: nil, now: t0)
+        #expect(try await status(ledger) == "delivered", "delivered once both parts are")
+        let callbacks = try await ledger.callbacks(reminderID: "A")
+        #expect(callbacks.map(\.messageID) == ["Q2", "Q1"])
+        #expect(callbacks.map(\.result) == ["late-recorded", "late-applied"], "the first one alone does not settle the message")
+    }
+
     @Test func orphansExpire() async throws {
         let ledger = try temporaryLedger()
         _ = try await ledger.apply(callback(.delivered, id: "SMold"), now: t0)
