@@ -86,11 +86,6 @@ extension Ledger {
     /// `via` names the transport that was used when a failover chose another than the one recorded at `sending`.
     public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws {
         try await batcher.write { db in
-            if let via {
-                try db.run(
-                    sql: "UPDATE attempt SET transport = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
-                    arguments: [via, key.reminderID, key.channel.rawValue, attempt])
-            }
             let t = now.timeIntervalSince1970
             let (attemptOutcome, status, providerID): (String, DeliveryStatus, String?)
             switch outcome {
@@ -99,17 +94,26 @@ extension Ledger {
             case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
             case .inDoubt: (attemptOutcome, status, providerID) = ("unknown", .unknown, nil)
             }
+            // One statement per row: the attempt (naming the transport a failover used, and saying
+            // which one it was), then the delivery's move out of `sending` with what the provider said.
+            let transport = try String.fetchOne(
+                db,
+                cachedSQL: """
+                    UPDATE attempt SET transport = COALESCE(?, transport), finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ?
+                    WHERE reminder_id = ? AND channel = ? AND number = ? RETURNING transport
+                    """,
+                arguments: [via, t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
+            guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
             try db.run(
-                sql:
-                    "UPDATE attempt SET finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ? WHERE reminder_id = ? AND channel = ? AND number = ?",
-                arguments: [t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
-            try db.run(
-                sql:
-                    "UPDATE delivery SET provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at) WHERE reminder_id = ? AND channel = ?",
+                sql: """
+                    UPDATE delivery SET status = ?, updated_at = ?, provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at)
+                    WHERE reminder_id = ? AND channel = ? AND status = 'sending'
+                    """,
                 arguments: [
-                    providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, key.reminderID,
+                    status.rawValue, t, providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, key.reminderID,
                     key.channel.rawValue,
                 ])
+            guard db.changesCount == 1 else { throw StatusTransitionError(from: .sending, to: status) }
             var reason = outcome.detail
             if case .inDoubt = outcome {
                 reason = "in doubt: \(outcome.detail); not resent by itself, settle with relance resolve"
@@ -119,12 +123,8 @@ extension Ledger {
                     retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(outcome.detail)" }
                     ?? "transient failures past the retry lifetime: \(outcome.detail)"
             }
-            try Self.move(db, key, from: .sending, to: status, reason: reason, at: now)
-            if case .sent(let id?, _, _) = outcome,
-                let transport = try String.fetchOne(
-                    db, cachedSQL: "SELECT transport FROM attempt WHERE reminder_id = ? AND channel = ? AND number = ?",
-                    arguments: [key.reminderID, key.channel.rawValue, attempt])
-            {
+            try Self.insertEvent(db, key, from: .sending, to: status, reason: reason, at: now)
+            if case .sent(let id?, _, _) = outcome, let transport {
                 try Self.registerProviderMessages(db, key, provider: transport, ids: id, at: now)
             }
             if case .transient = outcome, retryAt == nil {

@@ -156,6 +156,21 @@ struct StoreBackend: Sendable, CustomStringConvertible {
     }
 
     @Test(arguments: StoreBackend.all)
+    func aFailoverRecordsTheProviderThatWasUsed(_ backend: StoreBackend) async throws {
+        let store = try await backend.make()
+        _ = try await store.ingest([reminder("FO", channels: [.sms])], sourceFile: "f", queue: "default", priority: 0, now: t0)
+        let key = DeliveryKey(reminderID: "FO", channel: .sms)
+        _ = try await store.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0)
+        // Twilio was down: the backup provider took the message and gave its own id.
+        try await store.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "V-1", code: 200, detail: "ok"), retryAt: nil, now: t0, via: "vonage")
+        let fromPrimary = StatusCallback(provider: "twilio", messageID: "V-1", status: .delivered, raw: [:])
+        #expect(try await store.apply(fromPrimary, now: t0) == .orphan)
+        let fromBackup = StatusCallback(provider: "vonage", messageID: "V-1", status: .delivered, raw: [:])
+        #expect(try await store.apply(fromBackup, now: t0) == .applied)
+        #expect(try await store.deliveries(reminderID: "FO").first?.status == "delivered")
+    }
+
+    @Test(arguments: StoreBackend.all)
     func policyDecisionsExpiryAndPauses(_ backend: StoreBackend) async throws {
         let store = try await backend.make()
         _ = try await store.ingest(
