@@ -14,7 +14,24 @@ public enum SMSEncoding: String, Sendable, Codable, Hashable {
     /// The extension table (escape + character): two septets each.
     public static let extended: Set<Unicode.Scalar> = Set("\u{0C}^{}\\[~]|€".unicodeScalars)
 
-    public static func isGSM7(_ scalar: Unicode.Scalar) -> Bool { basic.contains(scalar) || extended.contains(scalar) }
+    public static func isGSM7(_ scalar: Unicode.Scalar) -> Bool { septets(scalar) != nil }
+
+    /// Septets a character takes in GSM-7 (1, or 2 for the extension table); nil when it has none.
+    public static func septets(_ scalar: Unicode.Scalar) -> Int? {
+        if scalar.value < 0x100 {
+            let cost = latin1Septets[Int(scalar.value)]
+            return cost == 0 ? nil : Int(cost)
+        }
+        if basic.contains(scalar) { return 1 }
+        return extended.contains(scalar) ? 2 : nil
+    }
+
+    /// `septets` below U+0100 (0: not GSM-7), read from a table: nearly every character of a
+    /// French or English message is there, and hashing each one into the sets was measurable.
+    static let latin1Septets: [UInt8] = (0..<0x100).map { value in
+        let scalar = Unicode.Scalar(UInt8(value))
+        return basic.contains(scalar) ? 1 : extended.contains(scalar) ? 2 : 0
+    }
 }
 
 /// How a text would travel as an SMS.
@@ -29,11 +46,16 @@ public struct SMSAnalysis: Sendable, Hashable, CustomStringConvertible {
 
     public init(_ text: String) {
         characters = text.count
-        if text.unicodeScalars.allSatisfy(SMSEncoding.isGSM7) {
+        var septets: [Int] = []
+        septets.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            guard let cost = SMSEncoding.septets(scalar) else { break }
+            septets.append(cost)
+        }
+        if septets.count == text.unicodeScalars.count {
             encoding = .gsm7
-            let costs = text.unicodeScalars.map { SMSEncoding.extended.contains($0) ? 2 : 1 }
-            units = costs.reduce(0, +)
-            segments = Self.segments(costs, single: 160, multi: 153)
+            units = septets.reduce(0, +)
+            segments = Self.segments(septets, single: 160, multi: 153)
         } else {
             encoding = .ucs2
             // A character outside the BMP is a surrogate pair: two units, never split.

@@ -53,6 +53,13 @@ import Testing
         #expect(!SMSEncoding.isGSM7("ç"))
     }
 
+    @Test func septetsPerCharacterFollowTheTwoTables() {
+        // Basic table, Latin-1 and beyond; extension table (escape + character); neither.
+        for c: Unicode.Scalar in ["a", "@", "¤", "\n", "Ä", "ß", "Δ", "Ω"] { #expect(SMSEncoding.septets(c) == 1, "\(c)") }
+        for c: Unicode.Scalar in ["^", "{", "}", "\\", "[", "~", "]", "|", "\u{0C}", "€"] { #expect(SMSEncoding.septets(c) == 2, "\(c)") }
+        for c: Unicode.Scalar in ["`", "ç", "\t", "\u{00}", "\u{7F}", "\u{A0}", "ê", "α", "😀"] { #expect(SMSEncoding.septets(c) == nil, "\(c)") }
+    }
+
     @Test(arguments: [
         ("Reçu : l’échéance « 15 févr. » — merci…", "Recu : l'échéance \" 15 févr. \" - merci..."),
         ("Cœur, œuvre, ŒUVRE", "Coeur, oeuvre, OEUVRE"),
