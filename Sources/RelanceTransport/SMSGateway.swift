@@ -80,15 +80,29 @@ public final class SMSGateway: Sendable {
 }
 
 /// Small JSON helpers for provider responses.
+/// Reads gateways' JSON answers with the project's parser (Foundation's JSONSerialization, bridging
+/// every value to NSObject, cost more than the rest of reading the answer).
 enum JSONBody {
-    static func object(_ data: Data) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    static func object(_ data: Data) -> [String: JSONValue]? {
+        guard case .object(let object)? = try? JSONParser.parse(data) else { return nil }
+        return object
     }
 
-    static func string(_ value: Any?) -> String? {
+    /// The objects of an array value (Vonage's `messages`).
+    static func objects(_ value: JSONValue?) -> [[String: JSONValue]]? {
+        guard case .array(let items)? = value else { return nil }
+        var objects: [[String: JSONValue]] = []
+        for item in items {
+            guard case .object(let object) = item else { return nil }
+            objects.append(object)
+        }
+        return objects
+    }
+
+    static func string(_ value: JSONValue?) -> String? {
         switch value {
-        case let s as String: return s
-        case let n as NSNumber: return n.stringValue
+        case .string(let s)?: return s
+        case .number(let n)?: return "\(n)"
         default: return nil
         }
     }
@@ -173,7 +187,7 @@ public struct VonageProvider: SMSProvider {
 
     /// Vonage answers 200 even when it refuses: each part has its own `status` ("0" = accepted).
     public func accepted(_ response: HTTPClient.Response) -> SendOutcome {
-        guard let json = JSONBody.object(response.body), let parts = json["messages"] as? [[String: Any]], !parts.isEmpty else {
+        guard let json = JSONBody.object(response.body), let parts = JSONBody.objects(json["messages"]), !parts.isEmpty else {
             return .permanent(
                 code: response.status, detail: "vonage accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))"
             )
@@ -193,7 +207,7 @@ public struct VonageProvider: SMSProvider {
 
     public func errorDetail(_ response: HTTPClient.Response) -> (code: String?, message: String?) {
         guard let json = JSONBody.object(response.body) else { return (nil, nil) }
-        if let parts = json["messages"] as? [[String: Any]], let first = parts.first {
+        if let parts = JSONBody.objects(json["messages"]), let first = parts.first {
             return (JSONBody.string(first["status"]), JSONBody.string(first["error-text"]))
         }
         // Vonage's newer APIs answer errors as RFC 7807 problem details.
