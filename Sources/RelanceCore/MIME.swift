@@ -149,12 +149,18 @@ public enum MIME {
 
     /// A display name: a quoted string when ASCII, else RFC 2047 encoded-words.
     static func phrase(_ name: String) -> String {
-        if name.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }) {
-            let atext = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~ ")
-            if name.unicodeScalars.allSatisfy({ atext.contains($0) }) && !name.hasPrefix(" ") && !name.hasSuffix(" ") { return name }
+        if name.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            if name.utf8.allSatisfy({ phraseAtext[Int($0)] }) && !name.hasPrefix(" ") && !name.hasSuffix(" ") { return name }
             return "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
         return encodedWords(name).joined(separator: " ")
+    }
+
+    /// The ASCII characters a display name may hold unquoted (RFC 5322 atext, and spaces between words).
+    static let phraseAtext: [Bool] = (0..<128).map { value in
+        let scalar = Unicode.Scalar(UInt8(value))
+        return ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+            || "!#$%&'*+-/=?^_`{|}~ ".unicodeScalars.contains(scalar)
     }
 
     /// A header whose value may need RFC 2047 encoding; folded to 78 octets.
@@ -170,19 +176,20 @@ public enum MIME {
     static func encodedWords(_ text: String, firstLineBudget: Int = 75) -> [String] {
         let overhead = "=?UTF-8?B??=".count
         var words: [String] = []
-        var chunk = Data()
+        var chunk: [UInt8] = []
         func maxBytes(_ budget: Int) -> Int { ((budget - overhead) / 4) * 3 }
+        func word() -> String { "=?UTF-8?B?" + Data(chunk).base64EncodedString() + "?=" }
         var limit = max(maxBytes(min(firstLineBudget, 75)), 3)
         for character in text {
-            let bytes = Data(String(character).utf8)
+            let bytes = character.utf8
             if chunk.count + bytes.count > limit, !chunk.isEmpty {
-                words.append("=?UTF-8?B?" + chunk.base64EncodedString() + "?=")
-                chunk = Data()
+                words.append(word())
+                chunk.removeAll(keepingCapacity: true)
                 limit = maxBytes(75 - 1)
             }
-            chunk.append(bytes)
+            chunk.append(contentsOf: bytes)
         }
-        if !chunk.isEmpty || words.isEmpty { words.append("=?UTF-8?B?" + chunk.base64EncodedString() + "?=") }
+        if !chunk.isEmpty || words.isEmpty { words.append(word()) }
         return words
     }
 
