@@ -1,7 +1,12 @@
 /// Validation of the addr-spec part of an email address (RFC 5322 dot-atom form, which is what
 /// real-world mailboxes use; quoted local parts and address literals are refused).
 public enum EmailAddress {
-    private static let atext = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~".utf8)
+    /// RFC 5322 atext, by ASCII code (a table: hashing each byte into a set showed in the intake profile).
+    private static let atext: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~".utf8 { table[Int(byte)] = true }
+        return table
+    }()
 
     /// Why `address` is not acceptable, or nil when it is.
     public static func problem(_ address: String) -> String? {
@@ -15,7 +20,7 @@ public enum EmailAddress {
         let domain = parts[1]
         guard !local.isEmpty, local.utf8.count <= 64 else { return "local part is empty or longer than 64 octets" }
         for atom in local.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !atom.isEmpty, atom.utf8.allSatisfy({ atext.contains($0) }) else {
+            guard !atom.isEmpty, atom.utf8.allSatisfy({ atext[Int($0)] }) else {
                 return "local part '\(local)' is not a dot-atom of ASCII characters"
             }
         }

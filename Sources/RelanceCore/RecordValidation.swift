@@ -92,7 +92,8 @@ public struct RecordValidator: Sendable {
         guard case .object(let root) = value else {
             return .failure(RecordIssues([FieldIssue(field: "", reason: "a record must be a JSON object, found \(value.typeName)")]))
         }
-        for key in root.keys.sorted() where !Self.topKeys.contains(key) {
+        // Sorted only when there is something to report (the keys of every record are not).
+        for key in root.keys.filter({ !Self.topKeys.contains($0) }).sorted() {
             issues.append(.init(field: key, reason: "unknown key (record version 1 has: \(Self.topKeys.sorted().joined(separator: ", ")))"))
         }
         var fields = Fields(issues: issues)
@@ -141,7 +142,7 @@ public struct RecordValidator: Sendable {
         var paymentURL: String?
         if let url = fields.optionalString(root, "payment_url", path: "payment_url", maxLength: 2048) {
             let lower = url.lowercased()
-            if !(lower.hasPrefix("https://") || lower.hasPrefix("http://")) || url.contains(" ") || URL(string: url)?.host == nil {
+            if !(lower.hasPrefix("https://") || lower.hasPrefix("http://")) || url.utf8.contains(0x20) || URL(string: url)?.host == nil {
                 fields.fail("payment_url", "must be an absolute http(s) URL without spaces")
             } else {
                 paymentURL = url
@@ -174,7 +175,7 @@ public struct RecordValidator: Sendable {
         case .object(let dict)?:
             for (key, value) in dict.sorted(by: { $0.key < $1.key }) {
                 let path = "vars.\(key)"
-                guard !key.isEmpty, key.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") }) else {
+                guard !key.isEmpty, key.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == UInt8(ascii: "_") }) else {
                     fields.fail(path, "variable names use only ASCII letters, digits and '_'")
                     continue
                 }
@@ -208,7 +209,7 @@ public struct RecordValidator: Sendable {
             fields.fail("debtor", "must be an object, found \(value.typeName)")
             return nil
         }
-        for key in d.keys.sorted() where !Self.debtorKeys.contains(key) {
+        for key in d.keys.filter({ !Self.debtorKeys.contains($0) }).sorted() {
             fields.fail("debtor.\(key)", "unknown key (debtor has: \(Self.debtorKeys.sorted().joined(separator: ", ")))")
         }
         let id = fields.string(d, "id", path: "debtor.id", maxLength: 128)
@@ -259,7 +260,7 @@ public struct RecordValidator: Sendable {
             fields.fail(path, "must be an object, found \(value.typeName)")
             return nil
         }
-        for key in inv.keys.sorted() where !Self.invoiceKeys.contains(key) {
+        for key in inv.keys.filter({ !Self.invoiceKeys.contains($0) }).sorted() {
             fields.fail("\(path).\(key)", "unknown key (an invoice has: \(Self.invoiceKeys.sorted().joined(separator: ", ")))")
         }
         let number = fields.string(inv, "number", path: "\(path).number", maxLength: 64)

@@ -26,6 +26,13 @@ public enum TextRules {
 /// Locale tags accepted in records.
 public enum LocaleRules {
     public static func isKnown(_ tag: String) -> Bool {
+        // Every record names one of a few tags: the answer is remembered.
+        known.value(tag) { tag in isKnownTag(tag) }
+    }
+
+    static let known = Memo<String, Bool>(limit: 1024)
+
+    static func isKnownTag(_ tag: String) -> Bool {
         let parts = tag.split(separator: "-", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count) else { return false }
         let language = String(parts[0])

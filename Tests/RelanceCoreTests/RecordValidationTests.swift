@@ -45,6 +45,18 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
         #expect(found.contains { $0.field == "chanels" && $0.reason.contains("unknown key") })
     }
 
+    @Test func unknownKeysAreReportedInNameOrder() {
+        let found = issues(record(["zeta": 1, "alpha": 2, "mid": 3], debtor: ["zz": "x", "aa": "y"], invoice: ["tva": "20", "note": "n"]))
+        #expect(found.map(\.field) == ["alpha", "mid", "zeta", "debtor.aa", "debtor.zz", "invoices[0].note", "invoices[0].tva"])
+    }
+
+    @Test func variableNamesAreASCIILettersDigitsAndUnderscore() throws {
+        let found = issues(record(["vars": ["ok_Name9": "x", "bad-key": "y", "été": "z", "a b": "w", "": "v"]]))
+        #expect(found.map(\.field).sorted() == ["vars.", "vars.a b", "vars.bad-key", "vars.été"])
+        let fine = try validator().validate(record(["vars": ["ok_Name9": "x", "Z_0": 1]])).get()
+        #expect(fine.vars["ok_Name9"]?.text == "x" && fine.vars["Z_0"]?.text == "1")
+    }
+
     @Test func unknownDebtorKeyIsAnError() {
         #expect(issues(record(debtor: ["adress": "x"])).map(\.field) == ["debtor.adress"])
     }
