@@ -51,16 +51,14 @@ public enum PhoneNumber {
 
     /// Normalises `raw` to E.164 (`+33612345678`) for a debtor of `country`.
     public static func normalise(_ raw: String, country: String) -> Result<String, Failure> {
-        let allowedSeparators: Set<Character> = [" ", ".", "-", "(", ")", "/", "\u{00A0}"]
         var digits = ""
         var plus = false
-        for (i, ch) in raw.trimmingSpaces().enumerated() {
-            if ch == "+" && i == 0 {
-                plus = true
-            } else if ch.isASCII && ch.isNumber {
-                digits.append(ch)
-            } else if !allowedSeparators.contains(ch) {
-                return .failure(.invalidCharacters)
+        for (i, scalar) in raw.trimmingSpaces().unicodeScalars.enumerated() {
+            switch scalar {
+            case "+" where i == 0: plus = true
+            case "0"..."9": digits.unicodeScalars.append(scalar)
+            case " ", ".", "-", "(", ")", "/", "\u{00A0}": continue
+            default: return .failure(.invalidCharacters)
             }
         }
         if !plus && digits.hasPrefix("00") {

@@ -8,21 +8,27 @@ public enum Timestamp {
     /// The instant `text` names, or nil when it is not a full RFC 3339 date-time with seconds and
     /// an offset (`Z` or `±HH:MM`). Fractions of a second (1 to 9 digits) are kept.
     public static func parse(_ text: String) -> Date? {
-        var bytes = text.utf8[...]
+        var text = text
+        return text.withUTF8 { parse(bytes: $0) }
+    }
+
+    /// Reads the bytes of the text in place (index arithmetic, no slices of a string view).
+    static func parse(bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         guard bytes.count >= 20, bytes.count <= 35 else { return nil }
+        var index = 0
         func number(_ width: Int) -> Int? {
-            guard bytes.count >= width else { return nil }
+            guard bytes.count - index >= width else { return nil }
             var value = 0
-            for byte in bytes.prefix(width) {
+            for byte in bytes[index..<index + width] {
                 guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
                 value = value * 10 + Int(byte - UInt8(ascii: "0"))
             }
-            bytes = bytes.dropFirst(width)
+            index += width
             return value
         }
         func expect(_ c: Unicode.Scalar) -> Bool {
-            guard bytes.first == UInt8(ascii: c) else { return false }
-            bytes = bytes.dropFirst()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: c) else { return false }
+            index += 1
             return true
         }
         guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2), expect("T"),
@@ -34,11 +40,11 @@ public enum Timestamp {
         if expect(".") {
             var digits = 0
             var scale = 0.1
-            while let byte = bytes.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
-                fraction += Double(byte - UInt8(ascii: "0")) * scale
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                fraction += Double(bytes[index] - UInt8(ascii: "0")) * scale
                 scale /= 10
                 digits += 1
-                bytes = bytes.dropFirst()
+                index += 1
             }
             guard (1...9).contains(digits) else { return nil }
         }
@@ -51,7 +57,7 @@ public enum Timestamp {
             guard let oh = number(2), expect(":"), let om = number(2), oh < 24, om < 60 else { return nil }
             offset = sign * (oh * 3600 + om * 60)
         }
-        guard bytes.isEmpty else { return nil }
+        guard index == bytes.count else { return nil }
         let days = CivilDate(year: year, month: month, day: day).dayNumber
         let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
