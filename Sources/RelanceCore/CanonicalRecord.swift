@@ -275,3 +275,16 @@ struct CanonicalWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 }
+
+/// A reminder with its canonical record, encoded once where its spool file is parsed (several
+/// files at a time) rather than in the ledger's single writer.
+public struct EncodedReminder: Sendable {
+    public let reminder: Reminder
+    /// `reminder.canonicalJSON()`.
+    public let record: String
+
+    public init(_ reminder: Reminder) {
+        self.reminder = reminder
+        self.record = reminder.canonicalJSON()
+    }
+}

@@ -99,6 +99,8 @@ public struct Intake: Sendable {
         var name: String
         var settings: IntakeSettings
         var parsed: ParsedSpoolFile
+        /// The parsed reminders with their canonical records, encoded with the parse.
+        var encoded: [EncodedReminder]
     }
 
     /// Moves a waiting file into `active/` (nil when another process took it first) and parses it.
@@ -118,7 +120,11 @@ public struct Intake: Sendable {
     func parse(activePath: String, queue: String, name: String) async -> Claimed {
         let settings = self.settings()
         let parser = settings.parser
-        return Claimed(activePath: activePath, queue: queue, name: name, settings: settings, parsed: await offPool { parser.parse(path: activePath) })
+        let (parsed, encoded) = await offPool {
+            let parsed = parser.parse(path: activePath)
+            return (parsed, parsed.reminders.map { EncodedReminder($0.reminder) })
+        }
+        return Claimed(activePath: activePath, queue: queue, name: name, settings: settings, parsed: parsed, encoded: encoded)
     }
 
     func ingest(activePath: String, queue: String, name: String, into result: inout PassResult) async {
@@ -136,7 +142,7 @@ public struct Intake: Sendable {
         if !parsed.reminders.isEmpty {
             do {
                 let outcome = try await ledger.ingest(
-                    parsed.reminders.map(\.reminder), sourceFile: name, queue: queue, priority: configuration.queue(queue).priority, now: clock())
+                    claimed.encoded, sourceFile: name, queue: queue, priority: configuration.queue(queue).priority, now: clock())
                 result.inserted += outcome.inserted.count
                 for id in outcome.conflicts {
                     let line = parsed.reminders.first(where: { $0.reminder.id == id })?.line ?? 0

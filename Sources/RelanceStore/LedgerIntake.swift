@@ -15,12 +15,12 @@ extension Ledger {
 
     /// Inserts the reminders of one spool file in one transaction, idempotently on reminder id.
     public func ingest(
-        _ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date
+        _ reminders: [EncodedReminder], sourceFile: String, queue: String, priority: Int, now: Date
     ) async throws -> IngestResult {
         try await pool.write { db in
             var result = IngestResult()
-            for reminder in reminders {
-                let record = reminder.canonicalJSON()
+            for encoded in reminders {
+                let (reminder, record) = (encoded.reminder, encoded.record)
                 if let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id]) {
                     // An erased reminder (retention) is one already handled: never sent again.
                     if Self.sameRecord(existing["record"], record) || (existing["erased_at"] as Double?) != nil {

@@ -21,7 +21,7 @@ public protocol LedgerStore: AnyObject, Sendable {
     // MARK: Intake
 
     /// Records the reminders of one spool file in one transaction, idempotently on their ids.
-    func ingest(_ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult
+    func ingest(_ reminders: [EncodedReminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult
     func presence(of reminder: Reminder) async throws -> Ledger.Presence
     /// Records a cancellation (or pause, or partial payment) and applies it to what is waiting.
     func cancel(_ request: CancellationRequest, source: String, origin: String?, now: Date) async throws -> Ledger.CancelResult
@@ -93,6 +93,11 @@ extension LedgerStore {
 
     public func cancel(_ request: CancellationRequest, source: String, now: Date) async throws -> Ledger.CancelResult {
         try await cancel(request, source: source, origin: nil, now: now)
+    }
+
+    /// `ingest` of reminders not encoded yet (tests, tools).
+    public func ingest(_ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult {
+        try await ingest(reminders.map(EncodedReminder.init), sourceFile: sourceFile, queue: queue, priority: priority, now: now)
     }
 
     public func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date) async throws -> [Ledger.Mark] {
