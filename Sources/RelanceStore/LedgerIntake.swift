@@ -21,18 +21,20 @@ extension Ledger {
             var result = IngestResult()
             for encoded in reminders {
                 let (reminder, record) = (encoded.reminder, encoded.record)
-                if let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id]) {
+                // Inserted unless the id is known (one statement for the usual case, a new reminder).
+                try db.run(
+                    sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
+                if db.changesCount == 0 {
+                    let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id])
                     // An erased reminder (retention) is one already handled: never sent again.
-                    if Self.sameRecord(existing["record"], record) || (existing["erased_at"] as Double?) != nil {
+                    if let existing, Self.sameRecord(existing["record"], record) || (existing["erased_at"] as Double?) != nil {
                         result.duplicates.append(reminder.id)
                     } else {
                         result.conflicts.append(reminder.id)
                     }
                     continue
                 }
-                try db.run(
-                    sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
                 for invoice in Set(reminder.invoices.map(\.number)) {
                     try db.run(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
                 }
