@@ -88,20 +88,25 @@ extension Ledger {
         _ callback: StatusCallback, replayID: String?, now: Date, orphanTTL: Duration, replayWindow: Duration
     ) async throws -> CallbackResult {
         let raw = Self.encodeRaw(callback.raw)
+        let purge = purgeDue(now: now)
         return try await batcher.write { db in
-            if let replayID {
+            if purge {
+                // Expired replay ids and orphans, at most once a second (not for every callback).
                 try db.run(sql: "DELETE FROM webhook_seen WHERE seen_at < ?", arguments: [now.timeIntervalSince1970 - replayWindow.seconds])
-                try db.run(sql: "INSERT OR IGNORE INTO webhook_seen (id, seen_at) VALUES (?, ?)", arguments: [replayID, now.timeIntervalSince1970])
+                try db.run(sql: "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?", arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
+            }
+            if let replayID {
+                // New, or seen longer ago than the window (not purged yet): not a replay.
+                try db.run(
+                    sql: "INSERT INTO webhook_seen (id, seen_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen_at < ?",
+                    arguments: [replayID, now.timeIntervalSince1970, now.timeIntervalSince1970 - replayWindow.seconds])
                 if db.changesCount == 0 { return .replay }
             }
-            try db.run(sql: "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?", arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
             let owner = try Row.fetchOne(
-                db, cachedSQL: "SELECT reminder_id, channel FROM provider_message WHERE provider = ? AND message_id = ?",
+                db, cachedSQL: "SELECT reminder_id, channel, status, parts FROM provider_message WHERE provider = ? AND message_id = ?",
                 arguments: [callback.provider, callback.messageID])
             let result: CallbackResult
-            if owner == nil {
-                result = .orphan
-            } else {
+            if let owner {
                 let duplicate =
                     try Bool.fetchOne(
                         db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM callback WHERE provider = ? AND message_id = ? AND status = ? AND result != 'orphan')",
@@ -109,7 +114,9 @@ extension Ledger {
                 result =
                     duplicate
                     ? .duplicate
-                    : try Self.applyKnown(db, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
+                    : try Self.applyKnown(db, owner: owner, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
+            } else {
+                result = .orphan
             }
             try db.run(
                 sql: """
@@ -124,23 +131,45 @@ extension Ledger {
         }
     }
 
+    /// Whether the purges of expired replay ids and orphans are due: once a second of `now`
+    /// (which may run backwards in tests: any jump of a second or more purges).
+    func purgeDue(now: Date) -> Bool {
+        purgedAt.withLock { last in
+            guard abs(now.timeIntervalSince1970 - last) >= 1 else { return false }
+            last = now.timeIntervalSince1970
+            return true
+        }
+    }
+
     /// Updates the part and, when the parts agree, the delivery (only up its rank).
     static func applyKnown(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
         -> CallbackResult
     {
-        guard status != .inFlight,
+        guard
             let owner = try Row.fetchOne(
-                db, cachedSQL: "SELECT reminder_id, channel, status FROM provider_message WHERE provider = ? AND message_id = ?",
+                db, cachedSQL: "SELECT reminder_id, channel, status, parts FROM provider_message WHERE provider = ? AND message_id = ?",
                 arguments: [provider, messageID])
         else { return .recorded }
+        return try applyKnown(db, owner: owner, provider: provider, messageID: messageID, status: status, at: now, late: late)
+    }
+
+    /// `owner`: the part's row of `provider_message` (reminder_id, channel, status, parts).
+    static func applyKnown(_ db: Database, owner: Row, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
+        -> CallbackResult
+    {
+        guard status != .inFlight else { return .recorded }
         let key = try owner.deliveryKey()
         // A part's own status only moves forward too: a late `delivered` after `undelivered` is kept as an event.
         if owner["status"] as String? == nil {
             try db.run(
                 sql: "UPDATE provider_message SET status = ? WHERE provider = ? AND message_id = ?", arguments: [status.rawValue, provider, messageID])
         }
-        let parts = try String?.fetchAll(
-            db, cachedSQL: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
+        // A message in one part is settled by this part's status; several are read together.
+        let parts =
+            (owner["parts"] as Int? ?? 0) == 1
+            ? [owner["status"] as String? ?? status.rawValue]
+            : try String?.fetchAll(
+                db, cachedSQL: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
         let combined: DeliveryStatus?
         if parts.contains(StatusCallback.Status.bounced.rawValue) {
             combined = .bounced
@@ -153,9 +182,9 @@ extension Ledger {
         }
         guard let combined else { return .recorded }
         guard
-            let current = try String.fetchOne(
-                db, cachedSQL: "SELECT status FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]
-            ).flatMap(DeliveryStatus.init(rawValue:))
+            let delivery = try Row.fetchOne(
+                db, cachedSQL: "SELECT status, group_lead FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
+            let current = DeliveryStatus(rawValue: delivery["status"])
         else { return .recorded }
         guard current == .sent else {
             try insertEvent(
@@ -167,6 +196,7 @@ extension Ledger {
             db, key, from: .sent, to: combined,
             reason: "\(provider) reported \(combined.rawValue)\(late ? " (callback received before the send was committed)" : "")", at: now)
         // The other reminders sent in the same message share its fate.
+        guard delivery["group_lead"] as String? == key.reminderID else { return .applied }
         for member in try String.fetchAll(
             db, cachedSQL: "SELECT reminder_id FROM delivery WHERE group_lead = ? AND channel = ? AND reminder_id != ? AND status = 'sent'",
             arguments: [key.reminderID, key.channel.rawValue, key.reminderID])

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RelanceCore
+import Synchronization
 
 /// The ledger: reminders, deliveries (the queue), attempts (receipts) and status events, in SQLite.
 ///
@@ -11,6 +12,8 @@ public final class Ledger: Sendable {
     public let path: String
     let pool: DatabasePool
     let batcher: GroupCommit
+    /// When expired replay ids and orphan callbacks were last purged (seconds since 1970).
+    let purgedAt = Mutex<Double>(-.infinity)
 
     /// Opens (creating if needed) the ledger at `path` and migrates it.
     public init(path: String, readOnly: Bool = false) throws {

@@ -113,6 +113,20 @@ import Testing
         #expect(try await !ledger.isSuppressed("+33698765432"))
     }
 
+    @Test func aReplayIDSeenLongerAgoThanTheWindowIsNotAReplayEvenBeforeItsPurge() async throws {
+        let (ledger, _) = try await sentLedger(provider: "generic", ids: "GEN-1")
+        let window = Duration.milliseconds(250)
+        let first = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0, orphanTTL: .seconds(86400), replayWindow: window)
+        #expect(first == .applied)
+        // Within the window: a replay. Half a second later (no purge yet, they run once a second): past the window, not a replay.
+        let soon = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.1), orphanTTL: .seconds(86400), replayWindow: window)
+        #expect(soon == .replay)
+        let later = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.5), orphanTTL: .seconds(86400), replayWindow: window)
+        #expect(later == .duplicate)
+        let again = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.6), orphanTTL: .seconds(86400), replayWindow: window)
+        #expect(again == .replay, "seen again at +0.5 s: within the window")
+    }
+
     /// The webhook id used to be committed as seen before the status was applied: when the apply
     /// failed (503), the gateway's retry was answered "duplicate" and the status was lost.
     @Test func aReplayIDIsRecordedOnlyWithItsApply() async throws {
@@ -146,8 +160,15 @@ import Testing
         }
         // One contact for the caps, not two.
         #expect(try await ledger.contacts(debtorID: "D", excludingReminder: "X", since: t0.addingTimeInterval(-1)).count == 1)
+        // A message of its own, sent meanwhile to another debtor, is not part of the group.
+        _ = try await ledger.ingest([reminder("Z", channels: [.sms], debtor: "E")], sourceFile: "g", queue: "default", priority: 0, now: t0)
+        let alone = DeliveryKey(reminderID: "Z", channel: .sms)
+        _ = try await ledger.markSending(alone, transport: "twilio", recipient: "+33698765432", now: t0)
+        try await ledger.recordOutcome(alone, attempt: 1, outcome: .sent(providerID: "SMZ", code: 201, detail: "queued"), retryAt: nil, now: t0)
         _ = try await ledger.apply(StatusCallback(provider: "twilio", messageID: "SMG", status: .delivered, raw: [:]), now: t0.addingTimeInterval(5))
-        let statuses = try await ledger.deliveries().map(\.status)
-        #expect(statuses == ["delivered", "delivered"])
+        let statuses = Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ($0.reminderID, $0.status) })
+        #expect(statuses == ["G1": "delivered", "G2": "delivered", "Z": "sent"])
+        #expect(try await ledger.apply(StatusCallback(provider: "twilio", messageID: "SMZ", status: .undelivered, raw: [:]), now: t0) == .applied)
+        #expect(try await ledger.deliveries(reminderID: "Z").first?.status == "undelivered")
     }
 }
