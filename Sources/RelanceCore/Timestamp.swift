@@ -75,16 +75,43 @@ public enum Timestamp {
         let whole = Int(date.timeIntervalSince1970.rounded(.down)) + offsetSeconds
         let (days, secondOfDay) = whole.floorDivided(by: 86400)
         let civil = CivilDate(dayNumber: days)
-        var text = pad(civil.year, 4) + "-" + pad(civil.month, 2) + "-" + pad(civil.day, 2)
-        text += "T" + pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2)
-        if offsetSeconds == 0 { return text + "Z" }
-        let magnitude = abs(offsetSeconds) / 60
-        return text + (offsetSeconds < 0 ? "-" : "+") + pad(magnitude / 60, 2) + ":" + pad(magnitude % 60, 2)
-    }
-
-    private static func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        // Written as bytes: this runs for every record ingested.
+        var text: [UInt8] = []
+        text.reserveCapacity(25)
+        /// `value` zero-padded to `width` digits (as `String(value)` when it does not fit).
+        func digits(_ value: Int, _ width: Int) {
+            var scale = 1
+            for _ in 0..<width { scale *= 10 }
+            guard value >= 0, value < scale else {
+                text.append(contentsOf: String(value).utf8)
+                return
+            }
+            while scale > 1 {
+                scale /= 10
+                text.append(UInt8(ascii: "0") + UInt8(value / scale % 10))
+            }
+        }
+        digits(civil.year, 4)
+        text.append(UInt8(ascii: "-"))
+        digits(civil.month, 2)
+        text.append(UInt8(ascii: "-"))
+        digits(civil.day, 2)
+        text.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2)
+        text.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2)
+        text.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2)
+        if offsetSeconds == 0 {
+            text.append(UInt8(ascii: "Z"))
+        } else {
+            let magnitude = abs(offsetSeconds) / 60
+            text.append(offsetSeconds < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+            digits(magnitude / 60, 2)
+            text.append(UInt8(ascii: ":"))
+            digits(magnitude % 60, 2)
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

@@ -179,6 +179,15 @@ extension Ledger {
                     CREATE UNIQUE INDEX cancellation_origin ON cancellation(origin) WHERE origin IS NOT NULL;
                     """)
         }
+        m.registerMigration("v9-partial-group-index") { db in
+            // Only grouped deliveries have a lead: every ingested delivery paid for an index entry
+            // of NULL. Lookups by lead (`group_lead = ?`) still use the partial index.
+            try db.execute(
+                sql: """
+                    DROP INDEX delivery_group;
+                    CREATE INDEX delivery_group ON delivery(group_lead, channel) WHERE group_lead IS NOT NULL;
+                    """)
+        }
         return m
     }
 }
