@@ -102,17 +102,11 @@ extension Ledger {
                     arguments: [replayID, now.timeIntervalSince1970, now.timeIntervalSince1970 - replayWindow.seconds])
                 if db.changesCount == 0 { return .replay }
             }
-            let owner = try Row.fetchOne(
-                db, cachedSQL: "SELECT reminder_id, channel, status, parts FROM provider_message WHERE provider = ? AND message_id = ?",
-                arguments: [callback.provider, callback.messageID])
+            let owner = try Self.owner(db, provider: callback.provider, messageID: callback.messageID, status: callback.status)
             let result: CallbackResult
             if let owner {
-                let duplicate =
-                    try Bool.fetchOne(
-                        db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM callback WHERE provider = ? AND message_id = ? AND status = ? AND result != 'orphan')",
-                        arguments: [callback.provider, callback.messageID, callback.status.rawValue]) ?? false
                 result =
-                    duplicate
+                    owner["duplicate"] as Bool
                     ? .duplicate
                     : try Self.applyKnown(db, owner: owner, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
             } else {
@@ -145,15 +139,27 @@ extension Ledger {
     static func applyKnown(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
         -> CallbackResult
     {
-        guard
-            let owner = try Row.fetchOne(
-                db, cachedSQL: "SELECT reminder_id, channel, status, parts FROM provider_message WHERE provider = ? AND message_id = ?",
-                arguments: [provider, messageID])
-        else { return .recorded }
+        guard let owner = try owner(db, provider: provider, messageID: messageID, status: status) else { return .recorded }
         return try applyKnown(db, owner: owner, provider: provider, messageID: messageID, status: status, at: now, late: late)
     }
 
-    /// `owner`: the part's row of `provider_message` (reminder_id, channel, status, parts).
+    /// What applying a callback needs, in one query: the part's row of `provider_message`
+    /// (reminder_id, channel, status, parts), its delivery's status and group lead, and whether a
+    /// callback with this status was already applied to it (`duplicate`).
+    static func owner(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status) throws -> Row? {
+        try Row.fetchOne(
+            db,
+            cachedSQL: """
+                SELECT pm.reminder_id, pm.channel, pm.status, pm.parts, d.status AS delivery_status, d.group_lead,
+                  EXISTS (SELECT 1 FROM callback c WHERE c.provider = pm.provider AND c.message_id = pm.message_id AND c.status = ? AND c.result != 'orphan')
+                    AS duplicate
+                FROM provider_message pm LEFT JOIN delivery d ON d.reminder_id = pm.reminder_id AND d.channel = pm.channel
+                WHERE pm.provider = ? AND pm.message_id = ?
+                """,
+            arguments: [status.rawValue, provider, messageID])
+    }
+
+    /// `owner`: a row of `owner(_:provider:messageID:status:)`.
     static func applyKnown(_ db: Database, owner: Row, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
         -> CallbackResult
     {
@@ -181,11 +187,7 @@ extension Ledger {
             combined = nil  // some parts still unknown
         }
         guard let combined else { return .recorded }
-        guard
-            let delivery = try Row.fetchOne(
-                db, cachedSQL: "SELECT status, group_lead FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
-            let current = DeliveryStatus(rawValue: delivery["status"])
-        else { return .recorded }
+        guard let current = (owner["delivery_status"] as String?).flatMap(DeliveryStatus.init(rawValue:)) else { return .recorded }
         guard current == .sent else {
             try insertEvent(
                 db, key, from: current, to: current, reason: "\(provider) reported \(combined.rawValue) after \(current.rawValue): kept as an event, no change",
@@ -196,7 +198,7 @@ extension Ledger {
             db, key, from: .sent, to: combined,
             reason: "\(provider) reported \(combined.rawValue)\(late ? " (callback received before the send was committed)" : "")", at: now)
         // The other reminders sent in the same message share its fate.
-        guard delivery["group_lead"] as String? == key.reminderID else { return .applied }
+        guard owner["group_lead"] as String? == key.reminderID else { return .applied }
         for member in try String.fetchAll(
             db, cachedSQL: "SELECT reminder_id FROM delivery WHERE group_lead = ? AND channel = ? AND reminder_id != ? AND status = 'sent'",
             arguments: [key.reminderID, key.channel.rawValue, key.reminderID])
