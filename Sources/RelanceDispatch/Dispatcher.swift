@@ -114,7 +114,8 @@ public final class Dispatcher: Sendable {
         guard room > 0 else { return [] }
         do {
             let prefetch = Ledger.Prefetch(
-                contactsSince: now.addingTimeInterval(-PolicyStep.contactHistory), groupLimit: settings().policy.group ? DeliveryRun.groupLimit : nil)
+                contactsSince: now.addingTimeInterval(-PolicyStep.contactHistory), groupLimit: settings().policy.group ? DeliveryRun.groupLimit : nil,
+                deliveries: room)
             let due = try await ledger.due(now: now, limit: room * 2, prefetch: prefetch) { [self] key, debtor in
                 self.machine.withLock { $0.state.isExcluded(key, debtor: debtor) }
             }

@@ -35,9 +35,13 @@ extension Ledger {
         public var contactsSince: Date
         /// At most this many group candidates per delivery; nil when grouping is off.
         public var groupLimit: Int?
-        public init(contactsSince: Date, groupLimit: Int?) {
+        /// Only the first this many deliveries are prefetched (those that can start now); the
+        /// others, read in case some of those cannot, query for themselves if they do start.
+        public var deliveries: Int
+        public init(contactsSince: Date, groupLimit: Int?, deliveries: Int = .max) {
             self.contactsSince = contactsSince
             self.groupLimit = groupLimit
+            self.deliveries = deliveries
         }
     }
 
@@ -55,7 +59,7 @@ extension Ledger {
             try Self.forEachDue(db, now: now, skip: { key, debtor in debtors.contains(debtor) || skip(key, debtor) }) { due in
                 debtors.insert(due.reminder.debtor.id)
                 var due = due
-                if let prefetch {
+                if let prefetch, result.count < prefetch.deliveries {
                     due.prefetched = Prefetched(
                         contacts: try Self.contacts(db, debtorID: due.reminder.debtor.id, excludingReminder: due.key.reminderID, since: prefetch.contactsSince),
                         groupCandidates: try prefetch.groupLimit.map { try Self.groupCandidates(db, for: due, now: now, limit: $0) })

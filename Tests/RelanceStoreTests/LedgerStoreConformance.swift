@@ -75,6 +75,11 @@ struct StoreBackend: Sendable, CustomStringConvertible {
         #expect(group.map(\.key.reminderID) == ["P2"])
         #expect(lead.prefetched?.groupCandidates?.map(\.key.reminderID) == group.map(\.key.reminderID))
         #expect(try await store.attemptCount(channel: .email, since: since) == 1)
+        // Prefetching stops after the deliveries that can start; the rest come without it.
+        _ = try await store.ingest([reminder("OTHER", notBefore: t0.addingTimeInterval(-10), debtor: "H")], sourceFile: "i", queue: "default", priority: 0, now: t0)
+        let partly = try await store.due(now: t0, limit: 10, prefetch: Ledger.Prefetch(contactsSince: since, groupLimit: 49, deliveries: 1)) { _, _ in false }
+        #expect(partly.map(\.key.reminderID) == ["P1", "OTHER"])
+        #expect(partly.map { $0.prefetched != nil } == [true, false])
     }
 
     @Test(arguments: StoreBackend.all)
