@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RelanceCore
 import RelanceStore
+import Synchronization
 import Testing
 
 /// Paths of the package under test.
@@ -59,6 +60,28 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), _ condition: (
     throw TimedOut(description: "timed out waiting for \(what)")
 }
 
+/// The children still running: a helper (a gateway simulator, an SMTP server) whose test object
+/// was not released before the test process ended was left running, listening, after the run.
+/// They are killed when the test process exits.
+enum RunningChildren {
+    static let processes = Mutex<[ObjectIdentifier: Process]>([:])
+    static let killAtExit: Void = {
+        atexit {
+            // Still running means not reaped: its pid cannot belong to another process yet.
+            for process in RunningChildren.processes.withLock({ Array($0.values) }) where process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+            }
+        }
+    }()
+
+    static func started(_ process: Process) {
+        _ = killAtExit
+        processes.withLock { $0[ObjectIdentifier(process)] = process }
+    }
+
+    static func ended(_ process: Process) { processes.withLock { $0[ObjectIdentifier(process)] = nil } }
+}
+
 /// A child process whose output goes to files (so a chatty daemon never blocks on a full pipe).
 final class Child: @unchecked Sendable {
     // @unchecked: `process` is only started once and then read; Foundation's Process is thread-safe for that.
@@ -85,6 +108,7 @@ final class Child: @unchecked Sendable {
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        RunningChildren.started(process)
     }
 
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
@@ -103,6 +127,7 @@ final class Child: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        RunningChildren.ended(process)
     }
 }
 
