@@ -96,6 +96,12 @@ extension Ledger {
     }
 
     /// Total paid per invoice of a reminder, from partial payments (the latest figure wins).
+    /// Whether any partial payment is in force (on any invoice).
+    static func anyPartialPayment(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(
+            db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM cancellation WHERE scope = 'invoice' AND amount_paid IS NOT NULL AND lifted_at IS NULL)") ?? false
+    }
+
     static func payments(_ db: Database, reminderID: String) throws -> [String: String] {
         var paid: [String: String] = [:]
         for row in try Row.fetchAll(
