@@ -188,7 +188,7 @@ public struct TemplateSet: Sendable {
         let frames = Frame.root(TemplateContext.Source(reminder, channel: .email, settings: settings, now: now, history: history), log: log)
         let locale = reminder.debtor.locale
         let subject = try render(stage: reminder.stage, part: "email.subject", frames: frames, log: log, locale: locale)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmingWhitespace()
         if subject.isEmpty { throw TemplateError(template: "\(reminder.stage)/email.subject", message: "renders an empty subject") }
         if subject.contains(where: { $0.isNewline }) {
             throw TemplateError(template: "\(reminder.stage)/email.subject", message: "renders a subject on several lines")
@@ -202,7 +202,7 @@ public struct TemplateSet: Sendable {
         let log = LookupLog()
         let frames = Frame.root(TemplateContext.Source(reminder, channel: .sms, settings: settings, now: now, history: history), log: log)
         let text = try render(stage: reminder.stage, part: "sms.txt", frames: frames, log: log, locale: reminder.debtor.locale)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmingWhitespace()
         if text.isEmpty { throw TemplateError(template: "\(reminder.stage)/sms.txt", message: "renders an empty message") }
         return RenderedSMS(text: text)
     }

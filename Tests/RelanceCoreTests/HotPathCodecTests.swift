@@ -236,3 +236,12 @@ import Testing
         #expect(builds == 5)
     }
 }
+
+@Suite struct TrimmingTests {
+    @Test(arguments: [
+        "Bonjour", " Bonjour\n", "\n\n\tBonjour, facture F-1 : 12,00\u{00A0}€.\r\n", "\u{00A0}\u{202F}x\u{2028}", "", " \n ", "é", "a b", "\u{3000}全角\u{3000}",
+    ])
+    func removesWhatFoundationRemoves(_ text: String) {
+        #expect(text.trimmingWhitespace() == text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
