@@ -22,7 +22,8 @@ public enum Money {
             }
             return "'\(text.debugQuoted)' is not a positive decimal amount such as \"1234.50\" (dot separator, no sign, no thousands separator)"
         }
-        guard let value = Decimal(string: text, locale: posix), value > 0 else { return "must be greater than zero" }
+        // Digits and at most one dot: greater than zero exactly when a digit is not 0 (no Decimal parsed).
+        guard utf8.contains(where: { $0 >= UInt8(ascii: "1") && $0 <= UInt8(ascii: "9") }) else { return "must be greater than zero" }
         return nil
     }
 

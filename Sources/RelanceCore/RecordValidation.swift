@@ -219,7 +219,7 @@ public struct RecordValidator: Sendable {
             fields.fail("debtor.locale", "unknown locale '\(locale)' (expected a BCP 47 tag such as fr-FR or en)")
         }
         let timezone = fields.optionalString(d, "timezone", path: "debtor.timezone", maxLength: 64) ?? rules.defaultTimezone
-        if TimeZone(identifier: timezone) == nil || !timezone.contains("/") && timezone != "UTC" {
+        if !Self.isKnownTimeZone(timezone) {
             fields.fail("debtor.timezone", "unknown time zone '\(timezone)' (expected an IANA name such as Europe/Paris)")
         }
         var country = rules.defaultCountry
@@ -254,6 +254,15 @@ public struct RecordValidator: Sendable {
         guard let id, let name else { return nil }
         return Debtor(id: id, name: name, email: email, phone: phone, country: country, locale: locale, timezone: timezone, kind: kind)
     }
+
+    /// An IANA zone name (`Europe/Paris`) or `UTC`; remembered, as every record names one of a few.
+    static func isKnownTimeZone(_ name: String) -> Bool {
+        knownTimeZones.value(name) { name in
+            TimeZone(identifier: name) != nil && (name.utf8.contains(UInt8(ascii: "/")) || name == "UTC")
+        }
+    }
+
+    static let knownTimeZones = Memo<String, Bool>(limit: 1024)
 
     func validateInvoice(_ value: JSONValue, path: String, fields: inout Fields) -> Invoice? {
         guard case .object(let inv) = value else {

@@ -93,7 +93,7 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
 
     @Test(arguments: [
         ("1234,50", "not a positive decimal"), ("1,234.50", "not a positive decimal"), ("12.345", "more decimals"), ("-5.00", "not a positive decimal"),
-        ("0", "greater than zero"), ("1e3", "not a positive decimal"),
+        ("0", "greater than zero"), ("0.00", "greater than zero"), ("000.0", "greater than zero"), ("1e3", "not a positive decimal"),
     ])
     func badAmounts(_ amount: String, _ reason: String) {
         let found = issues(record(invoice: ["amount": amount]))
@@ -108,6 +108,7 @@ func issues(_ data: Data, _ v: RecordValidator = validator()) -> [FieldIssue] {
     @Test func yenHasNoDecimals() {
         #expect(issues(record(invoice: ["amount": "100.5", "currency": "JPY"])).map(\.field) == ["invoices[0].amount"])
         #expect(issues(record(invoice: ["amount": "100", "currency": "JPY"])).isEmpty)
+        #expect(issues(record(invoice: ["amount": "0.01"])).isEmpty && issues(record(invoice: ["amount": "010.00"])).isEmpty)
     }
 
     @Test(arguments: ["EUROS", "XYZ", "eur"])
