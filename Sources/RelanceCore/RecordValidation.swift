@@ -325,31 +325,31 @@ struct Fields {
 
     mutating func fail(_ field: String, _ reason: String) { issues.append(.init(field: field, reason: reason)) }
 
-    mutating func string(_ dict: [String: JSONValue], _ key: String, path: String, maxLength: Int) -> String? {
+    mutating func string(_ dict: [String: JSONValue], _ key: String, path: @autoclosure () -> String, maxLength: Int) -> String? {
         guard let value = dict[key], value != .null else {
-            fail(path, "is required")
+            fail(path(), "is required")
             return nil
         }
-        return checkedString(value, path: path, maxLength: maxLength)
+        return checkedString(value, path: path(), maxLength: maxLength)
     }
 
-    mutating func optionalString(_ dict: [String: JSONValue], _ key: String, path: String, maxLength: Int) -> String? {
+    mutating func optionalString(_ dict: [String: JSONValue], _ key: String, path: @autoclosure () -> String, maxLength: Int) -> String? {
         guard let value = dict[key], value != .null else { return nil }
-        return checkedString(value, path: path, maxLength: maxLength)
+        return checkedString(value, path: path(), maxLength: maxLength)
     }
 
-    mutating func checkedString(_ value: JSONValue, path: String, maxLength: Int) -> String? {
+    mutating func checkedString(_ value: JSONValue, path: @autoclosure () -> String, maxLength: Int) -> String? {
         guard case .string(let s) = value else {
-            fail(path, "must be a string, found \(value.typeName)")
+            fail(path(), "must be a string, found \(value.typeName)")
             return nil
         }
         // Any visible ASCII character settles it; otherwise look at the scalars.
         if !s.utf8.contains(where: { $0 > 0x20 && $0 < 0x7F }) && s.trimmingSpaces().isEmpty {
-            fail(path, "must not be empty")
+            fail(path(), "must not be empty")
             return nil
         }
         if let problem = TextRules.problem(s, maxLength: maxLength) {
-            fail(path, problem)
+            fail(path(), problem)
             return nil
         }
         return s
@@ -396,17 +396,17 @@ struct Fields {
     /// Instants a reminder may name: a year 9999 is a producer's bug, never a plan.
     static let plausible = Date(timeIntervalSince1970: 946_684_800)..<Date(timeIntervalSince1970: 4_102_444_800)
 
-    mutating func date(_ dict: [String: JSONValue], _ key: String, path: String) -> CivilDate? {
+    mutating func date(_ dict: [String: JSONValue], _ key: String, path: @autoclosure () -> String) -> CivilDate? {
         guard let value = dict[key], value != .null else {
-            fail(path, "is required")
+            fail(path(), "is required")
             return nil
         }
         guard case .string(let s) = value, let date = CivilDate(s) else {
-            fail(path, "is not a valid date YYYY-MM-DD")
+            fail(path(), "is not a valid date YYYY-MM-DD")
             return nil
         }
         guard date.year <= 2099 else {
-            fail(path, "'\(s.debugQuoted)' is after 2099")
+            fail(path(), "'\(s.debugQuoted)' is after 2099")
             return nil
         }
         return date
