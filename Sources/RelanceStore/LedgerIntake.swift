@@ -35,7 +35,9 @@ extension Ledger {
                     }
                     continue
                 }
-                for invoice in Set(reminder.invoices.map(\.number)) {
+                // Each number once (one invoice, the usual case, needs no set).
+                let numbers = reminder.invoices.count == 1 ? [reminder.invoices[0].number] : Array(Set(reminder.invoices.map(\.number)))
+                for invoice in numbers {
                     try db.run(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
                 }
                 for channel in reminder.channels {
