@@ -69,21 +69,37 @@ public struct Intake: Sendable {
         await withTaskGroup(of: (Int, Claimed?).self) { group in
             var next = 0
             var done: [Int: Claimed?] = [:]
+            // Files started and not committed yet, and the size of the last one parsed: big files
+            // are parsed fewer at a time, so that the reminders held in memory stay bounded.
+            var inFlight = 0
+            var lastRecords = 0
             func startNext() {
-                guard next < waiting.count, !shouldStop() else { return }
+                guard next < waiting.count, !shouldStop(), inFlight < Self.parseAhead,
+                    inFlight == 0 || (inFlight + 1) * lastRecords <= Self.recordsAhead
+                else { return }
                 let (index, (queue, name)) = (next, waiting[next])
                 next += 1
+                inFlight += 1
                 group.addTask { (index, await self.claimAndParse(queue: queue, name: name)) }
             }
             for _ in 0..<Self.parseAhead { startNext() }
             var committed = 0
             while committed < next, let (index, claimed) = await group.next() {
                 done[index] = claimed
+                if let claimed { lastRecords = claimed.encoded.count }
+                var records = 0
                 while let ready = done.removeValue(forKey: committed) {
                     committed += 1
-                    if let ready { await commit(ready, into: &result) }
+                    inFlight -= 1
+                    if let ready {
+                        records += ready.encoded.count
+                        await commit(ready, into: &result)
+                    }
                     startNext()
                 }
+                // Files parsed on several threads leave free memory in as many malloc arenas: after
+                // a big file it goes back to the system, so a large backlog keeps a small footprint.
+                if records >= Self.trimAfter { MemoryTrim.run() }
             }
         }
         return result
@@ -91,6 +107,10 @@ public struct Intake: Sendable {
 
     /// How many spool files are claimed and parsed ahead of the one being committed.
     static let parseAhead = 3
+    /// At most about this many reminders parsed ahead (two files of 5,000, three of 1,000).
+    static let recordsAhead = 10_000
+    /// Committed records after which free memory is handed back (`malloc_trim`).
+    static let trimAfter = 2000
 
     /// A file moved into `active/` and parsed.
     struct Claimed: Sendable {

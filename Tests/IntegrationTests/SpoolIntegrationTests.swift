@@ -108,6 +108,29 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: sandbox.maildir + "/new").count == 2)
     }
 
+    /// Big files are parsed fewer at a time than small ones (the reminders held in memory stay
+    /// bounded); they are still committed in the order they were dropped.
+    @Test func bigFilesAreTakenWholeAndInOrder() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        _ = try await sandbox.relance(["pause", "--all"])
+        let perFile = 5_200
+        for file in 0..<4 {
+            var records = (0..<perFile).map { Records.reminder("B\(file)-\($0)", amount: "10.00") }
+            // The last file repeats the first file's first id with another amount: a conflict,
+            // since the first file is committed before it.
+            if file == 3 { records[0] = Records.reminder("B0-0", amount: "99.00") }
+            try sandbox.dropLines("big-\(file).jsonl", records)
+        }
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(sandbox.files("done") == ["big-0.jsonl", "big-1.jsonl", "big-2.jsonl"])
+        #expect(sandbox.files("failed") == ["big-3.jsonl", "big-3.jsonl.error.json"])
+        let errors = try errorReport(sandbox, "big-3.jsonl")
+        #expect(errors.count == 1 && (errors.first?["reason"] as? String)?.hasPrefix("conflict") == true)
+        let counts = try await sandbox.ledger().statusCounts()
+        #expect(counts.map(\.count).reduce(0, +) == 4 * perFile - 1)
+    }
+
     @Test func dryRunChangesNothing() async throws {
         let sandbox = try Sandbox()
         // Nothing listens on port 9: D-0 fails transiently and is due again at once (retry.first 0s).
