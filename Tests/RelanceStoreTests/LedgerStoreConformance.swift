@@ -20,6 +20,14 @@ struct StoreBackend: Sendable, CustomStringConvertible {
 @Suite struct LedgerStoreConformance {
     static func email(_ id: String) -> DeliveryKey { DeliveryKey(reminderID: id, channel: .email) }
 
+    /// An SMS reminder ingested and marked `sending` through Twilio (attempt 1).
+    static func sendingSMS(_ store: any LedgerStore, _ id: String) async throws -> DeliveryKey {
+        _ = try await store.ingest([reminder(id, channels: [.sms])], sourceFile: "f-\(id)", queue: "default", priority: 0, now: t0)
+        let key = DeliveryKey(reminderID: id, channel: .sms)
+        #expect(try await store.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0) == 1)
+        return key
+    }
+
     @Test(arguments: StoreBackend.all)
     func ingestIsIdempotentOnTheReminderID(_ backend: StoreBackend) async throws {
         let store = try await backend.make()
@@ -147,9 +155,7 @@ struct StoreBackend: Sendable, CustomStringConvertible {
     @Test(arguments: StoreBackend.all)
     func callbacksApplyOnceAndUnknownOnesWaitAsOrphans(_ backend: StoreBackend) async throws {
         let store = try await backend.make()
-        _ = try await store.ingest([reminder("CB", channels: [.sms])], sourceFile: "c", queue: "default", priority: 0, now: t0)
-        let key = DeliveryKey(reminderID: "CB", channel: .sms)
-        _ = try await store.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0)
+        let key = try await Self.sendingSMS(store, "CB")
         let early = StatusCallback(provider: "twilio", messageID: "SM-LATE", status: .delivered, raw: ["MessageStatus": "delivered"])
         #expect(try await store.apply(early, now: t0) == .orphan)
         try await store.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "SM-1", code: 201, detail: "queued"), retryAt: nil, now: t0)
@@ -163,9 +169,7 @@ struct StoreBackend: Sendable, CustomStringConvertible {
     @Test(arguments: StoreBackend.all)
     func aFailoverRecordsTheProviderThatWasUsed(_ backend: StoreBackend) async throws {
         let store = try await backend.make()
-        _ = try await store.ingest([reminder("FO", channels: [.sms])], sourceFile: "f", queue: "default", priority: 0, now: t0)
-        let key = DeliveryKey(reminderID: "FO", channel: .sms)
-        _ = try await store.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0)
+        let key = try await Self.sendingSMS(store, "FO")
         // Twilio was down: the backup provider took the message and gave its own id.
         try await store.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "V-1", code: 200, detail: "ok"), retryAt: nil, now: t0, via: "vonage")
         let fromPrimary = StatusCallback(provider: "twilio", messageID: "V-1", status: .delivered, raw: [:])
