@@ -84,7 +84,9 @@ public enum FormEncoding {
             switch byte {
             case UInt8(ascii: "+"): out.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard index + 1 < encoded.count, let high = ASCIIDigits.hexValue(encoded[index]), let low = ASCIIDigits.hexValue(encoded[index + 1]) else { return nil }
+                guard index + 1 < encoded.count, let high = ASCIIDigits.hexValue(encoded[index]), let low = ASCIIDigits.hexValue(encoded[index + 1]) else {
+                    return nil
+                }
                 index += 2
                 out.append(high << 4 | low)
             default: out.append(byte)

@@ -108,7 +108,8 @@ public struct WeeklyWindows: Sendable, Hashable, CustomStringConvertible {
         var days: [Int] = []
         for item in text.split(separator: ",") {
             let ends = item.split(separator: "-").map(String.init)
-            guard (1...2).contains(ends.count), let first = dayNames.firstIndex(of: ends[0]), let last = ends.last.flatMap({ dayNames.firstIndex(of: $0) }), first <= last
+            guard (1...2).contains(ends.count), let first = dayNames.firstIndex(of: ends[0]), let last = ends.last.flatMap({ dayNames.firstIndex(of: $0) }),
+                first <= last
             else { throw SpecError(description: "'\(item)': expected days such as mon, mon-fri or mon,wed") }
             days += Array((first + 1)...(last + 1))
         }
@@ -117,7 +118,9 @@ public struct WeeklyWindows: Sendable, Hashable, CustomStringConvertible {
 
     static func parseTime(_ text: Substring) -> Int? {
         let hm = text.split(separator: ":")
-        guard hm.count == 2, hm[0].count == 2, hm[1].count == 2, let h = ASCIIDigits.integer(hm[0]), let m = ASCIIDigits.integer(hm[1]), m < 60, h < 24 || (h == 24 && m == 0) else {
+        guard hm.count == 2, hm[0].count == 2, hm[1].count == 2, let h = ASCIIDigits.integer(hm[0]), let m = ASCIIDigits.integer(hm[1]), m < 60,
+            h < 24 || (h == 24 && m == 0)
+        else {
             return nil
         }
         return h * 60 + m

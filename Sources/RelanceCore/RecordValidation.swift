@@ -175,7 +175,8 @@ public struct RecordValidator: Sendable {
         case .object(let dict)?:
             for (key, value) in dict.sorted(by: { $0.key < $1.key }) {
                 let path = "vars.\(key)"
-                guard !key.isEmpty, key.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == UInt8(ascii: "_") }) else {
+                guard !key.isEmpty, key.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == UInt8(ascii: "_") })
+                else {
                     fields.fail(path, "variable names use only ASCII letters, digits and '_'")
                     continue
                 }

@@ -56,4 +56,3 @@ struct NotifierService: Service {
         }
     }
 }
-

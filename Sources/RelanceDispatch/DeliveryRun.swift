@@ -3,9 +3,9 @@ import Logging
 import Metrics
 import RelanceConfig
 import RelanceCore
+import RelanceSpool
 import RelanceStore
 import RelanceTemplates
-import RelanceSpool
 
 /// One delivery, from one settings snapshot, as a sequence of named steps:
 /// decide (the contact policy) → assemble (grouping, agency history, build) → claim (mark
@@ -137,7 +137,7 @@ struct DeliveryRun {
         }
         do {
             return Assembly(members: members, history: history, message: try await build(members.map(\.reminder), history: history, now: now))
-        } catch where members.count > 1 {
+        } catch  where members.count > 1 {
             // A merged message that cannot be built (too many SMS segments…): the lead goes alone.
             logger.info("the grouped message cannot be built; the reminder goes alone", metadata: ["error": "\(error)"])
         } catch {
@@ -289,7 +289,8 @@ struct DeliveryRun {
             counts.failed = claim.members.count
             label = "permanent"
             logger.error(
-                "permanent failure", metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)"]) { a, _ in a })
+                "permanent failure",
+                metadata: metadata.merging(["relance.code": "\(code.map(String.init) ?? "-")", "relance.detail": "\(detail)"]) { a, _ in a })
         case .inDoubt(let detail):
             label = "unknown"
             logger.critical(

@@ -58,7 +58,8 @@ public struct PolicyStep: Sendable {
         }
         var contacts = prefetched ?? []
         if prefetched == nil, let ledger {
-            contacts = try await ledger.contacts(debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-Self.contactHistory))
+            contacts = try await ledger.contacts(
+                debtorID: reminder.debtor.id, excludingReminder: reminder.id, since: now.addingTimeInterval(-Self.contactHistory))
         }
         switch policy.decide(channel: channel, stage: reminder.stage, country: reminder.debtor.country, timeZone: zone, now: now, contacts: contacts) {
         case .sendNow: return .send(reminder)

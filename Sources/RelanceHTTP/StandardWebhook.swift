@@ -35,7 +35,8 @@ public struct StandardWebhook: WebhookProvider {
         case "undelivered", "failed": mapped = .undelivered
         case "bounced": mapped = .bounced
         case "queued", "sent", "accepted": mapped = .inFlight
-        default: throw HTTPError(.badRequest, message: "unknown status '\(status.debugQuoted)' (delivered, undelivered, failed, bounced, queued, sent, accepted)")
+        default:
+            throw HTTPError(.badRequest, message: "unknown status '\(status.debugQuoted)' (delivered, undelivered, failed, bounced, queued, sent, accepted)")
         }
         var raw: [String: String] = ["message_id": messageID, "status": status]
         if let id = request.header("webhook-id") { raw["webhook_id"] = id }

@@ -26,7 +26,9 @@ public struct Intake: Sendable {
     public var logger: Logger
     public var clock: @Sendable () -> Date
 
-    public init(layout: SpoolLayout, settings: @escaping @Sendable () -> IntakeSettings, ledger: any LedgerStore, logger: Logger, clock: @escaping @Sendable () -> Date) {
+    public init(
+        layout: SpoolLayout, settings: @escaping @Sendable () -> IntakeSettings, ledger: any LedgerStore, logger: Logger, clock: @escaping @Sendable () -> Date
+    ) {
         self.layout = layout
         self.settings = settings
         self.ledger = ledger
@@ -192,7 +194,11 @@ public struct Intake: Sendable {
         if errors.isEmpty {
             let moved: String? = await offPool {
                 do {
-                    if keepDone { try FileIO.rename(activePath, layout.done + "/" + SpoolLayout.freeName(name, in: layout.done)) } else { try FileIO.unlink(activePath) }
+                    if keepDone {
+                        try FileIO.rename(activePath, layout.done + "/" + SpoolLayout.freeName(name, in: layout.done))
+                    } else {
+                        try FileIO.unlink(activePath)
+                    }
                     return nil
                 } catch { return "\(error)" }
             }

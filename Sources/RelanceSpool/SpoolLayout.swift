@@ -78,4 +78,3 @@ public struct SpoolLayout: Sendable {
         return candidate
     }
 }
-

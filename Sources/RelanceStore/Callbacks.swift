@@ -108,7 +108,8 @@ extension Ledger {
                 result =
                     owner["duplicate"] as Bool
                     ? .duplicate
-                    : try Self.applyKnown(db, owner: owner, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
+                    : try Self.applyKnown(
+                        db, owner: owner, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
             } else {
                 result = .orphan
             }
@@ -211,7 +212,6 @@ extension Ledger {
     }
 
     static func encodeRaw(_ raw: [String: String]) -> String { JSONText.object(raw) }
-
 
     /// The callbacks kept for one reminder (or all orphans with `reminderID == nil`), oldest first.
     public func callbacks(reminderID: String?) async throws -> [CallbackRecord] {

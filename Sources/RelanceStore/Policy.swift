@@ -14,15 +14,15 @@ extension Ledger {
     }
 
     static func contacts(_ db: Database, debtorID: String, excludingReminder reminderID: String, since: Date) throws -> [Date] {
-            try Double.fetchAll(
-                db,
-                cachedSQL: """
-                    SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
-                    WHERE r.debtor_id = ? AND a.reminder_id != ? AND a.outcome IN ('sending', 'sent', 'unknown')
-                    GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= ?
-                    """,
-                arguments: [debtorID, reminderID, since.timeIntervalSince1970]
-            ).map(Date.init(timeIntervalSince1970:))
+        try Double.fetchAll(
+            db,
+            cachedSQL: """
+                SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
+                WHERE r.debtor_id = ? AND a.reminder_id != ? AND a.outcome IN ('sending', 'sent', 'unknown')
+                GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= ?
+                """,
+            arguments: [debtorID, reminderID, since.timeIntervalSince1970]
+        ).map(Date.init(timeIntervalSince1970:))
     }
 
     /// The policy said "not now": the delivery stays pending, due at `until`, and the decision is recorded.
@@ -175,23 +175,23 @@ extension Ledger {
     }
 
     static func groupCandidates(_ db: Database, for lead: Due, now: Date, limit: Int) throws -> [Due] {
-            let rows = try Row.fetchAll(
-                db,
-                cachedSQL: """
-                    SELECT d.reminder_id, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
-                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                    WHERE d.debtor_id = ? AND d.channel = ? AND d.status = 'pending' AND d.due_at <= ? AND d.reminder_id != ?
-                    ORDER BY d.due_at, d.reminder_id LIMIT ?
-                    """,
-                arguments: [lead.reminder.debtor.id, lead.key.channel.rawValue, now.timeIntervalSince1970, lead.key.reminderID, limit])
-            return try rows.map { row in
-                let reminder = try Reminder.stored(row["record"], id: row["reminder_id"])
-                let key = DeliveryKey(reminderID: row["reminder_id"], channel: lead.key.channel)
-                return Due(
-                    key: key, reminder: reminder, queue: row["queue"], attempts: row["attempts"],
-                    firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try Self.payments(db, reminderID: key.reminderID))
-            }
+        let rows = try Row.fetchAll(
+            db,
+            cachedSQL: """
+                SELECT d.reminder_id, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
+                FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                WHERE d.debtor_id = ? AND d.channel = ? AND d.status = 'pending' AND d.due_at <= ? AND d.reminder_id != ?
+                ORDER BY d.due_at, d.reminder_id LIMIT ?
+                """,
+            arguments: [lead.reminder.debtor.id, lead.key.channel.rawValue, now.timeIntervalSince1970, lead.key.reminderID, limit])
+        return try rows.map { row in
+            let reminder = try Reminder.stored(row["record"], id: row["reminder_id"])
+            let key = DeliveryKey(reminderID: row["reminder_id"], channel: lead.key.channel)
+            return Due(
+                key: key, reminder: reminder, queue: row["queue"], attempts: row["attempts"],
+                firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try Self.payments(db, reminderID: key.reminderID))
+        }
     }
 }
 

@@ -185,7 +185,10 @@ public enum TemplateContext {
             case "has_several_invoices": return reminder.invoices.count > 1
             case "totals":
                 return Money.totals(reminder.invoices).map { total -> [String: Any] in
-                    ["currency": total.currency, "amount": Money.format(total.amount, currency: total.currency, locale: locale), "amount_value": "\(total.amount)"]
+                    [
+                        "currency": total.currency, "amount": Money.format(total.amount, currency: total.currency, locale: locale),
+                        "amount_value": "\(total.amount)",
+                    ]
                 }
             case "total": return Money.totals(reminder.invoices).map { Money.format($0.amount, currency: $0.currency, locale: locale) }.joined(separator: " + ")
             case "days_overdue": return daysOverdue

@@ -5,57 +5,57 @@ import RelanceCore
 import Synchronization
 
 extension HTTPClient {
-/// One HTTP request.
-public struct Request: Sendable, Hashable {
-    public var method: String
-    public var url: String
-    public var headers: [String: String]
-    public var body: Data?
-    /// HTTP Basic credentials (user, password), sent only over this request.
-    public var basicAuth: BasicAuth?
+    /// One HTTP request.
+    public struct Request: Sendable, Hashable {
+        public var method: String
+        public var url: String
+        public var headers: [String: String]
+        public var body: Data?
+        /// HTTP Basic credentials (user, password), sent only over this request.
+        public var basicAuth: BasicAuth?
 
-    public struct BasicAuth: Sendable, Hashable {
-        public var user: String
-        public var password: String
-        public init(user: String, password: String) {
-            self.user = user
-            self.password = password
+        public struct BasicAuth: Sendable, Hashable {
+            public var user: String
+            public var password: String
+            public init(user: String, password: String) {
+                self.user = user
+                self.password = password
+            }
+        }
+
+        public init(method: String, url: String, headers: [String: String] = [:], body: Data? = nil, basicAuth: BasicAuth? = nil) {
+            self.method = method
+            self.url = url
+            self.headers = headers
+            self.body = body
+            self.basicAuth = basicAuth
         }
     }
 
-    public init(method: String, url: String, headers: [String: String] = [:], body: Data? = nil, basicAuth: BasicAuth? = nil) {
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.basicAuth = basicAuth
-    }
-}
+    /// One HTTP response. Header names are lower-cased.
+    public struct Response: Sendable, Hashable {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: Data
 
-/// One HTTP response. Header names are lower-cased.
-public struct Response: Sendable, Hashable {
-    public var status: Int
-    public var headers: [String: String]
-    public var body: Data
+        public init(status: Int, headers: [String: String], body: Data) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
 
-    public init(status: Int, headers: [String: String], body: Data) {
-        self.status = status
-        self.headers = headers
-        self.body = body
+        /// `Retry-After` as a duration (seconds or an HTTP date), if present and sensible.
+        public func retryAfter(now: Date = Date()) -> Duration? {
+            guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces) else { return nil }
+            if let seconds = ASCIIDigits.integer(value) { return .seconds(min(seconds, 86400)) }
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "GMT")
+            formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+            guard let date = formatter.date(from: value) else { return nil }
+            return .seconds(max(0, min(86400, Int(date.timeIntervalSince(now).rounded(.up)))))
+        }
     }
-
-    /// `Retry-After` as a duration (seconds or an HTTP date), if present and sensible.
-    public func retryAfter(now: Date = Date()) -> Duration? {
-        guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if let seconds = ASCIIDigits.integer(value) { return .seconds(min(seconds, 86400)) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: value) else { return nil }
-        return .seconds(max(0, min(86400, Int(date.timeIntervalSince(now).rounded(.up)))))
-    }
-}
 }
 
 /// How to reach an HTTP API.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import RelanceCore
 import RelanceConfig
+import RelanceCore
 import RelanceDaemon
 import RelanceDispatch
 import RelanceSpool

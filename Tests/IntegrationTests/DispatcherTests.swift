@@ -88,7 +88,9 @@ import Testing
         raw.foreignKeysEnabled = false
         try await DatabaseQueue(path: ledger.path, configuration: raw).write { db in
             try db.execute(
-                sql: "INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome) VALUES ('EARLIER', 'fax', 1, 'x', 'x', 0, 'sent')")
+                sql:
+                    "INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome) VALUES ('EARLIER', 'fax', 1, 'x', 'x', 0, 'sent')"
+            )
         }
         let (state, dispatcher) = try await runOnce(configuration, ledger: ledger)
         #expect(state.order.isEmpty, "nothing sent on a guess")

@@ -165,7 +165,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: sandbox.spool + "/cancel", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: sandbox.spool + "/done", withIntermediateDirectories: true)
         try Data(#"{"cancel": {"debtor": "C-NOBODY", "reason": "paid"}}"#.utf8).write(to: URL(fileURLWithPath: sandbox.spool + "/cancel/stuck.json"))
-        func chattr(_ flag: String) async throws -> Int32 { try await Child("/usr/bin/env", ["chattr", flag, sandbox.spool + "/done"], directory: sandbox.root).wait() }
+        func chattr(_ flag: String) async throws -> Int32 {
+            try await Child("/usr/bin/env", ["chattr", flag, sandbox.spool + "/done"], directory: sandbox.root).wait()
+        }
         guard try await chattr("+i") == 0 else {
             Issue.record("chattr +i is not available here; cannot make done/ refuse the move")
             return

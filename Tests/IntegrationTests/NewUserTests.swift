@@ -43,7 +43,9 @@ import Testing
 
         try sandbox.writeConfig(templates: templates)
         try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "templates: { path: \"\(templates)\" }", with: "templates: { path: \"\(templates)\", vars: { account_manager: \"le service comptable\" } }")
+            .replacingOccurrences(
+                of: "templates: { path: \"\(templates)\" }", with: "templates: { path: \"\(templates)\", vars: { account_manager: \"le service comptable\" } }"
+            )
             .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
         let declared = try await sandbox.relance(["check"])
         #expect(declared.status == 0, "\(declared.stdout)\(declared.stderr)")

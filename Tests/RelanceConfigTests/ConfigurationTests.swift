@@ -90,9 +90,10 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 @Suite struct OverrideTests {
     @Test func everyDeclaredScalarKeyIsOverridableIncludingTheOnesTheHandListMissed() {
         let kinds = ConfigurationKeys.relance.kinds
-        for path in ["email.secondary_smtp.password", "email.secondary_smtp.url", "sms.vonage.signature_secret", "sms.vonage.insecure_unsigned",
-            "policy.caps.per_day", "delivery.breaker.cooldown", "agency.name", "creditor.payment_instructions", "log.level", "spool.root"]
-        {
+        for path in [
+            "email.secondary_smtp.password", "email.secondary_smtp.url", "sms.vonage.signature_secret", "sms.vonage.insecure_unsigned",
+            "policy.caps.per_day", "delivery.breaker.cooldown", "agency.name", "creditor.payment_instructions", "log.level", "spool.root",
+        ] {
             #expect(kinds[path] == .scalar, "\(path) in \(kinds.keys.filter { $0.hasPrefix(path.split(separator: ".")[0] + ".") }.sorted())")
         }
         #expect(kinds["sms.generic.headers"] == .scalarMap)

@@ -130,8 +130,10 @@ import Testing
             let configuration = Machine.Configuration(
                 concurrency: Int.random(in: 1...6, using: &rng), shares: ["bulk": [0.25, 0.5, 1][Int.random(in: 0...2, using: &rng)]],
                 rates: Bool.random(using: &rng) ? [.sms: Double.random(in: 0.2...5, using: &rng)] : [:],
-                breakers: [.email: CircuitBreaker(threshold: Int.random(in: 1...3, using: &rng), cooldown: .seconds(cooldown)),
-                    .sms: CircuitBreaker(threshold: Int.random(in: 1...3, using: &rng), cooldown: .seconds(cooldown))],
+                breakers: [
+                    .email: CircuitBreaker(threshold: Int.random(in: 1...3, using: &rng), cooldown: .seconds(cooldown)),
+                    .sms: CircuitBreaker(threshold: Int.random(in: 1...3, using: &rng), cooldown: .seconds(cooldown)),
+                ],
                 onePass: seed % 10 == 0)
             var m = Machine(configuration)
             var now = t0
@@ -143,7 +145,8 @@ import Testing
                 if mine.isEmpty || Bool.random(using: &rng) {
                     let due = (0..<Int.random(in: 0...8, using: &rng)).map { _ in
                         candidate(
-                            "R\(Int.random(in: 0..<40, using: &rng))", Bool.random(using: &rng) ? .email : .sms, debtor: "D\(Int.random(in: 0..<10, using: &rng))",
+                            "R\(Int.random(in: 0..<40, using: &rng))", Bool.random(using: &rng) ? .email : .sms,
+                            debtor: "D\(Int.random(in: 0..<10, using: &rng))",
                             queue: Bool.random(using: &rng) ? "bulk" : "default")
                     }
                     var unique: [DeliveryKey: Machine.Candidate] = [:]

@@ -204,17 +204,22 @@ import Testing
 }
 
 @Suite struct AmountTests {
-    @Test(arguments: [
-        ("10", "EUR", nil), ("10.5", "EUR", nil), ("10.50", "EUR", nil), ("123456789012345", "EUR", nil), ("500", "JPY", nil),
-        ("10.555", "EUR", "has more decimals than EUR allows (2)"), ("10.5", "JPY", "has more decimals than JPY allows (0)"),
-        ("10.", "EUR", "is not a positive decimal amount"), (".5", "EUR", "is not a positive decimal amount"),
-        ("-1", "EUR", "is not a positive decimal amount"), ("1,5", "EUR", "is not a positive decimal amount"),
-        ("1234567890123456", "EUR", "is not a positive decimal amount"), ("١٠", "EUR", "is not a positive decimal amount"),
-        ("10.00\n", "EUR", "is not a positive decimal amount"), ("0.00", "EUR", "must be greater than zero"),
-    ] as [(String, String, String?)])
+    @Test(
+        arguments: [
+            ("10", "EUR", nil), ("10.5", "EUR", nil), ("10.50", "EUR", nil), ("123456789012345", "EUR", nil), ("500", "JPY", nil),
+            ("10.555", "EUR", "has more decimals than EUR allows (2)"), ("10.5", "JPY", "has more decimals than JPY allows (0)"),
+            ("10.", "EUR", "is not a positive decimal amount"), (".5", "EUR", "is not a positive decimal amount"),
+            ("-1", "EUR", "is not a positive decimal amount"), ("1,5", "EUR", "is not a positive decimal amount"),
+            ("1234567890123456", "EUR", "is not a positive decimal amount"), ("١٠", "EUR", "is not a positive decimal amount"),
+            ("10.00\n", "EUR", "is not a positive decimal amount"), ("0.00", "EUR", "must be greater than zero"),
+        ] as [(String, String, String?)])
     func amounts(_ text: String, _ currency: String, _ problem: String?) {
         let found = Money.amountProblem(text, currency: currency)
-        if let problem { #expect(found?.contains(problem) == true, "\(text): \(found ?? "accepted")") } else { #expect(found == nil, "\(text): \(found ?? "")") }
+        if let problem {
+            #expect(found?.contains(problem) == true, "\(text): \(found ?? "accepted")")
+        } else {
+            #expect(found == nil, "\(text): \(found ?? "")")
+        }
     }
 
     @Test func formatsPerLocaleFromTheMemo() {
@@ -229,10 +234,18 @@ import Testing
     @Test func buildsOnceAndStartsOverWhenFull() {
         let memo = Memo<Int, String>(limit: 3)
         var builds = 0
-        for key in [1, 2, 1, 2, 3] { _ = memo.value(key) { builds += 1; return "\($0)" } }
+        for key in [1, 2, 1, 2, 3] {
+            _ = memo.value(key) {
+                builds += 1; return "\($0)"
+            }
+        }
         #expect(builds == 3)
-        _ = memo.value(4) { builds += 1; return "\($0)" }  // full: starts over
-        _ = memo.value(1) { builds += 1; return "\($0)" }
+        _ = memo.value(4) {
+            builds += 1; return "\($0)"
+        }  // full: starts over
+        _ = memo.value(1) {
+            builds += 1; return "\($0)"
+        }
         #expect(builds == 5)
     }
 }

@@ -17,7 +17,8 @@ import Testing
     @Test(arguments: 0..<samples.count)
     func whatComposeWritesReadsBack(_ index: Int) throws {
         let sample = Self.samples[index]
-        let html = "<html><head><style>p{color:red}</style></head><body><p>Bonjour&nbsp;\(sample.name),</p><p>1&#8239;234,50&#x20AC; &amp; more</p></body></html>"
+        let html =
+            "<html><head><style>p{color:red}</style></head><body><p>Bonjour&nbsp;\(sample.name),</p><p>1&#8239;234,50&#x20AC; &amp; more</p></body></html>"
         let pdf = Data("%PDF-1.4 \(index)".utf8)
         let message = MailMessage(
             from: Mailbox(name: "Exemple SAS", address: "relances@example.fr"), to: Mailbox(name: sample.name, address: "d@example.org"),
@@ -25,7 +26,8 @@ import Testing
             attachments: [MailAttachment(filename: sample.file, data: pdf)], messageID: "relance.T.email@example.fr", date: Date(timeIntervalSince1970: 0))
         let view = MIMEReader.read(try MIME.compose(message, boundarySeed: "seed"))
         #expect(view.header("Subject") == sample.subject)
-        #expect(view.header("To")?.contains(sample.name.replacingOccurrences(of: "\"", with: "\\\"")) == true || view.header("To")?.contains(sample.name) == true)
+        #expect(
+            view.header("To")?.contains(sample.name.replacingOccurrences(of: "\"", with: "\\\"")) == true || view.header("To")?.contains(sample.name) == true)
         #expect(view.header("Reply-To") == "compta@example.fr")
         let expectedText = sample.text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
         #expect(view.text?.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .newlines) == expectedText)

@@ -77,7 +77,8 @@ import Testing
             #expect(self.text(ok) == "orphan\n", "no such send yet: kept")
             var json = Self.jsonType
             json[HTTPField.Name("X-Twilio-Signature")!] = Self.twilioSignature("/webhooks/twilio", status)
-            #expect(try await client.execute(uri: "/webhooks/twilio", method: .post, headers: json, body: ByteBuffer(string: "{}")).status == .unsupportedMediaType)
+            #expect(
+                try await client.execute(uri: "/webhooks/twilio", method: .post, headers: json, body: ByteBuffer(string: "{}")).status == .unsupportedMediaType)
 
             let stop = [("From", "+33612345678"), ("Body", "Stop"), ("SmsStatus", "received")]
             headers[HTTPField.Name("X-Twilio-Signature")!] = Self.twilioSignature("/webhooks/twilio", stop)
@@ -101,11 +102,15 @@ import Testing
             var forged = params
             forged["status"] = "failed"
             let forgedBody = try JSONSerialization.data(withJSONObject: forged)
-            #expect(try await client.execute(uri: "/webhooks/vonage", method: .post, headers: Self.jsonType, body: ByteBuffer(data: forgedBody)).status == .forbidden)
+            #expect(
+                try await client.execute(uri: "/webhooks/vonage", method: .post, headers: Self.jsonType, body: ByteBuffer(data: forgedBody)).status
+                    == .forbidden)
             var stale = ["messageId": "V1", "status": "delivered", "timestamp": "1000000000"]
             stale["sig"] = WebhookSignatures.vonage(secret: Self.vonageSecret, method: .md5hash, parameters: stale)
             let staleBody = try JSONSerialization.data(withJSONObject: stale)
-            #expect(try await client.execute(uri: "/webhooks/vonage", method: .post, headers: Self.jsonType, body: ByteBuffer(data: staleBody)).status == .forbidden)
+            #expect(
+                try await client.execute(uri: "/webhooks/vonage", method: .post, headers: Self.jsonType, body: ByteBuffer(data: staleBody)).status == .forbidden
+            )
         }
         let unsigned = try fixture(acceptUnsignedVonage: true, vonageSecret: "")
         try await unsigned.app.test(.router) { client in
@@ -133,17 +138,21 @@ import Testing
         let f = try fixture()
         let body = #"{"message_id":"G1","status":"delivered"}"#
         try await f.app.test(.router) { client in
-            let first = try await client.execute(uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w1", body), body: ByteBuffer(string: body))
+            let first = try await client.execute(
+                uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w1", body), body: ByteBuffer(string: body))
             #expect(self.text(first) == "orphan\n")
-            let replay = try await client.execute(uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w1", body), body: ByteBuffer(string: body))
+            let replay = try await client.execute(
+                uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w1", body), body: ByteBuffer(string: body))
             #expect(self.text(replay) == "duplicate webhook-id ignored\n")
             let stale = self.standardWebhooks("w2", body, at: Date().addingTimeInterval(-600))
             #expect(try await client.execute(uri: "/webhooks/generic", method: .post, headers: stale, body: ByteBuffer(string: body)).status == .forbidden)
             let unknown = #"{"message_id":"G1","status":"exploded"}"#
-            let odd = try await client.execute(uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w3", unknown), body: ByteBuffer(string: unknown))
+            let odd = try await client.execute(
+                uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w3", unknown), body: ByteBuffer(string: unknown))
             #expect(odd.status == .badRequest)
             let twice = #"{"message_id":"G1","status":"failed","status":"delivered"}"#
-            let ambiguous = try await client.execute(uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w4", twice), body: ByteBuffer(string: twice))
+            let ambiguous = try await client.execute(
+                uri: "/webhooks/generic", method: .post, headers: self.standardWebhooks("w4", twice), body: ByteBuffer(string: twice))
             #expect(ambiguous.status == .badRequest)
             #expect(self.text(ambiguous).contains("appears twice"))
             let big = ByteBuffer(repeating: UInt8(ascii: "x"), count: 70_000)
@@ -155,7 +164,9 @@ import Testing
         let f = try fixture()
         let record = #"{"cancel": {"invoice": "F1", "reason": "paid"}}"#
         try await f.app.test(.router) { client in
-            #expect(try await client.execute(uri: "/api/cancellations", method: .post, headers: Self.jsonType, body: ByteBuffer(string: record)).status == .unauthorized)
+            #expect(
+                try await client.execute(uri: "/api/cancellations", method: .post, headers: Self.jsonType, body: ByteBuffer(string: record)).status
+                    == .unauthorized)
             var headers = Self.jsonType
             headers[.authorization] = "Bearer " + Self.apiToken
             let bad = try await client.execute(uri: "/api/cancellations", method: .post, headers: headers, body: ByteBuffer(string: #"{"cancel": {}}"#))

@@ -116,14 +116,21 @@ import Testing
     @Test func aReplayIDSeenLongerAgoThanTheWindowIsNotAReplayEvenBeforeItsPurge() async throws {
         let (ledger, _) = try await sentLedger(provider: "generic", ids: "GEN-1")
         let window = Duration.milliseconds(250)
-        let first = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0, orphanTTL: .seconds(86400), replayWindow: window)
+        let first = try await ledger.apply(
+            callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0, orphanTTL: .seconds(86400), replayWindow: window)
         #expect(first == .applied)
         // Within the window: a replay. Half a second later (no purge yet, they run once a second): past the window, not a replay.
-        let soon = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.1), orphanTTL: .seconds(86400), replayWindow: window)
+        let soon = try await ledger.apply(
+            callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.1), orphanTTL: .seconds(86400),
+            replayWindow: window)
         #expect(soon == .replay)
-        let later = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.5), orphanTTL: .seconds(86400), replayWindow: window)
+        let later = try await ledger.apply(
+            callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.5), orphanTTL: .seconds(86400),
+            replayWindow: window)
         #expect(later == .duplicate)
-        let again = try await ledger.apply(callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.6), orphanTTL: .seconds(86400), replayWindow: window)
+        let again = try await ledger.apply(
+            callback(.delivered, id: "GEN-1", provider: "generic"), replayID: "generic:m", now: t0.addingTimeInterval(0.6), orphanTTL: .seconds(86400),
+            replayWindow: window)
         #expect(again == .replay, "seen again at +0.5 s: within the window")
     }
 

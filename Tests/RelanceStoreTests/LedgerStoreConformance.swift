@@ -69,8 +69,10 @@ struct StoreBackend: Sendable, CustomStringConvertible {
         _ = try await store.ingest(
             [reminder("P1", notBefore: t0.addingTimeInterval(-30), debtor: "G"), reminder("P2", notBefore: t0.addingTimeInterval(-20), debtor: "G")],
             sourceFile: "g", queue: "default", priority: 0, now: t0)
-        _ = try await store.ingest([reminder("EARLIER", notBefore: t0.addingTimeInterval(-90), debtor: "G")], sourceFile: "h", queue: "default", priority: 0, now: t0)
-        let earlier = try #require(try await store.markSending(Self.email("EARLIER"), transport: "smtp", recipient: "n@example.org", now: t0.addingTimeInterval(-5)))
+        _ = try await store.ingest(
+            [reminder("EARLIER", notBefore: t0.addingTimeInterval(-90), debtor: "G")], sourceFile: "h", queue: "default", priority: 0, now: t0)
+        let earlier = try #require(
+            try await store.markSending(Self.email("EARLIER"), transport: "smtp", recipient: "n@example.org", now: t0.addingTimeInterval(-5)))
         try await store.recordOutcome(Self.email("EARLIER"), attempt: earlier, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: t0)
         let since = t0.addingTimeInterval(-86400)
         let due = try await store.due(now: t0, limit: 10, prefetch: Ledger.Prefetch(contactsSince: since, groupLimit: 49)) { _, _ in false }
@@ -84,7 +86,8 @@ struct StoreBackend: Sendable, CustomStringConvertible {
         #expect(lead.prefetched?.groupCandidates?.map(\.key.reminderID) == group.map(\.key.reminderID))
         #expect(try await store.attemptCount(channel: .email, since: since) == 1)
         // Prefetching stops after the deliveries that can start; the rest come without it.
-        _ = try await store.ingest([reminder("OTHER", notBefore: t0.addingTimeInterval(-10), debtor: "H")], sourceFile: "i", queue: "default", priority: 0, now: t0)
+        _ = try await store.ingest(
+            [reminder("OTHER", notBefore: t0.addingTimeInterval(-10), debtor: "H")], sourceFile: "i", queue: "default", priority: 0, now: t0)
         let partly = try await store.due(now: t0, limit: 10, prefetch: Ledger.Prefetch(contactsSince: since, groupLimit: 49, deliveries: 1)) { _, _ in false }
         #expect(partly.map(\.key.reminderID) == ["P1", "OTHER"])
         #expect(partly.map { $0.prefetched != nil } == [true, false])

@@ -78,7 +78,8 @@ final class CountingHTTPServer: Sendable {
             if delay > .zero { Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds)) }
             tally.counts.withLock { $0.inFlight -= 1 }
             let body = #"{"sid":"SM1","status":"queued"}"#
-            let response = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-Test:  padded value \r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let response =
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-Test:  padded value \r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             _ = response.withCString { write(client, $0, strlen($0)) }
         }
     }
