@@ -5,8 +5,20 @@ import Testing
 
 @testable import RelanceStore
 
-/// Ledger defects of issue 10; each test failed before its fix.
+/// Ledger defects; each test failed before its fix.
 @Suite struct FoundDefectStoreTests {
+    /// GRDB's `DatabasePool` sets `synchronous = NORMAL` on its writer after the configuration's
+    /// `prepareDatabase` ran: the ledger's `FULL` was silently overridden, and a commit (a
+    /// `sending` mark) could be lost to a power cut. Found with strace: 8 fsyncs for 2,000 sends.
+    @Test func theWriterCommitsWithSynchronousFull() async throws {
+        let ledger = try temporaryLedger()
+        let level = try await ledger.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(level == 2, "PRAGMA synchronous on the writer: 2 is FULL, 1 NORMAL")
+        // The same through the group commit, the path every send takes.
+        let grouped = try await ledger.batcher.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(grouped == 2)
+    }
+
     /// Erasure was detected by `"erased":` inside the record: a record whose `vars` held that key
     /// made a changed re-drop pass for a duplicate instead of a conflict.
     @Test func erasureIsTheErasedAtColumnNotAWordInTheRecord() async throws {
