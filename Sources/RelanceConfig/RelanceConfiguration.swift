@@ -21,9 +21,12 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var compliance = Compliance()
     public var retention = Retention()
     public var agency: AgencySettings? = nil
+    public var plan = Plan()
+    public var receivables = Receivables()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance, retention, agency
+        case plan, receivables
     }
 
     public init() {}
@@ -46,6 +49,13 @@ public struct RelanceConfiguration: Sendable, Decodable {
         compliance = try c.value(.compliance, or: compliance)
         retention = try c.value(.retention, or: retention)
         agency = try c.value(.agency)
+        plan = try c.value(.plan, or: plan)
+        receivables = try c.value(.receivables, or: receivables)
+        for (name, ladder) in plan.ladders {
+            for step in ladder.steps where step.action == .send && !stages.contains(step.stage) {
+                throw c.invalid(.plan, "plan.ladders.\(name): stage '\(step.stage)' is not a configured stage (\(stages.joined(separator: ", "))): its templates would be missing")
+            }
+        }
         for name in policy.stages.keys where !stages.contains(name) {
             throw c.invalid(.policy, "policy.stages.\(name): not a configured stage (\(stages.joined(separator: ", ")))")
         }

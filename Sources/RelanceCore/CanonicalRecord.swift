@@ -97,6 +97,13 @@ extension Reminder {
 
 /// Small JSON texts written by hand (the ledger's raw callback fields).
 public enum JSONText {
+    /// A JSON string literal, escaped: `"a\"b"`.
+    public static func string(_ text: String) -> String {
+        var w = CanonicalWriter()
+        w.string(text)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
     /// An object of strings, keys sorted: `{"a":"1","b":"2"}`.
     public static func object(_ fields: [String: String]) -> String {
         var w = CanonicalWriter()

@@ -248,7 +248,7 @@ public enum Planner {
     }
 
     /// Through which day a dispute open on `asOf` holds the invoice (`CivilDate.distantFuture` while not closed).
-    static func activeDispute(_ movements: [ReceivableMovement], invoice: String, on asOf: CivilDate) -> CivilDate? {
+    public static func activeDispute(_ movements: [ReceivableMovement], invoice: String, on asOf: CivilDate) -> CivilDate? {
         var until: CivilDate?
         for case .dispute(_, invoice, let opened, let closed, _) in movements where opened <= asOf && closed.map({ asOf <= $0 }) ?? true {
             let end = closed ?? .distantFuture
@@ -257,7 +257,7 @@ public enum Planner {
         return until
     }
 
-    static func activeHold(_ movements: [ReceivableMovement], invoice: String, on asOf: CivilDate) -> CivilDate? {
+    public static func activeHold(_ movements: [ReceivableMovement], invoice: String, on asOf: CivilDate) -> CivilDate? {
         var until: CivilDate?
         for case .hold(_, let scope, let end, _, let from) in movements
         where scope.covers(invoice) && from.map({ $0 <= asOf }) ?? true && end.map({ asOf <= $0 }) ?? true {
@@ -267,7 +267,7 @@ public enum Planner {
         return until
     }
 
-    static func activePromise(_ movements: [ReceivableMovement], invoice: String, on asOf: CivilDate) -> CivilDate? {
+    public static func activePromise(_ movements: [ReceivableMovement], invoice: String, on asOf: CivilDate) -> CivilDate? {
         var until: CivilDate?
         for case .promise(_, let scope, _, let end, let made) in movements where scope.covers(invoice) && made.map({ $0 <= asOf }) ?? true && asOf <= end {
             until = max(until ?? end, end)

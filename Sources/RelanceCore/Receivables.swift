@@ -232,3 +232,84 @@ extension CivilDate {
     /// The last day of this date's month.
     public var endOfMonth: CivilDate { CivilDate(year: year, month: month, day: CivilDate.daysIn(month: month, year: year)) }
 }
+
+extension ReceivableMovement {
+    /// Its fields as strings, keys as in the feed (stored as a small JSON object, compared for
+    /// idempotence: the same key with other content is a conflict).
+    public var fields: [String: String] {
+        var f: [String: String] = [:]
+        func put(_ key: String, _ value: (any CustomStringConvertible)?) { if let value { f[key] = value.description } }
+        switch self {
+        case .payment(let id, let amount, let currency, let paidOn, let invoice):
+            f["type"] = "payment"
+            (f["id"], f["amount"], f["currency"], f["paid_on"]) = (id, String(amount), currency, paidOn.description)
+            put("invoice", invoice)
+        case .creditNote(let id, let invoice, let amount, let issuedOn):
+            f["type"] = "credit_note"
+            (f["id"], f["invoice"], f["amount"], f["issued_on"]) = (id, invoice, String(amount), issuedOn.description)
+        case .writeOff(let invoice, let on):
+            (f["type"], f["invoice"], f["on"]) = ("write_off", invoice, on.description)
+        case .dispute(let id, let invoice, let openedOn, let closedOn, let reason):
+            (f["type"], f["id"], f["invoice"], f["opened_on"], f["reason"]) = ("dispute", id, invoice, openedOn.description, reason)
+            put("closed_on", closedOn)
+        case .promise(let id, let scope, let amount, let until, let madeOn):
+            (f["type"], f["id"], f["until"]) = ("promise", id, until.description)
+            if case .invoice(let number) = scope { f["invoice"] = number }
+            put("amount", amount)
+            put("on", madeOn)
+        case .hold(let id, let scope, let until, let reason, let from):
+            (f["type"], f["id"], f["reason"]) = ("hold", id, reason)
+            if case .invoice(let number) = scope { f["invoice"] = number }
+            put("until", until)
+            put("from", from)
+        }
+        return f
+    }
+
+    /// Reads back what `fields` wrote (amounts in minor units); nil if it is not such a record.
+    public init?(fields f: [String: String]) {
+        let date = { (key: String) in f[key].flatMap(CivilDate.init) }
+        let scope: ReceivableScope = f["invoice"].map { .invoice($0) } ?? .debtor
+        switch f["type"] {
+        case "payment":
+            guard let id = f["id"], let amount = f["amount"].flatMap({ Int64($0) }), let currency = f["currency"], let paid = date("paid_on") else { return nil }
+            self = .payment(id: id, amount: amount, currency: currency, paidOn: paid, invoice: f["invoice"])
+        case "credit_note":
+            guard let id = f["id"], let invoice = f["invoice"], let amount = f["amount"].flatMap({ Int64($0) }), let on = date("issued_on") else { return nil }
+            self = .creditNote(id: id, invoice: invoice, amount: amount, issuedOn: on)
+        case "write_off":
+            guard let invoice = f["invoice"], let on = date("on") else { return nil }
+            self = .writeOff(invoice: invoice, on: on)
+        case "dispute":
+            guard let id = f["id"], let invoice = f["invoice"], let opened = date("opened_on") else { return nil }
+            self = .dispute(id: id, invoice: invoice, openedOn: opened, closedOn: date("closed_on"), reason: f["reason"] ?? "")
+        case "promise":
+            guard let id = f["id"], let until = date("until") else { return nil }
+            self = .promise(id: id, scope: scope, amount: f["amount"].flatMap { Int64($0) }, until: until, madeOn: date("on"))
+        case "hold":
+            guard let id = f["id"] else { return nil }
+            self = .hold(id: id, scope: scope, until: date("until"), reason: f["reason"] ?? "", from: date("from"))
+        default:
+            return nil
+        }
+    }
+
+    /// Disputes, promises and holds are states that may change (a dispute is closed); payments,
+    /// credit notes and write-offs are immutable.
+    public var isAmendable: Bool {
+        switch self {
+        case .dispute, .promise, .hold: true
+        case .payment, .creditNote, .writeOff: false
+        }
+    }
+
+    /// The invoice it names, if any.
+    public var invoice: String? {
+        switch self {
+        case .payment(_, _, _, _, let invoice): invoice
+        case .creditNote(_, let invoice, _, _), .writeOff(let invoice, _), .dispute(_, let invoice, _, _, _): invoice
+        case .promise(_, let scope, _, _, _), .hold(_, let scope, _, _, _):
+            if case .invoice(let number) = scope { number } else { nil }
+        }
+    }
+}

@@ -188,6 +188,58 @@ extension Ledger {
                     CREATE INDEX delivery_group ON delivery(group_lead, channel) WHERE group_lead IS NOT NULL;
                     """)
         }
+        m.registerMigration("v10-receivables") { db in
+            // The receivables ledger (DESIGN.md "Receivables and the dunning plan"). Amounts in
+            // minor units; dates as YYYY-MM-DD; nothing outstanding is stored, it is derived.
+            try db.execute(
+                sql: """
+                    CREATE TABLE rec_debtor (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL, email TEXT, phone TEXT,
+                        country TEXT NOT NULL, locale TEXT NOT NULL, timezone TEXT NOT NULL, kind TEXT NOT NULL,
+                        payment_terms TEXT, ladder TEXT,
+                        known INTEGER NOT NULL,
+                        updated_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE rec_invoice (
+                        number TEXT PRIMARY KEY NOT NULL,
+                        debtor_id TEXT NOT NULL,
+                        issued_on TEXT NOT NULL, due_on TEXT NOT NULL, due_from_terms INTEGER NOT NULL,
+                        amount INTEGER NOT NULL, currency TEXT NOT NULL,
+                        payment_url TEXT, document TEXT,
+                        updated_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX rec_invoice_debtor ON rec_invoice(debtor_id);
+                    CREATE TABLE rec_instalment (
+                        invoice TEXT NOT NULL, due_on TEXT NOT NULL, amount INTEGER NOT NULL,
+                        PRIMARY KEY (invoice, due_on)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE rec_movement (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        kind TEXT NOT NULL, debtor_id TEXT NOT NULL, invoice TEXT,
+                        content TEXT NOT NULL,
+                        recorded_at DOUBLE NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX rec_movement_debtor ON rec_movement(debtor_id);
+                    CREATE TABLE rec_event (
+                        id INTEGER PRIMARY KEY,
+                        debtor_id TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
+                        source TEXT NOT NULL, at DOUBLE NOT NULL
+                    );
+                    CREATE INDEX rec_event_debtor ON rec_event(debtor_id, at);
+                    CREATE TABLE plan_run (
+                        id INTEGER PRIMARY KEY,
+                        as_of DOUBLE NOT NULL, as_of_date TEXT NOT NULL,
+                        committed_at DOUBLE NOT NULL, reminders INTEGER NOT NULL, held INTEGER NOT NULL
+                    );
+                    CREATE TABLE plan_step (
+                        debtor_id TEXT NOT NULL, invoice TEXT NOT NULL, instalment INTEGER NOT NULL,
+                        stage TEXT NOT NULL, on_date TEXT NOT NULL, reminder_id TEXT NOT NULL, run_id INTEGER NOT NULL,
+                        PRIMARY KEY (invoice, instalment, stage)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX plan_step_debtor ON plan_step(debtor_id);
+                    """)
+        }
         return m
     }
 }

@@ -1,0 +1,325 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+/// The receivables ledger: debtors, invoices and their instalments, movements (payments, credit
+/// notes, write-offs, disputes, promises, holds), each change an event. Outstanding amounts are
+/// never stored: the planner and the reports derive them (`DebtorStanding`).
+public protocol ReceivablesStore: AnyObject, Sendable {
+    /// Records one file's records in one transaction; re-importing the same file changes nothing.
+    func importReceivables(_ records: [ReceivablesImport.Line], source: String, defaults: ReceivablesImport.Defaults, now: Date) async throws
+        -> ReceivablesImport.Result
+    /// Every debtor's snapshot (or one debtor's), in debtor id order, one at a time.
+    func forEachDebtorSnapshot(debtor: String?, _ body: @escaping @Sendable (DebtorSnapshot) throws -> Void) async throws
+    /// The `as_of` of the last committed plan run, if any.
+    func lastPlanRun() async throws -> CivilDate?
+}
+
+public enum ReceivablesImport {
+    /// A validated record and the line it came from.
+    public struct Line: Sendable {
+        public var line: Int
+        public var record: ReceivableRecord
+        public init(line: Int, record: ReceivableRecord) {
+            self.line = line
+            self.record = record
+        }
+    }
+
+    /// What a record leaves unsaid: a debtor known only from its invoices gets these until its own
+    /// record comes; an invoice without `due_on` gets the debtor's terms, else `terms`.
+    public struct Defaults: Sendable {
+        public var country: String
+        public var locale: String
+        public var timezone: String
+        public var terms: PaymentTerms
+        public init(country: String = "FR", locale: String = "fr-FR", timezone: String = "Europe/Paris", terms: PaymentTerms = PaymentTerms(kind: .days, days: 30)) {
+            self.country = country
+            self.locale = locale
+            self.timezone = timezone
+            self.terms = terms
+        }
+    }
+
+    public struct Rejection: Sendable, Hashable {
+        public var line: Int
+        public var issue: FieldIssue
+        public init(line: Int, issue: FieldIssue) {
+            self.line = line
+            self.issue = issue
+        }
+    }
+
+    public struct Result: Sendable {
+        /// Records that changed the ledger (new, or amended).
+        public var applied = 0
+        /// Records already there with the same content.
+        public var unchanged = 0
+        public var rejected: [Rejection] = []
+        public init() {}
+    }
+}
+
+extension Ledger: ReceivablesStore {
+    public func importReceivables(_ lines: [ReceivablesImport.Line], source: String, defaults: ReceivablesImport.Defaults, now: Date) async throws
+        -> ReceivablesImport.Result
+    {
+        // Debtors, then invoices, then instalments, then movements: a file may name an invoice
+        // before the line that creates it.
+        let ordered = lines.enumerated().sorted { (Self.rank($0.element.record), $0.offset) < (Self.rank($1.element.record), $1.offset) }.map(\.element)
+        return try await pool.write { db in
+            var result = ReceivablesImport.Result()
+            for line in ordered {
+                do {
+                    if try Self.apply(db, line.record, source: source, defaults: defaults, now: now) { result.applied += 1 } else { result.unchanged += 1 }
+                } catch let rejection as RecordRejection {
+                    result.rejected.append(.init(line: line.line, issue: rejection.issue))
+                }
+            }
+            result.rejected.sort { $0.line < $1.line }
+            return result
+        }
+    }
+
+    struct RecordRejection: Error {
+        var issue: FieldIssue
+        init(_ field: String, _ reason: String) { issue = FieldIssue(field: field, reason: reason) }
+    }
+
+    static func rank(_ record: ReceivableRecord) -> Int {
+        switch record {
+        case .debtor: 0
+        case .invoice: 1
+        case .instalment: 2
+        case .creditNote, .movement: 3
+        }
+    }
+
+    /// Applies one record; true when it changed the ledger.
+    static func apply(_ db: Database, _ record: ReceivableRecord, source: String, defaults: ReceivablesImport.Defaults, now: Date) throws -> Bool {
+        let t = now.timeIntervalSince1970
+        switch record {
+        case .debtor(let debtor):
+            let d = debtor.debtor
+            let values: [(any DatabaseValueConvertible)?] = [
+                d.name, d.email, d.phone, d.country, d.locale, d.timezone, d.kind.rawValue, debtor.paymentTerms?.description, debtor.ladder,
+            ]
+            let existing = try Row.fetchOne(
+                db, cachedSQL: "SELECT name, email, phone, country, locale, timezone, kind, payment_terms, ladder, known FROM rec_debtor WHERE id = ?",
+                arguments: [d.id])
+            if let existing, existing["known"] as Int == 1,
+                (0..<values.count).allSatisfy({ (existing[$0] as DatabaseValue) == (values[$0]?.databaseValue ?? .null) })
+            {
+                return false
+            }
+            try db.run(
+                sql: """
+                    INSERT INTO rec_debtor (id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder, known, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+                    ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email, phone = excluded.phone, country = excluded.country,
+                      locale = excluded.locale, timezone = excluded.timezone, kind = excluded.kind, payment_terms = excluded.payment_terms,
+                      ladder = excluded.ladder, known = 1, updated_at = excluded.updated_at
+                    """, arguments: StatementArguments([d.id] + values + [t]))
+            try event(db, debtor: d.id, subject: d.id, kind: existing == nil || existing?["known"] as Int? == 0 ? "debtor" : "debtor_amended", source: source, at: t)
+            // Invoices whose due date came from terms follow the debtor's terms.
+            let terms = debtor.paymentTerms ?? defaults.terms
+            for row in try Row.fetchAll(db, cachedSQL: "SELECT number, issued_on, due_on FROM rec_invoice WHERE debtor_id = ? AND due_from_terms = 1", arguments: [d.id]) {
+                guard let issued = CivilDate(row["issued_on"] as String) else { continue }
+                let due = terms.dueDate(issued: issued).description
+                if due != row["due_on"] as String {
+                    try db.run(sql: "UPDATE rec_invoice SET due_on = ? WHERE number = ?", arguments: [due, row["number"] as String])
+                }
+            }
+            return true
+
+        case .invoice(let parsed):
+            try ensureDebtor(db, parsed.debtor, defaults: defaults, at: t)
+            var dueFromTerms = 0
+            var due = parsed.dueOn
+            if due == nil {
+                let terms = try String.fetchOne(db, cachedSQL: "SELECT payment_terms FROM rec_debtor WHERE id = ?", arguments: [parsed.debtor]).flatMap(
+                    PaymentTerms.init)
+                due = (terms ?? defaults.terms).dueDate(issued: parsed.issuedOn)
+                dueFromTerms = 1
+            }
+            guard let due else { return false }
+            let values: [(any DatabaseValueConvertible)?] = [
+                parsed.debtor, parsed.issuedOn.description, due.description, dueFromTerms, parsed.amount, parsed.currency, parsed.paymentURL,
+                parsed.document,
+            ]
+            let existing = try Row.fetchOne(
+                db, cachedSQL: "SELECT debtor_id, issued_on, due_on, due_from_terms, amount, currency, payment_url, document FROM rec_invoice WHERE number = ?",
+                arguments: [parsed.number])
+            let instalments = parsed.instalments.map { "\($0.dueOn)=\($0.amount)" }
+            let stored = try Row.fetchAll(db, cachedSQL: "SELECT due_on, amount FROM rec_instalment WHERE invoice = ? ORDER BY due_on", arguments: [parsed.number])
+                .map { "\($0["due_on"] as String)=\($0["amount"] as Int64)" }
+            if let existing {
+                if existing["debtor_id"] as String != parsed.debtor {
+                    throw RecordRejection("debtor", "invoice \(parsed.number) belongs to debtor \(existing["debtor_id"] as String), not \(parsed.debtor)")
+                }
+                if existing["currency"] as String != parsed.currency {
+                    throw RecordRejection("currency", "invoice \(parsed.number) is in \(existing["currency"] as String): its currency cannot change")
+                }
+                let same = (0..<values.count).allSatisfy { (existing[$0] as DatabaseValue) == (values[$0]?.databaseValue ?? .null) }
+                if same && (parsed.instalments.isEmpty || instalments == stored) { return false }
+            }
+            try db.run(
+                sql: """
+                    INSERT INTO rec_invoice (number, debtor_id, issued_on, due_on, due_from_terms, amount, currency, payment_url, document, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (number) DO UPDATE SET issued_on = excluded.issued_on, due_on = excluded.due_on, due_from_terms = excluded.due_from_terms,
+                      amount = excluded.amount, payment_url = excluded.payment_url, document = excluded.document, updated_at = excluded.updated_at
+                    """, arguments: StatementArguments([parsed.number] + values + [t]))
+            if !parsed.instalments.isEmpty && instalments != stored {
+                try db.run(sql: "DELETE FROM rec_instalment WHERE invoice = ?", arguments: [parsed.number])
+                for instalment in parsed.instalments {
+                    try db.run(
+                        sql: "INSERT INTO rec_instalment (invoice, due_on, amount) VALUES (?, ?, ?)",
+                        arguments: [parsed.number, instalment.dueOn.description, instalment.amount])
+                }
+            }
+            let detail = "\(MinorAmount(units: parsed.amount, currency: parsed.currency)) due \(due)"
+            try event(db, debtor: parsed.debtor, subject: parsed.number, kind: existing == nil ? "invoice" : "invoice_amended", detail: detail, source: source, at: t)
+            return true
+
+        case .instalment(let number, let dueOn, let text):
+            guard let invoice = try Row.fetchOne(db, cachedSQL: "SELECT debtor_id, currency FROM rec_invoice WHERE number = ?", arguments: [number]) else {
+                throw RecordRejection("invoice", "unknown invoice '\(number)' (import the invoice first)")
+            }
+            let currency: String = invoice["currency"]
+            guard let amount = MinorAmount(text, currency: currency), amount.units > 0 else {
+                throw RecordRejection("amount", "'\(text)' is not a positive \(currency) amount")
+            }
+            let stored = try Int64.fetchOne(
+                db, cachedSQL: "SELECT amount FROM rec_instalment WHERE invoice = ? AND due_on = ?", arguments: [number, dueOn.description])
+            if stored == amount.units { return false }
+            try db.run(
+                sql: "INSERT INTO rec_instalment (invoice, due_on, amount) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET amount = excluded.amount",
+                arguments: [number, dueOn.description, amount.units])
+            try event(db, debtor: invoice["debtor_id"], subject: number, kind: "instalment", detail: "\(amount) due \(dueOn)", source: source, at: t)
+            return true
+
+        case .creditNote(let id, let number, let text, let issuedOn):
+            guard let currency = try String.fetchOne(db, cachedSQL: "SELECT currency FROM rec_invoice WHERE number = ?", arguments: [number]) else {
+                throw RecordRejection("invoice", "unknown invoice '\(number)' (import the invoice first)")
+            }
+            guard let amount = MinorAmount(text, currency: currency), amount.units > 0 else {
+                throw RecordRejection("amount", Money.amountProblem(text, currency: currency) ?? "'\(text)' is not a positive \(currency) amount")
+            }
+            return try applyMovement(
+                db, key: "credit_note:\(id)", debtor: nil, .creditNote(id: id, invoice: number, amount: amount.units, issuedOn: issuedOn), source: source, at: t)
+
+        case .movement(let key, let debtor, let movement):
+            return try applyMovement(db, key: key, debtor: debtor, movement, source: source, at: t)
+        }
+    }
+
+    static func applyMovement(_ db: Database, key: String, debtor named: String?, _ movement: ReceivableMovement, source: String, at t: Double) throws -> Bool {
+        var debtor = named
+        if let invoice = movement.invoice {
+            let owner = try String.fetchOne(db, cachedSQL: "SELECT debtor_id FROM rec_invoice WHERE number = ?", arguments: [invoice])
+            switch (owner, named, movement) {
+            case (nil, _, .payment): break  // a payment naming an invoice not imported yet: unallocated until it is
+            case (nil, _, _): throw RecordRejection("invoice", "unknown invoice '\(invoice)' (import the invoice first)")
+            case (let owner?, let named?, _) where owner != named:
+                throw RecordRejection("debtor", "invoice \(invoice) belongs to debtor \(owner), not \(named)")
+            default: debtor = owner ?? named
+            }
+        }
+        guard let debtor else { throw RecordRejection("debtor", "is required") }
+        let content = JSONText.object(movement.fields)
+        let stored = try String.fetchOne(db, cachedSQL: "SELECT content FROM rec_movement WHERE key = ?", arguments: [key])
+        if stored == content { return false }
+        if stored != nil && !movement.isAmendable {
+            throw RecordRejection("id", "\(key) is already recorded with other content (movements are immutable: record a new one)")
+        }
+        try ensureDebtor(db, debtor, defaults: nil, at: t)
+        try db.run(
+            sql: """
+                INSERT INTO rec_movement (key, kind, debtor_id, invoice, content, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET content = excluded.content, recorded_at = excluded.recorded_at
+                """, arguments: [key, movement.fields["type"], debtor, movement.invoice, content, t])
+        try event(db, debtor: debtor, subject: movement.invoice ?? debtor, kind: stored == nil ? movement.fields["type"] ?? "movement" : "amended", detail: content, source: source, at: t)
+        return true
+    }
+
+    /// A debtor known only from an invoice or a movement: a placeholder without contact details,
+    /// completed when its own record comes (the plan lists it as `no_contact` until then).
+    static func ensureDebtor(_ db: Database, _ id: String, defaults: ReceivablesImport.Defaults?, at t: Double) throws {
+        let d = defaults ?? ReceivablesImport.Defaults()
+        try db.run(
+            sql: """
+                INSERT INTO rec_debtor (id, name, country, locale, timezone, kind, known, updated_at) VALUES (?, ?, ?, ?, ?, 'business', 0, ?)
+                ON CONFLICT (id) DO NOTHING
+                """, arguments: [id, id, d.country, d.locale, d.timezone, t])
+    }
+
+    static func event(_ db: Database, debtor: String, subject: String, kind: String, detail: String = "", source: String, at t: Double) throws {
+        try db.run(
+            sql: "INSERT INTO rec_event (debtor_id, subject, kind, detail, source, at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [debtor, subject, kind, detail, source, t])
+    }
+
+    // MARK: Snapshots
+
+    public func forEachDebtorSnapshot(debtor only: String?, _ body: @escaping @Sendable (DebtorSnapshot) throws -> Void) async throws {
+        try await pool.read { db in
+            let debtors = try Row.fetchCursor(
+                db,
+                cachedSQL: only == nil
+                    ? "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor ORDER BY id"
+                    : "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor WHERE id = ?",
+                arguments: only.map { [$0] } ?? [])
+            while let row = try debtors.next() {
+                try body(try Self.snapshot(db, row))
+            }
+        }
+    }
+
+    static func snapshot(_ db: Database, _ row: Row) throws -> DebtorSnapshot {
+        let id: String = row["id"]
+        let debtor = ReceivableDebtor(
+            debtor: Debtor(
+                id: id, name: row["name"], email: row["email"], phone: row["phone"], country: row["country"], locale: row["locale"],
+                timezone: row["timezone"], kind: DebtorKind(rawValue: row["kind"]) ?? .business),
+            paymentTerms: (row["payment_terms"] as String?).flatMap(PaymentTerms.init), ladder: row["ladder"])
+        var invoices: [ReceivableInvoice] = []
+        for inv in try Row.fetchAll(
+            db, cachedSQL: "SELECT number, issued_on, due_on, amount, currency, payment_url, document FROM rec_invoice WHERE debtor_id = ? ORDER BY number",
+            arguments: [id])
+        {
+            guard let issued = CivilDate(inv["issued_on"] as String), let due = CivilDate(inv["due_on"] as String) else {
+                throw LedgerCorruption(description: "invoice \(inv["number"] as String): unreadable dates")
+            }
+            let number: String = inv["number"]
+            let instalments = try Row.fetchAll(db, cachedSQL: "SELECT due_on, amount FROM rec_instalment WHERE invoice = ? ORDER BY due_on", arguments: [number])
+                .compactMap { r in CivilDate(r["due_on"] as String).map { Instalment(dueOn: $0, amount: r["amount"]) } }
+            invoices.append(
+                ReceivableInvoice(
+                    number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv["amount"], currency: inv["currency"], instalments: instalments,
+                    paymentURL: inv["payment_url"], document: inv["document"]))
+        }
+        var movements: [ReceivableMovement] = []
+        for content in try String.fetchAll(db, cachedSQL: "SELECT content FROM rec_movement WHERE debtor_id = ? ORDER BY key", arguments: [id]) {
+            guard case .object(let object) = try JSONParser.parse(Array(content.utf8)),
+                let movement = ReceivableMovement(fields: object.compactMapValues { if case .string(let s) = $0 { s } else { nil } })
+            else { throw LedgerCorruption(description: "debtor \(id): an unreadable movement \(content)") }
+            movements.append(movement)
+        }
+        var taken: [ItemID: [TakenStep]] = [:]
+        for step in try Row.fetchAll(
+            db, cachedSQL: "SELECT invoice, instalment, stage, on_date FROM plan_step WHERE debtor_id = ? ORDER BY on_date, stage", arguments: [id])
+        {
+            guard let on = CivilDate(step["on_date"] as String) else { continue }
+            let instalment: Int = step["instalment"]
+            taken[ItemID(invoice: step["invoice"], instalment: instalment == 0 ? nil : instalment), default: []].append(TakenStep(stage: step["stage"], on: on))
+        }
+        return DebtorSnapshot(debtor: debtor, invoices: invoices, movements: movements, taken: taken)
+    }
+
+    public func lastPlanRun() async throws -> CivilDate? {
+        try await pool.read { db in
+            try String.fetchOne(db, cachedSQL: "SELECT as_of_date FROM plan_run ORDER BY as_of_date DESC LIMIT 1").flatMap(CivilDate.init)
+        }
+    }
+}
