@@ -67,7 +67,17 @@ echo
 echo "== relance receipts"
 $BIN receipts
 echo
+echo "== relance import $STATE/receivables.jsonl   (the receivables feed: one bad line is rejected with its field)"
+$BIN import "$STATE/receivables.jsonl" || true
+echo
+echo "== relance receivables   (outstanding amounts derived from invoices, payments, credit notes)"
+$BIN receivables
+echo
+echo "== relance plan   (a preview: what the dunning ladder would send today, and why the rest is held)"
+$BIN plan
+echo
 echo "== the demo's data stays in $STATE; look at it with the CLI, e.g.:"
 echo "   STATE_DIRECTORY=$STATE $BIN receipts --format csv"
 echo "   STATE_DIRECTORY=$STATE $BIN receipts --reminder F2026-0012-FN"
 echo "   STATE_DIRECTORY=$STATE $BIN status"
+echo "   STATE_DIRECTORY=$STATE $BIN plan --format json"

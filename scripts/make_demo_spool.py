@@ -107,3 +107,30 @@ bad = [
 ]
 drop("broken-" + today.isoformat() + ".jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in bad))
 print(f"demo spool written under {spool}: {len(reminders)} reminders in 2 files, 1 invalid file")
+
+# The receivables feed (docs/receivables.md): debtors, invoices (one with instalments), payments,
+# a credit note, a dispute, a promise, and one bad line, dated relative to today.
+def rec(**fields):
+    return json.dumps(fields, ensure_ascii=False) + "\n"
+
+receivables = "".join([
+    rec(type="debtor", id="R-100", name="Boulangerie Martin SARL", email="compta@boulangerie-martin.example.fr", phone="06 12 34 56 78", kind="business", payment_terms="30d"),
+    rec(type="debtor", id="R-200", name="Élodie Martin", email="elodie.martin@example.fr", kind="consumer"),
+    rec(type="debtor", id="R-300", name="Garage Dupont", phone="01 44 55 66 77", kind="business", payment_terms="45d-eom"),
+    rec(type="invoice", number="FA-2001", debtor="R-100", issued_on=day(-50), amount="1840.00", currency="EUR"),
+    rec(type="invoice", number="FA-2002", debtor="R-100", issued_on=day(-40), due_on=day(-10), amount="600.00", currency="EUR",
+        instalments=[{"due_on": day(-10), "amount": "200.00"}, {"due_on": day(20), "amount": "200.00"}, {"due_on": day(50), "amount": "200.00"}]),
+    rec(type="payment", id="VIR-881", debtor="R-100", amount="200.00", currency="EUR", paid_on=day(-8), invoice="FA-2002"),
+    rec(type="invoice", number="FA-2010", debtor="R-200", issued_on=day(-30), due_on=day(2), amount="89.90", currency="EUR"),
+    rec(type="invoice", number="FA-2011", debtor="R-200", issued_on=day(-60), due_on=day(-30), amount="12.00", currency="EUR"),
+    rec(type="invoice", number="FA-2020", debtor="R-300", issued_on=day(-120), amount="3120.00", currency="EUR"),
+    rec(type="credit_note", id="AV-77", invoice="FA-2020", amount="120.00", issued_on=day(-70)),
+    rec(type="invoice", number="FA-2021", debtor="R-300", issued_on=day(-90), amount="450.00", currency="EUR"),
+    rec(type="dispute", invoice="FA-2021", opened_on=day(-20), reason="pièce non livrée"),
+    rec(type="invoice", number="FA-2030", debtor="R-400", issued_on=day(-45), amount="75.00", currency="EUR"),
+    rec(type="promise", debtor="R-400", until=day(5), on=day(-2)),
+    rec(type="payment", id="VIR-882", debtor="R-100", amount="-50", currency="EUR", paid_on=day(-1)),
+])
+with open(os.path.join(state, "receivables.jsonl"), "w") as f:
+    f.write(receivables)
+print(f"receivables feed written to {os.path.join(state, 'receivables.jsonl')}")

@@ -10,7 +10,7 @@ extension RelanceConfiguration {
         public var minGap = 7
         public var afterPayment = 7
         /// Minor units per currency.
-        public var minAmount: [String: Int64] = [:]
+        public var minAmount: [String: Int64] = ["EUR": 1500]
         public var penaltyRate: Double? = nil
 
         enum CodingKeys: String, CodingKey, CaseIterable {
@@ -96,7 +96,9 @@ extension RelanceConfiguration {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.section(CodingKeys.self)
             if let text: String = try c.value(.defaultTerms) {
-                guard let terms = PaymentTerms(text) else { throw c.invalid(.defaultTerms, "'\(text.debugQuoted)' is not payment terms such as 30d, 45d-eom or eom+45d") }
+                guard let terms = PaymentTerms(text) else {
+                    throw c.invalid(.defaultTerms, "'\(text.debugQuoted)' is not payment terms such as 30d, 45d-eom or eom+45d")
+                }
                 defaultTerms = terms
             }
             fec = try c.value(.fec, or: fec)

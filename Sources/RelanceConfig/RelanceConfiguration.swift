@@ -53,7 +53,9 @@ public struct RelanceConfiguration: Sendable, Decodable {
         receivables = try c.value(.receivables, or: receivables)
         for (name, ladder) in plan.ladders {
             for step in ladder.steps where step.action == .send && !stages.contains(step.stage) {
-                throw c.invalid(.plan, "plan.ladders.\(name): stage '\(step.stage)' is not a configured stage (\(stages.joined(separator: ", "))): its templates would be missing")
+                throw c.invalid(
+                    .plan,
+                    "plan.ladders.\(name): stage '\(step.stage)' is not a configured stage (\(stages.joined(separator: ", "))): its templates would be missing")
             }
         }
         for name in policy.stages.keys where !stages.contains(name) {

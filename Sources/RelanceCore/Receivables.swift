@@ -272,7 +272,9 @@ extension ReceivableMovement {
         let scope: ReceivableScope = f["invoice"].map { .invoice($0) } ?? .debtor
         switch f["type"] {
         case "payment":
-            guard let id = f["id"], let amount = f["amount"].flatMap({ Int64($0) }), let currency = f["currency"], let paid = date("paid_on") else { return nil }
+            guard let id = f["id"], let amount = f["amount"].flatMap({ Int64($0) }), let currency = f["currency"], let paid = date("paid_on") else {
+                return nil
+            }
             self = .payment(id: id, amount: amount, currency: currency, paidOn: paid, invoice: f["invoice"])
         case "credit_note":
             guard let id = f["id"], let invoice = f["invoice"], let amount = f["amount"].flatMap({ Int64($0) }), let on = date("issued_on") else { return nil }

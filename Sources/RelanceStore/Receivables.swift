@@ -33,7 +33,9 @@ public enum ReceivablesImport {
         public var locale: String
         public var timezone: String
         public var terms: PaymentTerms
-        public init(country: String = "FR", locale: String = "fr-FR", timezone: String = "Europe/Paris", terms: PaymentTerms = PaymentTerms(kind: .days, days: 30)) {
+        public init(
+            country: String = "FR", locale: String = "fr-FR", timezone: String = "Europe/Paris", terms: PaymentTerms = PaymentTerms(kind: .days, days: 30)
+        ) {
             self.country = country
             self.locale = locale
             self.timezone = timezone
@@ -120,10 +122,13 @@ extension Ledger: ReceivablesStore {
                       locale = excluded.locale, timezone = excluded.timezone, kind = excluded.kind, payment_terms = excluded.payment_terms,
                       ladder = excluded.ladder, known = 1, updated_at = excluded.updated_at
                     """, arguments: StatementArguments([d.id] + values + [t]))
-            try event(db, debtor: d.id, subject: d.id, kind: existing == nil || existing?["known"] as Int? == 0 ? "debtor" : "debtor_amended", source: source, at: t)
+            try event(
+                db, debtor: d.id, subject: d.id, kind: existing == nil || existing?["known"] as Int? == 0 ? "debtor" : "debtor_amended", source: source, at: t)
             // Invoices whose due date came from terms follow the debtor's terms.
             let terms = debtor.paymentTerms ?? defaults.terms
-            for row in try Row.fetchAll(db, cachedSQL: "SELECT number, issued_on, due_on FROM rec_invoice WHERE debtor_id = ? AND due_from_terms = 1", arguments: [d.id]) {
+            for row in try Row.fetchAll(
+                db, cachedSQL: "SELECT number, issued_on, due_on FROM rec_invoice WHERE debtor_id = ? AND due_from_terms = 1", arguments: [d.id])
+            {
                 guard let issued = CivilDate(row["issued_on"] as String) else { continue }
                 let due = terms.dueDate(issued: issued).description
                 if due != row["due_on"] as String {
@@ -151,8 +156,10 @@ extension Ledger: ReceivablesStore {
                 db, cachedSQL: "SELECT debtor_id, issued_on, due_on, due_from_terms, amount, currency, payment_url, document FROM rec_invoice WHERE number = ?",
                 arguments: [parsed.number])
             let instalments = parsed.instalments.map { "\($0.dueOn)=\($0.amount)" }
-            let stored = try Row.fetchAll(db, cachedSQL: "SELECT due_on, amount FROM rec_instalment WHERE invoice = ? ORDER BY due_on", arguments: [parsed.number])
-                .map { "\($0["due_on"] as String)=\($0["amount"] as Int64)" }
+            let stored = try Row.fetchAll(
+                db, cachedSQL: "SELECT due_on, amount FROM rec_instalment WHERE invoice = ? ORDER BY due_on", arguments: [parsed.number]
+            )
+            .map { "\($0["due_on"] as String)=\($0["amount"] as Int64)" }
             if let existing {
                 if existing["debtor_id"] as String != parsed.debtor {
                     throw RecordRejection("debtor", "invoice \(parsed.number) belongs to debtor \(existing["debtor_id"] as String), not \(parsed.debtor)")
@@ -179,7 +186,8 @@ extension Ledger: ReceivablesStore {
                 }
             }
             let detail = "\(MinorAmount(units: parsed.amount, currency: parsed.currency)) due \(due)"
-            try event(db, debtor: parsed.debtor, subject: parsed.number, kind: existing == nil ? "invoice" : "invoice_amended", detail: detail, source: source, at: t)
+            try event(
+                db, debtor: parsed.debtor, subject: parsed.number, kind: existing == nil ? "invoice" : "invoice_amended", detail: detail, source: source, at: t)
             return true
 
         case .instalment(let number, let dueOn, let text):
@@ -207,7 +215,8 @@ extension Ledger: ReceivablesStore {
                 throw RecordRejection("amount", Money.amountProblem(text, currency: currency) ?? "'\(text)' is not a positive \(currency) amount")
             }
             return try applyMovement(
-                db, key: "credit_note:\(id)", debtor: nil, .creditNote(id: id, invoice: number, amount: amount.units, issuedOn: issuedOn), source: source, at: t)
+                db, key: "credit_note:\(id)", debtor: nil, .creditNote(id: id, invoice: number, amount: amount.units, issuedOn: issuedOn), source: source, at: t
+            )
 
         case .movement(let key, let debtor, let movement):
             return try applyMovement(db, key: key, debtor: debtor, movement, source: source, at: t)
@@ -239,7 +248,9 @@ extension Ledger: ReceivablesStore {
                 INSERT INTO rec_movement (key, kind, debtor_id, invoice, content, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (key) DO UPDATE SET content = excluded.content, recorded_at = excluded.recorded_at
                 """, arguments: [key, movement.fields["type"], debtor, movement.invoice, content, t])
-        try event(db, debtor: debtor, subject: movement.invoice ?? debtor, kind: stored == nil ? movement.fields["type"] ?? "movement" : "amended", detail: content, source: source, at: t)
+        try event(
+            db, debtor: debtor, subject: movement.invoice ?? debtor, kind: stored == nil ? movement.fields["type"] ?? "movement" : "amended", detail: content,
+            source: source, at: t)
         return true
     }
 
@@ -292,8 +303,10 @@ extension Ledger: ReceivablesStore {
                 throw LedgerCorruption(description: "invoice \(inv["number"] as String): unreadable dates")
             }
             let number: String = inv["number"]
-            let instalments = try Row.fetchAll(db, cachedSQL: "SELECT due_on, amount FROM rec_instalment WHERE invoice = ? ORDER BY due_on", arguments: [number])
-                .compactMap { r in CivilDate(r["due_on"] as String).map { Instalment(dueOn: $0, amount: r["amount"]) } }
+            let instalments = try Row.fetchAll(
+                db, cachedSQL: "SELECT due_on, amount FROM rec_instalment WHERE invoice = ? ORDER BY due_on", arguments: [number]
+            )
+            .compactMap { r in CivilDate(r["due_on"] as String).map { Instalment(dueOn: $0, amount: r["amount"]) } }
             invoices.append(
                 ReceivableInvoice(
                     number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv["amount"], currency: inv["currency"], instalments: instalments,

@@ -38,9 +38,10 @@ struct Import: AsyncParsableCommand {
     func run() async throws {
         try await Self.guarded {
             let configuration = try options.resolve().configuration
-            let validator = ReceivableValidator(rules: RecordRules(
-                stages: configuration.stages, defaultCountry: configuration.defaults.country, defaultLocale: configuration.defaults.locale,
-                defaultTimezone: configuration.defaults.timezone))
+            let validator = ReceivableValidator(
+                rules: RecordRules(
+                    stages: configuration.stages, defaultCountry: configuration.defaults.country, defaultLocale: configuration.defaults.locale,
+                    defaultTimezone: configuration.defaults.timezone))
             let defaults = ReceivablesImport.Defaults(
                 country: configuration.defaults.country, locale: configuration.defaults.locale, timezone: configuration.defaults.timezone,
                 terms: configuration.receivables.defaultTerms)
@@ -229,7 +230,8 @@ enum PlanFormat {
     }
 
     static func row(_ h: HeldItem) -> String {
-        [h.debtor, h.item.description, h.reason.rawValue, h.until.map(untilText) ?? "-", h.nextStage ?? "-", h.nextOn?.description ?? "-"].joined(separator: "\t")
+        [h.debtor, h.item.description, h.reason.rawValue, h.until.map(untilText) ?? "-", h.nextStage ?? "-", h.nextOn?.description ?? "-"].joined(
+            separator: "\t")
     }
 
     static func untilText(_ date: CivilDate) -> String { date == .distantFuture ? "open" : date.description }

@@ -8,7 +8,8 @@ private func day(_ text: String) -> CivilDate { CivilDate(text)! }
 private func eur(_ text: String) -> Int64 { MinorAmount(text, currency: "EUR")!.units }
 
 private func debtor(_ id: String = "C-1", email: String? = "a@example.fr", phone: String? = nil, kind: DebtorKind = .business) -> ReceivableDebtor {
-    ReceivableDebtor(debtor: Debtor(id: id, name: "Client \(id)", email: email, phone: phone, country: "FR", locale: "fr-FR", timezone: "Europe/Paris", kind: kind))
+    ReceivableDebtor(
+        debtor: Debtor(id: id, name: "Client \(id)", email: email, phone: phone, country: "FR", locale: "fr-FR", timezone: "Europe/Paris", kind: kind))
 }
 
 private func invoice(_ number: String, issued: String = "2026-01-01", due: String, amount: String, debtor: String = "C-1", instalments: [(String, String)] = [])
@@ -53,7 +54,8 @@ private func item(_ invoice: String, _ instalment: Int? = nil) -> ItemID { ItemI
 
 @Suite struct AllocationTests {
     @Test func aPaymentNamingAnInvoiceSettlesItsOldestInstalmentFirst() {
-        let inv = invoice("F-1", due: "2026-02-01", amount: "300.00", instalments: [("2026-02-01", "100.00"), ("2026-03-01", "100.00"), ("2026-04-01", "100.00")])
+        let inv = invoice(
+            "F-1", due: "2026-02-01", amount: "300.00", instalments: [("2026-02-01", "100.00"), ("2026-03-01", "100.00"), ("2026-04-01", "100.00")])
         let standing = DebtorStanding.compute(
             invoices: [inv], movements: [.payment(id: "P-1", amount: eur("150.00"), currency: "EUR", paidOn: day("2026-02-10"), invoice: "F-1")],
             on: day("2026-02-15"))
@@ -211,7 +213,9 @@ private func item(_ invoice: String, _ instalment: Int? = nil) -> ItemID { ItemI
     }
 
     @Test func theHandOffSendsNothingAndEndsTheChase() {
-        let steps = ["pre_due", "reminder_1", "reminder_2", "final_notice"].enumerated().map { TakenStep(stage: $0.element, on: day("2026-01-0\($0.offset + 1)")) }
+        let steps = ["pre_due", "reminder_1", "reminder_2", "final_notice"].enumerated().map {
+            TakenStep(stage: $0.element, on: day("2026-01-0\($0.offset + 1)"))
+        }
         let snapshot = DebtorSnapshot(
             debtor: debtor(), invoices: [invoice("F-1", due: "2026-01-01", amount: "100.00")], movements: [], taken: [item("F-1"): steps])
         let handoff = plan(snapshot, "2026-03-02")

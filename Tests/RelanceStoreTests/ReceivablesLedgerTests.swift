@@ -144,7 +144,8 @@ private let feed = """
     }
 
     @Test func csvRowsBecomeRecordsWithTheirLines() throws {
-        let text = "number,debtor,issued_on,due_on,amount,currency\r\nF-1,C-1,2026-01-01,,\"1200.00\",EUR\r\n\"F-2, bis\",C-1,2026-01-02,2026-02-01,50.00,EUR\n\nF-3,C-1\n"
+        let text =
+            "number,debtor,issued_on,due_on,amount,currency\r\nF-1,C-1,2026-01-01,,\"1200.00\",EUR\r\n\"F-2, bis\",C-1,2026-01-02,2026-02-01,50.00,EUR\n\nF-3,C-1\n"
         let rows = try CSVReader().rows(Array(text.utf8))
         #expect(rows.map(\.line) == [1, 2, 3, 5])
         let records = CSVReader.receivableRecords(rows, type: "invoice").map { ($0.line, $0.value.flatMap { validator.validate($0) }) }

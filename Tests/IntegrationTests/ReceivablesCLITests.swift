@@ -1,0 +1,70 @@
+import Foundation
+import RelanceCore
+import Testing
+
+/// `relance import`, `relance receivables` and `relance plan` through the binary, as a credit
+/// controller runs them.
+@Suite struct ReceivablesCLITests {
+    static let feed = """
+        {"type":"debtor","id":"C-1","name":"Boulangerie Martin","email":"compta@martin.example.fr","kind":"business","payment_terms":"30d"}
+        {"type":"invoice","number":"F-1","debtor":"C-1","issued_on":"2026-09-01","amount":"1200.00","currency":"EUR"}
+        {"type":"invoice","number":"F-2","debtor":"C-1","issued_on":"2026-10-01","due_on":"2026-10-31","amount":"300.00","currency":"EUR","instalments":[{"due_on":"2026-10-31","amount":"150.00"},{"due_on":"2026-11-30","amount":"150.00"}]}
+        {"type":"payment","id":"P-1","debtor":"C-1","amount":"150.00","currency":"EUR","paid_on":"2026-11-02","invoice":"F-2"}
+        {"type":"invoice","number":"F-3","debtor":"C-2","issued_on":"2026-10-05","amount":"80.00","currency":"EUR"}
+        {"type":"dispute","invoice":"F-3","opened_on":"2026-11-10","reason":"livraison incomplète"}
+        {"type":"payment","id":"P-2","debtor":"C-1","amount":"12,50","currency":"EUR","paid_on":"2026-11-02"}
+
+        """
+
+    @Test func importTwiceThenPlanAsJSON() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        try Self.feed.write(toFile: file, atomically: true, encoding: .utf8)
+
+        let first = try await sandbox.relance(["import", file])
+        #expect(first.status == 2, "a rejected record: exit 2")
+        #expect(first.stdout.contains("6 applied, 0 unchanged, 1 rejected"), "\(first.stdout)")
+        #expect(first.stderr.contains("feed.jsonl:7: amount:"), "\(first.stderr)")
+        let again = try await sandbox.relance(["import", file])
+        #expect(again.stdout.contains("0 applied, 6 unchanged, 1 rejected"), "\(again.stdout)")
+
+        let receivables = try await sandbox.relance(["receivables", "--as-of", "2026-11-30T09:00:00+01:00", "--format", "csv", "--status", "open"])
+        #expect(receivables.status == 0, "\(receivables.stderr)")
+        let rows = receivables.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.map { [$0[1], $0[2], $0[6]] } == [["F-1", "", "1200.00"], ["F-2", "2", "150.00"]], "\(receivables.stdout)")
+
+        let plan = try await sandbox.relance(["plan", "--as-of", "2026-11-30T09:00:00+01:00", "--format", "json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        #expect(json["as_of"] as? String == "2026-11-30T09:00:00+01:00")
+        let reminders = try #require(json["reminders"] as? [[String: Any]])
+        #expect(reminders.count == 1)
+        #expect(reminders.first?["stage"] as? String == "reminder_1" && reminders.first?["channels"] as? [String] == ["email"])
+        let items = try #require(reminders.first?["items"] as? [[String: Any]])
+        #expect(items.first?["invoice"] as? String == "F-1" && items.first?["outstanding"] as? String == "1200.00")
+        #expect(items.first?["days_overdue"] as? Int == 60)
+        let held = try #require(json["held"] as? [[String: Any]])
+        let reasons = Dictionary(held.map { ($0["invoice"] as? String ?? "", $0["reason"] as? String ?? "") }, uniquingKeysWith: { a, _ in a })
+        #expect(reasons == ["F-2": "not_due", "F-3": "disputed"])
+        #expect(held.first { $0["invoice"] as? String == "F-2" }?["next_on"] as? String == "2026-12-07")
+
+        let table = try await sandbox.relance(["plan", "--as-of", "2026-11-30T09:00:00+01:00"])
+        #expect(table.stdout.contains("1 reminder(s): reminder_1 1; 2 item(s) held: disputed 1, not_due 1"), "\(table.stdout)")
+    }
+
+    @Test func csvImportAndUsageErrors() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let csv = sandbox.root + "/invoices.csv"
+        try "number,debtor,issued_on,amount,currency\r\nF-9,C-9,2026-11-01,\"1 200,00\",EUR\r\nF-10,C-9,2026-11-01,99.00,EUR\r\n".write(
+            toFile: csv, atomically: true, encoding: .utf8)
+        #expect(try await sandbox.relance(["import", "--format", "csv", csv]).status == 2, "csv needs --type")
+        let run = try await sandbox.relance(["import", "--format", "csv", "--type", "invoice", csv])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("invoices.csv:2: amount:"), "\(run.stderr)")
+        #expect(run.stdout.contains("1 applied"), "\(run.stdout)")
+        let bad = try await sandbox.relance(["plan", "--as-of", "yesterday"])
+        #expect(bad.status == 2)
+    }
+}
