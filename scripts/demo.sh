@@ -70,6 +70,9 @@ echo
 echo "== relance import $STATE/receivables.jsonl   (the receivables feed: one bad line is rejected with its field)"
 $BIN import "$STATE/receivables.jsonl" || true
 echo
+echo "== relance import --format fec Tests/Fixtures/sample-fec.txt   (an accounting export: invoices, credit notes, lettered payments)"
+$BIN import --format fec Tests/Fixtures/sample-fec.txt
+echo
 echo "== relance receivables   (outstanding amounts derived from invoices, payments, credit notes)"
 $BIN receivables
 echo

@@ -117,6 +117,9 @@ receivables = "".join([
     rec(type="debtor", id="R-100", name="Boulangerie Martin SARL", email="compta@boulangerie-martin.example.fr", phone="06 12 34 56 78", kind="business", payment_terms="30d"),
     rec(type="debtor", id="R-200", name="Élodie Martin", email="elodie.martin@example.fr", kind="consumer"),
     rec(type="debtor", id="R-300", name="Garage Dupont", phone="01 44 55 66 77", kind="business", payment_terms="45d-eom"),
+    # The customers of the sample FEC (Tests/Fixtures/sample-fec.txt), whose export names no contact details.
+    rec(type="debtor", id="CLI001", name="Boulangerie Martin (FEC)", email="factures@boulangerie-martin.example.fr", kind="business", payment_terms="30d"),
+    rec(type="debtor", id="CLI002", name="Garage Dupont (FEC)", email="compta@garage-dupont.example.fr", phone="06 98 76 54 32", kind="business", payment_terms="45d-eom"),
     rec(type="invoice", number="FA-2001", debtor="R-100", issued_on=day(-50), amount="1840.00", currency="EUR"),
     rec(type="invoice", number="FA-2002", debtor="R-100", issued_on=day(-40), due_on=day(-10), amount="600.00", currency="EUR",
         instalments=[{"due_on": day(-10), "amount": "200.00"}, {"due_on": day(20), "amount": "200.00"}, {"due_on": day(50), "amount": "200.00"}]),

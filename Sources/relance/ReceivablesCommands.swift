@@ -9,15 +9,15 @@ struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import receivables (debtors, invoices, payments, credit notes, write-offs, disputes, promises, holds) into the ledger.",
         discussion: """
-            JSON lines (one record with a "type" per line, docs/receivables.md) or CSV (--format csv --type T: the header \
-            names the keys). Each file is one transaction; re-importing a file changes nothing. A record with errors is \
+            JSON lines (one record with a "type" per line, docs/receivables.md), CSV (--format csv --type T: the header \
+            names the keys) or a FEC (--format fec: lines on customer accounts become invoices, payments and credit notes). Each file is one transaction; re-importing a file changes nothing. A record with errors is \
             reported as FILE:LINE: field: reason and left out; the others are imported. Exit code 2 when any record was rejected.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, csv }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, csv, fec }
 
     @OptionGroup var options: ConfigOption
-    @Option(help: "Input format: jsonl or csv.")
+    @Option(help: "Input format: jsonl, csv, or fec (the French Fichier des Écritures Comptables; config receivables.fec).")
     var format: Format = .jsonl
     @Option(help: "With --format csv: the record type of every row (\(ReceivableValidator.types.joined(separator: ", "))).")
     var type: String?
@@ -51,7 +51,8 @@ struct Import: AsyncParsableCommand {
                 guard let data = FileManager.default.contents(atPath: file) else { throw Fail.runtime("\(file): cannot be read") }
                 var lines: [ReceivablesImport.Line] = []
                 var rejected: [ReceivablesImport.Rejection] = []
-                for (line, value) in try records(Array(data), file: file, validator: validator) {
+                let fec = FECReader(accounts: configuration.receivables.fec.accounts, salesJournals: configuration.receivables.fec.salesJournals)
+                for (line, value) in try records(Array(data), file: file, validator: validator, fec: fec) {
                     switch value {
                     case .success(let record): lines.append(.init(line: line, record: record))
                     case .failure(let issues): rejected += issues.issues.map { .init(line: line, issue: $0) }
@@ -69,8 +70,12 @@ struct Import: AsyncParsableCommand {
     }
 
     /// Each record of a file with the line it starts on, validated.
-    func records(_ bytes: [UInt8], file: String, validator check: ReceivableValidator) throws -> [(Int, Result<ReceivableRecord, RecordIssues>)] {
+    func records(_ bytes: [UInt8], file: String, validator check: ReceivableValidator, fec: FECReader) throws
+        -> [(Int, Result<ReceivableRecord, RecordIssues>)]
+    {
         switch format {
+        case .fec:
+            return fec.records(bytes).map { ($0.line, $0.value) }
         case .jsonl:
             var out: [(Int, Result<ReceivableRecord, RecordIssues>)] = []
             var start = 0

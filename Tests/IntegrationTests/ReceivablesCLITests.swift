@@ -67,4 +67,24 @@ import Testing
         let bad = try await sandbox.relance(["plan", "--as-of", "yesterday"])
         #expect(bad.status == 2)
     }
+
+    @Test func theSampleFECImportsOnceAndIsPlanned() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let fec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/sample-fec.txt").path
+        let first = try await sandbox.relance(["import", "--format", "fec", fec])
+        #expect(first.status == 0, "\(first.stderr)")
+        let again = try await sandbox.relance(["import", "--format", "fec", fec])
+        #expect(again.stdout.contains(" 0 applied,"), "\(again.stdout)")
+        let open = try await sandbox.relance(["receivables", "--as-of", "2026-03-31T12:00:00+02:00", "--status", "open", "--format", "csv"])
+        let outstanding = Dictionary(
+            open.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }.map {
+                (String($0[1]), String($0[6]))
+            },
+            uniquingKeysWith: { a, _ in a })
+        #expect(outstanding == ["FA-2025-118": "660.00", "FA-2026-002": "1160.00", "FA-2026-003": "600.00", "FA-2026-004": "480.00"], "\(open.stdout)")
+        let plan = try await sandbox.relance(["plan", "--as-of", "2026-03-31T12:00:00+02:00"])
+        #expect(plan.status == 0)
+        #expect(plan.stdout.contains("no_contact"), "FEC debtors have no contact details until their records come: \(plan.stdout)")
+    }
 }
