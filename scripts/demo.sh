@@ -79,6 +79,11 @@ echo
 echo "== relance plan   (a preview: what the dunning ladder would send today, and why the rest is held)"
 $BIN plan
 echo
+echo "== relance plan --commit, then relance serve --once   (the planned reminders go out through the policy, templates and outbox)"
+$BIN plan --commit
+$BIN serve --once 2>/dev/null
+$BIN receipts | awk 'NR == 1 || /plan-/'
+echo
 echo "== the demo's data stays in $STATE; look at it with the CLI, e.g.:"
 echo "   STATE_DIRECTORY=$STATE $BIN receipts --format csv"
 echo "   STATE_DIRECTORY=$STATE $BIN receipts --reminder F2026-0012-FN"

@@ -144,7 +144,7 @@ public enum Planner {
             }
             if let settled = item.settled {
                 // Listed when it stopped a chase since the last run; older settlements are history.
-                if !taken.isEmpty && !handedOff && previousRun.map({ settled.on > $0 }) ?? true {
+                if !taken.isEmpty && !handedOff && previousRun.map({ settled.on >= $0 }) ?? true {
                     hold(settled.by == .paid ? .paid : .writtenOff)
                 }
                 continue

@@ -24,66 +24,70 @@ extension Ledger {
     /// `origin` names the record where it came from (a file's identity and line): the same origin
     /// applied again changes nothing.
     public func cancel(_ request: CancellationRequest, source: String, origin: String?, now: Date) async throws -> CancelResult {
-        try await batcher.write { db in
-            try db.run(
-                sql: """
-                    INSERT OR IGNORE INTO cancellation (scope, value, reason, until, amount_paid, note, source, created_at, origin)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    request.scope.rawValue, request.value, request.reason.rawValue, request.until?.timeIntervalSince1970, request.amountPaid, request.note,
-                    source, now.timeIntervalSince1970, origin,
-                ])
-            var result = CancelResult()
-            guard db.changesCount == 1 else {
-                result.alreadyApplied = true
-                return result
-            }
-            let reminders = try Self.reminderIDs(db, scope: request.scope, value: request.value)
-            result.matched = reminders.count
-            for reminderID in reminders {
-                if request.amountPaid != nil {
-                    // A partial payment: only a reminder with nothing left to pay is cancelled.
-                    // An erased reminder (retention) has nothing left to send.
-                    guard let row = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminderID]),
-                        (row["erased_at"] as Double?) == nil,
-                        try Reminder.stored(row["record"], id: reminderID).applyingPayments(try Self.payments(db, reminderID: reminderID)) == nil
-                    else { continue }
-                    result.settled += 1
-                }
-                // Too late for these: kept as an event, so the receipts show when it came.
-                for row in try Row.fetchAll(
-                    db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status NOT IN ('pending', 'paused')", arguments: [reminderID]
-                ) {
-                    let status = try row.deliveryStatus()
-                    try Self.insertEvent(
-                        db, DeliveryKey(reminderID: reminderID, channel: try row.channel()), from: status, to: status,
-                        reason: "\(request.summary) (\(source)) recorded when already \(status.rawValue)", at: now)
-                }
-                let waiting = try Row.fetchAll(
-                    db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status IN ('pending', 'paused')", arguments: [reminderID])
-                for row in waiting {
-                    let key = DeliveryKey(reminderID: reminderID, channel: try row.channel())
-                    let from = try row.deliveryStatus()
-                    if let until = request.until, until > now {
-                        try db.run(
-                            sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
-                            arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
-                        let reason = "paused until \(Timestamp.format(until)): \(request.summary) (\(source))"
-                        if from == .pending {
-                            try Self.move(db, key, from: .pending, to: .paused, reason: reason, at: now)
-                        } else {
-                            try Self.insertEvent(db, key, from: .paused, to: .paused, reason: reason, at: now)
-                        }
-                        result.paused += 1
-                    } else if request.until == nil {
-                        try Self.move(db, key, from: from, to: .cancelled, reason: "cancelled: \(request.summary) (\(source))", at: now)
-                        result.cancelled += 1
-                    }
-                }
-            }
+        try await batcher.write { db in try Self.applyCancellation(db, request, source: source, origin: origin, now: now) }
+    }
+
+    /// `cancel` in the open transaction (a settlement imported with the receivables cancels in
+    /// the payment's own transaction).
+    static func applyCancellation(_ db: Database, _ request: CancellationRequest, source: String, origin: String?, now: Date) throws -> CancelResult {
+        try db.run(
+            sql: """
+                INSERT OR IGNORE INTO cancellation (scope, value, reason, until, amount_paid, note, source, created_at, origin)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                request.scope.rawValue, request.value, request.reason.rawValue, request.until?.timeIntervalSince1970, request.amountPaid, request.note,
+                source, now.timeIntervalSince1970, origin,
+            ])
+        var result = CancelResult()
+        guard db.changesCount == 1 else {
+            result.alreadyApplied = true
             return result
         }
+        let reminders = try Self.reminderIDs(db, scope: request.scope, value: request.value)
+        result.matched = reminders.count
+        for reminderID in reminders {
+            if request.amountPaid != nil {
+                // A partial payment: only a reminder with nothing left to pay is cancelled.
+                // An erased reminder (retention) has nothing left to send.
+                guard let row = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminderID]),
+                    (row["erased_at"] as Double?) == nil,
+                    try Reminder.stored(row["record"], id: reminderID).applyingPayments(try Self.payments(db, reminderID: reminderID)) == nil
+                else { continue }
+                result.settled += 1
+            }
+            // Too late for these: kept as an event, so the receipts show when it came.
+            for row in try Row.fetchAll(
+                db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status NOT IN ('pending', 'paused')", arguments: [reminderID]
+            ) {
+                let status = try row.deliveryStatus()
+                try Self.insertEvent(
+                    db, DeliveryKey(reminderID: reminderID, channel: try row.channel()), from: status, to: status,
+                    reason: "\(request.summary) (\(source)) recorded when already \(status.rawValue)", at: now)
+            }
+            let waiting = try Row.fetchAll(
+                db, cachedSQL: "SELECT channel, status FROM delivery WHERE reminder_id = ? AND status IN ('pending', 'paused')", arguments: [reminderID])
+            for row in waiting {
+                let key = DeliveryKey(reminderID: reminderID, channel: try row.channel())
+                let from = try row.deliveryStatus()
+                if let until = request.until, until > now {
+                    try db.run(
+                        sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
+                        arguments: [until.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
+                    let reason = "paused until \(Timestamp.format(until)): \(request.summary) (\(source))"
+                    if from == .pending {
+                        try Self.move(db, key, from: .pending, to: .paused, reason: reason, at: now)
+                    } else {
+                        try Self.insertEvent(db, key, from: .paused, to: .paused, reason: reason, at: now)
+                    }
+                    result.paused += 1
+                } else if request.until == nil {
+                    try Self.move(db, key, from: from, to: .cancelled, reason: "cancelled: \(request.summary) (\(source))", at: now)
+                    result.cancelled += 1
+                }
+            }
+        }
+        return result
     }
 
     static func reminderIDs(_ db: Database, scope: CancellationRequest.Scope, value: String) throws -> [String] {

@@ -20,44 +20,52 @@ extension Ledger {
         try await pool.write { db in
             var result = IngestResult()
             for encoded in reminders {
-                let (reminder, record) = (encoded.reminder, encoded.record)
-                // Inserted unless the id is known (one statement for the usual case, a new reminder).
-                try db.run(
-                    sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
-                if db.changesCount == 0 {
-                    let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id])
-                    // An erased reminder (retention) is one already handled: never sent again.
-                    if let existing, Self.sameRecord(existing["record"], record) || (existing["erased_at"] as Double?) != nil {
-                        result.duplicates.append(reminder.id)
-                    } else {
-                        result.conflicts.append(reminder.id)
-                    }
-                    continue
-                }
-                // Each number once (one invoice, the usual case, needs no set).
-                let numbers = reminder.invoices.count == 1 ? [reminder.invoices[0].number] : Array(Set(reminder.invoices.map(\.number)))
-                for invoice in numbers {
-                    try db.run(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
-                }
-                for channel in reminder.channels {
-                    let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
-                    try db.run(
-                        sql: """
-                            INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
-                            VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
-                            """,
-                        arguments: [
-                            reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
-                            reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id,
-                        ])
-                    try Self.insertEvent(
-                        db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
-                }
-                result.inserted.append(reminder.id)
+                try Self.insert(db, encoded, sourceFile: sourceFile, queue: queue, priority: priority, now: now, into: &result)
             }
             return result
         }
+    }
+
+    /// Inserts one reminder and its deliveries in the open transaction, idempotently on its id
+    /// (spool intake, and a committed plan in the same transaction as its run).
+    static func insert(_ db: Database, _ encoded: EncodedReminder, sourceFile: String, queue: String, priority: Int, now: Date, into result: inout IngestResult)
+        throws
+    {
+        let (reminder, record) = (encoded.reminder, encoded.record)
+        // Inserted unless the id is known (one statement for the usual case, a new reminder).
+        try db.run(
+            sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
+        if db.changesCount == 0 {
+            let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id])
+            // An erased reminder (retention) is one already handled: never sent again.
+            if let existing, Self.sameRecord(existing["record"], record) || (existing["erased_at"] as Double?) != nil {
+                result.duplicates.append(reminder.id)
+            } else {
+                result.conflicts.append(reminder.id)
+            }
+            return
+        }
+        // Each number once (one invoice, the usual case, needs no set).
+        let numbers = reminder.invoices.count == 1 ? [reminder.invoices[0].number] : Array(Set(reminder.invoices.map(\.number)))
+        for invoice in numbers {
+            try db.run(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
+        }
+        for channel in reminder.channels {
+            let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
+            try db.run(
+                sql: """
+                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
+                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
+                    reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id,
+                ])
+            try Self.insertEvent(
+                db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
+        }
+        result.inserted.append(reminder.id)
     }
 
     /// Whether the ledger already holds `reminder` (same content), a different one under its id, or nothing.

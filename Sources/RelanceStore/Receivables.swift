@@ -71,13 +71,19 @@ extension Ledger: ReceivablesStore {
         let ordered = lines.enumerated().sorted { (Self.rank($0.element.record), $0.offset) < (Self.rank($1.element.record), $1.offset) }.map(\.element)
         return try await pool.write { db in
             var result = ReceivablesImport.Result()
+            var touched: Set<String> = []
             for line in ordered {
                 do {
-                    if try Self.apply(db, line.record, source: source, defaults: defaults, now: now) { result.applied += 1 } else { result.unchanged += 1 }
+                    let (changed, debtor) = try Self.apply(db, line.record, source: source, defaults: defaults, now: now)
+                    if changed { result.applied += 1 } else { result.unchanged += 1 }
+                    if changed, let debtor { touched.insert(debtor) }
                 } catch let rejection as RecordRejection {
                     result.rejected.append(.init(line: line.line, issue: rejection.issue))
                 }
             }
+            // What was settled, disputed, held or promised stops its waiting reminders, in this transaction.
+            let today = CivilDate(now, in: TimeZone(identifier: defaults.timezone) ?? .gmt)
+            for debtor in touched.sorted() { try Self.stopChases(db, debtor: debtor, on: today, now: now) }
             result.rejected.sort { $0.line < $1.line }
             return result
         }
@@ -97,8 +103,9 @@ extension Ledger: ReceivablesStore {
         }
     }
 
-    /// Applies one record; true when it changed the ledger.
-    static func apply(_ db: Database, _ record: ReceivableRecord, source: String, defaults: ReceivablesImport.Defaults, now: Date) throws -> Bool {
+    /// Applies one record: whether it changed the ledger, and the debtor whose items it may have
+    /// settled or held (nil for a debtor record).
+    static func apply(_ db: Database, _ record: ReceivableRecord, source: String, defaults: ReceivablesImport.Defaults, now: Date) throws -> (Bool, String?) {
         let t = now.timeIntervalSince1970
         switch record {
         case .debtor(let debtor):
@@ -112,7 +119,7 @@ extension Ledger: ReceivablesStore {
             if let existing, existing["known"] as Int == 1,
                 (0..<values.count).allSatisfy({ (existing[$0] as DatabaseValue) == (values[$0]?.databaseValue ?? .null) })
             {
-                return false
+                return (false, nil)
             }
             try db.run(
                 sql: """
@@ -135,7 +142,7 @@ extension Ledger: ReceivablesStore {
                     try db.run(sql: "UPDATE rec_invoice SET due_on = ? WHERE number = ?", arguments: [due, row["number"] as String])
                 }
             }
-            return true
+            return (true, nil)
 
         case .invoice(let parsed):
             try ensureDebtor(db, parsed.debtor, defaults: defaults, at: t)
@@ -147,7 +154,7 @@ extension Ledger: ReceivablesStore {
                 due = (terms ?? defaults.terms).dueDate(issued: parsed.issuedOn)
                 dueFromTerms = 1
             }
-            guard let due else { return false }
+            guard let due else { return (false, nil) }
             let values: [(any DatabaseValueConvertible)?] = [
                 parsed.debtor, parsed.issuedOn.description, due.description, dueFromTerms, parsed.amount, parsed.currency, parsed.paymentURL,
                 parsed.document,
@@ -168,7 +175,7 @@ extension Ledger: ReceivablesStore {
                     throw RecordRejection("currency", "invoice \(parsed.number) is in \(existing["currency"] as String): its currency cannot change")
                 }
                 let same = (0..<values.count).allSatisfy { (existing[$0] as DatabaseValue) == (values[$0]?.databaseValue ?? .null) }
-                if same && (parsed.instalments.isEmpty || instalments == stored) { return false }
+                if same && (parsed.instalments.isEmpty || instalments == stored) { return (false, parsed.debtor) }
             }
             try db.run(
                 sql: """
@@ -188,7 +195,7 @@ extension Ledger: ReceivablesStore {
             let detail = "\(MinorAmount(units: parsed.amount, currency: parsed.currency)) due \(due)"
             try event(
                 db, debtor: parsed.debtor, subject: parsed.number, kind: existing == nil ? "invoice" : "invoice_amended", detail: detail, source: source, at: t)
-            return true
+            return (true, parsed.debtor)
 
         case .instalment(let number, let dueOn, let text):
             guard let invoice = try Row.fetchOne(db, cachedSQL: "SELECT debtor_id, currency FROM rec_invoice WHERE number = ?", arguments: [number]) else {
@@ -200,12 +207,12 @@ extension Ledger: ReceivablesStore {
             }
             let stored = try Int64.fetchOne(
                 db, cachedSQL: "SELECT amount FROM rec_instalment WHERE invoice = ? AND due_on = ?", arguments: [number, dueOn.description])
-            if stored == amount.units { return false }
+            if stored == amount.units { return (false, invoice["debtor_id"]) }
             try db.run(
                 sql: "INSERT INTO rec_instalment (invoice, due_on, amount) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET amount = excluded.amount",
                 arguments: [number, dueOn.description, amount.units])
             try event(db, debtor: invoice["debtor_id"], subject: number, kind: "instalment", detail: "\(amount) due \(dueOn)", source: source, at: t)
-            return true
+            return (true, invoice["debtor_id"])
 
         case .creditNote(let id, let number, let text, let issuedOn):
             guard let currency = try String.fetchOne(db, cachedSQL: "SELECT currency FROM rec_invoice WHERE number = ?", arguments: [number]) else {
@@ -223,7 +230,9 @@ extension Ledger: ReceivablesStore {
         }
     }
 
-    static func applyMovement(_ db: Database, key: String, debtor named: String?, _ movement: ReceivableMovement, source: String, at t: Double) throws -> Bool {
+    static func applyMovement(_ db: Database, key: String, debtor named: String?, _ movement: ReceivableMovement, source: String, at t: Double) throws -> (
+        Bool, String?
+    ) {
         var debtor = named
         if let invoice = movement.invoice {
             let owner = try String.fetchOne(db, cachedSQL: "SELECT debtor_id FROM rec_invoice WHERE number = ?", arguments: [invoice])
@@ -238,7 +247,7 @@ extension Ledger: ReceivablesStore {
         guard let debtor else { throw RecordRejection("debtor", "is required") }
         let content = JSONText.object(movement.fields)
         let stored = try String.fetchOne(db, cachedSQL: "SELECT content FROM rec_movement WHERE key = ?", arguments: [key])
-        if stored == content { return false }
+        if stored == content { return (false, debtor) }
         if stored != nil && !movement.isAmendable {
             throw RecordRejection("id", "\(key) is already recorded with other content (movements are immutable: record a new one)")
         }
@@ -251,7 +260,7 @@ extension Ledger: ReceivablesStore {
         try event(
             db, debtor: debtor, subject: movement.invoice ?? debtor, kind: stored == nil ? movement.fields["type"] ?? "movement" : "amended", detail: content,
             source: source, at: t)
-        return true
+        return (true, debtor)
     }
 
     /// A debtor known only from an invoice or a movement: a placeholder without contact details,
@@ -321,7 +330,14 @@ extension Ledger: ReceivablesStore {
         }
         var taken: [ItemID: [TakenStep]] = [:]
         for step in try Row.fetchAll(
-            db, cachedSQL: "SELECT invoice, instalment, stage, on_date FROM plan_step WHERE debtor_id = ? ORDER BY on_date, stage", arguments: [id])
+            db,
+            cachedSQL: """
+                SELECT s.invoice, s.instalment, s.stage, s.on_date FROM plan_step s
+                WHERE s.debtor_id = ?
+                  AND NOT (EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id)
+                    AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id AND d.status != 'expired'))
+                ORDER BY s.on_date, s.stage
+                """, arguments: [id])
         {
             guard let on = CivilDate(step["on_date"] as String) else { continue }
             let instalment: Int = step["instalment"]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RelanceConfig
 import RelanceCore
+import RelanceDispatch
 import RelanceStore
 
 /// `relance import`: receivables records into the ledger.
@@ -106,11 +107,11 @@ struct Import: AsyncParsableCommand {
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Preview the dunning plan: the reminders the next run would create, and every item held, with its reason.",
+        abstract: "The dunning plan: the reminders the next run creates, and every item held, with its reason (a preview unless --commit).",
         discussion: """
             Each open item climbs its ladder (config plan.ladders) one step at a time; see docs/receivables.md for the rules \
             and the reason codes. --format json prints {"as_of", "reminders": [...], "held": [...]} (DESIGN.md contract). \
-            Nothing is written: the preview changes nothing.
+            Without --commit nothing is written. --commit creates the reminders (queue plan) and records the run, in one transaction; --as-of may not be before the last committed run.
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json }
@@ -122,14 +123,26 @@ struct PlanCommand: AsyncParsableCommand {
     var debtor: String?
     @Option(help: "Output format: table or json.")
     var format: Format = .table
+    @Flag(help: "Commit the plan: create its reminders (sent by the daemon through the contact policy) and record the run.")
+    var commit = false
+
+    func validate() throws {
+        if commit && debtor != nil { throw ValidationError("--commit plans every debtor: --debtor is for previews") }
+    }
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve().configuration
+            let resolved = try options.resolve()
+            let configuration = resolved.configuration
             let instant = try parseInstant(asOf, option: "--as-of") ?? Date()
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
             let date = CivilDate(instant, in: zone)
             let rules = configuration.plan.rules
+            if commit {
+                guard date <= CivilDate(Date(), in: zone) else { throw Fail.usage("--as-of \(date): a plan for a day to come cannot be committed") }
+                try await Self.commit(components: try components(resolved), instant: instant, date: date, format: format)
+                return
+            }
             guard FileManager.default.fileExists(atPath: configuration.store.path) else {
                 throw Fail.runtime("no ledger at \(configuration.store.path): import receivables first (relance import)")
             }
@@ -143,6 +156,45 @@ struct PlanCommand: AsyncParsableCommand {
             }
             try output.finish()
         }
+    }
+}
+
+extension PlanCommand {
+    /// Commits the run: the planner and the record validation run per debtor inside the ledger's
+    /// write transaction (all or nothing).
+    static func commit(components: Components, instant: Date, date: CivilDate, format: Format) async throws {
+        let configuration = components.configuration
+        let rules = configuration.plan.rules
+        let validator = components.parser.validator
+        // Not sent after the next contact could come: a reminder that waited that long is stale.
+        let expiresAt = instant.addingTimeInterval(Double(max(rules.minGap, 1)) * 86_400)
+        guard FileManager.default.fileExists(atPath: configuration.store.path) else {
+            throw Fail.runtime("no ledger at \(configuration.store.path): import receivables first (relance import)")
+        }
+        let ledger = try Ledger(path: configuration.store.path)
+        let result: PlanCommitResult
+        do {
+            result = try await ledger.commitPlan(asOf: instant, date: date, now: Date()) { snapshot, previous in
+                PlanRecords.commit(snapshot, previousRun: previous, rules: rules, date: date, expiresAt: expiresAt, validator: validator)
+            }
+        } catch let error as PlanCommitError {
+            throw Fail.usage("--as-of \(date): \(error)")
+        }
+        for (id, reason) in result.rejected { FileHandle.standardError.write(Data("relance: planned reminder \(id) not created: \(reason)\n".utf8)) }
+        switch format {
+        case .json:
+            print(
+                "{\"run\":\(result.runID),\"as_of\":\(JSONText.string(Timestamp.format(instant, in: TimeZone(identifier: configuration.defaults.timezone) ?? .gmt))),"
+                    + "\"created\":[\(result.created.map(JSONText.string).joined(separator: ","))],\"existing\":[\(result.existing.map(JSONText.string).joined(separator: ","))],"
+                    + "\"handoffs\":\(result.handoffs),\"held\":\(result.held),\"rejected\":[\(result.rejected.map { JSONText.string($0.id) }.joined(separator: ","))]}"
+            )
+        case .table:
+            for id in result.created { print("created\t\(id)") }
+            print(
+                "committed run \(result.runID) as of \(date): \(result.created.count) reminder(s) created, \(result.existing.count) already there, "
+                    + "\(result.handoffs) item(s) handed off, \(result.held) held\(result.rejected.isEmpty ? "" : ", \(result.rejected.count) rejected")")
+        }
+        if !result.rejected.isEmpty { throw ExitCode(2) }
     }
 }
 

@@ -87,4 +87,31 @@ import Testing
         #expect(plan.status == 0)
         #expect(plan.stdout.contains("no_contact"), "FEC debtors have no contact details until their records come: \(plan.stdout)")
     }
+
+    /// The whole path: import, commit the plan, the daemon sends it through the outbox with the
+    /// outstanding amount; a payment imported afterwards stops what the next run would send.
+    @Test func aCommittedPlanIsSentOnceWithTheOutstandingAmount() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        try Self.feed.write(toFile: file, atomically: true, encoding: .utf8)
+        _ = try await sandbox.relance(["import", file])
+        let today = Timestamp.format(Date())
+        let tomorrow = Timestamp.format(Date().addingTimeInterval(86_400 * 2))
+        #expect(try await sandbox.relance(["plan", "--commit", "--as-of", tomorrow]).status == 2, "a day to come cannot be committed")
+        let committed = try await sandbox.relance(["plan", "--commit", "--as-of", today])
+        #expect(committed.status == 0, "\(committed.stderr)")
+        #expect(committed.stdout.contains("1 reminder(s) created"), "\(committed.stdout)")
+        let again = try await sandbox.relance(["plan", "--commit", "--as-of", today])
+        #expect(again.stdout.contains("0 reminder(s) created"), "\(again.stdout)")
+
+        let serve = try await sandbox.relance(["serve", "--once"])
+        #expect(serve.status == 0, "\(serve.stderr)")
+        let mails = try FileManager.default.contentsOfDirectory(atPath: sandbox.maildir + "/new")
+        #expect(mails.count == 1)
+        let mail = try String(contentsOfFile: sandbox.maildir + "/new/" + (mails.first ?? ""), encoding: .utf8)
+        #expect(mail.contains("F-1") && mail.contains("compta@martin.example.fr"))
+        let receipts = try await sandbox.relance(["receipts", "--format", "csv"])
+        #expect(receipts.stdout.contains("plan-C-1-reminder_1-") && receipts.stdout.contains(",sent,"), "\(receipts.stdout)")
+    }
 }

@@ -1,0 +1,138 @@
+import Foundation
+import GRDB
+import RelanceCore
+
+public struct PlanCommitResult: Sendable {
+    public var runID: Int64 = 0
+    public var created: [String] = []
+    /// Reminders the ledger already held (a second run at the same date).
+    public var existing: [String] = []
+    public var handoffs = 0
+    public var held = 0
+    public var rejected: [(id: String, reason: String)] = []
+}
+
+public enum PlanCommitError: Error, CustomStringConvertible {
+    case beforeLastRun(CivilDate)
+
+    public var description: String {
+        switch self {
+        case .beforeLastRun(let last): "a plan as of a day before the last committed run (\(last)) cannot be committed"
+        }
+    }
+}
+
+extension Ledger {
+    /// Commits a run as of `date`, all or nothing: each debtor's snapshot is read and planned
+    /// (`plan`, pure) inside the write transaction, so no payment can be committed between the
+    /// plan and its reminders. Refused when `date` is before the last committed run.
+    public func commitPlan(
+        asOf: Date, date: CivilDate, now: Date, _ plan: @escaping @Sendable (DebtorSnapshot, _ previousRun: CivilDate?) throws -> DebtorPlanCommit
+    ) async throws -> PlanCommitResult {
+        try await pool.write { db in
+            let last = try String.fetchOne(db, sql: "SELECT as_of_date FROM plan_run ORDER BY as_of_date DESC LIMIT 1").flatMap(CivilDate.init)
+            if let last, date < last { throw PlanCommitError.beforeLastRun(last) }
+            try db.run(
+                sql: "INSERT INTO plan_run (as_of, as_of_date, committed_at, reminders, held) VALUES (?, ?, ?, 0, 0)",
+                arguments: [asOf.timeIntervalSince1970, date.description, now.timeIntervalSince1970])
+            var result = PlanCommitResult()
+            result.runID = db.lastInsertedRowID
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM rec_debtor ORDER BY id")
+            for id in ids {
+                guard
+                    let row = try Row.fetchOne(
+                        db, cachedSQL: "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor WHERE id = ?",
+                        arguments: [id])
+                else { continue }
+                let part = try plan(try Self.snapshot(db, row), last)
+                var ingest = IngestResult()
+                for reminder in part.reminders {
+                    try Self.insert(db, reminder, sourceFile: "plan", queue: "plan", priority: 0, now: now, into: &ingest)
+                }
+                for step in part.steps {
+                    try db.run(
+                        sql: """
+                            INSERT INTO plan_step (debtor_id, invoice, instalment, stage, on_date, reminder_id, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (invoice, instalment, stage) DO UPDATE SET on_date = excluded.on_date, reminder_id = excluded.reminder_id,
+                              run_id = excluded.run_id WHERE plan_step.reminder_id != excluded.reminder_id
+                            """,
+                        arguments: [id, step.item.invoice, step.item.instalment ?? 0, step.stage, date.description, step.reminderID, result.runID])
+                    if db.changesCount == 1 {
+                        try Self.event(
+                            db, debtor: id, subject: step.item.description, kind: "step", detail: "\(step.stage) (\(step.reminderID))", source: "plan",
+                            at: now.timeIntervalSince1970)
+                    }
+                }
+                result.created += ingest.inserted
+                result.existing += ingest.duplicates + ingest.conflicts
+                result.handoffs += part.handoffs
+                result.held += part.held
+                result.rejected += part.rejected
+            }
+            try db.run(
+                sql: "UPDATE plan_run SET reminders = ?, held = ? WHERE id = ?", arguments: [result.created.count, result.held, result.runID])
+            return result
+        }
+    }
+
+    /// After an import: the waiting reminders of items that were settled, disputed, put on hold or
+    /// promised stop, in the import's transaction (a send checks cancellations in the transaction
+    /// that marks it, so none goes out after this commits).
+    /// - A planned reminder with such an item is cancelled; its items still open give back the
+    ///   step (the next run plans them again), its settled items keep it.
+    /// - A spool reminder is cancelled once every item of an invoice it names is settled.
+    static func stopChases(_ db: Database, debtor: String, on date: CivilDate, now: Date) throws {
+        guard
+            let row = try Row.fetchOne(
+                db, cachedSQL: "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor WHERE id = ?",
+                arguments: [debtor])
+        else { return }
+        let snapshot = try snapshot(db, row)
+        let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
+        let byItem = Dictionary(standing.items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        func stop(_ item: ItemID) -> CancellationRequest.Reason? {
+            guard let standing = byItem[item] else { return nil }
+            if standing.settled != nil { return .paid }
+            if Planner.activeDispute(snapshot.movements, invoice: item.invoice, on: date) != nil { return .disputed }
+            if Planner.activePromise(snapshot.movements, invoice: item.invoice, on: date) != nil { return .promiseToPay }
+            if Planner.activeHold(snapshot.movements, invoice: item.invoice, on: date) != nil { return .other }
+            return nil
+        }
+        let waiting = try String.fetchAll(
+            db,
+            cachedSQL: """
+                SELECT DISTINCT s.reminder_id FROM plan_step s JOIN delivery d ON d.reminder_id = s.reminder_id
+                WHERE s.debtor_id = ? AND d.status IN ('pending', 'paused')
+                """, arguments: [debtor])
+        for reminderID in waiting {
+            let items = try Row.fetchAll(
+                db, cachedSQL: "SELECT invoice, instalment, stage FROM plan_step WHERE reminder_id = ?", arguments: [reminderID]
+            ).map { (ItemID(invoice: $0["invoice"], instalment: ($0["instalment"] as Int) == 0 ? nil : $0["instalment"]), $0["stage"] as String) }
+            guard let reason = items.lazy.compactMap({ stop($0.0) }).first else { continue }
+            _ = try applyCancellation(
+                db, CancellationRequest(scope: .reminder, value: reminderID, reason: reason, note: "receivables: an item changed before the reminder went out"),
+                source: "receivables", origin: nil, now: now)
+            for (item, stage) in items where byItem[item]?.settled == nil {
+                try db.run(
+                    sql: "DELETE FROM plan_step WHERE invoice = ? AND instalment = ? AND stage = ?", arguments: [item.invoice, item.instalment ?? 0, stage])
+            }
+        }
+        // Spool reminders name invoices: an invoice with nothing left stops them.
+        let settledInvoices = Set(standing.items.map(\.id.invoice)).filter { number in
+            standing.items.allSatisfy { $0.id.invoice != number || $0.settled != nil }
+        }
+        for number in settledInvoices.sorted() {
+            let waitingSpool =
+                try Bool.fetchOne(
+                    db,
+                    cachedSQL: """
+                        SELECT EXISTS (SELECT 1 FROM reminder_invoice ri JOIN delivery d ON d.reminder_id = ri.reminder_id
+                        WHERE ri.invoice = ? AND d.status IN ('pending', 'paused'))
+                        """, arguments: [number]) ?? false
+            guard waitingSpool else { continue }
+            _ = try applyCancellation(
+                db, CancellationRequest(scope: .invoice, value: number, reason: .paid, note: "settled in the receivables ledger"), source: "receivables",
+                origin: "receivables-settled:\(number)", now: now)
+        }
+    }
+}
