@@ -38,7 +38,7 @@ public struct DebtorStanding: Sendable {
     public var items: [ItemStanding]
     /// Unallocated money left per currency (an overpayment).
     public var credit: [String: Int64]
-    /// The last payment after which the debtor still owed something (for `after_payment`).
+    /// The last day with a payment at the end of which the debtor still owed something (for `after_payment`).
     public var lastPartialPayment: CivilDate?
 
     public static func compute(invoices: [ReceivableInvoice], movements: [ReceivableMovement], on date: CivilDate) -> DebtorStanding {
@@ -84,7 +84,14 @@ public struct DebtorStanding: Sendable {
             credit[currency] = left
         }
 
+        var paidOn: CivilDate?
+        /// At the end of a day with a payment: whether the debtor still owes something.
+        func closeDay() {
+            if let day = paidOn, items.contains(where: { $0.outstanding > 0 }) { lastPartial = day }
+            paidOn = nil
+        }
         for (day, _, _, event) in events {
+            if let open = paidOn, open != day { closeDay() }
             switch event {
             case .issue(let invoice):
                 for item in invoice.items {
@@ -105,7 +112,7 @@ public struct DebtorStanding: Sendable {
                 }
                 credit[currency, default: 0] += left
                 applyCredit(currency, on: day)
-                if isPayment && items.contains(where: { $0.outstanding > 0 }) { lastPartial = day }
+                if isPayment { paidOn = day }
             case .writeOff(let invoice):
                 for position in index[invoice] ?? [] where items[position].outstanding > 0 {
                     items[position].outstanding = 0
@@ -113,6 +120,7 @@ public struct DebtorStanding: Sendable {
                 }
             }
         }
+        closeDay()
         items.sort { ($0.dueOn, $0.id) < ($1.dueOn, $1.id) }
         return DebtorStanding(items: items, credit: credit.filter { $0.value > 0 }, lastPartialPayment: lastPartial)
     }
