@@ -4,8 +4,9 @@ import RelanceCore
 extension RelanceConfiguration {
     /// `plan:` — the dunning ladder and its rules (DESIGN.md "Receivables and the dunning plan").
     public struct Plan: Sendable, Decodable {
-        /// When the daemon runs the planner (`daily 07:30`, `every 1h`, `off`), in `defaults.timezone`.
-        public var schedule = "off"
+        /// When the daemon imports `spool/receivables/` and commits a plan (`daily 07:30`,
+        /// `weekly mon 07:00`, `every 1h`, `off`), in `defaults.timezone`.
+        public var schedule = Schedule.off
         public var ladders: [String: Ladder] = ["default": PlanRules.defaultLadder]
         public var minGap = 7
         public var afterPayment = 7
@@ -25,7 +26,12 @@ extension RelanceConfiguration {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.section(CodingKeys.self)
-            schedule = try c.value(.schedule, or: schedule)
+            if let text: String = try c.value(.schedule) {
+                guard let parsed = Schedule(text) else {
+                    throw c.invalid(.schedule, "'\(text.debugQuoted)' is not a schedule such as \"daily 07:30\", \"weekly mon 07:00\", \"every 1h\" or \"off\"")
+                }
+                schedule = parsed
+            }
             if let given: [String: [StepSetting]] = try c.value(.ladders) {
                 ladders = [:]
                 for (name, steps) in given {

@@ -57,6 +57,8 @@ public struct Daemon: Sendable {
         let intake = Intake(layout: layout, settings: { current.current.intake }, ledger: ledger, logger: logger, clock: clock)
         let dispatcher = Dispatcher(ledger: ledger, settings: { current.current.dispatch }, logger: logger, clock: clock)
         _ = await intake.recover()
+        // Receivables waiting in spool/receivables/ are in the ledger before a caught-up plan run.
+        _ = await intake.receivablesPass()
 
         if once {
             let pass = await intake.pass()
@@ -84,6 +86,7 @@ public struct Daemon: Sendable {
         if configuration.retention.daily {
             services.append(.init(service: RetentionService(ledger: ledger, current: current, logger: logger, clock: clock)))
         }
+        services.append(.init(service: PlanService(ledger: ledger, current: current, dispatcher: dispatcher, logger: logger, clock: clock)))
         services.append(.init(service: NotifierService(notifier: notifier, health: health, ledger: ledger, dispatcher: dispatcher, logger: logger)))
         services.append(
             .init(

@@ -21,7 +21,9 @@ struct IntakeService: Service {
         let nudge = Nudge()
         let logger = self.logger
         let report: @Sendable (String) -> Void = { logger.warning("spool watch unavailable: relying on the periodic rescan", metadata: ["error": "\($0)"]) }
-        let watchers = [intake.layout.incoming, intake.layout.cancel].compactMap { SpoolWatcher(directory: $0, onChange: { nudge.signal() }, onError: report) }
+        let watchers = [intake.layout.incoming, intake.layout.cancel, intake.layout.receivables].compactMap {
+            SpoolWatcher(directory: $0, onChange: { nudge.signal() }, onError: report)
+        }
         for watcher in watchers { watcher.start() }
         defer { for watcher in watchers { watcher.stop() } }
         let (stopping, intake, dispatcher, current) = (self.stopping, self.intake, self.dispatcher, self.current)

@@ -12,10 +12,7 @@ extension Intake {
     /// records, known by the file's identity and line, change nothing the second time.
     public func cancellationPass() async -> Int {
         let layout = self.layout
-        let names: [String] = await offPool {
-            ((try? FileManager.default.contentsOfDirectory(atPath: layout.cancel)) ?? [])
-                .filter { !$0.hasPrefix(".") && ($0.hasSuffix(".json") || $0.hasSuffix(".jsonl")) }.sorted()
-        }
+        let names = await droppedFiles(in: layout.cancel)
         var applied = 0
         let configuration = settings().configuration
         for name in names {
@@ -39,31 +36,7 @@ extension Intake {
                 logger.error("cannot apply cancellation file; it stays in cancel/ for a retry", metadata: metadata.merging(["error": "\(error)"]) { a, _ in a })
                 continue
             }
-            let keepDone = configuration.spool.keepDone
-            let errors = parsed.errors
-            let now = Timestamp.format(clock())
-            let problem: String? = await offPool {
-                do {
-                    if errors.isEmpty {
-                        if keepDone {
-                            try FileIO.rename(path, layout.done + "/" + SpoolLayout.freeName(name, in: layout.done))
-                        } else {
-                            try FileIO.unlink(path)
-                        }
-                        return nil
-                    }
-                    try ErrorReport(file: name, queue: "cancel", failedAt: now, ingested: 0, errors: errors).quarantine(path, as: name, in: layout)
-                    return nil
-                } catch { return "\(error)" }
-            }
-            for error in errors.prefix(20) {
-                logger.warning(
-                    "invalid cancellation record quarantined",
-                    metadata: metadata.merging([
-                        "relance.spool.line": "\(error.line)", "relance.spool.field": "\(error.field)", "relance.spool.reason": "\(error.reason)",
-                    ]) { a, _ in a })
-            }
-            if let problem { logger.error("cannot move cancellation file out of cancel/", metadata: metadata.merging(["error": "\(problem)"]) { a, _ in a }) }
+            await finishDropped(path: path, name: name, kind: "cancel", errors: parsed.errors, ingested: 0, metadata: metadata)
         }
         return applied
     }
@@ -79,30 +52,18 @@ extension Intake {
     /// Blocking: reads and validates one cancellation file.
     static func parseCancellations(path: String, maxBytes: Int) -> ParsedCancellations {
         var result = ParsedCancellations()
-        var st = stat()
-        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            result.errors = [LineError(line: 0, id: nil, field: "", reason: "not a regular file")]
-            return result
-        }
-        guard Int(st.st_size) <= maxBytes else {
-            result.errors = [LineError(line: 0, id: nil, field: "", reason: "file is over spool.max_file_bytes")]
-            return result
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            result.errors = [LineError(line: 0, id: nil, field: "", reason: "cannot be read")]
-            return result
-        }
-        result.identity = "\(st.st_dev):\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
-        data.withUnsafeBytes { raw in
-            // A .json file is one line however it is laid out.
-            let lines = path.hasSuffix(".jsonl") ? SpoolFileParser.lines(of: raw) : SpoolFileParser.lines(of: raw).isEmpty ? [] : [(1, 0..<raw.count)]
-            for (number, range) in lines {
-                switch CancellationRequest.validate(UnsafeRawBufferPointer(rebasing: raw[range])) {
-                case .success(let request): result.requests.append((number, request))
-                case .failure(let issues):
-                    for issue in issues.issues { result.errors.append(LineError(line: number, id: nil, field: issue.field, reason: issue.reason)) }
-                }
+        let read = readDropped(path: path, maxBytes: maxBytes) { number, bytes in
+            switch CancellationRequest.validate(bytes) {
+            case .success(let request): result.requests.append((number, request))
+            case .failure(let issues):
+                for issue in issues.issues { result.errors.append(LineError(line: number, id: nil, field: issue.field, reason: issue.reason)) }
             }
+        }
+        switch read {
+        case .read(let identity): result.identity = identity
+        case .unreadable(let error):
+            result.errors = [error]
+            return result
         }
         if result.requests.isEmpty && result.errors.isEmpty { result.errors.append(LineError(line: 0, id: nil, field: "", reason: "file holds no record")) }
         return result

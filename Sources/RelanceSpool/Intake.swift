@@ -42,6 +42,8 @@ public struct Intake: Sendable {
         public var inserted = 0
         public var quarantined = 0
         public var cancellations = 0
+        /// Receivables records that changed the ledger.
+        public var receivables = 0
     }
 
     /// Re-ingests files a crash left in `active/` (idempotent), then takes every waiting file.
@@ -59,6 +61,8 @@ public struct Intake: Sendable {
         var result = PassResult()
         // Cancellations first: a cancel dropped with (or before) its reminders wins.
         result.cancellations = await cancellationPass()
+        // Receivables next: a payment stops the waiting reminders of what it settles.
+        result.receivables = await receivablesPass()
         // A file still in active/ is one whose ingest failed (ledger not writable): try it again.
         let layout = self.layout
         for (queue, name) in await offPool({ layout.activeFiles() }) {

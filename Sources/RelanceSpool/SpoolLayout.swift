@@ -12,12 +12,14 @@ public struct SpoolLayout: Sendable {
     public var done: String { root + "/done" }
     public var failed: String { root + "/failed" }
     public var cancel: String { root + "/cancel" }
+    /// Receivables records (JSON lines, DESIGN.md "Receivables and the dunning plan").
+    public var receivables: String { root + "/receivables" }
 
     public static let defaultQueue = "default"
 
     /// Creates the tree (group-writable for producers, nothing for others).
     public func create() throws {
-        for dir in [tmp, incoming, active, done, failed, cancel] {
+        for dir in [tmp, incoming, active, done, failed, cancel, receivables] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o2770])
         }
     }

@@ -17,7 +17,7 @@ import RelanceCore
 /// - Ingest is idempotent on the reminder id: the same content is a duplicate, other content a conflict.
 ///
 /// The value types (`Ledger.Due`, `Ledger.Mark`, …) are shared by every implementation.
-public protocol LedgerStore: AnyObject, Sendable {
+public protocol LedgerStore: ReceivablesStore {
     // MARK: Intake
 
     /// Records the reminders of one spool file in one transaction, idempotently on their ids.

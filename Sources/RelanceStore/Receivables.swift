@@ -13,6 +13,12 @@ public protocol ReceivablesStore: AnyObject, Sendable {
     func forEachDebtorSnapshot(debtor: String?, _ body: @escaping @Sendable (DebtorSnapshot) throws -> Void) async throws
     /// The `as_of` of the last committed plan run, if any.
     func lastPlanRun() async throws -> CivilDate?
+    /// When the last plan run was committed, if any.
+    func lastPlanCommit() async throws -> Date?
+    /// Commits a plan run as of `date`, all or nothing, planning each debtor inside the transaction.
+    func commitPlan(
+        asOf: Date, date: CivilDate, now: Date, _ plan: @escaping @Sendable (DebtorSnapshot, _ previousRun: CivilDate?) throws -> DebtorPlanCommit
+    ) async throws -> PlanCommitResult
 }
 
 public enum ReceivablesImport {
@@ -344,6 +350,12 @@ extension Ledger: ReceivablesStore {
             taken[ItemID(invoice: step["invoice"], instalment: instalment == 0 ? nil : instalment), default: []].append(TakenStep(stage: step["stage"], on: on))
         }
         return DebtorSnapshot(debtor: debtor, invoices: invoices, movements: movements, taken: taken)
+    }
+
+    public func lastPlanCommit() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, cachedSQL: "SELECT MAX(committed_at) FROM plan_run").map(Date.init(timeIntervalSince1970:))
+        }
     }
 
     public func lastPlanRun() async throws -> CivilDate? {

@@ -236,7 +236,8 @@ struct Sandbox {
 func startListening(_ executable: String, _ arguments: [String], in sandbox: Sandbox, what: String) async throws -> (Child, Int) {
     let child = try Child(executable, arguments, directory: sandbox.root)
     var port = 0
-    try await eventually("\(what) to listen", timeout: .seconds(30)) {
+    // Generous: at the start of a run many servers start at once next to CPU-bound tests.
+    try await eventually("\(what) to listen", timeout: .seconds(90)) {
         if !child.process.isRunning { throw TimedOut(description: "\(what) died: \(child.stderr)") }
         if let line = child.stdout.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }) { port = Int(line.dropFirst(6)) ?? 0 }
         return port != 0

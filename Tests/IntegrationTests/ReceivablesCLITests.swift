@@ -114,4 +114,38 @@ import Testing
         let receipts = try await sandbox.relance(["receipts", "--format", "csv"])
         #expect(receipts.stdout.contains("plan-C-1-reminder_1-") && receipts.stdout.contains(",sent,"), "\(receipts.stdout)")
     }
+
+    /// The daemon: a file dropped in spool/receivables/ is imported (its bad line quarantined with
+    /// NAME.error.json), the scheduled plan run missed before start is caught up at once, its
+    /// reminder is sent; a payment dropped afterwards is imported as it comes and the plan run
+    /// after it has nothing to send for the settled item.
+    @Test func theDaemonImportsDroppedReceivablesAndCatchesUpAMissedPlanRun() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig(extra: "plan: { schedule: \"daily 00:00\" }")
+        let drop = sandbox.spool + "/receivables"
+        try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: sandbox.spool + "/tmp", withIntermediateDirectories: true)
+        func dropFile(_ name: String, _ text: String) throws {
+            try text.write(toFile: sandbox.spool + "/tmp/" + name, atomically: false, encoding: .utf8)
+            try FileManager.default.moveItem(atPath: sandbox.spool + "/tmp/" + name, toPath: drop + "/" + name)
+        }
+        try dropFile("feed.jsonl", Self.feed)
+        let daemon = try sandbox.start(["serve"])
+        let maildir = sandbox.maildir + "/new"
+        try await eventually("the planned reminder to be sent") { ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count == 1 }
+        #expect(daemon.stderr.contains("plan committed"), "\(daemon.stderr)")
+        let report = sandbox.spool + "/failed/feed.jsonl.error.json"
+        try await eventually("the bad line quarantined") { FileManager.default.fileExists(atPath: report) }
+        let errors = try String(contentsOfFile: report, encoding: .utf8)
+        #expect(errors.contains("\"line\":7") || errors.contains("\"line\" : 7"), "\(errors)")
+
+        try dropFile(
+            "payments.jsonl", #"{"type":"payment","id":"P-9","debtor":"C-1","amount":"1200.00","currency":"EUR","paid_on":"2026-11-30","invoice":"F-1"}"# + "\n"
+        )
+        try await eventually("the payment imported") { daemon.stderr.contains("receivables/payments.jsonl") && daemon.stderr.contains("receivables imported") }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0)
+        let receivables = try await sandbox.relance(["receivables", "--status", "paid", "--format", "csv"])
+        #expect(receivables.stdout.contains("F-1,"), "\(receivables.stdout)")
+    }
 }

@@ -253,3 +253,32 @@ private func item(_ invoice: String, _ instalment: Int? = nil) -> ItemID { ItemI
         #expect(Ladder.problem([LadderStep(stage: "a", at: 7)]) != nil, "a sending step needs a channel")
     }
 }
+
+@Suite struct ScheduleTests {
+    @Test func schedulesParseAndGiveTheNextRun() throws {
+        let paris = TimeZone(identifier: "Europe/Paris")!
+        func next(_ spec: String, after: String) throws -> String? {
+            try #require(Schedule(spec)).next(after: Timestamp.parse(after)!, in: paris).map { Timestamp.format($0, in: paris) }
+        }
+        #expect(try next("daily 07:30", after: "2026-11-30T07:29:00+01:00") == "2026-11-30T07:30:00+01:00")
+        #expect(try next("07:30", after: "2026-11-30T07:30:00+01:00") == "2026-12-01T07:30:00+01:00", "strictly after")
+        #expect(try next("weekly mon 07:00", after: "2026-11-30T08:00:00+01:00") == "2026-12-07T07:00:00+01:00")
+        #expect(try next("weekly sun 07:00", after: "2026-11-30T08:00:00+01:00") == "2026-12-06T07:00:00+01:00")
+        #expect(try next("every 1h", after: "2026-11-30T08:10:00+01:00") == "2026-11-30T09:10:00+01:00")
+        #expect(try next("every 30m", after: "2026-11-30T08:10:00+01:00") == "2026-11-30T08:40:00+01:00")
+        // 29 March 2026: 02:30 does not exist in Paris; the run is at the first instant after the gap.
+        #expect(try next("daily 02:30", after: "2026-03-29T01:00:00+01:00") == "2026-03-29T03:00:00+02:00")
+        #expect(try #require(Schedule("off")).next(after: Date(), in: paris) == nil)
+        func previous(_ spec: String, _ at: String) throws -> String? {
+            try #require(Schedule(spec)).previous(atOrBefore: Timestamp.parse(at)!, in: paris).map { Timestamp.format($0, in: paris) }
+        }
+        #expect(try previous("daily 07:30", "2026-11-30T07:29:00+01:00") == "2026-11-29T07:30:00+01:00")
+        #expect(try previous("daily 07:30", "2026-11-30T07:30:00+01:00") == "2026-11-30T07:30:00+01:00", "at or before")
+        #expect(try previous("weekly mon 07:00", "2026-11-30T06:00:00+01:00") == "2026-11-23T07:00:00+01:00")
+        #expect(try previous("every 1h", "2026-11-30T06:00:00+01:00") == "2026-11-30T05:00:00+01:00")
+        for text in ["off", "daily 07:30", "weekly fri 18:00", "every 2h", "every 15m"] { #expect(Schedule(text)?.description == text) }
+        for bad in ["", "daily", "daily 7:30", "25:00", "weekly 07:00", "weekly mon", "every", "every 0h", "every 1d", "hourly", "daily 07:30 utc"] {
+            #expect(Schedule(bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import RelanceConfig
+import RelanceCore
+import RelanceDispatch
+import RelanceStore
+import ServiceLifecycle
+
+/// The dunning planner inside the daemon (`plan.schedule`, in `defaults.timezone`): at each run it
+/// commits the plan as of that instant (the intake imports `spool/receivables/` as files come) and
+/// wakes the dispatcher. The schedule in force is read again after every run and every reload.
+struct PlanService: Service {
+    let ledger: any LedgerStore
+    let current: CurrentSnapshot
+    let dispatcher: Dispatcher
+    let logger: Logger
+    let clock: @Sendable () -> Date
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let configuration = current.current.configuration
+            let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
+            let schedule = configuration.plan.schedule
+            // A scheduled run missed while the daemon was down (or before its first run) is
+            // caught up once, now; then the next one is awaited (a minute at most, so that a
+            // reload's schedule is taken into account).
+            if let due = schedule.previous(atOrBefore: clock(), in: zone) {
+                let last: Date?
+                do { last = try await ledger.lastPlanCommit() } catch {
+                    logger.error("cannot read the last plan run", metadata: ["error": "\(error)"])
+                    last = clock()
+                }
+                if (last ?? .distantPast) < due { await commit(at: clock()) }
+            }
+            let next = schedule.next(after: clock(), in: zone)
+            let pause = next.map { Duration.milliseconds(Int64(max(0, $0.timeIntervalSince(clock())) * 1000) + 10) } ?? .seconds(60)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: min(pause, .seconds(60))) }
+        }
+    }
+
+    /// One committed run, as `relance plan --commit` does it.
+    func commit(at instant: Date) async {
+        let snapshot = current.current
+        let configuration = snapshot.configuration
+        let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
+        let date = CivilDate(instant, in: zone)
+        let rules = configuration.plan.rules
+        let validator = snapshot.components.parser.validator
+        let expiresAt = instant.addingTimeInterval(Double(max(rules.minGap, 1)) * 86_400)
+        do {
+            let result = try await ledger.commitPlan(asOf: instant, date: date, now: clock()) { debtor, previous in
+                PlanRecords.commit(debtor, previousRun: previous, rules: rules, date: date, expiresAt: expiresAt, validator: validator)
+            }
+            logger.notice(
+                "plan committed",
+                metadata: [
+                    "relance.plan.run": "\(result.runID)", "relance.plan.as_of": "\(date)", "relance.plan.created": "\(result.created.count)",
+                    "relance.plan.handoffs": "\(result.handoffs)", "relance.plan.held": "\(result.held)", "relance.plan.rejected": "\(result.rejected.count)",
+                ])
+            for (id, reason) in result.rejected.prefix(20) {
+                logger.error("planned reminder not created", metadata: ["relance.reminder.id": "\(id)", "relance.reason": "\(reason)"])
+            }
+            if !result.created.isEmpty { dispatcher.wake() }
+        } catch {
+            logger.error("plan run failed; the next scheduled run tries again", metadata: ["error": "\(error)"])
+        }
+    }
+}
