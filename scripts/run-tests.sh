@@ -15,7 +15,7 @@ awk '
   /^↳/ && detail { print; next }
   { detail = 0 }
   /^✔ Suite / { print; next }
-  /^(chaos|cancellation race|simulated year|simulation|fuzz)[ :]/ { print; next }
+  /^(chaos|cancellation race|payment race|simulated year|simulation|fuzz)[ :]/ { print; next }
 ' "$LOG" | grep -v "^✔ Test run"
 echo
 if [ $status -ne 0 ]; then

@@ -28,6 +28,7 @@ public struct Components: Sendable {
             creditor: configuration.creditor, deadlineDays: configuration.templates.deadlineDays, defaultLocale: configuration.defaults.locale,
             vars: configuration.templates.vars)
         if let agency = configuration.agency, agency.enabled { settings.agency = Agency(name: agency.name, address: agency.address) }
+        settings.penaltyRate = configuration.plan.penaltyRate.map { Decimal(string: String($0)) ?? Decimal($0) }
         guard let from = Mailbox(parsing: configuration.email.from) else { throw UsageError("email.from is not a valid mailbox") }
         self.builder = MessageBuilder(
             templates: templates, settings: settings, from: from, replyTo: configuration.email.replyTo.flatMap(Mailbox.init(parsing:)),

@@ -78,8 +78,9 @@ extension Ledger {
     /// After an import: the waiting reminders of items that were settled, disputed, put on hold or
     /// promised stop, in the import's transaction (a send checks cancellations in the transaction
     /// that marks it, so none goes out after this commits).
-    /// - A planned reminder with such an item is cancelled; its items still open give back the
-    ///   step (the next run plans them again), its settled items keep it.
+    /// - A waiting planned reminder with such an item is cancelled; its items still open give back
+    ///   the step (the next run plans them again), its settled items keep it. One already under
+    ///   way or sent gets the event, so that its receipt shows what came after.
     /// - A spool reminder is cancelled once every item of an invoice it names is settled.
     static func stopChases(_ db: Database, debtor: String, on date: CivilDate, now: Date) throws {
         guard
@@ -98,20 +99,22 @@ extension Ledger {
             if Planner.activeHold(snapshot.movements, invoice: item.invoice, on: date) != nil { return .other }
             return nil
         }
-        let waiting = try String.fetchAll(
-            db,
-            cachedSQL: """
-                SELECT DISTINCT s.reminder_id FROM plan_step s JOIN delivery d ON d.reminder_id = s.reminder_id
-                WHERE s.debtor_id = ? AND d.status IN ('pending', 'paused')
-                """, arguments: [debtor])
-        for reminderID in waiting {
+        // Every planned reminder of the debtor with such an item: a waiting one is cancelled, one
+        // already under way or sent gets the event (its receipt shows the payment came after).
+        // Once per reminder and reason (the cancellation's origin).
+        let planned = try String.fetchAll(
+            db, cachedSQL: "SELECT DISTINCT s.reminder_id FROM plan_step s JOIN reminder r ON r.id = s.reminder_id WHERE s.debtor_id = ?",
+            arguments: [debtor])
+        for reminderID in planned {
             let items = try Row.fetchAll(
                 db, cachedSQL: "SELECT invoice, instalment, stage FROM plan_step WHERE reminder_id = ?", arguments: [reminderID]
             ).map { (ItemID(invoice: $0["invoice"], instalment: ($0["instalment"] as Int) == 0 ? nil : $0["instalment"]), $0["stage"] as String) }
             guard let reason = items.lazy.compactMap({ stop($0.0) }).first else { continue }
-            _ = try applyCancellation(
+            let result = try applyCancellation(
                 db, CancellationRequest(scope: .reminder, value: reminderID, reason: reason, note: "receivables: an item changed before the reminder went out"),
-                source: "receivables", origin: nil, now: now)
+                source: "receivables", origin: "receivables:\(reminderID):\(reason.rawValue)", now: now)
+            guard result.cancelled > 0 else { continue }
+            // Cancelled before it went out: its items still open take the step again at the next run.
             for (item, stage) in items where byItem[item]?.settled == nil {
                 try db.run(
                     sql: "DELETE FROM plan_step WHERE invoice = ? AND instalment = ? AND stage = ?", arguments: [item.invoice, item.instalment ?? 0, stage])

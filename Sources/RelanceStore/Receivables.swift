@@ -15,10 +15,24 @@ public protocol ReceivablesStore: AnyObject, Sendable {
     func lastPlanRun() async throws -> CivilDate?
     /// When the last plan run was committed, if any.
     func lastPlanCommit() async throws -> Date?
+    /// Every reminder about an invoice (planned or from the spool), each channel's delivery, for
+    /// the hand-off export.
+    func reminderHistory(invoice: String) async throws -> [ReminderTrace]
     /// Commits a plan run as of `date`, all or nothing, planning each debtor inside the transaction.
     func commitPlan(
         asOf: Date, date: CivilDate, now: Date, _ plan: @escaping @Sendable (DebtorSnapshot, _ previousRun: CivilDate?) throws -> DebtorPlanCommit
     ) async throws -> PlanCommitResult
+}
+
+/// One delivery of a reminder about an invoice: what a lawyer needs to show the debtor was told.
+public struct ReminderTrace: Sendable, Hashable {
+    public var reminderID: String
+    public var stage: String
+    public var channel: String
+    public var status: String
+    /// When it went out (its first attempt that reached the transport), if it did.
+    public var sentAt: Date?
+    public var recipient: String?
 }
 
 public enum ReceivablesImport {
@@ -350,6 +364,26 @@ extension Ledger: ReceivablesStore {
             taken[ItemID(invoice: step["invoice"], instalment: instalment == 0 ? nil : instalment), default: []].append(TakenStep(stage: step["stage"], on: on))
         }
         return DebtorSnapshot(debtor: debtor, invoices: invoices, movements: movements, taken: taken)
+    }
+
+    public func reminderHistory(invoice: String) async throws -> [ReminderTrace] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                cachedSQL: """
+                    SELECT r.id, r.record, d.channel, d.status,
+                      (SELECT MIN(a.started_at) FROM attempt a WHERE a.reminder_id = d.reminder_id AND a.channel = d.channel AND a.outcome IN ('sent', 'unknown')) AS sent_at,
+                      (SELECT a.recipient FROM attempt a WHERE a.reminder_id = d.reminder_id AND a.channel = d.channel AND a.outcome IN ('sent', 'unknown') ORDER BY a.number LIMIT 1) AS recipient
+                    FROM reminder_invoice ri JOIN reminder r ON r.id = ri.reminder_id JOIN delivery d ON d.reminder_id = r.id
+                    WHERE ri.invoice = ? ORDER BY r.ingested_at, r.id, d.channel
+                    """, arguments: [invoice]
+            ).map { row in
+                let id: String = row["id"]
+                return ReminderTrace(
+                    reminderID: id, stage: (try? Reminder.stored(row["record"], id: id).stage) ?? "", channel: row["channel"], status: row["status"],
+                    sentAt: (row["sent_at"] as Double?).map(Date.init(timeIntervalSince1970:)), recipient: row["recipient"])
+            }
+        }
     }
 
     public func lastPlanCommit() async throws -> Date? {

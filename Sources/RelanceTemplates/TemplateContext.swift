@@ -105,6 +105,9 @@ public struct ContextSettings: Sendable, Hashable {
     public var defaultLocale: String
     /// Values of `{{vars.NAME}}` when a record does not give them (`templates.vars`).
     public var vars: [String: String]
+    /// Annual late-payment penalty rate in percent (`plan.penalty_rate`, L441-10): business
+    /// debtors' messages show the penalties accrued to date; nil: not shown.
+    public var penaltyRate: Decimal? = nil
 
     public init(creditor: Creditor, deadlineDays: Int = 8, businessIndemnity: Decimal = 40, defaultLocale: String = "fr-FR", vars: [String: String] = [:]) {
         self.creditor = creditor
@@ -150,7 +153,7 @@ public enum TemplateContext {
         static let names = [
             "reminder_id", "stage", "channel", "debtor", "invoices", "invoice_count", "has_several_invoices", "totals", "total", "days_overdue",
             "is_overdue", "payment_url", "has_payment_url", "attachments", "has_attachments", "vars", "creditor", "today", "deadline", "deadline_days",
-            "indemnity_per_invoice", "indemnity_total", "agency", "first_letter", "debt",
+            "indemnity_per_invoice", "indemnity_total", "agency", "first_letter", "debt", "has_penalties", "penalties", "penalty_rate",
         ]
 
         /// The value of a top-level name; nil for a name the context does not have.
@@ -220,11 +223,34 @@ public enum TemplateContext {
                     "is_first": history == nil, "reference": history?.reference ?? "", "date": history.map { formatDate($0.date, locale: locale) } ?? "",
                 ] as [String: Any]
             case "debt": return debt
+            case "has_penalties": return !accruedPenalties.isEmpty
+            case "penalties":
+                return accruedPenalties.map { Money.format($0.amount, currency: $0.currency, locale: locale) }.joined(separator: " + ")
+            case "penalty_rate":
+                guard let rate = settings.penaltyRate else { return "" }
+                return rate.formatted(.percent.scale(1).locale(Locale(identifier: locale)).precision(.fractionLength(0...2)))
             default: return nil
             }
         }
 
         var daysOverdue: Int { reminder.invoices.map { max(0, today.dayNumber - $0.dueOn.dayNumber) }.max() ?? 0 }
+
+        /// Late-payment penalties accrued to today for a business debtor (L441-10): each invoice's
+        /// amount × the annual rate × the days since its due date ÷ 365, to the cent, per currency.
+        /// Empty for a consumer, without `plan.penalty_rate`, or when nothing is overdue.
+        var accruedPenalties: [(currency: String, amount: Decimal)] {
+            guard let rate = settings.penaltyRate, reminder.debtor.kind == .business else { return [] }
+            var sums: [String: Decimal] = [:]
+            for invoice in reminder.invoices {
+                let days = today.dayNumber - invoice.dueOn.dayNumber
+                guard days > 0 else { continue }
+                var penalty = invoice.decimalAmount * rate / 100 * Decimal(days) / 365
+                var rounded = Decimal()
+                NSDecimalRound(&rounded, &penalty, Currency.minorUnits[invoice.currency] ?? 2, .plain)
+                sums[invoice.currency, default: 0] += rounded
+            }
+            return sums.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        }
 
         /// The debt split as R124-4 asks: principal (the invoices), interest and other sums (from
         /// `vars.interest` and `vars.other_sums` when the producer computes them), per currency of the first invoice.

@@ -4,6 +4,7 @@ import RelanceConfig
 import RelanceCore
 import RelanceDispatch
 import RelanceStore
+import Synchronization
 
 /// `relance import`: receivables records into the ledger.
 struct Import: AsyncParsableCommand {
@@ -319,7 +320,9 @@ struct ReceivablesCommand: AsyncParsableCommand {
         abstract: "List the receivables: every item (invoice or instalment) with its outstanding amount, status and the last step it took.",
         discussion: """
             Outstanding amounts are derived from the invoices and the movements dated up to --as-of (default: today), \
-            never stored. Status: open, paid, written_off, disputed, promised, on_hold, handed_off.
+            never stored. Status: open, paid, written_off, disputed, promised, on_hold, handed_off. \
+            --status handed_off is the hand-off export for litigation: it adds the debtor's identity and contact details \
+            and every reminder about each invoice (date sent, channel, stage, status, recipient, reminder id).
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, csv }
@@ -341,6 +344,8 @@ struct ReceivablesCommand: AsyncParsableCommand {
     var format: Format = .table
 
     static let columns = ["debtor", "invoice", "instalment", "issued_on", "due_on", "amount", "outstanding", "currency", "status", "last_stage", "last_on"]
+    /// The hand-off export (`--status handed_off`) adds who the debtor is and every reminder sent.
+    static let handoffColumns = ["debtor_name", "debtor_kind", "debtor_email", "debtor_phone", "reminders"]
 
     func run() async throws {
         try await Self.guarded {
@@ -348,14 +353,17 @@ struct ReceivablesCommand: AsyncParsableCommand {
             let instant = try parseInstant(asOf, option: "--as-of") ?? Date()
             let date = CivilDate(instant, in: TimeZone(identifier: configuration.defaults.timezone) ?? .gmt)
             let (format, wanted) = (self.format, self.status)
+            let export = wanted == .handedOff
+            let columns = Self.columns + (export ? Self.handoffColumns : [])
             let handoffStages = Set(configuration.plan.ladders.values.flatMap(\.steps).filter { $0.action == .handoff }.map(\.stage))
             switch format {
-            case .table: print(Self.columns.map { $0.uppercased() }.joined(separator: "\t"))
-            case .csv: print(Self.columns.joined(separator: ","))
+            case .table: print(columns.map { $0.uppercased() }.joined(separator: "\t"))
+            case .csv: print(columns.joined(separator: ","))
             case .json: break
             }
             guard FileManager.default.fileExists(atPath: configuration.store.path) else { return }
             let ledger = try existingLedger(configuration)
+            let exported = Mutex<[(values: [String], invoice: String)]>([])
             try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in
                 let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
                 let issued = Dictionary(snapshot.invoices.map { ($0.number, $0.issuedOn) }, uniquingKeysWith: { a, _ in a })
@@ -369,14 +377,33 @@ struct ReceivablesCommand: AsyncParsableCommand {
                         MinorAmount(units: item.outstanding, currency: item.currency).text, item.currency, status.rawValue, last?.stage ?? "",
                         last?.on.description ?? "",
                     ]
-                    switch format {
-                    case .table: print(values.joined(separator: "\t"))
-                    case .csv: print(values.map(CSVWriter.field).joined(separator: ","))
-                    case .json:
-                        print("{" + zip(Self.columns, values).map { "\(JSONText.string($0)):\(JSONText.string($1))" }.joined(separator: ",") + "}")
+                    if export {
+                        let d = snapshot.debtor.debtor
+                        exported.withLock { $0.append((values + [d.name, d.kind.rawValue, d.email ?? "", d.phone ?? ""], item.id.invoice)) }
+                    } else {
+                        Self.emit(values, columns: columns, format: format)
                     }
                 }
             }
+            // The hand-off export: each item with every reminder about its invoice.
+            for (values, invoice) in exported.withLock({ $0 }) {
+                let history = try await ledger.reminderHistory(invoice: invoice).map { trace in
+                    [
+                        trace.sentAt.map { Timestamp.format($0) } ?? "not sent", trace.channel, trace.stage, trace.status, trace.recipient ?? "",
+                        trace.reminderID,
+                    ]
+                    .joined(separator: " ")
+                }
+                Self.emit(values + [history.joined(separator: "; ")], columns: columns, format: format)
+            }
+        }
+    }
+
+    static func emit(_ values: [String], columns: [String], format: Format) {
+        switch format {
+        case .table: print(values.joined(separator: "\t"))
+        case .csv: print(values.map(CSVWriter.field).joined(separator: ","))
+        case .json: print("{" + zip(columns, values).map { "\(JSONText.string($0)):\(JSONText.string($1))" }.joined(separator: ",") + "}")
         }
     }
 

@@ -148,4 +148,116 @@ import Testing
         let receivables = try await sandbox.relance(["receivables", "--status", "paid", "--format", "csv"])
         #expect(receivables.stdout.contains("F-1,"), "\(receivables.stdout)")
     }
+
+    /// A payment imported while its planned reminder is being sent: the reminder is either sent
+    /// before the payment's transaction committed (its events show the send started first) or
+    /// cancelled, never sent after (the cancellation race of the contact policy, for payments).
+    @Test func noPlannedReminderIsSentAfterThePaymentThatSettlesIt() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox, slow: 0.06)
+        try sandbox.writeConfig(smtpPort: server.port, concurrency: 8, connections: 8)
+        let count = 200
+        var feed = ""
+        for i in 0..<count {
+            feed += #"{"type":"debtor","id":"D\#(i)","name":"Débiteur \#(i)","email":"race\#(i)@example.org","kind":"business"}"# + "\n"
+            feed +=
+                #"{"type":"invoice","number":"F-\#(i)","debtor":"D\#(i)","issued_on":"2026-09-01","due_on":"2026-10-01","amount":"100.00","currency":"EUR"}"#
+                + "\n"
+        }
+        let feedPath = sandbox.root + "/feed.jsonl"
+        try feed.write(toFile: feedPath, atomically: true, encoding: .utf8)
+        #expect(try await sandbox.relance(["import", feedPath]).status == 0)
+        // Held while the plan is committed and the first payments land: "cancelled in time" is always exercised.
+        _ = try await sandbox.relance(["pause", "--all"])
+        let committed = try await sandbox.relance(["plan", "--commit"])
+        #expect(committed.stdout.contains("\(count) reminder(s) created"), "\(committed.stdout)")
+        func pay(_ debtors: some Sequence<Int>, file: String) async throws {
+            let lines = debtors.map {
+                #"{"type":"payment","id":"P-\#($0)","debtor":"D\#($0)","amount":"100.00","currency":"EUR","paid_on":"2026-11-30","invoice":"F-\#($0)"}"#
+            }
+            let path = sandbox.root + "/" + file
+            try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let run = try await sandbox.relance(["import", path])
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        let evens = Array(stride(from: count - 2, through: 0, by: -2))
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the daemon") { daemon.stderr.contains("relance serve started") }
+        try await pay(evens.prefix(10), file: "early.jsonl")
+        _ = try await sandbox.relance(["resume", "--all"])
+        try await eventually("the batch to be under way") { server.messages.count >= 20 }
+        // The other payments, a few debtors per import, last first, while the batch goes out.
+        for (n, chunk) in stride(from: 10, to: evens.count, by: 10).map({ Array(evens[$0..<min($0 + 10, evens.count)]) }).enumerated() {
+            try await pay(chunk, file: "payments-\(n).jsonl")
+        }
+        try await eventually("every delivery to be settled") {
+            guard let s = try? await statuses(try sandbox.ledger()) else { return false }
+            return s.count == count && !s.values.contains("pending") && !s.values.contains("sending")
+        }
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0)
+
+        let ledger = try sandbox.ledger()
+        let final = try await statuses(ledger)
+        let received = try recipients(of: server)
+        var (cancelled, tooLate) = (0, 0)
+        for (key, status) in final {
+            let reminderID = String(key.split(separator: "/")[0])
+            guard let debtor = reminderID.split(separator: "-").dropFirst().first, let i = Int(debtor.dropFirst()) else {
+                Issue.record("unexpected reminder \(reminderID)")
+                continue
+            }
+            let got = received["race\(i)@example.org"] ?? 0
+            if i % 2 == 1 {
+                #expect(status == "sent" && got == 1, "\(reminderID) was not paid: sent once")
+            } else if status == "cancelled" {
+                cancelled += 1
+                #expect(got == 0, "\(reminderID) was cancelled by the payment and must not have been sent")
+            } else {
+                tooLate += 1
+                #expect(status == "sent" && got == 1)
+                let reasons = try await ledger.events(reminderID: reminderID).map(\.reason)
+                let marked = reasons.firstIndex { $0.hasPrefix("attempt 1 via") }
+                let recorded = reasons.firstIndex { $0.contains("recorded when already") }
+                #expect(marked != nil && recorded != nil && marked! < recorded!, "\(reminderID): \(reasons)")
+            }
+        }
+        #expect(cancelled >= 10, "the payments made before sending resumed stopped their reminders (\(cancelled) cancelled, \(tooLate) too late)")
+        print("payment race: \(count) planned reminders, \(count / 2) payments, \(cancelled) in time, \(tooLate) after the send had started, 0 sent after")
+    }
+
+    /// Runs that climb the whole ladder, then the hand-off export: the debtor's identity and every
+    /// reminder about the invoice.
+    @Test func theHandOffExportListsEveryReminderAboutTheItem() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let feed = sandbox.root + "/feed.jsonl"
+        try """
+        {"type":"debtor","id":"C-7","name":"SARL Durand, \\"Le Fournil\\"","email":"compta@durand.example.fr","phone":"06 11 22 33 44","kind":"business"}
+        {"type":"invoice","number":"F-77","debtor":"C-7","issued_on":"2026-05-01","due_on":"2026-06-01","amount":"2400.00","currency":"EUR"}
+
+        """.write(toFile: feed, atomically: true, encoding: .utf8)
+        #expect(try await sandbox.relance(["import", feed]).status == 0)
+        for day in ["2026-06-08", "2026-06-22", "2026-07-11", "2026-07-31"] {
+            let run = try await sandbox.relance(["plan", "--commit", "--as-of", day + "T09:00:00+02:00"])
+            #expect(run.status == 0 && run.stdout.contains("committed run"), "\(day): \(run.stdout) \(run.stderr)")
+        }
+        let open = try await sandbox.relance(["receivables", "--status", "open"])
+        #expect(open.stdout.split(separator: "\n").count == 1, "handed off, no longer open: \(open.stdout)")
+        let export = try await sandbox.relance(["receivables", "--status", "handed_off", "--format", "csv"])
+        #expect(export.status == 0, "\(export.stderr)")
+        let lines = export.stdout.split(separator: "\n")
+        #expect(
+            lines.first
+                == "debtor,invoice,instalment,issued_on,due_on,amount,outstanding,currency,status,last_stage,last_on,debtor_name,debtor_kind,debtor_email,debtor_phone,reminders"
+        )
+        #expect(lines.count == 2)
+        let row = String(lines.last ?? "")
+        #expect(
+            row.hasPrefix("C-7,F-77,,2026-05-01,2026-06-01,2400.00,2400.00,EUR,handed_off,handoff,2026-07-31,\"SARL Durand, \"\"Le Fournil\"\"\",business,"),
+            "\(row)")
+        #expect(row.contains("+33611223344"))
+        for stage in ["reminder_1", "reminder_2", "final_notice"] { #expect(row.contains(" email \(stage) pending "), "\(stage): \(row)") }
+        #expect(row.contains(" sms reminder_2 pending "), "reminder_2 also went by SMS: \(row)")
+    }
 }

@@ -175,6 +175,23 @@ func emailFiles(
         #expect(consumer.text.contains("1344-1"))
     }
 
+    /// `plan.penalty_rate` set: a business debtor's final notice shows the penalties accrued to
+    /// date (1,234.50 € × 12.15 % × 30 days ÷ 365 = 12.33 €); a consumer's never; without a rate, none.
+    @Test func theFinalNoticeShowsAccruedPenaltiesToBusinessesWhenARateIsSet() throws {
+        let set = try TemplateSet(directory: Self.root, defaultLocale: "fr-FR")
+        var withRate = settings
+        withRate.penaltyRate = Decimal(string: "12.15")
+        let business = try set.renderEmail(sampleReminder(stage: "final_notice", kind: .business), settings: withRate, now: now)
+        #expect(business.text.contains("pénalités de retard au taux annuel de 12,15\u{00A0}% s'élèvent à 12,33\u{00A0}€"), "\(business.text)")
+        #expect(business.html.contains("12,33\u{00A0}€"))
+        let english = try set.renderEmail(sampleReminder(stage: "final_notice", locale: "en-GB", kind: .business), settings: withRate, now: now)
+        #expect(english.text.contains("at the annual rate of 12.15% amount to €12.33"), "\(english.text)")
+        let consumer = try set.renderEmail(sampleReminder(stage: "final_notice", kind: .consumer), settings: withRate, now: now)
+        #expect(!consumer.text.contains("taux annuel"))
+        let noRate = try set.renderEmail(sampleReminder(stage: "final_notice", kind: .business), settings: settings, now: now)
+        #expect(!noRate.text.contains("taux annuel"))
+    }
+
     @Test func everyStageNamesInvoiceAndAmountInBothLanguages() throws {
         let set = try TemplateSet(directory: Self.root, defaultLocale: "fr-FR")
         for stage in stages {
