@@ -391,3 +391,41 @@ final class ReceiptBox: @unchecked Sendable {
 func statuses(_ ledger: Ledger) async throws -> [String: String] {
     Dictionary(uniqueKeysWithValues: try await ledger.deliveries().map { ("\($0.reminderID)/\($0.channel)", $0.status) })
 }
+
+/// The safety property of a race between sends and stops (cancellations, payments): waits until
+/// no delivery of `count` is pending or sending, then checks that a stopped reminder was never
+/// received and that one sent although stopped was marked `sending` before the stop was recorded
+/// (its events show that order). Returns how many were stopped in time and how many too late.
+func checkNothingSentAfterItsStop(
+    _ sandbox: Sandbox, server: SMTPServer, count: Int, recipient: (String) -> String?, stopped: (String) -> Bool
+) async throws -> (inTime: Int, tooLate: Int) {
+    try await eventually("every delivery to be settled") {
+        guard let s = try? await statuses(try sandbox.ledger()) else { return false }
+        return s.count == count && !s.values.contains("pending") && !s.values.contains("sending")
+    }
+    let ledger = try sandbox.ledger()
+    let received = try recipients(of: server)
+    var (inTime, tooLate) = (0, 0)
+    for (key, status) in try await statuses(ledger) {
+        let reminderID = String(key.split(separator: "/")[0])
+        guard let address = recipient(reminderID) else {
+            Issue.record("unexpected reminder \(reminderID)")
+            continue
+        }
+        let got = received[address] ?? 0
+        if !stopped(reminderID) {
+            #expect(status == "sent" && got == 1, "\(reminderID) was not stopped: sent once")
+        } else if status == "cancelled" {
+            inTime += 1
+            #expect(got == 0, "\(reminderID) was stopped and must not have been sent")
+        } else {
+            tooLate += 1
+            #expect(status == "sent" && got == 1)
+            let reasons = try await ledger.events(reminderID: reminderID).map(\.reason)
+            let marked = reasons.firstIndex { $0.hasPrefix("attempt 1 via") }
+            let recorded = reasons.firstIndex { $0.contains("recorded when already") }
+            #expect(marked != nil && recorded != nil && marked! < recorded!, "\(reminderID): \(reasons)")
+        }
+    }
+    return (inTime, tooLate)
+}
