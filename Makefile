@@ -36,7 +36,7 @@ fuzz: deps
 
 # Relance against the tools it replaces (Postfix, a Python smtplib sender, Python requests, curl
 # --parallel) and the raw ceilings, on loopback, medians of 3 (docs/PERFORMANCE.md). About 15
-# minutes on 2 cores; BENCH_GROUPS="email sms" (or flat, scale, webhooks) for a part of it.
+# minutes on 2 cores; BENCH_GROUPS="email sms" (or flat, scale, webhooks, plan) for a part of it.
 bench: release
 	@scripts/bench/install.sh
 	@python3 scripts/bench/bench.py

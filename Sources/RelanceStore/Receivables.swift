@@ -323,6 +323,21 @@ extension Ledger: ReceivablesStore {
                 id: id, name: row["name"], email: row["email"], phone: row["phone"], country: row["country"], locale: row["locale"],
                 timezone: row["timezone"], kind: DebtorKind(rawValue: row["kind"]) ?? .business),
             paymentTerms: (row["payment_terms"] as String?).flatMap(PaymentTerms.init), ladder: row["ladder"])
+        // The debtor's instalments in one query (one per invoice was a million queries for a
+        // million invoices).
+        var instalments: [String: [Instalment]] = [:]
+        for row in try Row.fetchAll(
+            db,
+            cachedSQL: """
+                SELECT i.invoice, i.due_on, i.amount FROM rec_instalment i JOIN rec_invoice v ON v.number = i.invoice
+                WHERE v.debtor_id = ? ORDER BY i.invoice, i.due_on
+                """, arguments: [id])
+        {
+            guard let due = CivilDate(row["due_on"] as String) else {
+                throw LedgerCorruption(description: "instalment of \(row["invoice"] as String): unreadable date")
+            }
+            instalments[row["invoice"], default: []].append(Instalment(dueOn: due, amount: row["amount"]))
+        }
         var invoices: [ReceivableInvoice] = []
         for inv in try Row.fetchAll(
             db, cachedSQL: "SELECT number, issued_on, due_on, amount, currency, payment_url, document FROM rec_invoice WHERE debtor_id = ? ORDER BY number",
@@ -332,14 +347,10 @@ extension Ledger: ReceivablesStore {
                 throw LedgerCorruption(description: "invoice \(inv["number"] as String): unreadable dates")
             }
             let number: String = inv["number"]
-            let instalments = try Row.fetchAll(
-                db, cachedSQL: "SELECT due_on, amount FROM rec_instalment WHERE invoice = ? ORDER BY due_on", arguments: [number]
-            )
-            .compactMap { r in CivilDate(r["due_on"] as String).map { Instalment(dueOn: $0, amount: r["amount"]) } }
             invoices.append(
                 ReceivableInvoice(
-                    number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv["amount"], currency: inv["currency"], instalments: instalments,
-                    paymentURL: inv["payment_url"], document: inv["document"]))
+                    number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv["amount"], currency: inv["currency"],
+                    instalments: instalments[number] ?? [], paymentURL: inv["payment_url"], document: inv["document"]))
         }
         var movements: [ReceivableMovement] = []
         for content in try String.fetchAll(db, cachedSQL: "SELECT content FROM rec_movement WHERE debtor_id = ? ORDER BY key", arguments: [id]) {

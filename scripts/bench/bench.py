@@ -17,9 +17,12 @@ Groups (BENCH_GROUPS, default all, in this order):
             RSS of the daemon sending with 1,000,000 pending
   webhooks  signed Twilio callbacks for distinct messages, each applied in the ledger, against a
             bare Hummingbird endpoint (wrk, 64 connections)
+  plan      `relance import` of a receivables feed (100,000 debtors, 1,000,000 invoices), then
+            `relance plan --format json` over it
 
 Environment: BENCH_N (20000), BENCH_RUNS (3), BENCH_GROUPS, BENCH_SMTP_CONNECTIONS (16),
-BENCH_CONCURRENCY (32), BENCH_SMS_CONNECTIONS (16), BENCH_FLAT_N (200000), BENCH_SCALE_N (1000000).
+BENCH_CONCURRENCY (32), BENCH_SMS_CONNECTIONS (16), BENCH_FLAT_N (200000), BENCH_SCALE_N (1000000),
+BENCH_PLAN_DEBTORS (100000), BENCH_PLAN_ITEMS (1000000).
 Results: one `NAME VALUE UNIT` line per figure as it is measured, then a summary with the ratios the
 performance targets name; also written to .build/bench/latest.md. See docs/PERFORMANCE.md.
 """
@@ -51,7 +54,7 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 SMS_CONNECTIONS = int(os.environ.get("BENCH_SMS_CONNECTIONS", "16"))
 FLAT_N = int(os.environ.get("BENCH_FLAT_N", "200000"))
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000000"))
-GROUPS = os.environ.get("BENCH_GROUPS", "email sms flat scale webhooks").split()
+GROUPS = os.environ.get("BENCH_GROUPS", "email sms flat scale webhooks plan").split()
 HOST = "127.0.0.1"
 SMS_PATH = "/2010-04-01/Accounts/AC123/Messages.json"
 SMS_USER, SMS_TOKEN = "AC123", "bench-token"
@@ -522,6 +525,30 @@ def group_scale():
         sink.stop()
 
 
+PLAN_DEBTORS = int(os.environ.get("BENCH_PLAN_DEBTORS", "100000"))
+PLAN_ITEMS = int(os.environ.get("BENCH_PLAN_ITEMS", "1000000"))
+
+
+def group_plan():
+    """relance plan over a receivables ledger of PLAN_DEBTORS debtors and PLAN_ITEMS open items
+    (issue 12: under 10 s, peak RSS under 300 MiB), after one import of the feed."""
+    run = fresh_run("plan")
+    feed = f"{run}/feed.jsonl"
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "receivables_feed.py"), feed, str(PLAN_DEBTORS), str(PLAN_ITEMS)], check=True)
+    conf = config(run)
+    seconds, _, peak = timed([RELANCE, "import", "--config", conf, feed], timeout=1800)
+    RESULTS["relance.receivables_import"] = {"value": (PLAN_ITEMS + PLAN_DEBTORS) / seconds, "unit": "records/s", "runs": [seconds], "rss_mib": peak}
+    print(f"relance.receivables_import {(PLAN_ITEMS + PLAN_DEBTORS) / seconds:.0f} records/s ({seconds:.1f} s, peak RSS {peak:.0f} MiB)", flush=True)
+    runs = []
+    for r in range(RUNS):
+        seconds, _, peak = timed([RELANCE, "plan", "--config", conf, "--as-of", "2026-11-30T09:00:00+01:00", "--format", "json"], timeout=600)
+        runs.append((seconds, peak))
+    RESULTS["relance.plan"] = {"value": statistics.median(s for s, _ in runs), "unit": "s", "runs": [s for s, _ in runs],
+                               "rss_mib": max(p for _, p in runs)}
+    print(f"relance.plan {RESULTS['relance.plan']['value']:.2f} s ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items, peak RSS "
+          f"{RESULTS['relance.plan']['rss_mib']:.0f} MiB)", flush=True)
+
+
 def group_webhooks():
     stub = Stub()
     sim_port = free_port()
@@ -614,6 +641,10 @@ def summary():
             v = RESULTS[name]["value"]
             met = v >= goal if higher else v <= goal
             lines.append(f"| {name} | {v:.3f} {unit} | {'≥' if higher else '≤'} {goal} {unit} | {'yes' if met else 'no'} |")
+    if "relance.plan" in RESULTS:
+        plan = RESULTS["relance.plan"]
+        lines.append(f"| relance.plan ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items) | {plan['value']:.2f} s | ≤ 10 s | {'yes' if plan['value'] <= 10 else 'no'} |")
+        lines.append(f"| relance.plan peak RSS | {plan['rss_mib']:.0f} MiB | ≤ 300 MiB | {'yes' if plan['rss_mib'] <= 300 else 'no'} |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     os.makedirs(f"{ROOT}/.build/bench", exist_ok=True)
@@ -630,7 +661,7 @@ def main():
     try:
         for group in GROUPS:
             log(f"bench: group {group}")
-            {"email": group_email, "sms": group_sms, "flat": group_flat, "scale": group_scale, "webhooks": group_webhooks}[group]()
+            {"email": group_email, "sms": group_sms, "flat": group_flat, "scale": group_scale, "webhooks": group_webhooks, "plan": group_plan}[group]()
     finally:
         summary()
         shutil.rmtree(STATE, ignore_errors=True)
