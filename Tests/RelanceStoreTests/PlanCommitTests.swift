@@ -61,6 +61,36 @@ private let base = """
         #expect(try await ledger.lastPlanRun() == day("2026-02-08"))
     }
 
+    /// A run that fails halfway (here the second debtor's planning throws, as a kill would stop
+    /// it) commits nothing: no run, no reminder, no step.
+    @Test func aRunThatFailsHalfwayCommitsNothing() async throws {
+        struct Halfway: Error {}
+        let ledger = try temporaryLedger()
+        _ = try await feed(
+            ledger,
+            base + "\n" + #"{"type":"debtor","id":"C-2","name":"Garage Dupont","email":"compta@dupont.example.fr","kind":"business"}"# + "\n"
+                + #"{"type":"invoice","number":"G-1","debtor":"C-2","issued_on":"2026-01-01","due_on":"2026-01-31","amount":"90.00","currency":"EUR"}"#,
+            on: "2026-01-10")
+        let seen = Mutex(0)
+        await #expect(throws: Halfway.self) {
+            _ = try await ledger.commitPlan(asOf: noon("2026-02-08"), date: day("2026-02-08"), now: noon("2026-02-08")) { snapshot, previous in
+                if seen.withLock({
+                    $0 += 1; return $0
+                }) == 2 {
+                    throw Halfway()
+                }
+                return PlanRecords.commit(
+                    snapshot, previousRun: previous, rules: rules, date: day("2026-02-08"), expiresAt: noon("2026-02-15"), validator: validator)
+            }
+        }
+        #expect(seen.withLock { $0 } == 2, "the first debtor was planned before the failure")
+        let counts = try await ledger.pool.read { db in
+            try ["plan_run", "plan_step", "reminder", "delivery"].map { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1 }
+        }
+        #expect(counts == [0, 0, 0, 0])
+        #expect(try await commit(ledger, on: "2026-02-08").created.count == 2, "the same run, committed whole afterwards")
+    }
+
     @Test func aPaymentStopsTheWaitingReminderAndItsOpenItemsArePlannedAgain() async throws {
         let ledger = try temporaryLedger()
         _ = try await feed(ledger, base, on: "2026-01-10")
