@@ -48,7 +48,7 @@ public enum PlanRecords {
 public struct PlanStepRecord: Sendable, Hashable {
     public var item: ItemID
     public var stage: String
-    /// The reminder that carries it (`handoff:…` for a hand-off, which sends nothing).
+    /// The reminder that carries it; for a hand-off, which sends nothing, the planned id no reminder row has.
     public var reminderID: String
 
     public init(item: ItemID, stage: String, reminderID: String) {
