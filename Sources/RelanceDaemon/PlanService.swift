@@ -44,13 +44,8 @@ struct PlanService: Service {
         let configuration = snapshot.configuration
         let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
         let date = CivilDate(instant, in: zone)
-        let rules = configuration.plan.rules
-        let validator = snapshot.components.parser.validator
-        let expiresAt = instant.addingTimeInterval(Double(max(rules.minGap, 1)) * 86_400)
         do {
-            let result = try await ledger.commitPlan(asOf: instant, date: date, now: clock()) { debtor, previous in
-                PlanRecords.commit(debtor, previousRun: previous, rules: rules, date: date, expiresAt: expiresAt, validator: validator)
-            }
+            let result = try await PlanRun.commit(ledger: ledger, components: snapshot.components, instant: instant, date: date, now: clock())
             logger.notice(
                 "plan committed",
                 metadata: [

@@ -39,12 +39,8 @@ extension Ledger {
             result.runID = db.lastInsertedRowID
             let ids = try String.fetchAll(db, sql: "SELECT id FROM rec_debtor ORDER BY id")
             for id in ids {
-                guard
-                    let row = try Row.fetchOne(
-                        db, cachedSQL: "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor WHERE id = ?",
-                        arguments: [id])
-                else { continue }
-                let part = try plan(try Self.snapshot(db, row), last)
+                guard let snapshot = try Self.snapshot(db, debtor: id) else { continue }
+                let part = try plan(snapshot, last)
                 var ingest = IngestResult()
                 for reminder in part.reminders {
                     try Self.insert(db, reminder, sourceFile: "plan", queue: "plan", priority: 0, now: now, into: &ingest)
@@ -83,12 +79,7 @@ extension Ledger {
     ///   way or sent gets the event, so that its receipt shows what came after.
     /// - A spool reminder is cancelled once every item of an invoice it names is settled.
     static func stopChases(_ db: Database, debtor: String, on date: CivilDate, now: Date) throws {
-        guard
-            let row = try Row.fetchOne(
-                db, cachedSQL: "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor WHERE id = ?",
-                arguments: [debtor])
-        else { return }
-        let snapshot = try snapshot(db, row)
+        guard let snapshot = try snapshot(db, debtor: debtor) else { return }
         let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
         let byItem = Dictionary(standing.items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         func stop(_ item: ItemID) -> CancellationRequest.Reason? {

@@ -307,13 +307,21 @@ extension Ledger: ReceivablesStore {
             let debtors = try Row.fetchCursor(
                 db,
                 cachedSQL: only == nil
-                    ? "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor ORDER BY id"
-                    : "SELECT id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder FROM rec_debtor WHERE id = ?",
+                    ? "SELECT \(Self.debtorColumns) FROM rec_debtor ORDER BY id" : "SELECT \(Self.debtorColumns) FROM rec_debtor WHERE id = ?",
                 arguments: only.map { [$0] } ?? [])
             while let row = try debtors.next() {
                 try body(try Self.snapshot(db, row))
             }
         }
+    }
+
+    /// The columns `snapshot(_:_:)` reads of a `rec_debtor` row.
+    static let debtorColumns = "id, name, email, phone, country, locale, timezone, kind, payment_terms, ladder"
+
+    /// One debtor's snapshot, nil when the ledger has no such debtor.
+    static func snapshot(_ db: Database, debtor id: String) throws -> DebtorSnapshot? {
+        guard let row = try Row.fetchOne(db, cachedSQL: "SELECT \(debtorColumns) FROM rec_debtor WHERE id = ?", arguments: [id]) else { return nil }
+        return try snapshot(db, row)
     }
 
     static func snapshot(_ db: Database, _ row: Row) throws -> DebtorSnapshot {

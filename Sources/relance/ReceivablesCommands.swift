@@ -165,19 +165,13 @@ extension PlanCommand {
     /// write transaction (all or nothing).
     static func commit(components: Components, instant: Date, date: CivilDate, format: Format) async throws {
         let configuration = components.configuration
-        let rules = configuration.plan.rules
-        let validator = components.parser.validator
-        // Not sent after the next contact could come: a reminder that waited that long is stale.
-        let expiresAt = instant.addingTimeInterval(Double(max(rules.minGap, 1)) * 86_400)
         guard FileManager.default.fileExists(atPath: configuration.store.path) else {
             throw Fail.runtime("no ledger at \(configuration.store.path): import receivables first (relance import)")
         }
         let ledger = try Ledger(path: configuration.store.path)
         let result: PlanCommitResult
         do {
-            result = try await ledger.commitPlan(asOf: instant, date: date, now: Date()) { snapshot, previous in
-                PlanRecords.commit(snapshot, previousRun: previous, rules: rules, date: date, expiresAt: expiresAt, validator: validator)
-            }
+            result = try await PlanRun.commit(ledger: ledger, components: components, instant: instant, date: date, now: Date())
         } catch let error as PlanCommitError {
             throw Fail.usage("--as-of \(date): \(error)")
         }
