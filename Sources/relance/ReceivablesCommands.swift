@@ -396,7 +396,7 @@ struct ReceivablesCommand: AsyncParsableCommand {
     static func emit(_ values: [String], columns: [String], format: Format) {
         switch format {
         case .table: print(values.joined(separator: "\t"))
-        case .csv: print(values.map(CSVWriter.field).joined(separator: ","))
+        case .csv: print(values.map(CSVField.quoted).joined(separator: ","))
         case .json: print("{" + zip(columns, values).map { "\(JSONText.string($0)):\(JSONText.string($1))" }.joined(separator: ",") + "}")
         }
     }
@@ -411,10 +411,3 @@ struct ReceivablesCommand: AsyncParsableCommand {
     }
 }
 
-/// CSV output (RFC 4180): a field with a comma, a quote or a line break is quoted.
-enum CSVWriter {
-    static func field(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-}

@@ -53,6 +53,42 @@ import Testing
         #expect(table.stdout.contains("1 reminder(s): reminder_1 1; 2 item(s) held: disputed 1, not_due 1"), "\(table.stdout)")
     }
 
+    @Test func aReportAsOfAPastDateIsTheSameAfterLaterMovementsAreImported() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        try Self.feed.write(toFile: file, atomically: true, encoding: .utf8)
+        _ = try await sandbox.relance(["import", file])
+
+        let first = try await sandbox.relance(["report", "--as-of", "2026-11-30"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+        let eur = try #require((json["currencies"] as? [[String: Any]])?.first)
+        // F-1 1,200.00 (30 days' terms: due 10-01, 60 days past due), F-2's second instalment 150.00 (due 11-30: not due),
+        // F-3 80.00 (the default 30 days: due 11-04, 26 days; disputed, counted: the default variant).
+        #expect(eur["receivables"] as? String == "1430.00" && eur["overdue"] as? String == "1280.00" && eur["disputed"] as? String == "80.00")
+        let aging = Dictionary(((eur["aging"] as? [[String: Any]]) ?? []).map { ($0["bucket"] as? String ?? "", $0["amount"] as? String ?? "") }, uniquingKeysWith: { a, _ in a })
+        #expect(aging == ["not_due": "150.00", "1_30": "80.00", "31_60": "1200.00", "61_90": "0.00", "over_90": "0.00"])
+
+        // Movements dated after the report's date, imported later, do not change it.
+        let later = sandbox.root + "/later.jsonl"
+        try """
+            {"type":"payment","id":"P-9","debtor":"C-1","amount":"1200.00","currency":"EUR","paid_on":"2026-12-02","invoice":"F-1"}
+            {"type":"invoice","number":"F-4","debtor":"C-2","issued_on":"2026-12-01","amount":"999.00","currency":"EUR"}
+
+            """.write(toFile: later, atomically: true, encoding: .utf8)
+        #expect(try await sandbox.relance(["import", later]).status == 0)
+        let out = sandbox.root + "/report.json"
+        let again = try await sandbox.relance(["report", "--as-of", "2026-11-30T10:00:00+01:00", "--out", out])
+        #expect(again.status == 0 && again.stdout.isEmpty, "\(again.stderr)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == first.stdout, "byte-identical")
+        let now = try await sandbox.relance(["report", "--as-of", "2026-12-03", "--format", "csv"])
+        #expect(now.stdout.contains("summary,EUR,2026-12-03,3,included,1229.00,"), "\(now.stdout)")
+
+        #expect(try await sandbox.relance(["report", "--months", "13"]).status == 2)
+        #expect(try await sandbox.relance(["report", "--as-of", "30/11/2026"]).status == 2)
+    }
+
     @Test func csvImportAndUsageErrors() async throws {
         let sandbox = try Sandbox()
         try sandbox.writeConfig()

@@ -1,0 +1,130 @@
+/// The state of the receivables and how well they are collected, as of one date: aging, DSO
+/// (simple and countback), best possible DSO, ADD, CEI, a 12-month trend and the top debtors,
+/// per currency (amounts in different currencies are never added).
+///
+/// Reproducible: every figure as of `asOf` uses only what is dated on or before it (invoices by
+/// their issue date, movements by theirs, plan steps by theirs), whenever it was imported. So a
+/// report for a past date, produced later, is the one produced then — unless a movement was
+/// back-dated into that past, which changes it by design.
+public struct ReceivablesReport: Sendable {
+    public var options: Options
+    /// One entry per currency, in currency code order.
+    public var currencies: [CurrencyFigures]
+
+    public struct Options: Sendable, Hashable {
+        /// Whether disputed items count in the receivables (Upflow counts them in DSO; Agicap does not).
+        public enum Disputed: String, Sendable, Hashable, CaseIterable {
+            case included, excluded
+        }
+
+        public var asOf: CivilDate
+        /// The DSO and CEI period, in months (1 to 12).
+        public var months: Int
+        public var disputed: Disputed
+        /// How many debtors the top list keeps, per currency.
+        public var top: Int
+
+        public init(asOf: CivilDate, months: Int = 3, disputed: Disputed = .included, top: Int = 20) {
+            self.asOf = asOf
+            self.months = min(12, max(1, months))
+            self.disputed = disputed
+            self.top = max(0, top)
+        }
+    }
+
+    /// The aging buckets, by days past due on the report's date.
+    public enum Bucket: String, Sendable, Hashable, CaseIterable {
+        case notDue = "not_due"
+        case days1to30 = "1_30"
+        case days31to60 = "31_60"
+        case days61to90 = "61_90"
+        case over90 = "over_90"
+
+        /// `daysOverdue` = the report's date − the due date: 0 or less is not due.
+        public init(daysOverdue: Int) {
+            switch daysOverdue {
+            case ...0: self = .notDue
+            case 1...30: self = .days1to30
+            case 31...60: self = .days31to60
+            case 61...90: self = .days61to90
+            default: self = .over90
+            }
+        }
+    }
+
+    public struct Aging: Sendable, Hashable {
+        public var amount: Int64 = 0
+        public var count = 0
+    }
+
+    /// Receivables on one date.
+    public struct Totals: Sendable, Hashable {
+        public var receivables: Int64 = 0
+        public var current: Int64 = 0
+        public var overdue: Int64 = 0
+        /// Outstanding on disputed items (in `receivables` or not, per the variant).
+        public var disputed: Int64 = 0
+    }
+
+    /// DSO and its companions at one date, over the `months` before it.
+    public struct Collection: Sendable, Hashable {
+        public var date: CivilDate
+        public var totals: Totals
+        /// Credit sales of the period, and its length in days.
+        public var sales: Int64
+        public var days: Int
+        public var dsoSimple: Double?
+        public var dsoCountback: Double
+        /// The countback walked `CollectionMetrics.countbackLimit` months and AR was still left.
+        public var countbackBounded: Bool
+        public var bestPossibleDSO: Double?
+        public var add: Double? {
+            guard let dsoSimple, let bestPossibleDSO else { return nil }
+            return dsoSimple - bestPossibleDSO
+        }
+    }
+
+    public struct TopDebtor: Sendable, Hashable {
+        public var id: String
+        public var name: String
+        public var overdue: Int64
+        /// The item overdue longest.
+        public var oldest: ItemID
+        public var oldestDueOn: CivilDate
+        public var daysOverdue: Int
+        /// The last step the plan took for the debtor, and when (spool reminders are not counted).
+        public var stage: String?
+        public var lastContact: CivilDate?
+    }
+
+    public struct CurrencyFigures: Sendable {
+        public var currency: String
+        public var aging: [Bucket: Aging]
+        public var headline: Collection
+        /// Receivables at the start of the period (for CEI).
+        public var start: Totals
+        public var cei: Double?
+        /// At each of the last 12 month ends on or before `asOf`, oldest first.
+        public var trend: [Collection]
+        /// By overdue amount, largest first (then debtor id).
+        public var top: [TopDebtor]
+    }
+}
+
+extension CivilDate {
+    /// The same day `months` months later (earlier when negative), clamped to the month's length;
+    /// the last day of a month goes to the last day of the other.
+    public func addingMonths(_ months: Int) -> CivilDate {
+        let index = year * 12 + (month - 1) + months
+        let (y, m) = (index / 12, index % 12 + 1)
+        let length = CivilDate.daysIn(month: m, year: y)
+        let isMonthEnd = day == CivilDate.daysIn(month: month, year: year)
+        return CivilDate(year: y, month: m, day: isMonthEnd ? length : min(day, length))
+    }
+
+    /// The last day of the month before this date's, or this date when it is a month end.
+    var lastMonthEnd: CivilDate {
+        if day == CivilDate.daysIn(month: month, year: year) { return self }
+        return CivilDate(year: year, month: month, day: 1).adding(days: -1)
+    }
+}

@@ -1,0 +1,117 @@
+/// Builds a `ReceivablesReport` from the receivables ledger one debtor at a time: it keeps only
+/// totals per currency and date, credit sales per currency and day, and the top debtors, so a
+/// ledger of any size streams through in bounded memory.
+public struct ReportBuilder: Sendable {
+    public let options: ReceivablesReport.Options
+    /// The dates receivables are taken on: the report's date, the start of its period, and the
+    /// last 12 month ends (the trend), without repeats.
+    let dates: [CivilDate]
+    let trendDates: [CivilDate]
+    let periodStart: CivilDate
+
+    private var totals: [String: [CivilDate: ReceivablesReport.Totals]] = [:]
+    private var aging: [String: [ReceivablesReport.Bucket: ReceivablesReport.Aging]] = [:]
+    /// Credit sales per currency and day number.
+    private var sales: [String: [Int: Int64]] = [:]
+    private var top: [String: [ReceivablesReport.TopDebtor]] = [:]
+
+    public init(options: ReceivablesReport.Options) {
+        self.options = options
+        let lastEnd = options.asOf.lastMonthEnd
+        trendDates = (0..<12).reversed().map { lastEnd.addingMonths(-$0) }
+        periodStart = options.asOf.addingMonths(-options.months)
+        dates = Array(Set([options.asOf, periodStart] + trendDates)).sorted()
+    }
+
+    public mutating func add(_ snapshot: DebtorSnapshot) {
+        let asOf = options.asOf
+        for invoice in snapshot.invoices where invoice.issuedOn <= asOf {
+            sales[invoice.currency, default: [:]][invoice.issuedOn.dayNumber, default: 0] += invoice.amount
+        }
+        let disputes: [(invoice: String, from: CivilDate, through: CivilDate?)] = snapshot.movements.compactMap {
+            if case .dispute(_, let invoice, let opened, let closed, _) = $0 { return (invoice, opened, closed) }
+            return nil
+        }
+        func isDisputed(_ invoice: String, on date: CivilDate) -> Bool {
+            disputes.contains { $0.invoice == invoice && $0.from <= date && ($0.through.map { date <= $0 } ?? true) }
+        }
+        let excludeDisputed = options.disputed == .excluded
+        var overdueNow: [String: (amount: Int64, oldest: ItemStanding?)] = [:]
+        for date in dates {
+            let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
+            for item in standing.items where item.outstanding > 0 {
+                let disputed = !disputes.isEmpty && isDisputed(item.id.invoice, on: date)
+                let daysOverdue = date.dayNumber - item.dueOn.dayNumber
+                var t = totals[item.currency, default: [:]][date, default: .init()]
+                if disputed { t.disputed += item.outstanding }
+                if !(disputed && excludeDisputed) {
+                    t.receivables += item.outstanding
+                    if daysOverdue > 0 { t.overdue += item.outstanding } else { t.current += item.outstanding }
+                }
+                totals[item.currency, default: [:]][date] = t
+                guard date == asOf, !(disputed && excludeDisputed) else { continue }
+                let bucket = ReceivablesReport.Bucket(daysOverdue: daysOverdue)
+                aging[item.currency, default: [:]][bucket, default: .init()].amount += item.outstanding
+                aging[item.currency, default: [:]][bucket, default: .init()].count += 1
+                if daysOverdue > 0 {
+                    var entry = overdueNow[item.currency] ?? (0, nil)
+                    entry.amount += item.outstanding
+                    if entry.oldest.map({ (item.dueOn, item.id) < ($0.dueOn, $0.id) }) ?? true { entry.oldest = item }
+                    overdueNow[item.currency] = entry
+                }
+            }
+        }
+        guard options.top > 0, !overdueNow.isEmpty else { return }
+        let steps = snapshot.taken.values.flatMap { $0 }.filter { $0.on <= asOf }
+        let last = steps.max { ($0.on, $0.stage) < ($1.on, $1.stage) }
+        for (currency, entry) in overdueNow {
+            guard let oldest = entry.oldest else { continue }
+            let debtor = ReceivablesReport.TopDebtor(
+                id: snapshot.debtor.debtor.id, name: snapshot.debtor.debtor.name, overdue: entry.amount, oldest: oldest.id, oldestDueOn: oldest.dueOn,
+                daysOverdue: asOf.dayNumber - oldest.dueOn.dayNumber, stage: last?.stage, lastContact: last?.on)
+            var list = top[currency, default: []]
+            list.append(debtor)
+            if list.count > options.top * 2 { Self.trim(&list, to: options.top) }
+            top[currency] = list
+        }
+    }
+
+    static func trim(_ list: inout [ReceivablesReport.TopDebtor], to count: Int) {
+        list.sort { ($1.overdue, $0.id) < ($0.overdue, $1.id) }
+        if list.count > count { list.removeLast(list.count - count) }
+    }
+
+    public func finish() -> ReceivablesReport {
+        let currencies = Set(totals.keys).union(sales.keys).sorted()
+        let figures = currencies.map { currency -> ReceivablesReport.CurrencyFigures in
+            let byDate = totals[currency] ?? [:]
+            let daily = sales[currency] ?? [:]
+            func collection(at date: CivilDate) -> ReceivablesReport.Collection {
+                // Month windows back from the date, most recent first.
+                let windows = (1...CollectionMetrics.countbackLimit).map { k -> CollectionMetrics.Window in
+                    let (from, through) = (date.addingMonths(-k), date.addingMonths(-(k - 1)))
+                    var sum: Int64 = 0
+                    for day in (from.dayNumber + 1)...through.dayNumber { sum += daily[day] ?? 0 }
+                    return .init(days: through.dayNumber - from.dayNumber, sales: sum)
+                }
+                let period = Array(windows.prefix(options.months))
+                let t = byDate[date] ?? .init()
+                let countback = CollectionMetrics.countbackDSO(receivables: t.receivables, windows: windows)
+                return .init(
+                    date: date, totals: t, sales: period.reduce(0) { $0 + $1.sales }, days: period.reduce(0) { $0 + $1.days },
+                    dsoSimple: CollectionMetrics.simpleDSO(receivables: t.receivables, windows: period), dsoCountback: countback.days,
+                    countbackBounded: countback.bounded, bestPossibleDSO: CollectionMetrics.bestPossibleDSO(current: t.current, windows: period))
+            }
+            let headline = collection(at: options.asOf)
+            let start = byDate[periodStart] ?? .init()
+            var list = top[currency] ?? []
+            Self.trim(&list, to: options.top)
+            return .init(
+                currency: currency, aging: aging[currency] ?? [:], headline: headline, start: start,
+                cei: CollectionMetrics.cei(
+                    start: start.receivables, sales: headline.sales, end: headline.totals.receivables, currentEnd: headline.totals.current),
+                trend: trendDates.map(collection(at:)), top: list)
+        }
+        return ReceivablesReport(options: options, currencies: figures)
+    }
+}

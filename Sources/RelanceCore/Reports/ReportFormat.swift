@@ -1,0 +1,133 @@
+import Foundation
+
+/// A report as JSON (every figure with its definition) and as CSV (one table per section, each
+/// with its header row, tables separated by an empty line). Both are deterministic: the same
+/// report gives the same bytes (keys in a fixed order, ratios with one decimal).
+public enum ReportFormat {
+    /// What each figure means, as printed in every report.
+    public static func definitions(_ options: ReceivablesReport.Options) -> [(key: String, text: String)] {
+        let disputed =
+            options.disputed == .included
+            ? "disputed items are counted in the receivables (variant \"included\", as Upflow does)"
+            : "disputed items are left out of the receivables (variant \"excluded\", as Agicap does); their outstanding is shown apart"
+        return [
+            ("receivables", "outstanding on every item of an invoice issued on or before the date, after the payments, credit notes and write-offs dated on or before it; \(disputed)"),
+            ("current", "the part of the receivables not due yet (due on or after the date)"),
+            ("overdue", "the part of the receivables past its due date"),
+            ("aging", "receivables on the report's date by days past due: not due, 1-30, 31-60, 61-90, over 90; amount and number of items (invoices or instalments)"),
+            ("credit_sales", "amounts of the invoices issued in the period (credit notes are not deducted: they settle receivables)"),
+            ("period", "the \(options.months) month(s) ending on the date: month windows back from it, day for day (a month end goes to the month end)"),
+            ("dso_simple", "receivables at the end of the period / credit sales of the period x days of the period"),
+            ("dso_countback", "receivables matched against each month's credit sales, most recent first: a month whose sales are exceeded counts whole, the first that is not counts for the fraction receivables left / its sales of its days; at most \(CollectionMetrics.countbackLimit) months (dso_countback_bounded: the figure is a lower bound)"),
+            ("best_possible_dso", "current receivables at the end of the period / credit sales of the period x days of the period"),
+            ("add", "average days delinquent: dso_simple - best_possible_dso"),
+            ("cei", "collection effectiveness index: (receivables at the start + credit sales - receivables at the end) / (receivables at the start + credit sales - current receivables at the end) x 100"),
+            ("trend", "receivables, overdue and DSO at each of the last 12 month ends on or before the report's date, each over the period before it"),
+            ("top_debtors", "the \(options.top) debtors with the largest overdue amount, per currency; stage and last_contact are the last step the dunning plan took (reminders from the spool are not counted)"),
+        ]
+    }
+
+    // MARK: JSON
+
+    public static func json(_ report: ReceivablesReport) -> String {
+        let o = report.options
+        var out = "{\"as_of\":\(q(o.asOf.description)),\"months\":\(o.months),\"disputed\":\(q(o.disputed.rawValue)),\"definitions\":{"
+        out += definitions(o).map { "\(q($0.key)):\(q($0.text))" }.joined(separator: ",")
+        out += "},\"currencies\":["
+        out += report.currencies.map { json($0, months: o.months) }.joined(separator: ",")
+        return out + "]}\n"
+    }
+
+    static func json(_ f: ReceivablesReport.CurrencyFigures, months: Int) -> String {
+        let money = { (units: Int64) in q(MinorAmount(units: units, currency: f.currency).text) }
+        let h = f.headline
+        var out = "{\"currency\":\(q(f.currency)),"
+        out += totals(h.totals, money) + ","
+        out += "\"aging\":[" + ReceivablesReport.Bucket.allCases.map { b in
+            let a = f.aging[b] ?? .init()
+            return "{\"bucket\":\(q(b.rawValue)),\"amount\":\(money(a.amount)),\"count\":\(a.count)}"
+        }.joined(separator: ",") + "],"
+        out += "\"period\":{\"from\":\(q(h.date.addingMonths(-months).description)),\"to\":\(q(h.date.description)),\"days\":\(h.days),"
+        out += "\"credit_sales\":\(money(h.sales)),\"receivables_at_start\":\(money(f.start.receivables)),\"current_at_start\":\(money(f.start.current))},"
+        out += collectionFigures(h) + ",\"cei\":\(number(f.cei)),"
+        out += "\"trend\":[" + f.trend.map { c in
+            "{\"date\":\(q(c.date.description))," + totals(c.totals, money) + ",\"credit_sales\":\(money(c.sales))," + collectionFigures(c) + "}"
+        }.joined(separator: ",") + "],"
+        out += "\"top_debtors\":[" + f.top.map { d in
+            "{\"debtor\":\(q(d.id)),\"name\":\(q(d.name)),\"overdue\":\(money(d.overdue)),\"oldest_invoice\":\(q(d.oldest.invoice)),"
+                + "\"oldest_instalment\":\(d.oldest.instalment.map(String.init) ?? "null"),\"oldest_due_on\":\(q(d.oldestDueOn.description)),"
+                + "\"days_overdue\":\(d.daysOverdue),\"stage\":\(d.stage.map(q) ?? "null"),\"last_contact\":\(d.lastContact.map { q($0.description) } ?? "null")}"
+        }.joined(separator: ",") + "]"
+        return out + "}"
+    }
+
+    static func totals(_ t: ReceivablesReport.Totals, _ money: (Int64) -> String) -> String {
+        "\"receivables\":\(money(t.receivables)),\"current\":\(money(t.current)),\"overdue\":\(money(t.overdue)),\"disputed\":\(money(t.disputed))"
+    }
+
+    static func collectionFigures(_ c: ReceivablesReport.Collection) -> String {
+        "\"dso_simple\":\(number(c.dsoSimple)),\"dso_countback\":\(number(c.dsoCountback)),\"dso_countback_bounded\":\(c.countbackBounded),"
+            + "\"best_possible_dso\":\(number(c.bestPossibleDSO)),\"add\":\(number(c.add))"
+    }
+
+    // MARK: CSV
+
+    public static func csv(_ report: ReceivablesReport) -> String {
+        var tables: [[[String]]] = []
+        let money = { (units: Int64, currency: String) in MinorAmount(units: units, currency: currency).text }
+        var summary = [["section", "currency", "as_of", "months", "disputed", "receivables", "current", "overdue", "disputed_amount", "credit_sales",
+                        "days", "dso_simple", "dso_countback", "dso_countback_bounded", "best_possible_dso", "add", "cei"]]
+        var aging = [["section", "currency", "bucket", "amount", "count"]]
+        var trend = [["section", "currency", "date", "receivables", "current", "overdue", "credit_sales", "dso_simple", "dso_countback", "best_possible_dso", "add"]]
+        var top = [["section", "currency", "debtor", "name", "overdue", "oldest_invoice", "oldest_instalment", "oldest_due_on", "days_overdue", "stage", "last_contact"]]
+        let o = report.options
+        for f in report.currencies {
+            let (h, c) = (f.headline, f.currency)
+            summary.append([
+                "summary", c, o.asOf.description, String(o.months), o.disputed.rawValue, money(h.totals.receivables, c), money(h.totals.current, c),
+                money(h.totals.overdue, c), money(h.totals.disputed, c), money(h.sales, c), String(h.days), text(h.dsoSimple), text(h.dsoCountback),
+                String(h.countbackBounded), text(h.bestPossibleDSO), text(h.add), text(f.cei),
+            ])
+            for b in ReceivablesReport.Bucket.allCases {
+                let a = f.aging[b] ?? .init()
+                aging.append(["aging", c, b.rawValue, money(a.amount, c), String(a.count)])
+            }
+            for p in f.trend {
+                trend.append([
+                    "trend", c, p.date.description, money(p.totals.receivables, c), money(p.totals.current, c), money(p.totals.overdue, c), money(p.sales, c),
+                    text(p.dsoSimple), text(p.dsoCountback), text(p.bestPossibleDSO), text(p.add),
+                ])
+            }
+            for d in f.top {
+                top.append([
+                    "top_debtors", c, d.id, d.name, money(d.overdue, c), d.oldest.invoice, d.oldest.instalment.map(String.init) ?? "",
+                    d.oldestDueOn.description, String(d.daysOverdue), d.stage ?? "", d.lastContact?.description ?? "",
+                ])
+            }
+        }
+        tables = [summary, aging, trend, top]
+        return tables.map { rows in rows.map { $0.map(CSVField.quoted).joined(separator: ",") + "\n" }.joined() }.joined(separator: "\n")
+    }
+
+    // MARK: Numbers
+
+    /// One decimal, half away from zero; `null` for no figure.
+    static func number(_ x: Double?) -> String { x.map(text) ?? "null" }
+
+    static func text(_ x: Double?) -> String {
+        guard let x, x.isFinite else { return "" }
+        let tenths = Int64((x * 10).rounded(.toNearestOrAwayFromZero))
+        return (tenths < 0 ? "-" : "") + String(tenths.magnitude / 10) + "." + String(tenths.magnitude % 10)
+    }
+
+    static func q(_ s: String) -> String { JSONText.string(s) }
+}
+
+/// RFC 4180 fields.
+public enum CSVField {
+    /// The field, quoted when it holds a comma, a quote, CR or LF (quotes doubled).
+    public static func quoted(_ value: String) -> String {
+        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+@testable import RelanceCore
+
+private func day(_ text: String) -> CivilDate { CivilDate(text)! }
+
+private func eur(_ text: String) -> Int64 { MinorAmount(text, currency: "EUR")!.units }
+
+private func snapshot(_ id: String, _ invoices: [(number: String, issued: String, due: String, amount: String)], _ movements: [ReceivableMovement] = [],
+    taken: [ItemID: [TakenStep]] = [:]) -> DebtorSnapshot
+{
+    DebtorSnapshot(
+        debtor: ReceivableDebtor(
+            debtor: Debtor(id: id, name: "Client \(id)", email: "\(id)@example.fr", phone: nil, country: "FR", locale: "fr-FR", timezone: "Europe/Paris", kind: .business)),
+        invoices: invoices.map {
+            ReceivableInvoice(number: $0.number, debtor: id, issuedOn: day($0.issued), dueOn: day($0.due), amount: eur($0.amount), currency: "EUR")
+        },
+        movements: movements, taken: taken)
+}
+
+/// The fixed ledger of the golden figures, as of 2026-03-31, a period of 3 months:
+/// windows back from the date are March (31 days), February (28) and January (31), 90 days.
+/// Credit sales: December 2,000.00 (B0 and C1–C4), January 3,000.00 (A1), February 6,000.00 (B1),
+/// March 9,000.00 (A2 + B2); the period's sales are 18,000.00.
+private let ledger: [DebtorSnapshot] = [
+    snapshot(
+        "A", [("A1", "2026-01-10", "2026-02-09", "3000.00"), ("A2", "2026-03-01", "2026-03-31", "4000.00")],
+        [.payment(id: "PA", amount: eur("1000.00"), currency: "EUR", paidOn: day("2026-02-20"), invoice: "A1")],
+        taken: [ItemID(invoice: "A1", instalment: nil): [TakenStep(stage: "reminder_1", on: day("2026-02-16"))]]),
+    snapshot(
+        "B", [("B0", "2025-12-01", "2025-12-31", "1000.00"), ("B1", "2026-02-01", "2026-03-01", "6000.00"), ("B2", "2026-03-15", "2026-04-14", "5000.00")],
+        [.dispute(id: "DB", invoice: "B1", openedOn: day("2026-03-10"), closedOn: nil, reason: "quantités")]),
+    snapshot(
+        "C",
+        [
+            ("C1", "2025-12-15", "2026-01-29", "100.00"), ("C2", "2025-12-15", "2026-01-30", "200.00"), ("C3", "2025-12-15", "2026-02-28", "300.00"),
+            ("C4", "2025-12-15", "2025-12-30", "400.00"),
+        ]),
+]
+
+private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026-03-31", disputed: ReceivablesReport.Options.Disputed = .included)
+    -> ReceivablesReport
+{
+    var builder = ReportBuilder(options: .init(asOf: day(asOf), months: 3, disputed: disputed))
+    for s in snapshots { builder.add(s) }
+    return builder.finish()
+}
+
+@Suite struct ReportGoldenFigureTests {
+    @Test func agingBucketsOnTheirBoundaries() throws {
+        let eurFigures = try #require(report().currencies.first)
+        // As of 2026-03-31, days past due: A2 0 (due today: not due), B2 -14, B1 30, C3 31, A1 50 (3,000 − 1,000 paid),
+        // C2 60, C1 61, B0 90, C4 91.
+        let aging = eurFigures.aging.mapValues { [MinorAmount(units: $0.amount, currency: "EUR").text, String($0.count)] }
+        #expect(aging[.notDue] == ["9000.00", "2"], "A2 4,000 + B2 5,000")
+        #expect(aging[.days1to30] == ["6000.00", "1"], "B1, 30 days")
+        #expect(aging[.days31to60] == ["2500.00", "3"], "C3 31 days 300 + A1 50 days 2,000 + C2 60 days 200")
+        #expect(aging[.days61to90] == ["1100.00", "2"], "C1 61 days 100 + B0 90 days 1,000")
+        #expect(aging[.over90] == ["400.00", "1"], "C4, 91 days")
+        #expect(eurFigures.headline.totals == .init(receivables: eur("19000.00"), current: eur("9000.00"), overdue: eur("10000.00"), disputed: eur("6000.00")))
+    }
+
+    @Test func simpleAndBestPossibleDSOAndADD() throws {
+        let h = try #require(report().currencies.first).headline
+        #expect(h.sales == eur("18000.00") && h.days == 90)
+        // 19,000 / 18,000 × 90 = 95.0; current 9,000 / 18,000 × 90 = 45.0; ADD = 95 − 45 = 50.
+        #expect(ReportFormat.text(h.dsoSimple) == "95.0")
+        #expect(ReportFormat.text(h.bestPossibleDSO) == "45.0")
+        #expect(ReportFormat.text(h.add) == "50.0")
+    }
+
+    @Test func countbackDSOAcrossMonthsOfDifferentSales() throws {
+        let h = try #require(report().currencies.first).headline
+        // AR 19,000: March's 9,000 counts whole (31 days, 10,000 left), February's 6,000 whole (28, 4,000 left),
+        // January's 3,000 whole (31, 1,000 left), then December: 1,000 / 2,000 of 31 days = 15.5.
+        // 31 + 28 + 31 + 15.5 = 105.5.
+        #expect(ReportFormat.text(h.dsoCountback) == "105.5")
+        #expect(!h.countbackBounded)
+        // The arithmetic alone, with a month the receivables exactly use up.
+        let exact = CollectionMetrics.countbackDSO(receivables: 900, windows: [.init(days: 30, sales: 500), .init(days: 31, sales: 400), .init(days: 30, sales: 100)])
+        #expect(exact.days == 61 && !exact.bounded, "500 then 400 use AR up exactly: 30 + 31 days")
+        let beyond = CollectionMetrics.countbackDSO(receivables: 900, windows: [.init(days: 30, sales: 100), .init(days: 31, sales: 0)])
+        #expect(beyond.days == 61 && beyond.bounded, "more receivables than every window's sales: a lower bound")
+    }
+
+    @Test func collectionEffectivenessIndex() throws {
+        let f = try #require(report().currencies.first)
+        // At the start (2025-12-31): B0 1,000 and C1–C4 1,000 issued, nothing paid: 2,000.
+        // (2,000 + 18,000 − 19,000) / (2,000 + 18,000 − 9,000) × 100 = 1,000 / 11,000 × 100 = 9.09…
+        #expect(f.start.receivables == eur("2000.00"))
+        #expect(ReportFormat.text(f.cei) == "9.1")
+    }
+
+    @Test func theDisputedVariantLeavesDisputedItemsOut() throws {
+        let f = try #require(report(disputed: .excluded).currencies.first)
+        // B1 (6,000, disputed since 2026-03-10) is out: AR 13,000, overdue 4,000, shown apart as disputed.
+        #expect(f.headline.totals == .init(receivables: eur("13000.00"), current: eur("9000.00"), overdue: eur("4000.00"), disputed: eur("6000.00")))
+        #expect(f.aging[.days1to30] == nil)
+        // 13,000 / 18,000 × 90 = 65.0; countback 31 + 4,000 / 6,000 × 28 = 49.67; CEI 7,000 / 11,000 = 63.6.
+        #expect(ReportFormat.text(f.headline.dsoSimple) == "65.0")
+        #expect(ReportFormat.text(f.headline.dsoCountback) == "49.7")
+        #expect(ReportFormat.text(f.cei) == "63.6")
+        #expect(ReportFormat.json(report(disputed: .excluded)).contains("variant \\\"excluded\\\""), "the definition names the variant")
+    }
+
+    @Test func theTrendTakesEachMonthEnd() throws {
+        let f = try #require(report().currencies.first)
+        #expect(f.trend.map(\.date.description).first == "2025-04-30" && f.trend.map(\.date.description).last == "2026-03-31")
+        #expect(f.trend.count == 12)
+        let february = try #require(f.trend.first { $0.date == day("2026-02-28") })
+        // Issued by then: A1 (2,000 after the payment of 02-20), B0, B1, C1–C4: 10,000; current B1 and C3 (due that day).
+        #expect(february.totals.receivables == eur("10000.00") && february.totals.current == eur("6300.00"))
+        // Sales of the 90 days back from 02-28: February 6,000 + January 3,000 + December 2,000 = 11,000; 10,000 / 11,000 × 90 = 81.8.
+        #expect(february.sales == eur("11000.00") && ReportFormat.text(february.dsoSimple) == "81.8")
+        #expect(f.trend.first?.dsoSimple == nil, "no sales before December: no DSO")
+    }
+
+    @Test func topDebtorsByOverdueAmount() throws {
+        let top = try #require(report().currencies.first).top
+        #expect(top.map(\.id) == ["B", "A", "C"])
+        #expect(top[0].overdue == eur("7000.00") && top[0].oldest.invoice == "B0" && top[0].daysOverdue == 90)
+        #expect(top[1].stage == "reminder_1" && top[1].lastContact == day("2026-02-16"))
+        #expect(top[2].oldest.invoice == "C4" && top[2].daysOverdue == 91)
+    }
+
+    @Test func aReportForAPastDateIgnoresWhatIsDatedLater() {
+        let before = ReportFormat.json(report())
+        // Later: a payment of B1, a new invoice, a dispute and a plan step, all dated after 2026-03-31.
+        var later = ledger
+        later[1].movements.append(.payment(id: "PB", amount: eur("6000.00"), currency: "EUR", paidOn: day("2026-04-05"), invoice: "B1"))
+        later[1].invoices.append(
+            ReceivableInvoice(number: "B3", debtor: "B", issuedOn: day("2026-04-02"), dueOn: day("2026-05-02"), amount: eur("700.00"), currency: "EUR"))
+        later[2].movements.append(.dispute(id: "DC", invoice: "C4", openedOn: day("2026-04-10"), closedOn: nil, reason: "x"))
+        later[2].taken[ItemID(invoice: "C4", instalment: nil)] = [TakenStep(stage: "final_notice", on: day("2026-04-03"))]
+        #expect(ReportFormat.json(report(later)) == before)
+        #expect(ReportFormat.json(report(later, asOf: "2026-04-30")) != before)
+    }
+
+    @Test func jsonAndCSVCarryEveryFigure() throws {
+        let r = report()
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(ReportFormat.json(r).utf8)) as? [String: Any])
+        let definitions = try #require(json["definitions"] as? [String: String])
+        #expect(Set(definitions.keys).isSuperset(of: ["dso_simple", "dso_countback", "best_possible_dso", "add", "cei", "aging", "credit_sales"]))
+        let eurJSON = try #require((json["currencies"] as? [[String: Any]])?.first)
+        #expect(eurJSON["receivables"] as? String == "19000.00" && eurJSON["dso_simple"] as? Double == 95.0 && eurJSON["cei"] as? Double == 9.1)
+        let csv = ReportFormat.csv(r)
+        let tables = csv.components(separatedBy: "\n\n")
+        #expect(tables.map { $0.prefix(while: { $0 != "," }) } == ["section", "section", "section", "section"])
+        #expect(tables[0].contains("summary,EUR,2026-03-31,3,included,19000.00,9000.00,10000.00,6000.00,18000.00,90,95.0,105.5,false,45.0,50.0,9.1"))
+        #expect(tables[1].contains("aging,EUR,over_90,400.00,1"))
+    }
+
+    @Test func monthArithmeticKeepsMonthEnds() {
+        #expect(day("2026-03-31").addingMonths(-1) == day("2026-02-28"))
+        #expect(day("2026-02-28").addingMonths(-1) == day("2026-01-31"), "a month end goes to the month end")
+        #expect(day("2024-03-30").addingMonths(-1) == day("2024-02-29"), "clamped")
+        #expect(day("2026-01-15").addingMonths(-13) == day("2024-12-15"))
+        #expect(day("2026-03-29").lastMonthEnd == day("2026-02-28") && day("2026-03-31").lastMonthEnd == day("2026-03-31"))
+    }
+}
