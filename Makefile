@@ -4,12 +4,16 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= /lib/systemd/system
 
-.PHONY: all deps build release demo test fuzz bench format install install-data chaos clean
+.PHONY: all deps test-deps build release demo test fuzz bench format install install-data chaos clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# What only the tests need as well (Chromium for the HTML report, websocket-client to drive it).
+test-deps:
+	@scripts/install-deps.sh --test
 
 build: deps
 	$(SWIFT) build
@@ -23,7 +27,7 @@ demo: deps
 
 # One build of everything (tests included; its log in .build/test-build.log), then the tests
 # without rebuilding: suites, failures and the summary at the end (scripts/run-tests.sh).
-test: deps
+test: test-deps
 	@scripts/build-tests.sh
 	@scripts/run-tests.sh
 

@@ -13,11 +13,13 @@ struct ReportCommand: AsyncParsableCommand {
         discussion: """
             Every figure is per currency and as of --as-of (default: today in defaults.timezone), from what is dated on or \
             before it: a report for a past date produced today is the one produced then, unless a movement was back-dated. \
-            --format json carries every figure with its definition; csv prints one table per section (summary, aging, \
-            trend, top_debtors), each with its header row, separated by an empty line. See docs/reports.md.
+            --format html is one self-contained page (inline CSS and SVG charts, no script, no network), printable on A4, \
+            in French or English (--locale); json carries every figure with its definition; csv prints one table per \
+            section (summary, aging, trend, top_debtors), each with its header row, separated by an empty line. \
+            See docs/reports.md.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case json, csv }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case html, json, csv }
 
     @OptionGroup var options: ConfigOption
     @Option(name: .customLong("as-of"), help: "The report's date: YYYY-MM-DD, or an RFC 3339 instant (its date in defaults.timezone).")
@@ -28,8 +30,10 @@ struct ReportCommand: AsyncParsableCommand {
     var disputed: ReceivablesReport.Options.Disputed = .included
     @Option(help: "How many debtors the top list keeps, per currency.")
     var top = 20
-    @Option(help: "Output format: json or csv.")
+    @Option(help: "Output format: html, json or csv.")
     var format: Format = .json
+    @Option(help: "The language of the HTML report: fr or en (default: defaults.locale).")
+    var locale: String?
     @Option(help: "Write the report to this file (atomically) instead of standard output.")
     var out: String?
 
@@ -54,7 +58,12 @@ struct ReportCommand: AsyncParsableCommand {
                 try await ledger.forEachDebtorSnapshot(debtor: nil) { snapshot in builder.withLock { $0.add(snapshot) } }
             }
             let report = builder.withLock { $0.finish() }
-            let text = format == .json ? ReportFormat.json(report) : ReportFormat.csv(report)
+            let text: String
+            switch format {
+            case .html: text = ReportHTML.render(report, language: ReportHTML.Language(locale: locale ?? configuration.defaults.locale))
+            case .json: text = ReportFormat.json(report)
+            case .csv: text = ReportFormat.csv(report)
+            }
             guard let out else {
                 FileHandle.standardOutput.write(Data(text.utf8))
                 return

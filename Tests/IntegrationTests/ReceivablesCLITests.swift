@@ -89,6 +89,34 @@ import Testing
         #expect(try await sandbox.relance(["report", "--as-of", "30/11/2026"]).status == 2)
     }
 
+    /// The HTML report in a real browser (Debian's Chromium, headless, driven over its DevTools
+    /// protocol by Support/report_browser.py): no request, no console error, data in every chart,
+    /// nothing clipped on A4. The screenshot is kept in .build/report-screenshot.png.
+    @Test func theHTMLReportInHeadlessChromium() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        // A name that would fetch an image, were it not escaped.
+        let hostile = #"{"type":"debtor","id":"C-9","name":"<img src=\"http://127.0.0.1:9/x.png\">Évasion & Cie","email":"a@example.fr","kind":"business"}"#
+        try (Self.feed + hostile + "\n" + #"{"type":"invoice","number":"F-9","debtor":"C-9","issued_on":"2026-06-01","amount":"5000.00","currency":"EUR"}"# + "\n")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        _ = try await sandbox.relance(["import", file])
+        let html = sandbox.root + "/report.html"
+        let run = try await sandbox.relance(["report", "--as-of", "2026-11-30", "--format", "html", "--locale", "fr-FR", "--out", html])
+        #expect(run.status == 0, "\(run.stderr)")
+        let screenshot = Package.root + "/.build/report-screenshot.png"
+        let browser = try Child("/usr/bin/env", ["python3", Package.support + "/report_browser.py", "--html", html, "--screenshot", screenshot], directory: sandbox.root)
+        #expect(try await browser.wait() == 0, "\(browser.stderr)")
+        let seen = try #require(try JSONSerialization.jsonObject(with: Data(browser.stdout.utf8)) as? [String: Any], "\(browser.stdout) \(browser.stderr)")
+        #expect((seen["requests"] as? [String]) == [], "the page asked for nothing")
+        #expect((seen["errors"] as? [String]) == [], "no console error")
+        let marks = try #require(seen["marks"] as? [Int])
+        #expect(marks.count == 3 && marks.allSatisfy { $0 > 0 }, "every chart has data marks: \(marks)")
+        #expect((seen["clipped"] as? [Int]) == [] && seen["overflow"] as? Bool == false, "nothing clipped on A4")
+        #expect((seen["pdf_bytes"] as? Int ?? 0) > 10_000, "it prints")
+        #expect(FileManager.default.fileExists(atPath: screenshot))
+    }
+
     @Test func csvImportAndUsageErrors() async throws {
         let sandbox = try Sandbox()
         try sandbox.writeConfig()

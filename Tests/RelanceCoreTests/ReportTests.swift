@@ -159,3 +159,43 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         #expect(day("2026-03-29").lastMonthEnd == day("2026-02-28") && day("2026-03-31").lastMonthEnd == day("2026-03-31"))
     }
 }
+
+@Suite struct ReportHTMLTests {
+    @Test func thePageIsSelfContainedAndEscapesWhatCameFromOutside() throws {
+        var hostile = ledger
+        hostile[0].debtor.debtor.name = "<img src=\"http://evil.example/x.png\" onerror=alert(1)>\r\nBcc: x@evil.example"
+        let html = ReportHTML.render(report(hostile), language: .en)
+        #expect(!html.contains("<img") && !html.contains("<script"))
+        #expect(html.contains("&lt;img src=&quot;http://evil.example/x.png&quot; onerror=alert(1)&gt;  Bcc: x@evil.example"))
+        // Nothing to fetch: the only URL is the SVG namespace.
+        let urls = html.components(separatedBy: "http").dropFirst().map { String($0.prefix(30)) }
+        #expect(urls.allSatisfy { $0.hasPrefix("://www.w3.org/2000/svg\"") || $0.hasPrefix("://evil.example/x.png&quot;") }, "\(urls)")
+        #expect(!html.contains("src=\"") && !html.contains("href=") && !html.contains("@import") && !html.contains("url("))
+    }
+
+    @Test func everyChartHasDataMarksWithTheirValues() throws {
+        let html = ReportHTML.render(report(), language: .en)
+        let charts = html.components(separatedBy: "<figure class=\"chart\">").dropFirst()
+        #expect(charts.count == 3)
+        for chart in charts { #expect(chart.contains("class=\"mark\""), "\(chart.prefix(120))") }
+        // The aging bar's segments carry their amounts on hover; the 1–30 segment is B1's 6,000.
+        #expect(html.contains("<title>1–30 days: 6,000.00\u{00A0}EUR (1)</title>"))
+        #expect(html.contains("<title>2026-03-31 — DSO (simple): 95.0 days</title>"))
+    }
+
+    @Test func frenchAndEnglish() {
+        let fr = ReportHTML.render(report(), language: ReportHTML.Language(locale: "fr-FR"))
+        let en = ReportHTML.render(report(), language: ReportHTML.Language(locale: "en-GB"))
+        #expect(fr.contains("<html lang=\"fr\">") && fr.contains("Balance âgée au 2026-03-31") && fr.contains("19\u{202F}000,00\u{00A0}EUR"))
+        #expect(fr.contains("95,0 jours") && fr.contains("9,1 %"))
+        #expect(en.contains("<html lang=\"en\">") && en.contains("Aging on 2026-03-31") && en.contains("19,000.00\u{00A0}EUR"))
+        #expect(ReportHTML.render(report(), language: .fr) == fr, "the same report, the same page")
+    }
+
+    @Test func axesHaveRoundTicks() {
+        #expect(ReportHTML.Charts.Axis(maximum: 1_900_000).ticks == [0, 500_000, 1_000_000, 1_500_000, 2_000_000])
+        #expect(ReportHTML.Charts.Axis(maximum: 105).ticks == [0, 50, 100, 150])
+        #expect(ReportHTML.Charts.Axis(maximum: 7).ticks == [0, 2, 4, 6, 8])
+        #expect(ReportHTML.Charts.Axis(maximum: 0).ticks == [0])
+    }
+}

@@ -1,0 +1,102 @@
+/// A report as one self-contained HTML page: inline CSS and SVG charts, no script, no request to
+/// anything (no font, image or style sheet from elsewhere), printable on A4, in French or English.
+/// Every text that came from outside (debtor names and ids, invoice numbers) is escaped.
+public enum ReportHTML {
+    public enum Language: String, Sendable, CaseIterable {
+        case fr, en
+
+        /// `fr`, `fr-FR`, `fr_BE`… are French; everything else English.
+        public init(locale: String) { self = locale.lowercased().hasPrefix("fr") ? .fr : .en }
+    }
+
+    public static func render(_ report: ReceivablesReport, language: Language) -> String {
+        let t = Words(language)
+        let o = report.options
+        var html = """
+            <!DOCTYPE html>
+            <html lang="\(language.rawValue)">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(t.title) — \(o.asOf)</title>
+            <style>\(style)</style>
+            </head>
+            <body>
+            <header><h1>\(t.title)</h1>
+            <p>\(t.asOf) <strong>\(o.asOf)</strong> · \(t.period(o.months)) · \(o.disputed == .included ? t.disputedIncluded : t.disputedExcluded)</p></header>
+
+            """
+        if report.currencies.isEmpty { html += "<p class=\"empty\">\(t.empty)</p>\n" }
+        for figures in report.currencies { html += section(figures, options: o, t) }
+        html += "<footer><p>\(t.definitionsNote)</p><dl>"
+        for (key, text) in ReportFormat.definitions(o) { html += "<dt>\(escape(key))</dt><dd>\(escape(text))</dd>" }
+        html += "</dl></footer>\n</body>\n</html>\n"
+        return html
+    }
+
+    static func section(_ f: ReceivablesReport.CurrencyFigures, options: ReceivablesReport.Options, _ t: Words) -> String {
+        let money = { (units: Int64) in t.money(units, f.currency) }
+        let h = f.headline
+        var out = "<section class=\"currency\"><h2>\(escape(f.currency))</h2>\n<div class=\"kpis\">"
+        let kpis: [(String, String)] = [
+            (t.receivables, money(h.totals.receivables)), (t.overdue, money(h.totals.overdue)), (t.dsoSimple, t.days(h.dsoSimple)),
+            (t.dsoCountback, (h.countbackBounded ? "≥ " : "") + t.days(h.dsoCountback)), (t.bestPossibleDSO, t.days(h.bestPossibleDSO)),
+            (t.add, t.days(h.add)), (t.cei, t.number(f.cei).map { $0 + " %" } ?? "—"),
+        ]
+        for (label, value) in kpis { out += "<div class=\"kpi\"><span>\(label)</span><strong>\(value)</strong></div>" }
+        out += "</div>\n"
+        out += Charts.aging(f, t) + Charts.monthEnds(f, t) + Charts.dso(f, t)
+        out += "<h3>\(t.agingTitle(options.asOf))</h3><table><thead><tr><th>\(t.bucket)</th><th class=\"n\">\(t.amount)</th><th class=\"n\">\(t.items)</th></tr></thead><tbody>"
+        for bucket in ReceivablesReport.Bucket.allCases {
+            let a = f.aging[bucket] ?? .init()
+            out += "<tr><td>\(t.bucketName(bucket))</td><td class=\"n\">\(money(a.amount))</td><td class=\"n\">\(a.count)</td></tr>"
+        }
+        out += "</tbody></table>\n"
+        if !f.top.isEmpty {
+            out += "<h3>\(t.topTitle)</h3><table><thead><tr><th>\(t.debtor)</th><th class=\"n\">\(t.overdue)</th><th>\(t.oldest)</th>"
+            out += "<th class=\"n\">\(t.daysPastDue)</th><th>\(t.stage)</th><th>\(t.lastContact)</th></tr></thead><tbody>"
+            for d in f.top {
+                out += "<tr><td>\(escape(d.name))<br><small>\(escape(d.id))</small></td><td class=\"n\">\(money(d.overdue))</td>"
+                out += "<td>\(escape(d.oldest.description))<br><small>\(d.oldestDueOn)</small></td><td class=\"n\">\(d.daysOverdue)</td>"
+                out += "<td>\(escape(d.stage ?? "—"))</td><td>\(d.lastContact?.description ?? "—")</td></tr>"
+            }
+            out += "</tbody></table>\n"
+        }
+        return out + "</section>\n"
+    }
+
+    /// Text and attribute values, escaped for HTML.
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for c in text.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default:
+                // Control characters (CR, LF, NUL…) have no place in a cell: shown as a space.
+                out.unicodeScalars.append(c.value < 0x20 || c.value == 0x7F ? " " : c)
+            }
+        }
+        return out
+    }
+
+    static let style = """
+        :root{color-scheme:light;font-family:"DejaVu Sans",Arial,Helvetica,sans-serif;color:#1a1a1a}
+        body{max-width:1000px;margin:0 auto;padding:16px;font-size:14px;line-height:1.4}
+        h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;border-bottom:2px solid #1a1a1a;padding-bottom:2px;margin-top:24px}h3{font-size:15px;margin:16px 0 6px}
+        header p{margin:0;color:#444}.empty{font-style:italic}
+        .kpis{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0}
+        .kpi{border:1px solid #999;border-radius:4px;padding:6px 10px;min-width:120px}.kpi span{display:block;font-size:12px;color:#444}.kpi strong{font-size:17px}
+        figure{margin:12px 0;break-inside:avoid;page-break-inside:avoid}figcaption{font-weight:bold;margin-bottom:4px}
+        svg{display:block;width:100%;height:auto;max-width:100%}svg text{font-size:11px;fill:#1a1a1a}
+        table{border-collapse:collapse;width:100%;break-inside:auto;margin-bottom:8px}th,td{border-bottom:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
+        th{background:#eee}.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}small{color:#555}
+        footer{margin-top:24px;font-size:12px;color:#333}dt{font-weight:bold;margin-top:4px}dd{margin:0 0 0 12px}
+        @page{size:A4;margin:14mm}
+        @media print{body{max-width:none;padding:0;font-size:11px}section.currency{break-before:auto}h2{break-after:avoid}tr{break-inside:avoid}}
+        """
+}
