@@ -52,12 +52,17 @@ struct ReportCommand: AsyncParsableCommand {
             } else {
                 date = CivilDate(try parseInstant(asOf, option: "--as-of") ?? Date(), in: zone)
             }
-            let builder = Mutex(ReportBuilder(options: .init(asOf: date, months: months, disputed: disputed, top: top)))
+            let builder = Mutex(ReportBuilder(options: .init(asOf: date, months: months, disputed: disputed, top: top, zone: zone)))
+            var deliveries: [(channel: String, status: String, count: Int)] = []
             if FileManager.default.fileExists(atPath: configuration.store.path) {
                 let ledger = try existingLedger(configuration)
-                try await ledger.forEachDebtorSnapshot(debtor: nil) { snapshot in builder.withLock { $0.add(snapshot) } }
+                // Statuses at the end of the report's day in the creditor's zone, counted on another
+                // reader connection while the debtors stream through this one.
+                async let counts = ledger.deliveryCounts(asOf: LocalTime.instant(day: date.dayNumber + 1, minute: 0, in: zone).addingTimeInterval(-0.001))
+                try await ledger.forEachReportSnapshot { snapshot, sent in builder.withLock { $0.add(snapshot, sent: sent) } }
+                deliveries = try await counts
             }
-            let report = builder.withLock { $0.finish() }
+            let report = builder.withLock { $0.finish(deliveries: deliveries) }
             let text: String
             switch format {
             case .html: text = ReportHTML.render(report, language: ReportHTML.Language(locale: locale ?? configuration.defaults.locale))

@@ -146,7 +146,7 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         #expect(eurJSON["receivables"] as? String == "19000.00" && eurJSON["dso_simple"] as? Double == 95.0 && eurJSON["cei"] as? Double == 9.1)
         let csv = ReportFormat.csv(r)
         let tables = csv.components(separatedBy: "\n\n")
-        #expect(tables.map { $0.prefix(while: { $0 != "," }) } == ["section", "section", "section", "section"])
+        #expect(tables.map { $0.prefix(while: { $0 != "," }) } == Array(repeating: "section", count: 6))
         #expect(tables[0].contains("summary,EUR,2026-03-31,3,included,19000.00,9000.00,10000.00,6000.00,18000.00,90,95.0,105.5,false,45.0,50.0,9.1"))
         #expect(tables[1].contains("aging,EUR,over_90,400.00,1"))
     }
@@ -176,7 +176,7 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
     @Test func everyChartHasDataMarksWithTheirValues() throws {
         let html = ReportHTML.render(report(), language: .en)
         let charts = html.components(separatedBy: "<figure class=\"chart\">").dropFirst()
-        #expect(charts.count == 3)
+        #expect(charts.count == 3, "no reminder sent: no recovery chart")
         for chart in charts { #expect(chart.contains("class=\"mark\""), "\(chart.prefix(120))") }
         // The aging bar's segments carry their amounts on hover; the 1–30 segment is B1's 6,000.
         #expect(html.contains("<title>1–30 days: 6,000.00\u{00A0}EUR (1)</title>"))
@@ -197,5 +197,72 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         #expect(ReportHTML.Charts.Axis(maximum: 105).ticks == [0, 50, 100, 150])
         #expect(ReportHTML.Charts.Axis(maximum: 7).ticks == [0, 2, 4, 6, 8])
         #expect(ReportHTML.Charts.Axis(maximum: 0).ticks == [0])
+    }
+}
+
+@Suite struct ReportRecoveryTests {
+    private static let paris = TimeZone(identifier: "Europe/Paris")!
+
+    private static func instant(_ text: String) -> Date { Timestamp.parse(text)! }
+
+    /// Debtor D: D1 1,000 and D2 500 (issued 2026-01-05), D3 2,000 (issued 2026-01-20).
+    /// Paid: D1 400 on 02-10 and 600 on 02-14, D2 500 on 03-05; D3 written off on 03-01.
+    private static let debtor = snapshot(
+        "D", [("D1", "2026-01-05", "2026-02-04", "1000.00"), ("D2", "2026-01-05", "2026-02-04", "500.00"), ("D3", "2026-01-20", "2026-02-19", "2000.00")],
+        [
+            .payment(id: "P1", amount: eur("400.00"), currency: "EUR", paidOn: day("2026-02-10"), invoice: "D1"),
+            .payment(id: "P2", amount: eur("600.00"), currency: "EUR", paidOn: day("2026-02-14"), invoice: "D1"),
+            .payment(id: "P3", amount: eur("500.00"), currency: "EUR", paidOn: day("2026-03-05"), invoice: "D2"),
+            .writeOff(invoice: "D3", on: day("2026-03-01")),
+        ])
+
+    private static let sent = [
+        // 23:30 UTC on 02-09 is 00:30 on 02-10 in Paris: the reminder left on 02-10, the day of P1.
+        SentReminder(id: "R1", stage: "reminder_1", sentAt: instant("2026-02-09T23:30:00Z"), invoices: ["D1", "D2"]),
+        SentReminder(id: "R2", stage: "reminder_2", sentAt: instant("2026-02-25T09:00:00Z"), invoices: ["D3"]),
+        SentReminder(id: "R3", stage: "final_notice", sentAt: instant("2026-03-20T09:00:00Z"), invoices: ["D2"]),
+        SentReminder(id: "R4", stage: "reminder_1", sentAt: instant("2026-04-02T09:00:00Z"), invoices: ["D1"]),
+        SentReminder(id: "R5", stage: "reminder_1", sentAt: instant("2026-03-01T09:00:00Z"), invoices: ["X-404"]),
+    ]
+
+    private static func figures() throws -> (stages: [String: ReceivablesReport.StageFigures], report: ReceivablesReport) {
+        var builder = ReportBuilder(options: .init(asOf: day("2026-03-31"), zone: paris))
+        builder.add(debtor, sent: sent)
+        let report = builder.finish(deliveries: [("email", "sent", 6), ("email", "delivered", 3), ("email", "bounced", 1), ("sms", "suppressed", 1), ("sms", "delivered", 3)])
+        return (try #require(report.currencies.first).stages, report)
+    }
+
+    @Test func recoveryPerStage() throws {
+        let (stages, report) = try Self.figures()
+        // R1 (reminder_1, 02-10): covered at the end of 02-10 = D1 600 (P1 that day came first) + D2 500 = 1,100.
+        // Within 7 days (to 02-17): P2 600. Within 30 (to 03-12): P2 600 + P3 500 = 1,100. All paid by 03-05: 23 days.
+        let r1 = try #require(stages["reminder_1"])
+        #expect(r1.reminders == 1 && r1.covered == eur("1100.00"), "R4 left after the date; R5 is about an unknown invoice")
+        #expect(r1.window7 == .init(reminders: 1, covered: eur("1100.00"), paid: eur("600.00")))
+        #expect(r1.window30 == .init(reminders: 1, covered: eur("1100.00"), paid: eur("1100.00")))
+        #expect(r1.medianDaysToPayment == 23 && ReportFormat.text(ReportFormat.rate(r1.window7)) == "54.5")
+        // R2 (reminder_2, 02-25) on D3: written off on 03-01, which is not a payment.
+        let r2 = try #require(stages["reminder_2"])
+        #expect(r2.covered == eur("2000.00") && r2.window7.paid == 0 && r2.window30.paid == 0 && r2.medianDaysToPayment == nil)
+        // R3 (final_notice, 03-20) on D2, already paid: it covered nothing; its 30 days are not over on 03-31.
+        let r3 = try #require(stages["final_notice"])
+        #expect(r3.reminders == 1 && r3.covered == 0 && r3.window7.reminders == 1 && r3.window30.reminders == 0)
+        #expect(report.unmatchedReminders == ["reminder_1": 1])
+        #expect(ReceivablesReport.ordered(stages: stages.keys) == ["reminder_1", "reminder_2", "final_notice"])
+    }
+
+    @Test func channelRates() throws {
+        let (_, report) = try Self.figures()
+        let email = try #require(report.channels.first { $0.channel == "email" })
+        // Left: 6 sent + 3 delivered + 1 bounced = 10; delivered 3 / 10; bounced 1 / 10.
+        #expect(email.left == 10 && email.deliveryRate == 30 && email.bounceRate == 10 && email.optOutRate == 0)
+        let sms = try #require(report.channels.first { $0.channel == "sms" })
+        #expect(sms.optOutRate == 25 && sms.deliveryRate == 100)
+        let json = ReportFormat.json(report)
+        #expect(json.contains(#""channels":[{"channel":"email","statuses":{"bounced":1,"delivered":3,"sent":6},"total":10,"left":10,"delivery_rate":30.0,"bounce_rate":10.0,"opt_out_rate":0.0}"#))
+        #expect(json.contains(#""stage":"reminder_1","reminders":1,"covered":"1100.00","paid_within_7_days":{"reminders":1,"covered":"1100.00","paid":"600.00","rate":54.5}"#))
+        let html = ReportHTML.render(report, language: .en)
+        #expect(html.contains("<title>reminder_1 — paid within 30 days: 1,100.00\u{00A0}EUR</title>"))
+        #expect(html.contains("<title>email: sent 6</title>") && html.contains("<title>sms: suppressed 1</title>"))
     }
 }

@@ -161,3 +161,36 @@ private let feed = """
         #expect(throws: CSVReader.Problem.textAfterQuote(line: 1)) { try CSVReader().rows(Array("\"a\"b,c\n".utf8)) }
     }
 }
+
+@Suite struct ReportQueryTests {
+    @Test func sentRemindersAndDeliveryStatusesAsOfAnInstant() async throws {
+        let ledger = try temporaryLedger()
+        _ = try await ledger.importReceivables(try lines(feed), source: "feed.jsonl", defaults: .init(), now: now)
+        // A spool reminder to C-1 about F-1 (email and SMS), another about an invoice the receivables ledger does not know.
+        var first = reminder("R-1", channels: [.email, .sms], debtor: "C-1")
+        first.invoices[0].number = "F-1"
+        var other = reminder("R-2", debtor: "C-1")
+        other.invoices[0].number = "X-9"
+        _ = try await ledger.ingest([first, other], sourceFile: "s.jsonl", queue: "default", priority: 0, now: now)
+        let email = DeliveryKey(reminderID: "R-1", channel: .email)
+        let attempt = try #require(try await ledger.markSending(email, transport: "smtp", recipient: "compta@martin.example.fr", now: now.addingTimeInterval(10)))
+        try await ledger.recordOutcome(email, attempt: attempt, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: now.addingTimeInterval(20))
+        try await ledger.cancelDelivery(DeliveryKey(reminderID: "R-1", channel: .sms), reason: "paid", now: now.addingTimeInterval(30))
+
+        let sent = Mutex<[SentReminder]>([])
+        try await ledger.forEachReportSnapshot { snapshot, reminders in
+            #expect(snapshot.debtor.debtor.id == "C-1")
+            sent.withLock { $0 += reminders }
+        }
+        #expect(sent.withLock { $0 } == [SentReminder(id: "R-1", stage: "reminder_1", sentAt: now.addingTimeInterval(10), invoices: ["F-1"])], "R-2 never left")
+
+        func counts(_ seconds: Double) async throws -> [String] {
+            try await ledger.deliveryCounts(asOf: now.addingTimeInterval(seconds)).map { "\($0.channel) \($0.status) \($0.count)" }
+        }
+        #expect(try await counts(-1) == [], "nothing was ingested yet")
+        #expect(try await counts(0) == ["email pending 2", "sms pending 1"])
+        #expect(try await counts(15) == ["email pending 1", "email sending 1", "sms pending 1"])
+        #expect(try await counts(60) == ["email pending 1", "email sent 1", "sms cancelled 1"])
+        #expect(try await counts(60) == (try await ledger.statusCounts()).map { "\($0.channel) \($0.status) \($0.count)" }, "now: what relance status says")
+    }
+}

@@ -18,7 +18,8 @@ Groups (BENCH_GROUPS, default all, in this order):
   webhooks  signed Twilio callbacks for distinct messages, each applied in the ledger, against a
             bare Hummingbird endpoint (wrk, 64 connections)
   plan      `relance import` of a receivables feed (100,000 debtors, 1,000,000 invoices), then
-            `relance plan --format json` over it
+            `relance plan --format json` over it, then `relance report --format html` with
+            2,000,000 deliveries as well
 
 Environment: BENCH_N (20000), BENCH_RUNS (3), BENCH_GROUPS, BENCH_SMTP_CONNECTIONS (16),
 BENCH_CONCURRENCY (32), BENCH_SMS_CONNECTIONS (16), BENCH_FLAT_N (200000), BENCH_SCALE_N (1000000),
@@ -547,6 +548,39 @@ def group_plan():
                                "rss_mib": max(p for _, p in runs)}
     print(f"relance.plan {RESULTS['relance.plan']['value']:.2f} s ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items, peak RSS "
           f"{RESULTS['relance.plan']['rss_mib']:.0f} MiB)", flush=True)
+    # The report (issue 13: under 15 s and 400 MiB) over the same receivables and 2 deliveries for
+    # each item: PLAN_ITEMS reminders on email and SMS to the same debtors, taken in while paused.
+    write_report_spool(f"{run}/spool", PLAN_ITEMS, PLAN_DEBTORS)
+    relance("pause", "--all", "--config", conf)
+    timed([RELANCE, "serve", "--once", "--config", conf], timeout=1800)
+    runs = []
+    for r in range(RUNS):
+        seconds, _, peak = timed([RELANCE, "report", "--config", conf, "--as-of", "2026-11-30", "--format", "html", "--out", f"{run}/report.html"], timeout=600)
+        runs.append((seconds, peak))
+    RESULTS["relance.report"] = {"value": statistics.median(s for s, _ in runs), "unit": "s", "runs": [s for s, _ in runs],
+                                 "rss_mib": max(p for _, p in runs)}
+    print(f"relance.report {RESULTS['relance.report']['value']:.2f} s ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items, {2 * PLAN_ITEMS} deliveries, "
+          f"peak RSS {RESULTS['relance.report']['rss_mib']:.0f} MiB)", flush=True)
+
+
+def write_report_spool(spool, n, debtors, per_file=5000):
+    """n reminders on email and SMS to the plan feed's debtors (D000000…), for the report's scale."""
+    os.makedirs(f"{spool}/incoming", exist_ok=True)
+    os.makedirs(f"{spool}/tmp", exist_ok=True)
+    for start in range(0, n, per_file):
+        lines = []
+        for i in range(start, min(n, start + per_file)):
+            d = i % debtors
+            lines.append(json.dumps({
+                "id": f"R-{i:07d}", "stage": "reminder_1", "channels": ["email", "sms"],
+                "debtor": {"id": f"D{d:06d}", "name": f"Debtor {d}", "email": f"d{d}@example.fr", "phone": "+336%08d" % (12340000 + d),
+                           "locale": "fr-FR", "timezone": "Europe/Paris", "kind": "business"},
+                "invoices": [{"number": f"F{d:06d}-{i // debtors:02d}", "amount": "100.00", "currency": "EUR",
+                              "issued_on": "2026-09-01", "due_on": "2026-10-01"}]}))
+        name = f"r-{start // per_file:05d}.jsonl"
+        with open(f"{spool}/tmp/{name}", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(f"{spool}/tmp/{name}", f"{spool}/incoming/{name}")
 
 
 def group_webhooks():
@@ -645,6 +679,10 @@ def summary():
         plan = RESULTS["relance.plan"]
         lines.append(f"| relance.plan ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items) | {plan['value']:.2f} s | ≤ 10 s | {'yes' if plan['value'] <= 10 else 'no'} |")
         lines.append(f"| relance.plan peak RSS | {plan['rss_mib']:.0f} MiB | ≤ 300 MiB | {'yes' if plan['rss_mib'] <= 300 else 'no'} |")
+    if "relance.report" in RESULTS:
+        report = RESULTS["relance.report"]
+        lines.append(f"| relance.report ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items, {2 * PLAN_ITEMS} deliveries) | {report['value']:.2f} s | ≤ 15 s | {'yes' if report['value'] <= 15 else 'no'} |")
+        lines.append(f"| relance.report peak RSS | {report['rss_mib']:.0f} MiB | ≤ 400 MiB | {'yes' if report['rss_mib'] <= 400 else 'no'} |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     os.makedirs(f"{ROOT}/.build/bench", exist_ok=True)

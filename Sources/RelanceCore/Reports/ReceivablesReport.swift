@@ -1,3 +1,5 @@
+import Foundation
+
 /// The state of the receivables and how well they are collected, as of one date: aging, DSO
 /// (simple and countback), best possible DSO, ADD, CEI, a 12-month trend and the top debtors,
 /// per currency (amounts in different currencies are never added).
@@ -10,6 +12,11 @@ public struct ReceivablesReport: Sendable {
     public var options: Options
     /// One entry per currency, in currency code order.
     public var currencies: [CurrencyFigures]
+    /// Deliveries per channel, as they stood at the end of the report's day.
+    public var channels: [ChannelFigures]
+    /// Reminders sent by the report's date whose invoices the receivables ledger does not know
+    /// (spool reminders about invoices never imported): counted, without amounts.
+    public var unmatchedReminders: [String: Int]
 
     public struct Options: Sendable, Hashable {
         /// Whether disputed items count in the receivables (Upflow counts them in DSO; Agicap does not).
@@ -24,8 +31,12 @@ public struct ReceivablesReport: Sendable {
         /// How many debtors the top list keeps, per currency.
         public var top: Int
 
-        public init(asOf: CivilDate, months: Int = 3, disputed: Disputed = .included, top: Int = 20) {
+        /// The creditor's zone (`defaults.timezone`): the day a reminder left is its day there.
+        public var zone: TimeZone
+
+        public init(asOf: CivilDate, months: Int = 3, disputed: Disputed = .included, top: Int = 20, zone: TimeZone = .gmt) {
             self.asOf = asOf
+            self.zone = zone
             self.months = min(12, max(1, months))
             self.disputed = disputed
             self.top = max(0, top)
@@ -108,6 +119,80 @@ public struct ReceivablesReport: Sendable {
         public var trend: [Collection]
         /// By overdue amount, largest first (then debtor id).
         public var top: [TopDebtor]
+        /// What the reminders of each dunning stage recovered, by stage name.
+        public var stages: [String: StageFigures]
+    }
+
+    /// What one dunning stage's reminders recovered, in one currency. A reminder counts at the
+    /// day it left (its first attempt that reached a transport, in the creditor's zone); only
+    /// payments and credit notes dated **after** that day count for it (a payment the same day
+    /// may have come first). `covered` is what was outstanding on its invoices at the end of that
+    /// day. A window of N days counts only the reminders whose N days are over by the report's date.
+    public struct StageFigures: Sendable, Hashable {
+        public var reminders = 0
+        public var covered: Int64 = 0
+        /// Reminders whose 7 (30) days are over, what they covered and what was paid on their
+        /// invoices within those days.
+        public var window7 = Window()
+        public var window30 = Window()
+        /// Days from the reminder to the payment that settled its last invoice, for the reminders
+        /// whose invoices were all paid by the report's date.
+        public var daysToPayment: [Int] = []
+
+        public struct Window: Sendable, Hashable {
+            public var reminders = 0
+            public var covered: Int64 = 0
+            public var paid: Int64 = 0
+        }
+
+        public var medianDaysToPayment: Double? {
+            guard !daysToPayment.isEmpty else { return nil }
+            let sorted = daysToPayment.sorted()
+            let mid = sorted.count / 2
+            return sorted.count % 2 == 1 ? Double(sorted[mid]) : Double(sorted[mid - 1] + sorted[mid]) / 2
+        }
+    }
+
+    /// One channel's deliveries by status at the end of the report's day.
+    public struct ChannelFigures: Sendable, Hashable {
+        public var channel: String
+        public var statuses: [String: Int]
+
+        /// Messages that left: accepted by the transport, whatever became of them after.
+        public var left: Int { ["sent", "delivered", "undelivered", "bounced"].reduce(0) { $0 + (statuses[$1] ?? 0) } }
+        public var total: Int { statuses.values.reduce(0, +) }
+        /// Delivered ÷ messages that left (email is "delivered" only when a report says so).
+        public var deliveryRate: Double? { left > 0 ? Double(statuses["delivered"] ?? 0) / Double(left) * 100 : nil }
+        public var bounceRate: Double? { left > 0 ? Double((statuses["bounced"] ?? 0) + (statuses["undelivered"] ?? 0)) / Double(left) * 100 : nil }
+        /// Suppressed (the recipient opted out) ÷ every delivery.
+        public var optOutRate: Double? { total > 0 ? Double(statuses["suppressed"] ?? 0) / Double(total) * 100 : nil }
+    }
+}
+
+extension ReceivablesReport {
+    /// Stage names in ladder order (the default ladder's, then the others by name).
+    public static func ordered(stages: some Swift.Sequence<String>) -> [String] {
+        let known = ["pre_due", "reminder_1", "reminder_2", "final_notice", "handoff"]
+        return stages.sorted { a, b in
+            let (i, j) = (known.firstIndex(of: a) ?? known.count, known.firstIndex(of: b) ?? known.count)
+            return (i, a) < (j, b)
+        }
+    }
+}
+
+/// A reminder that reached a transport (sent, or in doubt), for the recovery figures.
+public struct SentReminder: Sendable, Hashable {
+    public var id: String
+    public var stage: String
+    /// Its first attempt that reached a transport.
+    public var sentAt: Date
+    public var invoices: [String]
+
+    public init(id: String, stage: String, sentAt: Date, invoices: [String]) {
+        self.id = id
+        self.stage = stage
+        self.sentAt = sentAt
+        self.invoices = invoices
     }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Builds a `ReceivablesReport` from the receivables ledger one debtor at a time: it keeps only
 /// totals per currency and date, credit sales per currency and day, and the top debtors, so a
 /// ledger of any size streams through in bounded memory.
@@ -14,6 +16,9 @@ public struct ReportBuilder: Sendable {
     /// Credit sales per currency and day number.
     private var sales: [String: [Int: Int64]] = [:]
     private var top: [String: [ReceivablesReport.TopDebtor]] = [:]
+    /// Recovery per currency and stage.
+    private var stages: [String: [String: ReceivablesReport.StageFigures]] = [:]
+    private var unmatched: [String: Int] = [:]
 
     public init(options: ReceivablesReport.Options) {
         self.options = options
@@ -23,7 +28,14 @@ public struct ReportBuilder: Sendable {
         dates = Array(Set([options.asOf, periodStart] + trendDates)).sorted()
     }
 
-    public mutating func add(_ snapshot: DebtorSnapshot) {
+    /// Adds one debtor: its receivables, and the reminders sent to it (`sent`, for the recovery
+    /// per stage; any order, including those sent after the report's date, which are left out).
+    public mutating func add(_ snapshot: DebtorSnapshot, sent: [SentReminder] = []) {
+        addReceivables(snapshot)
+        if !sent.isEmpty { addRecovery(snapshot, sent: sent) }
+    }
+
+    private mutating func addReceivables(_ snapshot: DebtorSnapshot) {
         let asOf = options.asOf
         for invoice in snapshot.invoices where invoice.issuedOn <= asOf {
             sales[invoice.currency, default: [:]][invoice.issuedOn.dayNumber, default: 0] += invoice.amount
@@ -76,13 +88,64 @@ public struct ReportBuilder: Sendable {
         }
     }
 
+    /// What each reminder sent by the report's date recovered (see `StageFigures` for the rules).
+    private mutating func addRecovery(_ snapshot: DebtorSnapshot, sent: [SentReminder]) {
+        let asOf = options.asOf
+        var standings: [CivilDate: DebtorStanding] = [:]
+        func standing(_ date: CivilDate) -> DebtorStanding {
+            if let known = standings[date] { return known }
+            let computed = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
+            standings[date] = computed
+            return computed
+        }
+        let currencyOf = Dictionary(snapshot.invoices.map { ($0.number, $0.currency) }, uniquingKeysWith: { a, _ in a })
+        for reminder in sent {
+            let day = CivilDate(reminder.sentAt, in: options.zone)
+            guard day <= asOf else { continue }
+            let known = Set(reminder.invoices.filter { currencyOf[$0] != nil })
+            guard !known.isEmpty else {
+                unmatched[reminder.stage, default: 0] += 1
+                continue
+            }
+            for currency in Set(known.compactMap { currencyOf[$0] }).sorted() {
+                let invoices = known.filter { currencyOf[$0] == currency }
+                func items(on date: CivilDate) -> [ItemStanding] { standing(date).items.filter { invoices.contains($0.id.invoice) } }
+                let atSending = items(on: day)
+                let covered = atSending.reduce(Int64(0)) { $0 + $1.outstanding }
+                var figures = stages[currency, default: [:]][reminder.stage, default: .init()]
+                figures.reminders += 1
+                figures.covered += covered
+                for (days, window) in [(7, \ReceivablesReport.StageFigures.window7), (30, \.window30)] where day.adding(days: days) <= asOf {
+                    let later = Dictionary(items(on: day.adding(days: days)).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                    // Paid: what the outstanding lost, except on items written off meanwhile.
+                    let paid = atSending.reduce(Int64(0)) { sum, item in
+                        guard let after = later[item.id], after.settled?.by != .writtenOff else { return sum }
+                        return sum + max(0, item.outstanding - after.outstanding)
+                    }
+                    figures[keyPath: window].reminders += 1
+                    figures[keyPath: window].covered += covered
+                    figures[keyPath: window].paid += paid
+                }
+                let now = items(on: asOf)
+                if covered > 0, now.allSatisfy({ $0.outstanding == 0 && $0.settled?.by == .paid }),
+                    let last = now.compactMap({ $0.settled?.on }).max(), last > day
+                {
+                    figures.daysToPayment.append(last.dayNumber - day.dayNumber)
+                }
+                stages[currency, default: [:]][reminder.stage] = figures
+            }
+        }
+    }
+
     static func trim(_ list: inout [ReceivablesReport.TopDebtor], to count: Int) {
         list.sort { ($1.overdue, $0.id) < ($0.overdue, $1.id) }
         if list.count > count { list.removeLast(list.count - count) }
     }
 
-    public func finish() -> ReceivablesReport {
-        let currencies = Set(totals.keys).union(sales.keys).sorted()
+    /// The report; `deliveries` are the delivery ledger's counts per channel and status at the
+    /// end of the report's day.
+    public func finish(deliveries: [(channel: String, status: String, count: Int)] = []) -> ReceivablesReport {
+        let currencies = Set(totals.keys).union(sales.keys).union(stages.keys).sorted()
         let figures = currencies.map { currency -> ReceivablesReport.CurrencyFigures in
             let byDate = totals[currency] ?? [:]
             let daily = sales[currency] ?? [:]
@@ -110,8 +173,13 @@ public struct ReportBuilder: Sendable {
                 currency: currency, aging: aging[currency] ?? [:], headline: headline, start: start,
                 cei: CollectionMetrics.cei(
                     start: start.receivables, sales: headline.sales, end: headline.totals.receivables, currentEnd: headline.totals.current),
-                trend: trendDates.map(collection(at:)), top: list)
+                trend: trendDates.map(collection(at:)), top: list, stages: stages[currency] ?? [:])
         }
-        return ReceivablesReport(options: options, currencies: figures)
+        var channels: [String: [String: Int]] = [:]
+        for d in deliveries { channels[d.channel, default: [:]][d.status, default: 0] += d.count }
+        return ReceivablesReport(
+            options: options, currencies: figures,
+            channels: channels.keys.sorted().map { ReceivablesReport.ChannelFigures(channel: $0, statuses: channels[$0] ?? [:]) },
+            unmatchedReminders: unmatched)
     }
 }

@@ -105,6 +105,81 @@ extension ReportHTML {
             return figure(svg + "</svg>", caption: t.dsoTitle)
         }
 
+        /// Per dunning stage, what its reminders covered and what was paid within 7 and within 30
+        /// days of them, as grouped bars (light to dark). Nil when every amount is zero.
+        static func stages(_ f: ReceivablesReport.CurrencyFigures, _ t: Words) -> String? {
+            let names = ReceivablesReport.ordered(stages: f.stages.keys)
+            let bars = names.map { name -> (String, [(Int64, String, String)]) in
+                let st = f.stages[name] ?? .init()
+                return (name, [(st.covered, palette[1], t.covered), (st.window7.paid, palette[3], t.within(7)), (st.window30.paid, palette[4], t.within(30))])
+            }
+            let highest = bars.flatMap { $0.1.map(\.0) }.max() ?? 0
+            guard highest > 0 else { return nil }
+            let (left, right, top, bottom) = (60.0, 10.0, 10.0, 40.0)
+            let height = 200.0
+            let plotW = width - left - right
+            let plotH = height - top - bottom
+            let axis = Axis(maximum: highest)
+            var svg = open(height: height, label: t.stagesTitle) + yAxis(axis, left: left, top: top, plotW: plotW, plotH: plotH) { t.compact($0, f.currency) }
+            let slot = plotW / Double(max(1, bars.count))
+            for (i, (name, values)) in bars.enumerated() {
+                let x0 = left + Double(i) * slot + slot * 0.1
+                let w = slot * 0.8 / Double(values.count)
+                for (j, (value, colour, label)) in values.enumerated() where value > 0 {
+                    let h = plotH * Double(value) / Double(axis.top)
+                    svg += "<rect class=\"mark\" x=\"\(n(x0 + Double(j) * w))\" y=\"\(n(top + plotH - h))\" width=\"\(n(w))\" height=\"\(n(h))\" fill=\"\(colour)\">"
+                    svg += "<title>\(escape(name)) — \(escape(label)): \(escape(t.money(value, f.currency)))</title></rect>"
+                }
+                svg += "<text x=\"\(n(x0 + slot * 0.4))\" y=\"\(n(top + plotH + 14))\" text-anchor=\"middle\">\(escape(name))</text>"
+            }
+            svg += legend([(palette[1], t.covered, nil), (palette[3], t.within(7), nil), (palette[4], t.within(30), nil)], x: left, y: height - 12, swatch: true)
+            return figure(svg + "</svg>", caption: t.stagesTitle)
+        }
+
+        /// The groups of statuses the channel chart shows, light to dark.
+        static let statusGroups: [(statuses: [String], colour: String)] = [
+            (["pending", "paused", "sending", "unknown"], palette[0]),
+            (["cancelled", "expired", "suppressed"], palette[1]),
+            (["failed", "undelivered", "bounced"], palette[2]),
+            (["sent"], palette[3]),
+            (["delivered"], palette[4]),
+        ]
+
+        /// One bar per channel, its deliveries stacked by status group. Nil without deliveries.
+        static func channels(_ channels: [ReceivablesReport.ChannelFigures], _ t: Words) -> String? {
+            let shown = channels.filter { $0.total > 0 }
+            guard !shown.isEmpty else { return nil }
+            let (left, right, top) = (70.0, 36.0, 10.0)
+            let plot = width - left - right
+            let barH = 26.0
+            let height = top + Double(shown.count) * (barH + 10) + 76
+            let axis = Axis(maximum: Int64(shown.map(\.total).max() ?? 0))
+            var svg = open(height: height, label: t.channelsTitle)
+            for (i, channel) in shown.enumerated() {
+                let y = top + Double(i) * (barH + 10)
+                svg += "<text x=\"\(n(left - 6))\" y=\"\(n(y + barH / 2 + 4))\" text-anchor=\"end\">\(escape(channel.channel))</text>"
+                var x = left
+                for group in statusGroups {
+                    let count = group.statuses.reduce(0) { $0 + (channel.statuses[$1] ?? 0) }
+                    guard count > 0 else { continue }
+                    let w = plot * Double(count) / Double(axis.top)
+                    let detail = group.statuses.compactMap { s in channel.statuses[s].map { "\(t.status(s)) \($0)" } }.joined(separator: ", ")
+                    svg += "<rect class=\"mark\" x=\"\(n(x))\" y=\"\(n(y))\" width=\"\(n(w))\" height=\"\(n(barH))\" fill=\"\(group.colour)\" stroke=\"#fff\">"
+                    svg += "<title>\(escape(channel.channel)): \(escape(detail))</title></rect>"
+                    x += w
+                }
+            }
+            let axisY = top + Double(shown.count) * (barH + 10)
+            svg += "<line x1=\"\(n(left))\" y1=\"\(n(axisY))\" x2=\"\(n(left + plot))\" y2=\"\(n(axisY))\" stroke=\"#1a1a1a\"/>"
+            for tick in axis.ticks {
+                let tx = left + plot * Double(tick) / Double(axis.top)
+                svg += "<line x1=\"\(n(tx))\" y1=\"\(n(axisY))\" x2=\"\(n(tx))\" y2=\"\(n(axisY + 4))\" stroke=\"#1a1a1a\"/>"
+                svg += "<text x=\"\(n(tx))\" y=\"\(n(axisY + 16))\" text-anchor=\"middle\">\(tick)</text>"
+            }
+            svg += legend(statusGroups.map { ($0.colour, t.statusGroup($0.statuses[0]), nil) }, x: 10, y: axisY + 40, swatch: true)
+            return figure(svg + "</svg>", caption: t.channelsTitle)
+        }
+
         // MARK: Parts
 
         /// Round ticks from 0 to a round top above the maximum (4 to 6 of them).
@@ -141,15 +216,18 @@ extension ReportHTML {
             return svg
         }
 
-        /// `swatch`: a block of colour (bars); else a short line in the series' dash pattern.
+        /// `swatch`: a block of colour (bars); else a short line in the series' dash pattern. An
+        /// entry that would go past the chart's width starts a new row, 16 units lower.
         static func legend(_ entries: [(colour: String, name: String, dash: String?)], x: Double, y: Double, swatch: Bool) -> String {
             var svg = ""
-            var lx = x
+            var (lx, ly) = (x, y)
             for entry in entries {
-                svg += "<line x1=\"\(n(lx))\" y1=\"\(n(y - 4))\" x2=\"\(n(lx + 22))\" y2=\"\(n(y - 4))\" stroke=\"\(entry.colour)\" stroke-width=\"\(swatch ? 8 : 3)\""
+                let advance = 40 + Double(entry.name.count) * 6.5
+                if lx > x && lx + advance > width - 4 { (lx, ly) = (x, ly + 16) }
+                svg += "<line x1=\"\(n(lx))\" y1=\"\(n(ly - 4))\" x2=\"\(n(lx + 22))\" y2=\"\(n(ly - 4))\" stroke=\"\(entry.colour)\" stroke-width=\"\(swatch ? 8 : 3)\""
                 svg += "\(entry.dash.map { " stroke-dasharray=\"\($0)\"" } ?? "")/>"
-                svg += "<text x=\"\(n(lx + 28))\" y=\"\(n(y))\">\(escape(entry.name))</text>"
-                lx += 40 + Double(entry.name.count) * 6.5
+                svg += "<text x=\"\(n(lx + 28))\" y=\"\(n(ly))\">\(escape(entry.name))</text>"
+                lx += advance
             }
             return svg
         }

@@ -23,6 +23,8 @@ public enum ReportFormat {
             ("add", "average days delinquent: dso_simple - best_possible_dso"),
             ("cei", "collection effectiveness index: (receivables at the start + credit sales - receivables at the end) / (receivables at the start + credit sales - current receivables at the end) x 100"),
             ("trend", "receivables, overdue and DSO at each of the last 12 month ends on or before the report's date, each over the period before it"),
+            ("recovery_per_stage", "per dunning stage, the reminders that reached a transport (sent, or in doubt) by the date, counted on the day the first one left (creditor's zone): covered = what was outstanding on their invoices at the end of that day; paid within 7 (30) days = what the outstanding lost in the 7 (30) days after that day (payments and credit notes dated after it; write-offs are not payments), over the reminders whose 7 (30) days are over; median days to payment = from that day to the payment that settled the last of their invoices, for the reminders whose invoices were all paid; a reminder about invoices the receivables ledger does not know is counted in unmatched_reminders only"),
+            ("channels", "deliveries per channel by status at the end of the date (from their recorded events); left = sent + delivered + undelivered + bounced; delivery_rate = delivered / left; bounce_rate = (bounced + undelivered) / left; opt_out_rate = suppressed / every delivery; percentages"),
             ("top_debtors", "the \(options.top) debtors with the largest overdue amount, per currency; stage and last_contact are the last step the dunning plan took (reminders from the spool are not counted)"),
         ]
     }
@@ -35,7 +37,13 @@ public enum ReportFormat {
         out += definitions(o).map { "\(q($0.key)):\(q($0.text))" }.joined(separator: ",")
         out += "},\"currencies\":["
         out += report.currencies.map { json($0, months: o.months) }.joined(separator: ",")
-        return out + "]}\n"
+        out += "],\"channels\":[" + report.channels.map { c in
+            let statuses = c.statuses.keys.sorted().map { "\(q($0)):\(c.statuses[$0] ?? 0)" }.joined(separator: ",")
+            return "{\"channel\":\(q(c.channel)),\"statuses\":{\(statuses)},\"total\":\(c.total),\"left\":\(c.left),"
+                + "\"delivery_rate\":\(number(c.deliveryRate)),\"bounce_rate\":\(number(c.bounceRate)),\"opt_out_rate\":\(number(c.optOutRate))}"
+        }.joined(separator: ",")
+        out += "],\"unmatched_reminders\":{" + report.unmatchedReminders.keys.sorted().map { "\(q($0)):\(report.unmatchedReminders[$0] ?? 0)" }.joined(separator: ",")
+        return out + "}}\n"
     }
 
     static func json(_ f: ReceivablesReport.CurrencyFigures, months: Int) -> String {
@@ -52,6 +60,14 @@ public enum ReportFormat {
         out += collectionFigures(h) + ",\"cei\":\(number(f.cei)),"
         out += "\"trend\":[" + f.trend.map { c in
             "{\"date\":\(q(c.date.description))," + totals(c.totals, money) + ",\"credit_sales\":\(money(c.sales))," + collectionFigures(c) + "}"
+        }.joined(separator: ",") + "],"
+        out += "\"stages\":[" + ReceivablesReport.ordered(stages: f.stages.keys).map { name in
+            let st = f.stages[name] ?? .init()
+            func window(_ w: ReceivablesReport.StageFigures.Window) -> String {
+                "{\"reminders\":\(w.reminders),\"covered\":\(money(w.covered)),\"paid\":\(money(w.paid)),\"rate\":\(number(rate(w)))}"
+            }
+            return "{\"stage\":\(q(name)),\"reminders\":\(st.reminders),\"covered\":\(money(st.covered)),\"paid_within_7_days\":\(window(st.window7)),"
+                + "\"paid_within_30_days\":\(window(st.window30)),\"median_days_to_payment\":\(number(st.medianDaysToPayment))}"
         }.joined(separator: ",") + "],"
         out += "\"top_debtors\":[" + f.top.map { d in
             "{\"debtor\":\(q(d.id)),\"name\":\(q(d.name)),\"overdue\":\(money(d.overdue)),\"oldest_invoice\":\(q(d.oldest.invoice)),"
@@ -70,6 +86,11 @@ public enum ReportFormat {
             + "\"best_possible_dso\":\(number(c.bestPossibleDSO)),\"add\":\(number(c.add))"
     }
 
+    /// Paid ÷ covered, in percent.
+    public static func rate(_ w: ReceivablesReport.StageFigures.Window) -> Double? {
+        w.covered > 0 ? Double(w.paid) / Double(w.covered) * 100 : nil
+    }
+
     // MARK: CSV
 
     public static func csv(_ report: ReceivablesReport) -> String {
@@ -80,8 +101,19 @@ public enum ReportFormat {
         var aging = [["section", "currency", "bucket", "amount", "count"]]
         var trend = [["section", "currency", "date", "receivables", "current", "overdue", "credit_sales", "dso_simple", "dso_countback", "best_possible_dso", "add"]]
         var top = [["section", "currency", "debtor", "name", "overdue", "oldest_invoice", "oldest_instalment", "oldest_due_on", "days_overdue", "stage", "last_contact"]]
+        var stages = [["section", "currency", "stage", "reminders", "covered", "reminders_7d", "covered_7d", "paid_7d", "rate_7d", "reminders_30d",
+                       "covered_30d", "paid_30d", "rate_30d", "median_days_to_payment"]]
         let o = report.options
         for f in report.currencies {
+            for name in ReceivablesReport.ordered(stages: f.stages.keys) {
+                let st = f.stages[name] ?? .init()
+                let c = f.currency
+                stages.append([
+                    "stages", c, name, String(st.reminders), money(st.covered, c), String(st.window7.reminders), money(st.window7.covered, c),
+                    money(st.window7.paid, c), text(rate(st.window7)), String(st.window30.reminders), money(st.window30.covered, c),
+                    money(st.window30.paid, c), text(rate(st.window30)), text(st.medianDaysToPayment),
+                ])
+            }
             let (h, c) = (f.headline, f.currency)
             summary.append([
                 "summary", c, o.asOf.description, String(o.months), o.disputed.rawValue, money(h.totals.receivables, c), money(h.totals.current, c),
@@ -105,7 +137,11 @@ public enum ReportFormat {
                 ])
             }
         }
-        tables = [summary, aging, trend, top]
+        var channels = [["section", "channel", "status", "count"]]
+        for c in report.channels {
+            for status in c.statuses.keys.sorted() { channels.append(["channels", c.channel, status, String(c.statuses[status] ?? 0)]) }
+        }
+        tables = [summary, aging, trend, top, stages, channels]
         return tables.map { rows in rows.map { $0.map(CSVField.quoted).joined(separator: ",") + "\n" }.joined() }.joined(separator: "\n")
     }
 

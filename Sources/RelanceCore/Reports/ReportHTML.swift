@@ -28,6 +28,7 @@ public enum ReportHTML {
             """
         if report.currencies.isEmpty { html += "<p class=\"empty\">\(t.empty)</p>\n" }
         for figures in report.currencies { html += section(figures, options: o, t) }
+        html += channelSection(report, t)
         html += "<footer><p>\(t.definitionsNote)</p><dl>"
         for (key, text) in ReportFormat.definitions(o) { html += "<dt>\(escape(key))</dt><dd>\(escape(text))</dd>" }
         html += "</dl></footer>\n</body>\n</html>\n"
@@ -52,6 +53,23 @@ public enum ReportHTML {
             out += "<tr><td>\(t.bucketName(bucket))</td><td class=\"n\">\(money(a.amount))</td><td class=\"n\">\(a.count)</td></tr>"
         }
         out += "</tbody></table>\n"
+        out += "<h3>\(t.stagesTable)</h3>"
+        if f.stages.isEmpty {
+            out += "<p class=\"empty\">\(t.noReminders)</p>\n"
+        } else {
+            out += Charts.stages(f, t) ?? ""
+            out += "<table><thead><tr><th>\(t.stage)</th><th class=\"n\">\(t.reminders)</th><th class=\"n\">\(t.covered)</th>"
+            out += "<th class=\"n\">\(t.within(7))</th><th class=\"n\">\(t.within(30))</th><th class=\"n\">\(t.medianDays)</th></tr></thead><tbody>"
+            for name in ReceivablesReport.ordered(stages: f.stages.keys) {
+                let st = f.stages[name] ?? .init()
+                let share = { (w: ReceivablesReport.StageFigures.Window) in
+                    t.number(ReportFormat.rate(w)).map { "\($0) % <small>(\(money(w.paid)))</small>" } ?? "—"
+                }
+                out += "<tr><td>\(escape(name))</td><td class=\"n\">\(st.reminders)</td><td class=\"n\">\(money(st.covered))</td>"
+                out += "<td class=\"n\">\(share(st.window7))</td><td class=\"n\">\(share(st.window30))</td><td class=\"n\">\(t.days(st.medianDaysToPayment))</td></tr>"
+            }
+            out += "</tbody></table>\n"
+        }
         if !f.top.isEmpty {
             out += "<h3>\(t.topTitle)</h3><table><thead><tr><th>\(t.debtor)</th><th class=\"n\">\(t.overdue)</th><th>\(t.oldest)</th>"
             out += "<th class=\"n\">\(t.daysPastDue)</th><th>\(t.stage)</th><th>\(t.lastContact)</th></tr></thead><tbody>"
@@ -61,6 +79,25 @@ public enum ReportHTML {
                 out += "<td>\(escape(d.stage ?? "—"))</td><td>\(d.lastContact?.description ?? "—")</td></tr>"
             }
             out += "</tbody></table>\n"
+        }
+        return out + "</section>\n"
+    }
+
+    static func channelSection(_ report: ReceivablesReport, _ t: Words) -> String {
+        guard !report.channels.isEmpty || !report.unmatchedReminders.isEmpty else { return "" }
+        var out = "<section class=\"channels\"><h2>\(t.channelsTable)</h2>\n" + (Charts.channels(report.channels, t) ?? "")
+        let statuses = DeliveryStatus.allCases.map(\.rawValue).filter { s in report.channels.contains { $0.statuses[s] != nil } }
+        out += "<table><thead><tr><th>\(t.channel)</th>" + statuses.map { "<th class=\"n\">\(t.status($0))</th>" }.joined()
+        out += "<th class=\"n\">\(t.deliveryRate)</th><th class=\"n\">\(t.bounceRate)</th><th class=\"n\">\(t.optOutRate)</th></tr></thead><tbody>"
+        for c in report.channels {
+            out += "<tr><td>\(escape(c.channel))</td>" + statuses.map { "<td class=\"n\">\(c.statuses[$0] ?? 0)</td>" }.joined()
+            for rate in [c.deliveryRate, c.bounceRate, c.optOutRate] { out += "<td class=\"n\">\(t.number(rate).map { "\($0) %" } ?? "—")</td>" }
+            out += "</tr>"
+        }
+        out += "</tbody></table>\n"
+        if !report.unmatchedReminders.isEmpty {
+            let list = ReceivablesReport.ordered(stages: report.unmatchedReminders.keys).map { "\(escape($0)) \(report.unmatchedReminders[$0] ?? 0)" }
+            out += "<p>\(t.unmatched): \(list.joined(separator: ", "))</p>\n"
         }
         return out + "</section>\n"
     }

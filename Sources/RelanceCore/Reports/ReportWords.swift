@@ -31,6 +31,40 @@ extension ReportHTML {
         var monthEndsTitle: String { pick("Encours aux fins de mois : non échu et échu", "Receivables at month ends: current and overdue") }
         var dsoTitle: String { pick("DSO et meilleur DSO possible aux fins de mois", "DSO and best possible DSO at month ends") }
         var topTitle: String { pick("Principaux débiteurs par montant échu", "Top debtors by overdue amount") }
+        var stagesTitle: String { pick("Recouvrement par étape : montant couvert, payé sous 7 et sous 30 jours", "Recovery per stage: amount covered, paid within 7 and within 30 days") }
+        var channelsTitle: String { pick("Sort des envois par canal", "Deliveries per channel, by outcome") }
+        var stagesTable: String { pick("Recouvrement par étape", "Recovery per stage") }
+        var channelsTable: String { pick("Envois par canal et statut", "Deliveries per channel and status") }
+        var noReminders: String { pick("Aucune relance partie à cette date.", "No reminder had gone out by this date.") }
+        var reminders: String { pick("Relances", "Reminders") }
+        var covered: String { pick("Montant couvert", "Amount covered") }
+        var medianDays: String { pick("Délai médian de paiement", "Median days to payment") }
+        var channel: String { pick("Canal", "Channel") }
+        var deliveryRate: String { pick("Taux de remise", "Delivery rate") }
+        var bounceRate: String { pick("Taux d'échec", "Bounce rate") }
+        var optOutRate: String { pick("Taux d'opposition", "Opt-out rate") }
+        var unmatched: String { pick("Relances sur des factures absentes du registre des créances", "Reminders about invoices the receivables ledger does not know") }
+        func within(_ days: Int) -> String { pick("payé sous \(days) jours", "paid within \(days) days") }
+
+        func status(_ status: String) -> String {
+            guard language == .fr else { return status }
+            return [
+                "pending": "en attente", "paused": "suspendu", "sending": "en cours", "unknown": "incertain", "cancelled": "annulé", "expired": "expiré",
+                "suppressed": "opposition", "failed": "échec", "undelivered": "non remis", "bounced": "rejeté", "sent": "envoyé", "delivered": "remis",
+            ][status] ?? status
+        }
+
+        /// The legend of a group of statuses (named by its first one).
+        func statusGroup(_ first: String) -> String {
+            switch first {
+            case "pending": pick("en attente ou incertain", "waiting or in doubt")
+            case "cancelled": pick("annulé, expiré, opposition", "cancelled, expired, opted out")
+            case "failed": pick("échec, non remis, rejeté", "failed, undelivered, bounced")
+            case "sent": pick("envoyé (sans accusé)", "sent (no report)")
+            default: pick("remis", "delivered")
+            }
+        }
+
         var bucket: String { pick("Tranche", "Bucket") }
         var amount: String { pick("Montant", "Amount") }
         var items: String { pick("Pièces", "Items") }
