@@ -23,10 +23,11 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var agency: AgencySettings? = nil
     public var plan = Plan()
     public var receivables = Receivables()
+    public var report = Report()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance, retention, agency
-        case plan, receivables
+        case plan, receivables, report
     }
 
     public init() {}
@@ -51,6 +52,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
         agency = try c.value(.agency)
         plan = try c.value(.plan, or: plan)
         receivables = try c.value(.receivables, or: receivables)
+        report = try c.value(.report, or: report)
         for (name, ladder) in plan.ladders {
             for step in ladder.steps where step.action == .send && !stages.contains(step.stage) {
                 throw c.invalid(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelanceConfig
+import RelanceDispatch
 import RelanceCore
 import RelanceStore
 import Synchronization
@@ -16,7 +17,8 @@ struct ReportCommand: AsyncParsableCommand {
             --format html is one self-contained page (inline CSS and SVG charts, no script, no network), printable on A4, \
             in French or English (--locale); json carries every figure with its definition; csv prints one table per \
             section (summary, aging, trend, top_debtors), each with its header row, separated by an empty line. \
-            See docs/reports.md.
+            --mail-to sends the page (inline and attached) with the headline figures as text; the daemon does it on \
+            report.schedule to report.mail_to. See docs/reports.md.
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case html, json, csv }
@@ -36,6 +38,10 @@ struct ReportCommand: AsyncParsableCommand {
     var locale: String?
     @Option(help: "Write the report to this file (atomically) instead of standard output.")
     var out: String?
+    @Option(
+        name: .customLong("mail-to"),
+        help: "Mail the HTML report to this mailbox through the configured email transport (from email.from); nothing is printed unless --out is given.")
+    var mailTo: String?
 
     func validate() throws {
         guard (1...12).contains(months) else { throw ValidationError("--months \(months): between 1 and 12") }
@@ -52,20 +58,23 @@ struct ReportCommand: AsyncParsableCommand {
             } else {
                 date = CivilDate(try parseInstant(asOf, option: "--as-of") ?? Date(), in: zone)
             }
-            let builder = Mutex(ReportBuilder(options: .init(asOf: date, months: months, disputed: disputed, top: top, zone: zone)))
-            var deliveries: [(channel: String, status: String, count: Int)] = []
-            if FileManager.default.fileExists(atPath: configuration.store.path) {
-                let ledger = try existingLedger(configuration)
-                // Statuses at the end of the report's day in the creditor's zone, counted on another
-                // reader connection while the debtors stream through this one.
-                async let counts = ledger.deliveryCounts(asOf: LocalTime.instant(day: date.dayNumber + 1, minute: 0, in: zone).addingTimeInterval(-0.001))
-                try await ledger.forEachReportSnapshot { snapshot, sent in builder.withLock { $0.add(snapshot, sent: sent) } }
-                deliveries = try await counts
+            let ledger = FileManager.default.fileExists(atPath: configuration.store.path) ? try existingLedger(configuration) : nil
+            let options = ReceivablesReport.Options(asOf: date, months: months, disputed: disputed, top: top, zone: zone)
+            let report = try await ReportRun.build(ledger: ledger, options: options)
+            let language = ReportHTML.Language(locale: locale ?? configuration.report.locale ?? configuration.defaults.locale)
+            if let mailTo {
+                guard let recipient = Mailbox(parsing: mailTo) else {
+                    throw Fail.usage("--mail-to \(mailTo.debugQuoted): not a valid mailbox (Name <address@domain>, or an address)")
+                }
+                let (outcome, via) = try await ReportRun.mail(
+                    report, to: recipient, language: language, configuration: configuration, transports: try Transports.make(configuration), now: Date())
+                guard case .sent = outcome else { throw Fail.runtime("the report was not mailed to \(recipient.address) (\(via)): \(outcome.detail)") }
+                FileHandle.standardError.write(Data("relance: report as of \(date) mailed to \(recipient.address) via \(via)\n".utf8))
+                guard out != nil else { return }
             }
-            let report = builder.withLock { $0.finish(deliveries: deliveries) }
             let text: String
             switch format {
-            case .html: text = ReportHTML.render(report, language: ReportHTML.Language(locale: locale ?? configuration.defaults.locale))
+            case .html: text = ReportHTML.render(report, language: language)
             case .json: text = ReportFormat.json(report)
             case .csv: text = ReportFormat.csv(report)
             }

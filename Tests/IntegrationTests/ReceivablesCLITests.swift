@@ -121,6 +121,55 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: screenshot))
     }
 
+    /// `relance report --mail-to`: the page as the HTML part and attached, the headline figures as
+    /// text, through the configured transport (here the outbox); a mailbox with a line break is
+    /// refused before anything is built or sent.
+    @Test func theReportIsMailedToTheFinanceTeam() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        try Self.feed.write(toFile: file, atomically: true, encoding: .utf8)
+        _ = try await sandbox.relance(["import", file])
+        let hostile = try await sandbox.relance(["report", "--mail-to", "finance@example.fr\r\nBcc: x@evil.example"])
+        #expect(hostile.status == 2 && hostile.stderr.contains("--mail-to"), "\(hostile.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: sandbox.maildir + "/new")) ?? []).isEmpty)
+
+        let run = try await sandbox.relance(["report", "--as-of", "2026-11-30", "--locale", "fr", "--mail-to", "Direction financière <finance@example.fr>"])
+        #expect(run.status == 0 && run.stdout.isEmpty, "\(run.stderr)")
+        #expect(run.stderr.contains("report as of 2026-11-30 mailed to finance@example.fr via outbox"), "\(run.stderr)")
+        let mails = try FileManager.default.contentsOfDirectory(atPath: sandbox.maildir + "/new")
+        #expect(mails.count == 1)
+        let mail = try await inspectMail(sandbox.maildir + "/new/" + (mails.first ?? ""), in: sandbox)
+        #expect(mail["subject"] as? String == "Relance — état des créances — 2026-11-30", "\(mail)")
+        let parts = (mail["parts"] as? [[String: Any]]) ?? []
+        let text = parts.first { $0["type"] as? String == "text/plain" }?["text"] as? String ?? ""
+        #expect(text.contains("Encours : 1\u{202F}430,00\u{00A0}EUR") || text.contains("Encours: 1\u{202F}430,00\u{00A0}EUR"), "\(text)")
+        #expect(parts.contains { ($0["type"] as? String) == "text/html" && (($0["text"] as? String) ?? "").contains("<svg") }, "\(parts.map { $0["type"] ?? "" })")
+        let attachments = (mail["attachments"] as? [[String: Any]]) ?? []
+        #expect(attachments.map { $0["filename"] as? String } == ["rapport-2026-11-30.html"], "\(attachments)")
+    }
+
+    /// The daemon mails the report on `report.schedule` to `report.mail_to`.
+    @Test func theDaemonMailsTheReportOnItsSchedule() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig(extra: "report: { schedule: \"every 1m\", mail_to: \"Finance <finance@example.fr>\", locale: en }")
+        let unaddressed = try Sandbox()
+        try unaddressed.writeConfig(extra: "report: { schedule: \"weekly mon 07:00\" }")
+        let check = try await unaddressed.relance(["check"])
+        #expect(check.status == 2 && check.stderr.contains("report.mail_to: a report.schedule needs report.mail_to"), "\(check.stderr)")
+        let daemon = try sandbox.start(["serve"])
+        let maildir = sandbox.maildir + "/new"
+        try await eventually("the scheduled report to be mailed", timeout: .seconds(150)) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count >= 1
+        }
+        #expect(daemon.stderr.contains("report mailed"), "\(daemon.stderr)")
+        let mail = try await inspectMail(maildir + "/" + (try FileManager.default.contentsOfDirectory(atPath: maildir).first ?? ""), in: sandbox)
+        #expect(mail["to_addresses"] as? [String] == ["finance@example.fr"])
+        #expect((mail["subject"] as? String)?.hasPrefix("Relance — receivables report — ") == true, "\(mail)")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0)
+    }
+
     @Test func csvImportAndUsageErrors() async throws {
         let sandbox = try Sandbox()
         try sandbox.writeConfig()
