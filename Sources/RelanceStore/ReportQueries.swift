@@ -36,21 +36,26 @@ extension Ledger {
 
     /// Deliveries per channel and status as they stood at `asOf`: each one's status is the last
     /// event recorded at or before it (a delivery whose first event is later did not exist yet).
-    /// `MATERIALIZED`: otherwise SQLite evaluates the correlated lookup once per use of `status`
-    /// (three times a delivery: 4.3 s instead of 2.8 s over 2,000,000 deliveries).
+    /// Counted here while the rows stream by: grouped in SQL, the lookup ran once per use of its
+    /// column (three times a delivery), and a materialized table of 2,000,000 rows took 130 MiB.
     public func deliveryCounts(asOf: Date) async throws -> [(channel: String, status: String, count: Int)] {
         try await pool.read { db in
-            try Row.fetchAll(
+            var counts: [String: [String: Int]] = [:]
+            let rows = try Row.fetchCursor(
                 db,
                 cachedSQL: """
-                    WITH s AS MATERIALIZED (
-                      SELECT d.channel AS channel,
-                        (SELECT e.to_status FROM event e WHERE e.reminder_id = d.reminder_id AND e.channel = d.channel AND e.at <= ?
-                         ORDER BY e.id DESC LIMIT 1) AS status
-                      FROM delivery d)
-                    SELECT channel, status, COUNT(*) AS n FROM s WHERE status IS NOT NULL GROUP BY channel, status ORDER BY channel, status
-                    """, arguments: [asOf.timeIntervalSince1970]
-            ).map { (channel: $0["channel"], status: $0["status"], count: $0["n"]) }
+                    SELECT d.channel,
+                      (SELECT e.to_status FROM event e WHERE e.reminder_id = d.reminder_id AND e.channel = d.channel AND e.at <= ?
+                       ORDER BY e.id DESC LIMIT 1)
+                    FROM delivery d
+                    """, arguments: [asOf.timeIntervalSince1970])
+            while let row = try rows.next() {
+                guard let status: String = row[1] else { continue }
+                counts[row[0], default: [:]][status, default: 0] += 1
+            }
+            return counts.keys.sorted().flatMap { channel in
+                (counts[channel] ?? [:]).keys.sorted().map { (channel: channel, status: $0, count: counts[channel]?[$0] ?? 0) }
+            }
         }
     }
 }

@@ -266,3 +266,12 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         #expect(html.contains("<title>email: sent 6</title>") && html.contains("<title>sms: suppressed 1</title>"))
     }
 }
+
+@Suite struct ReportDefinitionTests {
+    @Test func everyFigureIsDefinedInBothLanguages() {
+        let options = ReceivablesReport.Options(asOf: day("2026-03-31"))
+        #expect(ReportFormat.definitions(options).map(\.key) == ReportFormat.frenchDefinitions(options).map(\.key))
+        let fr = ReportHTML.render(report(), language: .fr)
+        #expect(fr.contains("DSO countback (méthode par épuisement)") && !fr.contains("receivables matched against"))
+    }
+}

@@ -4,6 +4,31 @@ import Foundation
 /// with its header row, tables separated by an empty line). Both are deterministic: the same
 /// report gives the same bytes (keys in a fixed order, ratios with one decimal).
 public enum ReportFormat {
+    /// What each figure means, in French, for the French page (the JSON keeps the English ones).
+    public static func frenchDefinitions(_ options: ReceivablesReport.Options) -> [(key: String, text: String)] {
+        let disputed =
+            options.disputed == .included
+            ? "les pièces en litige sont comptées dans l'encours (variante « included », comme Upflow)"
+            : "les pièces en litige sont exclues de l'encours (variante « excluded », comme Agicap) et montrées à part"
+        return [
+            ("receivables", "encours : le reste dû sur chaque pièce d'une facture émise au plus tard à la date, après les paiements, avoirs et passages en perte datés au plus tard de ce jour ; \(disputed)"),
+            ("current", "non échu : la part de l'encours dont l'échéance est ce jour ou plus tard"),
+            ("overdue", "échu : la part de l'encours dont l'échéance est passée"),
+            ("aging", "balance âgée : l'encours du jour par jours de retard (non échu, 1-30, 31-60, 61-90, plus de 90), en montant et en nombre de pièces (factures ou échéances)"),
+            ("credit_sales", "ventes à crédit : le montant des factures émises sur la période (les avoirs ne sont pas déduits : ils soldent l'encours)"),
+            ("period", "les \(options.months) mois finissant à la date, comptés de mois en mois, jour pour jour (une fin de mois mène à la fin de mois)"),
+            ("dso_simple", "DSO simple : encours en fin de période / ventes à crédit de la période x jours de la période"),
+            ("dso_countback", "DSO countback (méthode par épuisement) : l'encours est imputé sur les ventes de chaque mois, du plus récent au plus ancien ; un mois dont les ventes sont dépassées compte entier, le premier qui ne l'est pas compte pour la fraction reste / ses ventes de ses jours ; au plus \(CollectionMetrics.countbackLimit) mois (dso_countback_bounded : le chiffre est un minimum)"),
+            ("best_possible_dso", "meilleur DSO possible : encours non échu en fin de période / ventes à crédit de la période x jours de la période"),
+            ("add", "retard moyen (ADD) : DSO simple - meilleur DSO possible"),
+            ("cei", "indice d'efficacité du recouvrement (CEI) : (encours en début de période + ventes à crédit - encours en fin de période) / (encours en début de période + ventes à crédit - encours non échu en fin de période) x 100"),
+            ("trend", "encours, échu et DSO à chacune des 12 dernières fins de mois jusqu'à la date, chacun sur la période qui la précède"),
+            ("recovery_per_stage", "par étape de relance, les relances parties (envoyées, ou incertaines) à la date, comptées au jour où la première est partie (fuseau du créancier) : montant couvert = le reste dû sur leurs factures à la fin de ce jour ; payé sous 7 (30) jours = ce que ce reste dû a perdu dans les 7 (30) jours suivant ce jour (paiements et avoirs datés après lui ; un passage en perte n'est pas un paiement), sur les relances dont les 7 (30) jours sont écoulés ; délai médian = de ce jour au paiement qui a soldé la dernière de leurs factures, pour les relances dont toutes les factures sont payées ; une relance sur des factures inconnues du registre des créances n'est comptée que dans unmatched_reminders"),
+            ("channels", "envois par canal et statut à la fin de la date (d'après leurs événements) ; partis = envoyés + remis + non remis + rejetés ; taux de remise = remis / partis ; taux d'échec = (rejetés + non remis) / partis ; taux d'opposition = opposition / tous les envois ; en pourcentage"),
+            ("top_debtors", "les \(options.top) débiteurs au plus fort montant échu, par devise ; étape et dernier contact : la dernière étape du plan de relance pour eux (les relances venues du spool ne sont pas comptées)"),
+        ]
+    }
+
     /// What each figure means, as printed in every report.
     public static func definitions(_ options: ReceivablesReport.Options) -> [(key: String, text: String)] {
         let disputed =

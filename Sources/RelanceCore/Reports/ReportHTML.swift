@@ -30,7 +30,7 @@ public enum ReportHTML {
         for figures in report.currencies { html += section(figures, options: o, t) }
         html += channelSection(report, t)
         html += "<footer><p>\(t.definitionsNote)</p><dl>"
-        for (key, text) in ReportFormat.definitions(o) { html += "<dt>\(escape(key))</dt><dd>\(escape(text))</dd>" }
+        for (key, text) in language == .fr ? ReportFormat.frenchDefinitions(o) : ReportFormat.definitions(o) { html += "<dt>\(escape(key))</dt><dd>\(escape(text))</dd>" }
         html += "</dl></footer>\n</body>\n</html>\n"
         return html
     }

@@ -17,7 +17,7 @@ extension ReportHTML {
         var disputedExcluded: String { pick("litiges exclus", "disputed items excluded") }
         var empty: String { pick("Aucune créance dans le registre.", "No receivables in the ledger.") }
         var definitionsNote: String {
-            pick("Définitions (en anglais, telles que l'export JSON les donne) :", "Definitions (the same as in the JSON export):")
+            pick("Définitions (les clés sont celles de l'export JSON) :", "Definitions (the same as in the JSON export):")
         }
         var receivables: String { pick("Encours", "Receivables") }
         var current: String { pick("Non échu", "Current") }
