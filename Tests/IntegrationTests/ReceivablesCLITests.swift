@@ -159,10 +159,9 @@ import Testing
         #expect(check.status == 2 && check.stderr.contains("report.mail_to: a report.schedule needs report.mail_to"), "\(check.stderr)")
         let daemon = try sandbox.start(["serve"])
         let maildir = sandbox.maildir + "/new"
-        try await eventually("the scheduled report to be mailed", timeout: .seconds(150)) {
-            ((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count >= 1
-        }
-        #expect(daemon.stderr.contains("report mailed"), "\(daemon.stderr)")
+        // The log line comes after the message is in the Maildir: it is what is awaited.
+        try await eventually("the scheduled report to be mailed", timeout: .seconds(150)) { daemon.stderr.contains("report mailed") }
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: maildir)) ?? []).count >= 1)
         let mail = try await inspectMail(maildir + "/" + (try FileManager.default.contentsOfDirectory(atPath: maildir).first ?? ""), in: sandbox)
         #expect(mail["to_addresses"] as? [String] == ["finance@example.fr"])
         #expect((mail["subject"] as? String)?.hasPrefix("Relance — receivables report — ") == true, "\(mail)")
