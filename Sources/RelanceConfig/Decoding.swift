@@ -20,6 +20,15 @@ extension KeyedDecodingContainer {
         try decodeIfPresent(T.self, forKey: key)
     }
 
+    /// A schedule (`daily 07:30`, `weekly mon 07:00`, `every 1h`, `off`) at `key`, or `fallback`.
+    func schedule(_ key: Key, or fallback: Schedule) throws -> Schedule {
+        guard let text: String = try value(key) else { return fallback }
+        guard let parsed = Schedule(text) else {
+            throw invalid(key, "'\(text.debugQuoted)' is not a schedule such as \"daily 07:30\", \"weekly mon 07:00\", \"every 1h\" or \"off\"")
+        }
+        return parsed
+    }
+
     /// A refusal of the value at `key`, with the reason an operator can act on.
     func invalid(_ key: Key, _ reason: String) -> DecodingError {
         DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: reason)

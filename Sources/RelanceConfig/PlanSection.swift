@@ -26,12 +26,7 @@ extension RelanceConfiguration {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.section(CodingKeys.self)
-            if let text: String = try c.value(.schedule) {
-                guard let parsed = Schedule(text) else {
-                    throw c.invalid(.schedule, "'\(text.debugQuoted)' is not a schedule such as \"daily 07:30\", \"weekly mon 07:00\", \"every 1h\" or \"off\"")
-                }
-                schedule = parsed
-            }
+            schedule = try c.schedule(.schedule, or: schedule)
             if let given: [String: [StepSetting]] = try c.value(.ladders) {
                 ladders = [:]
                 for (name, steps) in given {

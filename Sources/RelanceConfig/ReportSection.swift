@@ -27,12 +27,7 @@ extension RelanceConfiguration {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.section(CodingKeys.self)
-            if let text: String = try c.value(.schedule) {
-                guard let parsed = Schedule(text) else {
-                    throw c.invalid(.schedule, "'\(text.debugQuoted)' is not a schedule such as \"weekly mon 07:00\", \"daily 07:30\", \"every 1h\" or \"off\"")
-                }
-                schedule = parsed
-            }
+            schedule = try c.schedule(.schedule, or: schedule)
             mailTo = try c.value(.mailTo)
             locale = try c.value(.locale)
             months = try c.value(.months, or: months)

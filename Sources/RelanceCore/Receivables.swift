@@ -48,6 +48,13 @@ public struct MinorAmount: Sendable, Hashable, Comparable, CustomStringConvertib
 
     public var description: String { "\(text) \(currency)" }
 
+    /// In the currency's major units (euros), for charts and gauges only: never for arithmetic.
+    public var major: Double {
+        var scale = 1.0
+        for _ in 0..<(Currency.minorUnits[currency] ?? 2) { scale *= 10 }
+        return Double(units) / scale
+    }
+
     public static func < (lhs: MinorAmount, rhs: MinorAmount) -> Bool { lhs.units < rhs.units }
 }
 

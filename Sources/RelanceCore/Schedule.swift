@@ -87,4 +87,11 @@ public enum Schedule: Sendable, Hashable, CustomStringConvertible {
                 matchingPolicy: .nextTime)
         }
     }
+
+    /// How long a service waits before looking again: until the next run, and at most `limit` (so
+    /// that a reloaded schedule is taken into account); `limit` when off.
+    public func wait(from date: Date, in zone: TimeZone, atMost limit: Duration = .seconds(60)) -> Duration {
+        guard let next = next(after: date, in: zone) else { return limit }
+        return min(limit, .milliseconds(Int64(max(0, next.timeIntervalSince(date)) * 1000) + 10))
+    }
 }

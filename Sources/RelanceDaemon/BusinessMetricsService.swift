@@ -48,11 +48,7 @@ struct BusinessMetricsService: Service {
         var perStage: [String: Int] = report.unmatchedReminders
         for f in report.currencies {
             let c = f.currency
-            let major = { (units: Int64) -> Double in
-                var scale = 1.0
-                for _ in 0..<(Currency.minorUnits[c] ?? 2) { scale *= 10 }
-                return Double(units) / scale
-            }
+            let major = { (units: Int64) in MinorAmount(units: units, currency: c).major }
             let t = f.headline.totals
             for (kind, value) in [("receivables", t.receivables), ("current", t.current), ("overdue", t.overdue), ("disputed", t.disputed)] {
                 Gauge(label: "relance_receivables", dimensions: [("currency", c), ("kind", kind)]).record(major(value))

@@ -32,9 +32,8 @@ struct PlanService: Service {
                 }
                 if (last ?? .distantPast) < due { await commit(at: clock()) }
             }
-            let next = schedule.next(after: clock(), in: zone)
-            let pause = next.map { Duration.milliseconds(Int64(max(0, $0.timeIntervalSince(clock())) * 1000) + 10) } ?? .seconds(60)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: min(pause, .seconds(60))) }
+            let pause = schedule.wait(from: clock(), in: zone)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
         }
     }
 

@@ -26,9 +26,8 @@ struct ReportService: Service {
                 last = clock()
                 await mail(as: due, configuration: configuration)
             }
-            let next = configuration.report.schedule.next(after: clock(), in: zone)
-            let pause = next.map { Duration.milliseconds(Int64(max(0, $0.timeIntervalSince(clock())) * 1000) + 10) } ?? .seconds(60)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: min(pause, .seconds(60))) }
+            let pause = configuration.report.schedule.wait(from: clock(), in: zone)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
         }
     }
 

@@ -255,6 +255,14 @@ private func item(_ invoice: String, _ instalment: Int? = nil) -> ItemID { ItemI
 }
 
 @Suite struct ScheduleTests {
+    @Test func aServiceWaitsUntilTheNextRunAtMostAMinute() throws {
+        let paris = TimeZone(identifier: "Europe/Paris")!
+        let at = Timestamp.parse("2026-11-30T07:29:30+01:00")!
+        #expect(try #require(Schedule("daily 07:30")).wait(from: at, in: paris) == .milliseconds(30_010))
+        #expect(try #require(Schedule("daily 09:00")).wait(from: at, in: paris) == .seconds(60), "a reload is looked at within a minute")
+        #expect(Schedule.off.wait(from: at, in: paris) == .seconds(60))
+    }
+
     @Test func schedulesParseAndGiveTheNextRun() throws {
         let paris = TimeZone(identifier: "Europe/Paris")!
         func next(_ spec: String, after: String) throws -> String? {

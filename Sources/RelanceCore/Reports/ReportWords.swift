@@ -116,9 +116,7 @@ extension ReportHTML {
 
         /// An amount on an axis: `12 k`, `2,5 M`, `1,2 Md` / `1.2 bn` (major units).
         func compact(_ units: Int64, _ currency: String) -> String {
-            var scale = 1.0
-            for _ in 0..<(Currency.minorUnits[currency] ?? 2) { scale *= 10 }
-            let major = Double(units) / scale
+            let major = MinorAmount(units: units, currency: currency).major
             let (value, suffix): (Double, String) =
                 abs(major) >= 1_000_000_000
                 ? (major / 1_000_000_000, pick(" Md", " bn"))
