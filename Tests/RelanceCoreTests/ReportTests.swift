@@ -251,6 +251,18 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         #expect(ReceivablesReport.ordered(stages: stages.keys) == ["reminder_1", "reminder_2", "final_notice"])
     }
 
+    @Test func theLastContactIsTheLastReminderThatLeftOrPlanStep() throws {
+        var builder = ReportBuilder(options: .init(asOf: day("2026-03-31"), zone: Self.paris))
+        var d = Self.debtor
+        // D4 is left unpaid: the debtor is in the top list.
+        d.invoices.append(ReceivableInvoice(number: "D4", debtor: "D", issuedOn: day("2026-01-10"), dueOn: day("2026-02-09"), amount: eur("100.00"), currency: "EUR"))
+        d.taken[ItemID(invoice: "D3", instalment: nil)] = [TakenStep(stage: "reminder_1", on: day("2026-02-20"))]
+        builder.add(d, sent: Self.sent)
+        let top = try #require(builder.finish().currencies.first?.top.first)
+        // R3 (final_notice, 03-20) is the last to have left by 03-31; R4 (04-02) is later; the plan step is older.
+        #expect(top.stage == "final_notice" && top.lastContact == day("2026-03-20"))
+    }
+
     @Test func channelRates() throws {
         let (_, report) = try Self.figures()
         let email = try #require(report.channels.first { $0.channel == "email" })

@@ -103,7 +103,8 @@ public struct ReceivablesReport: Sendable {
         public var oldest: ItemID
         public var oldestDueOn: CivilDate
         public var daysOverdue: Int
-        /// The last step the plan took for the debtor, and when (spool reminders are not counted).
+        /// The last contact and its stage: a reminder that reached a transport (from the spool or
+        /// the plan) or a step the plan took (a hand-off), on or before the date.
         public var stage: String?
         public var lastContact: CivilDate?
     }

@@ -31,11 +31,11 @@ public struct ReportBuilder: Sendable {
     /// Adds one debtor: its receivables, and the reminders sent to it (`sent`, for the recovery
     /// per stage; any order, including those sent after the report's date, which are left out).
     public mutating func add(_ snapshot: DebtorSnapshot, sent: [SentReminder] = []) {
-        addReceivables(snapshot)
+        addReceivables(snapshot, sent: sent)
         if !sent.isEmpty { addRecovery(snapshot, sent: sent) }
     }
 
-    private mutating func addReceivables(_ snapshot: DebtorSnapshot) {
+    private mutating func addReceivables(_ snapshot: DebtorSnapshot, sent: [SentReminder]) {
         let asOf = options.asOf
         for invoice in snapshot.invoices where invoice.issuedOn <= asOf {
             sales[invoice.currency, default: [:]][invoice.issuedOn.dayNumber, default: 0] += invoice.amount
@@ -74,8 +74,10 @@ public struct ReportBuilder: Sendable {
             }
         }
         guard options.top > 0, !overdueNow.isEmpty else { return }
-        let steps = snapshot.taken.values.flatMap { $0 }.filter { $0.on <= asOf }
-        let last = steps.max { ($0.on, $0.stage) < ($1.on, $1.stage) }
+        // The last contact: a reminder that reached a transport (spool or plan), or a step the plan
+        // took (a hand-off sends nothing and is a contact too), on or before the date.
+        let contacts = snapshot.taken.values.flatMap { $0 } + sent.map { TakenStep(stage: $0.stage, on: CivilDate($0.sentAt, in: options.zone)) }
+        let last = contacts.filter { $0.on <= asOf }.max { ($0.on, $0.stage) < ($1.on, $1.stage) }
         for (currency, entry) in overdueNow {
             guard let oldest = entry.oldest else { continue }
             let debtor = ReceivablesReport.TopDebtor(

@@ -25,7 +25,7 @@ public enum ReportFormat {
             ("trend", "encours, échu et DSO à chacune des 12 dernières fins de mois jusqu'à la date, chacun sur la période qui la précède"),
             ("recovery_per_stage", "par étape de relance, les relances parties (envoyées, ou incertaines) à la date, comptées au jour où la première est partie (fuseau du créancier) : montant couvert = le reste dû sur leurs factures à la fin de ce jour ; payé sous 7 (30) jours = ce que ce reste dû a perdu dans les 7 (30) jours suivant ce jour (paiements et avoirs datés après lui ; un passage en perte n'est pas un paiement), sur les relances dont les 7 (30) jours sont écoulés ; délai médian = de ce jour au paiement qui a soldé la dernière de leurs factures, pour les relances dont toutes les factures sont payées ; une relance sur des factures inconnues du registre des créances n'est comptée que dans unmatched_reminders"),
             ("channels", "envois par canal et statut à la fin de la date (d'après leurs événements) ; partis = envoyés + remis + non remis + rejetés ; taux de remise = remis / partis ; taux d'échec = (rejetés + non remis) / partis ; taux d'opposition = opposition / tous les envois ; en pourcentage"),
-            ("top_debtors", "les \(options.top) débiteurs au plus fort montant échu, par devise ; étape et dernier contact : la dernière étape du plan de relance pour eux (les relances venues du spool ne sont pas comptées)"),
+            ("top_debtors", "les \(options.top) débiteurs au plus fort montant échu, par devise ; étape et dernier contact : la dernière relance partie (du spool ou du plan) ou étape du plan (une remise au contentieux), au plus tard à la date"),
         ]
     }
 
@@ -50,7 +50,7 @@ public enum ReportFormat {
             ("trend", "receivables, overdue and DSO at each of the last 12 month ends on or before the report's date, each over the period before it"),
             ("recovery_per_stage", "per dunning stage, the reminders that reached a transport (sent, or in doubt) by the date, counted on the day the first one left (creditor's zone): covered = what was outstanding on their invoices at the end of that day; paid within 7 (30) days = what the outstanding lost in the 7 (30) days after that day (payments and credit notes dated after it; write-offs are not payments), over the reminders whose 7 (30) days are over; median days to payment = from that day to the payment that settled the last of their invoices, for the reminders whose invoices were all paid; a reminder about invoices the receivables ledger does not know is counted in unmatched_reminders only"),
             ("channels", "deliveries per channel by status at the end of the date (from their recorded events); left = sent + delivered + undelivered + bounced; delivery_rate = delivered / left; bounce_rate = (bounced + undelivered) / left; opt_out_rate = suppressed / every delivery; percentages"),
-            ("top_debtors", "the \(options.top) debtors with the largest overdue amount, per currency; stage and last_contact are the last step the dunning plan took (reminders from the spool are not counted)"),
+            ("top_debtors", "the \(options.top) debtors with the largest overdue amount, per currency; stage and last_contact: the last reminder that reached a transport (from the spool or the plan) or step the plan took (a hand-off), on or before the date"),
         ]
     }
 
