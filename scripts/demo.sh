@@ -84,8 +84,13 @@ $BIN plan --commit
 $BIN serve --once 2>/dev/null
 $BIN receipts | awk 'NR == 1 || /plan-/'
 echo
+echo "== relance report   (aging, DSO, CEI, recovery per stage, deliveries per channel: CSV summary and aging here, the page in $STATE/report.html)"
+$BIN report --format html --out "$STATE/report.html"
+$BIN report --format csv | awk '/^section,/ { table++ } table <= 2 && NF'
+echo
 echo "== the demo's data stays in $STATE; look at it with the CLI, e.g.:"
 echo "   STATE_DIRECTORY=$STATE $BIN receipts --format csv"
 echo "   STATE_DIRECTORY=$STATE $BIN receipts --reminder F2026-0012-FN"
 echo "   STATE_DIRECTORY=$STATE $BIN status"
 echo "   STATE_DIRECTORY=$STATE $BIN plan --format json"
+echo "   STATE_DIRECTORY=$STATE $BIN report --format html --locale en --out report-en.html"
