@@ -44,6 +44,7 @@ import Testing
 
     @Test func theCorpusCoversEachShape() throws {
         let corpus = try Self.corpus()
+        #expect(corpus.count >= 40)
         let bounces = corpus.values.compactMap(\.bounce).flatMap { $0 }
         #expect(bounces.contains { $0[1] == "hard" } && bounces.contains { $0[1] == "soft" })
         #expect(corpus.values.filter { $0.not == "auto_reply" }.count >= 5)

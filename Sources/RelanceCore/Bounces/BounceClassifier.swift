@@ -140,7 +140,8 @@ public enum BounceClassifier {
 
     static let vacationSubjects = [
         "out of office", "automatic reply", "auto:", "autoreply", "auto-reply", "auto reply", "réponse automatique", "reponse automatique",
-        "absence", "absent", "vacation", "on vacation", "congés", "conges", "abwesenheit",
+        "absence", "absent", "vacation", "on vacation", "congés", "conges", "abwesenheit", "respuesta automática", "respuesta automatica",
+        "fuera de la oficina", "risposta automatica", "fuori sede", "automatisch antwoord", "afwezig",
     ]
     static let challengeSubjects = ["please confirm your message", "verify your email", "please verify", "confirm you are human", "challenge"]
     static let bounceSubjects = [
