@@ -241,6 +241,25 @@ extension Ledger {
         }
     }
 
+    /// One entry of the suppression list.
+    public struct Suppression: Sendable, Hashable {
+        public var address: String
+        public var reason: String
+        /// Who put it there: `cli:USER`, a provider (`twilio`, `brevo`…).
+        public var source: String
+        public var since: Date
+    }
+
+    /// The suppression list, oldest first, one entry at a time (`relance suppress --list`).
+    public func forEachSuppression(_ body: @escaping @Sendable (Suppression) throws -> Void) async throws {
+        try await pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT address, reason, source, created_at FROM suppression ORDER BY created_at, address")
+            while let row = try rows.next() {
+                try body(Suppression(address: row["address"], reason: row["reason"], source: row["source"], since: Date(timeIntervalSince1970: row["created_at"])))
+            }
+        }
+    }
+
     static func isSuppressed(_ db: Database, _ address: String) throws -> Bool {
         try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [address.lowercased()]) ?? false
     }

@@ -138,21 +138,54 @@ struct Resume: AsyncParsableCommand {
 
 struct Suppress: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Add an email address or phone number to the suppression list (opt-out): nothing more is sent to it.",
-        discussion:
-            "A suppressed channel falls back to the reminder's fallback channels. Phone numbers are normalised to E.164 (national numbers: defaults.country).")
+        abstract: "Add an email address or phone number to the suppression list (opt-out): nothing more is sent to it. --list shows the list.",
+        discussion: """
+            A suppressed channel falls back to the reminder's fallback channels. Phone numbers are normalised to E.164 (national numbers: \
+            defaults.country). --list prints every suppression with its reason, its source (cli:USER, or the provider whose opt-out \
+            put it there) and since when.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, csv }
 
     @OptionGroup var options: ConfigOption
-    @Argument(help: "An email address or a phone number.") var address: String
+    @Argument(help: "An email address or a phone number.") var address: String?
     @Option(help: "Why (kept in the ledger).") var reason: String?
+    @Flag(help: "List the suppressions instead of adding one.") var list = false
+    @Option(help: "With --list: table, json (one object per line) or csv.") var format: Format = .table
+
+    func validate() throws {
+        if list && (address != nil || reason != nil) { throw ValidationError("--list takes no address and no --reason") }
+        if !list && address == nil { throw ValidationError("an address to suppress, or --list") }
+    }
 
     func run() async throws {
         try await Self.guarded {
             let resolved = try options.resolve()
+            guard let address else { return try await Self.list(resolved.configuration, format: format) }
             let normalised = try normaliseAddress(address, country: resolved.configuration.defaults.country)
             let ledger = try Ledger(path: resolved.configuration.store.path)
             try await ledger.suppress(normalised, reason: reason ?? "suppressed by \(operatorName)", source: "cli:\(operatorName)", now: Date())
             print("suppressed: \(normalised)")
+        }
+    }
+
+    static let columns = ["address", "reason", "source", "since"]
+
+    static func list(_ configuration: RelanceConfiguration, format: Format) async throws {
+        switch format {
+        case .table: print(columns.map { $0.uppercased() }.joined(separator: "\t"))
+        case .csv: print(columns.joined(separator: ","))
+        case .json: break
+        }
+        guard FileManager.default.fileExists(atPath: configuration.store.path) else { return }
+        try await existingLedger(configuration).forEachSuppression { entry in
+            let values = [entry.address, entry.reason, entry.source, Timestamp.format(entry.since)]
+            switch format {
+            // One line per entry: a tab or a line break in a reason would break the columns.
+            case .table: print(values.map { String($0.map { $0.isNewline || $0 == "\t" ? " " : $0 }) }.joined(separator: "\t"))
+            case .csv: print(values.map(CSVField.quoted).joined(separator: ","))
+            case .json: print("{" + zip(columns, values).map { "\(JSONText.string($0)):\(JSONText.string($1))" }.joined(separator: ",") + "}")
+            }
         }
     }
 }

@@ -43,6 +43,29 @@ import Testing
         #expect(bad.status == 2, "--now never applies to a real pass")
     }
 
+    /// `relance suppress --list`: every suppression with its reason, source and date, in the three
+    /// formats; a line break in a reason does not break the table.
+    @Test func theSuppressionListIsShownWithReasons() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        #expect(try await sandbox.relance(["suppress", "--list"]).stdout == "ADDRESS\tREASON\tSOURCE\tSINCE\n", "no ledger yet: the header only")
+        #expect(try await sandbox.relance(["suppress", "Jean.Martin@Example.org", "--reason", "asked by phone\nticket 42"]).status == 0)
+        #expect(try await sandbox.relance(["suppress", "06 12 34 56 78"]).status == 0)
+        let table = try await sandbox.relance(["suppress", "--list"])
+        let lines = table.stdout.split(separator: "\n")
+        #expect(lines.count == 3, "\(table.stdout)")
+        #expect(lines[1].hasPrefix("jean.martin@example.org\tasked by phone ticket 42\tcli:"), "\(table.stdout)")
+        #expect(lines[2].hasPrefix("+33612345678\tsuppressed by "), "\(table.stdout)")
+        let json = try await sandbox.relance(["suppress", "--list", "--format", "json"])
+        let rows = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        #expect(rows.map { $0["address"] ?? "" } == ["jean.martin@example.org", "+33612345678"])
+        #expect(rows.first?["reason"] == "asked by phone\nticket 42" && rows.allSatisfy { Timestamp.parse($0["since"] ?? "") != nil })
+        let csv = try await sandbox.relance(["suppress", "--list", "--format", "csv"])
+        #expect(csv.stdout.hasPrefix("address,reason,source,since\njean.martin@example.org,\"asked by phone\nticket 42\",cli:"), "\(csv.stdout)")
+        #expect(try await sandbox.relance(["suppress", "--list", "x@example.org"]).status == 2)
+        #expect(try await sandbox.relance(["suppress"]).status == 2)
+    }
+
     @Test func theDailyCapDefersTheSecondReminderToTheDebtorsNextDay() async throws {
         let sandbox = try Sandbox()
         let server = try await SMTPServer(sandbox: sandbox)
