@@ -4,7 +4,6 @@ import RelanceConfig
 import RelanceDispatch
 import RelanceCore
 import RelanceStore
-import Synchronization
 
 /// `relance report`: the state of the receivables and how well they are collected.
 struct ReportCommand: AsyncParsableCommand {

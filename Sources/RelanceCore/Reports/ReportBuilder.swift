@@ -31,11 +31,28 @@ public struct ReportBuilder: Sendable {
     /// Adds one debtor: its receivables, and the reminders sent to it (`sent`, for the recovery
     /// per stage; any order, including those sent after the report's date, which are left out).
     public mutating func add(_ snapshot: DebtorSnapshot, sent: [SentReminder] = []) {
-        addReceivables(snapshot, sent: sent)
-        if !sent.isEmpty { addRecovery(snapshot, sent: sent) }
+        var standings = Standings(snapshot: snapshot)
+        addReceivables(snapshot, sent: sent, standings: &standings)
+        if !sent.isEmpty { addRecovery(snapshot, sent: sent, standings: &standings) }
     }
 
-    private mutating func addReceivables(_ snapshot: DebtorSnapshot, sent: [SentReminder]) {
+    /// One debtor's standing at each date asked, computed once for both parts of `add` (the
+    /// report's date is needed by both).
+    private struct Standings {
+        let snapshot: DebtorSnapshot
+        var known: [CivilDate: DebtorStanding] = [:]
+
+        init(snapshot: DebtorSnapshot) { self.snapshot = snapshot }
+
+        mutating func on(_ date: CivilDate) -> DebtorStanding {
+            if let standing = known[date] { return standing }
+            let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
+            known[date] = standing
+            return standing
+        }
+    }
+
+    private mutating func addReceivables(_ snapshot: DebtorSnapshot, sent: [SentReminder], standings: inout Standings) {
         let asOf = options.asOf
         for invoice in snapshot.invoices where invoice.issuedOn <= asOf {
             sales[invoice.currency, default: [:]][invoice.issuedOn.dayNumber, default: 0] += invoice.amount
@@ -50,7 +67,7 @@ public struct ReportBuilder: Sendable {
         let excludeDisputed = options.disputed == .excluded
         var overdueNow: [String: (amount: Int64, oldest: ItemStanding?)] = [:]
         for date in dates {
-            let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
+            let standing = standings.on(date)
             for item in standing.items where item.outstanding > 0 {
                 let disputed = !disputes.isEmpty && isDisputed(item.id.invoice, on: date)
                 let daysOverdue = date.dayNumber - item.dueOn.dayNumber
@@ -91,15 +108,8 @@ public struct ReportBuilder: Sendable {
     }
 
     /// What each reminder sent by the report's date recovered (see `StageFigures` for the rules).
-    private mutating func addRecovery(_ snapshot: DebtorSnapshot, sent: [SentReminder]) {
+    private mutating func addRecovery(_ snapshot: DebtorSnapshot, sent: [SentReminder], standings: inout Standings) {
         let asOf = options.asOf
-        var standings: [CivilDate: DebtorStanding] = [:]
-        func standing(_ date: CivilDate) -> DebtorStanding {
-            if let known = standings[date] { return known }
-            let computed = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
-            standings[date] = computed
-            return computed
-        }
         let currencyOf = Dictionary(snapshot.invoices.map { ($0.number, $0.currency) }, uniquingKeysWith: { a, _ in a })
         for reminder in sent {
             let day = CivilDate(reminder.sentAt, in: options.zone)
@@ -111,7 +121,7 @@ public struct ReportBuilder: Sendable {
             }
             for currency in Set(known.compactMap { currencyOf[$0] }).sorted() {
                 let invoices = known.filter { currencyOf[$0] == currency }
-                func items(on date: CivilDate) -> [ItemStanding] { standing(date).items.filter { invoices.contains($0.id.invoice) } }
+                func items(on date: CivilDate) -> [ItemStanding] { standings.on(date).items.filter { invoices.contains($0.id.invoice) } }
                 let atSending = items(on: day)
                 let covered = atSending.reduce(Int64(0)) { $0 + $1.outstanding }
                 var figures = stages[currency, default: [:]][reminder.stage, default: .init()]
