@@ -86,8 +86,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RelanceBounces",
+            dependencies: [
+                "RelanceCore",
+                "RelanceStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RelanceDispatch",
             dependencies: [
+                "RelanceBounces",
                 "RelanceConfig",
                 "RelanceCore",
                 "RelanceSpool",
@@ -102,6 +113,7 @@ let package = Package(
         .target(
             name: "RelanceHTTP",
             dependencies: [
+                "RelanceBounces",
                 "RelanceConfig",
                 "RelanceCore",
                 "RelanceSpool",
@@ -119,6 +131,7 @@ let package = Package(
         .target(
             name: "RelanceDaemon",
             dependencies: [
+                "RelanceBounces",
                 "RelanceConfig",
                 "RelanceCore",
                 "RelanceDispatch",
@@ -138,6 +151,7 @@ let package = Package(
         .executableTarget(
             name: "relance",
             dependencies: [
+                "RelanceBounces",
                 "RelanceConfig",
                 "RelanceCore",
                 "RelanceDaemon",
@@ -192,6 +206,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RelanceBouncesTests",
+            dependencies: ["RelanceBounces", "RelanceCore", "RelanceStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RelanceSpoolTests",
             dependencies: ["RelanceSpool", "RelanceCore"],
             swiftSettings: swiftSettings
@@ -204,7 +223,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RelanceConfig", "RelanceCore", "RelanceDaemon", "RelanceDispatch", "RelanceHTTP", "RelanceSpool", "RelanceStore", "RelanceTemplates",
+                "RelanceBounces", "RelanceConfig", "RelanceCore", "RelanceDaemon", "RelanceDispatch", "RelanceHTTP", "RelanceSpool", "RelanceStore", "RelanceTemplates",
                 "RelanceTransport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Support"],

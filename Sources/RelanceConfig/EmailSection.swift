@@ -64,12 +64,14 @@ extension RelanceConfiguration {
         /// A second relay, used while the first is paused by its circuit breaker.
         public var secondarySMTP: SMTP? = nil
         public var outbox = Outbox()
+        /// The VERP return path and the ways bounces come back; nil: no bounce handling.
+        public var bounce: Bounce? = nil
         enum CodingKeys: String, CodingKey, CaseIterable {
             case transport, from
             case replyTo = "reply_to"
             case rate, smtp
             case secondarySMTP = "secondary_smtp"
-            case outbox
+            case outbox, bounce
         }
         public init() {}
         public init(from decoder: any Decoder) throws {
@@ -81,6 +83,7 @@ extension RelanceConfiguration {
             smtp = try c.value(.smtp, or: smtp)
             secondarySMTP = try c.value(.secondarySMTP)
             outbox = try c.value(.outbox, or: outbox)
+            bounce = try c.value(.bounce)
             guard Mailbox(parsing: from) != nil else { throw c.invalid(.from, "'\(from.debugQuoted)' is not a valid mailbox (Name <address@domain>)") }
             if let replyTo, Mailbox(parsing: replyTo) == nil { throw c.invalid(.replyTo, "'\(replyTo.debugQuoted)' is not a valid mailbox") }
             guard rate >= 0, rate.isFinite else { throw c.invalid(.rate, "must be 0 (unlimited) or a positive number of messages a second") }

@@ -50,10 +50,10 @@ public enum MIMEReader {
 
     // MARK: Structure
 
-    typealias Headers = [(name: String, value: String)]
+    public typealias Headers = [(name: String, value: String)]
 
     /// Header block (unfolded) and body of a message or a part.
-    static func split(_ text: String) -> (Headers, String) {
+    public static func split(_ text: String) -> (Headers, String) {
         let normalised = text.replacingOccurrences(of: "\r\n", with: "\n")
         let (head, body): (Substring, String)
         if let end = normalised.range(of: "\n\n") {
@@ -72,7 +72,7 @@ public enum MIMEReader {
         return (headers, body)
     }
 
-    static func value(_ headers: Headers, _ name: String) -> String? { headers.first { $0.name.lowercased() == name }?.value }
+    public static func value(_ headers: Headers, _ name: String) -> String? { headers.first { $0.name.lowercased() == name }?.value }
 
     /// `type/subtype` (lower-cased) and its parameters.
     static func contentType(_ headers: Headers) -> (type: String, parameters: [String: String]) {

@@ -1,4 +1,5 @@
 import Foundation
+import RelanceBounces
 import RelanceConfig
 import RelanceCore
 import RelanceSpool
@@ -33,6 +34,7 @@ public struct Components: Sendable {
         self.builder = MessageBuilder(
             templates: templates, settings: settings, from: from, replyTo: configuration.email.replyTo.flatMap(Mailbox.init(parsing:)),
             smsSender: configuration.sms.sender, smsTransliterate: configuration.sms.encoding == .gsm7, smsMaxSegments: configuration.sms.maxSegments)
+        self.builder.verp = configuration.email.bounce.map { VERP(domain: $0.domain, secret: $0.secret) }
     }
 
     /// Template problems for every configured stage (empty when all is well).

@@ -1,4 +1,5 @@
 import Foundation
+import RelanceBounces
 import RelanceCore
 import RelanceTemplates
 
@@ -30,6 +31,9 @@ public struct MessageBuilder: Sendable {
     /// `gsm7` transliterates to the GSM 03.38 alphabet; `auto` keeps the text and uses UCS-2 when needed.
     public var smsTransliterate: Bool
     public var smsMaxSegments: Int
+    /// The VERP return path (`email.bounce`): each email's envelope sender names its delivery,
+    /// and its `X-Relance-Delivery` header carries the same token. Nil: the envelope sender is `from`.
+    public var verp: VERP?
 
     public init(
         templates: TemplateSet, settings: ContextSettings, from: Mailbox, replyTo: Mailbox?, smsSender: String, smsTransliterate: Bool = false,
@@ -64,11 +68,13 @@ public struct MessageBuilder: Sendable {
             let message = MailMessage(
                 from: from, to: Mailbox(name: reminder.debtor.name, address: address), replyTo: replyTo, subject: rendered.subject, text: rendered.text,
                 html: rendered.html, attachments: attachments, messageID: MIME.messageID(reminderID: reminder.id, channel: "email", domain: domain), date: now,
-                extraHeaders: [("X-Relance-Reminder", reminder.id), ("Auto-Submitted", "auto-generated")])
+                extraHeaders: [("X-Relance-Reminder", reminder.id), ("Auto-Submitted", "auto-generated")]
+                    + (verp.map { [(VERP.header, $0.token(reminderID: reminder.id))] } ?? []))
             // "=_" cannot occur in quoted-printable or base64 content, so the boundary never collides.
             let boundarySeed = UUID().uuidString.lowercased()
             do {
-                return .email(from: from.address, to: address, data: try MIME.compose(message, boundarySeed: boundarySeed))
+                let envelope = verp?.returnPath(reminderID: reminder.id) ?? from.address
+                return .email(from: envelope, to: address, data: try MIME.compose(message, boundarySeed: boundarySeed))
             } catch {
                 throw BuildError(description: "cannot compose the message: \(error)")
             }

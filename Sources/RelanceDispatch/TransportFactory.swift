@@ -15,7 +15,7 @@ extension Transports {
         switch configuration.email.transport {
         case .outbox:
             let outbox = try MaildirOutbox(directory: configuration.email.outbox.maildir)
-            email = ("outbox", { await outbox.send(message: $0.2) })
+            email = ("outbox", { await outbox.send(message: $0.2, returnPath: $0.0) })
         case .smtp:
             email = ("smtp", try smtp(configuration.email.smtp))
             if let secondary = configuration.email.secondarySMTP { secondaryEmail = ("smtp-secondary", try smtp(secondary)) }

@@ -16,7 +16,15 @@ public final class MaildirOutbox: Sendable {
         }
     }
 
-    public func send(message: Data) async -> SendOutcome {
+    /// `returnPath`: the envelope sender, recorded first as a `Return-Path` header, as a final
+    /// delivery agent does (it is where the message would bounce to).
+    public func send(message: Data, returnPath: String? = nil) async -> SendOutcome {
+        let message =
+            if let returnPath, !returnPath.contains(where: { $0.isNewline || $0 == ">" }) {
+                Data("Return-Path: <\(returnPath)>\r\n".utf8) + message
+            } else {
+                message
+            }
         let n = counter.add(1, ordering: .relaxed).newValue
         let now = Date()
         let name = "\(Int(now.timeIntervalSince1970)).M\(Int(now.timeIntervalSince1970 * 1e6) % 1_000_000)P\(getpid())Q\(n).relance"

@@ -71,6 +71,12 @@ public protocol LedgerStore: ReceivablesStore {
     func apply(_ callback: StatusCallback, replayID: String?, now: Date, orphanTTL: Duration, replayWindow: Duration) async throws
         -> CallbackResult
     func suppress(_ address: String, reason: String, source: String, now: Date) async throws
+    func forEachSuppression(_ body: @escaping @Sendable (Ledger.Suppression) throws -> Void) async throws
+
+    // MARK: Bounces
+
+    func applyBounce(_ notice: BounceNotice, rules: BounceRules, now: Date) async throws -> BounceResult
+    func bounceCounts(since: Date) async throws -> [(channel: String, left: Int, bounced: Int)]
 
     // MARK: Retention
 

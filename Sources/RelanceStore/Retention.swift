@@ -67,6 +67,7 @@ extension Ledger {
                     }
                 }
                 try db.execute(sql: "UPDATE callback SET raw = '{}' WHERE reminder_id = ?", arguments: [id])
+                try db.execute(sql: "UPDATE bounce SET address = '', diagnostic = NULL WHERE reminder_id = ?", arguments: [id])
                 for row in try Row.fetchAll(db, sql: "SELECT channel, status FROM delivery WHERE reminder_id = ?", arguments: [id]) {
                     let status = try row.deliveryStatus()
                     try Self.insertEvent(

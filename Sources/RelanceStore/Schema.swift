@@ -240,6 +240,23 @@ extension Ledger {
                     CREATE INDEX plan_step_debtor ON plan_step(debtor_id);
                     """)
         }
+        m.registerMigration("v11-bounces") { db in
+            // One row per bounce message and delivery (`reference`: the bounce's Message-ID, or a
+            // digest of it): the pipe, the Maildir and IMAP may all see the same message.
+            try db.execute(
+                sql: """
+                    CREATE TABLE bounce (
+                        id INTEGER PRIMARY KEY,
+                        reference TEXT NOT NULL,
+                        reminder_id TEXT NOT NULL, channel TEXT NOT NULL,
+                        address TEXT NOT NULL, kind TEXT NOT NULL, status TEXT, diagnostic TEXT,
+                        source TEXT NOT NULL, received_at DOUBLE NOT NULL, result TEXT NOT NULL,
+                        UNIQUE (reference, reminder_id, channel)
+                    );
+                    CREATE INDEX bounce_address ON bounce(address, received_at);
+                    CREATE INDEX bounce_delivery ON bounce(reminder_id, channel);
+                    """)
+        }
         return m
     }
 }

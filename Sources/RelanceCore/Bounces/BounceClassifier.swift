@@ -18,6 +18,13 @@ public enum BounceClassifier {
         /// RFC 3463 status (`5.1.1`), when the report gives one.
         public var status: String?
         public var diagnostic: String?
+
+        public init(address: String, kind: Kind, status: String? = nil, diagnostic: String? = nil) {
+            self.address = address
+            self.kind = kind
+            self.status = status
+            self.diagnostic = diagnostic
+        }
     }
 
     public enum Verdict: Sendable, Hashable {
