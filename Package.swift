@@ -89,6 +89,7 @@ let package = Package(
             name: "RelanceBounces",
             dependencies: [
                 "RelanceCore",
+                "RelanceSpool",
                 "RelanceStore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

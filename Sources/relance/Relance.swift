@@ -23,7 +23,7 @@ struct Relance: AsyncParsableCommand {
         version: "relance \(version) (commit \(BuildInfo.commit))\nlibcurl \(CurlGlobal.version)\nSQLite \(Ledger.sqliteVersion)",
         subcommands: [
             Serve.self, Preview.self, Enqueue.self, Cancel.self, Pause.self, Resume.self, Suppress.self, Unsuppress.self, Receipts.self, Check.self,
-            Status.self, Resolve.self, Purge.self, Forget.self, Import.self, PlanCommand.self, ReceivablesCommand.self, ReportCommand.self,
+            Status.self, Resolve.self, Purge.self, Forget.self, Import.self, PlanCommand.self, ReceivablesCommand.self, ReportCommand.self, BounceCommand.self,
         ])
 
     /// ArgumentParser answers a usage error with 64 (EX_USAGE); Relance promises 2 for any bad usage.

@@ -90,7 +90,11 @@ final class Child: @unchecked Sendable {
     let stderrPath: String
 
     /// Runs in `directory`; its output goes to files in `outputDirectory` (by default the same).
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String, outputDirectory: String? = nil) throws {
+    /// `stdin`: a file its standard input reads (default: nothing).
+    init(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String, outputDirectory: String? = nil,
+        stdin: String? = nil
+    ) throws {
         stdoutPath = (outputDirectory ?? directory) + "/child-\(UUID().uuidString).out"
         stderrPath = (outputDirectory ?? directory) + "/child-\(UUID().uuidString).err"
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
@@ -106,7 +110,7 @@ final class Child: @unchecked Sendable {
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = stdin.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice
         try process.run()
         RunningChildren.started(process)
     }
@@ -148,7 +152,7 @@ struct Sandbox {
     /// Writes a configuration; `email` is the YAML of the `email:` section body.
     func writeConfig(
         smtpPort: Int? = nil, extra: String = "", retryFirst: String = "5m", concurrency: Int = 8, connections: Int = 4, sms: String? = nil,
-        webhooks: String = "", delivery: String = "", listen: String = "127.0.0.1:0", templates: String? = nil,
+        webhooks: String = "", delivery: String = "", listen: String = "127.0.0.1:0", templates: String? = nil, bounce: String? = nil,
         policy: String = "{ windows: { sms: always, email: always }, holidays: none, caps: { per_day: none, per_7_days: none, per_30_days: none } }"
     ) throws {
         let email: String
@@ -158,14 +162,14 @@ struct Sandbox {
                   transport: smtp
                   from: "Exemple SAS <relances@example.fr>"
                   smtp: { url: "smtp://127.0.0.1:\(smtpPort)", starttls: none, connections: \(connections), timeout: 20s }
-                """
+                """ + (bounce.map { "\n  bounce: \($0)" } ?? "")
         } else {
             email = """
                 email:
                   transport: outbox
                   from: "Exemple SAS <relances@example.fr>"
                   outbox: { maildir: "\(maildir)" }
-                """
+                """ + (bounce.map { "\n  bounce: \($0)" } ?? "")
         }
         let yaml = """
             spool: { root: "\(spool)", attachments_root: "\(root)/attachments", rescan_interval: 1s }
@@ -209,8 +213,15 @@ struct Sandbox {
     }
 
     /// Runs `relance ARGS --config …` to completion.
-    func relance(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let child = try Child(Package.relance, arguments + ["--config", configPath], environment: environment, directory: root)
+    func relance(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) async throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
+        var input: String?
+        if let stdin {
+            input = root + "/stdin-\(UUID().uuidString)"
+            try stdin.write(to: URL(fileURLWithPath: input!))
+        }
+        let child = try Child(Package.relance, arguments + ["--config", configPath], environment: environment, directory: root, stdin: input)
         let status = try await child.wait()
         return (status, child.stdout, child.stderr)
     }
