@@ -91,6 +91,7 @@ let package = Package(
                 "RelanceCore",
                 "RelanceSpool",
                 "RelanceStore",
+                "RelanceTransport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -7,8 +7,11 @@ extension RelanceConfiguration.Email {
     public struct Bounce: Sendable, Decodable {
         /// `email.bounce.imap:` — a mailbox polled through libcurl's IMAP support.
         public struct IMAP: Sendable, Decodable {
-            /// `imap://host[:port]` or `imaps://host[:port]` (TLS from the start).
+            public enum StartTLS: String, ConfigChoice { case required, none }
+            /// `imap://host[:port]` (STARTTLS per `starttls`) or `imaps://host[:port]` (TLS from the start).
             public var url = ""
+            /// `required` never sends the password in clear over `imap://`.
+            public var starttls = StartTLS.required
             public var username = ""
             public var password = ""
             public var folder = "INBOX"
@@ -18,7 +21,7 @@ extension RelanceConfiguration.Email {
             public var every = ConfigDuration(.seconds(60))
             public var caFile: String? = nil
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case url, username, password, folder
+                case url, starttls, username, password, folder
                 case processedFolder = "processed_folder"
                 case every
                 case caFile = "ca_file"
@@ -27,6 +30,7 @@ extension RelanceConfiguration.Email {
             public init(from decoder: any Decoder) throws {
                 let c = try decoder.section(CodingKeys.self)
                 url = try c.value(.url, or: url)
+                starttls = try c.value(.starttls, or: starttls)
                 username = try c.value(.username, or: username)
                 password = try c.value(.password, or: password)
                 folder = try c.value(.folder, or: folder)

@@ -151,3 +151,63 @@ import Testing
         #expect(broken.status == 75 && broken.stderr.contains("email.bounce.domain"), "\(broken)")
     }
 }
+
+/// The IMAP way in, against a private Dovecot serving the Maildir a private Postfix delivers the
+/// DSNs to.
+@Suite(.serialized) struct BounceIMAPIntegrationTests {
+    /// A message that is not ours, already in the mailbox: it must stay exactly as it was.
+    static func stranger(_ subject: String) -> String {
+        "From: jean.martin@example.org\nTo: bounces@relances.test\nSubject: \(subject)\nMessage-ID: <\(UUID().uuidString)@example.org>\n\nBonjour, j'ai payé hier.\n"
+    }
+
+    @Test(.enabled(if: PrivatePostfix.available && PrivateDovecot.available)) func aPostfixDSNReadOverIMAPIsAppliedAndMovedTheRestUntouched()
+        async throws
+    {
+        let sandbox = try Sandbox()
+        let postfix = try await PrivatePostfix(in: sandbox, returning: .maildir)
+        let box = postfix.maildir
+        let nobody = PrivatePostfix.nobody
+        for sub in ["", "/new", "/cur", "/tmp"] {
+            try FileManager.default.createDirectory(atPath: box + sub, withIntermediateDirectories: true)
+            chown(box + sub, nobody.uid, nobody.gid)
+        }
+        // A debtor's reply (unread) and a read one: neither is a bounce.
+        try Self.stranger("Re: votre relance").write(toFile: box + "/new/1000.reply.test", atomically: true, encoding: .utf8)
+        try Self.stranger("Question").write(toFile: box + "/cur/1001.read.test:2,S", atomically: true, encoding: .utf8)
+        for file in ["/new/1000.reply.test", "/cur/1001.read.test:2,S"] { chown(box + file, nobody.uid, nobody.gid) }
+        let dovecot = try await PrivateDovecot(in: sandbox, maildir: box)
+        do {
+            try sandbox.writeConfig(
+                smtpPort: postfix.port,
+                bounce: """
+                    { domain: \(PrivatePostfix.returnDomain), secret: "\(BounceIntegrationTests.secret)", imap: { url: "imap://127.0.0.1:\(dovecot.port)", \
+                    starttls: none, username: \(PrivateDovecot.username), password: \(PrivateDovecot.password), every: 5s } }
+                    """)
+            try sandbox.dropLines("r.jsonl", [BounceIntegrationTests.bouncing("I-1")])
+            let daemon = try sandbox.start(["serve"])
+            try await BounceIntegrationTests.expectBounced("I-1", in: sandbox, via: "imap")
+            // Moved to Processed (Maildir++ folder .Processed), and only it.
+            try await eventually("the DSN to be in Processed") {
+                let processed = ((try? FileManager.default.contentsOfDirectory(atPath: box + "/.Processed/cur")) ?? [])
+                    + ((try? FileManager.default.contentsOfDirectory(atPath: box + "/.Processed/new")) ?? [])
+                return processed.count == 1
+            }
+            let inbox = ((try? FileManager.default.contentsOfDirectory(atPath: box + "/cur")) ?? []) + ((try? FileManager.default.contentsOfDirectory(atPath: box + "/new")) ?? [])
+            #expect(inbox.count == 2, "the two strangers stay in INBOX: \(inbox)")
+            // Maildir flags follow ":2,"; S is \Seen.
+            func flags(_ prefix: String) -> String? {
+                inbox.first { $0.hasPrefix(prefix) }.map { $0.components(separatedBy: ":2,").dropFirst().first ?? "" }
+            }
+            #expect(flags("1000.reply.test").map { !$0.contains("S") } == true, "the unread reply is still unread: \(inbox)")
+            #expect(flags("1001.read.test").map { $0.contains("S") } == true, "the read one is still read: \(inbox)")
+            daemon.signal(SIGTERM)
+            _ = try await daemon.wait()
+        } catch {
+            await dovecot.stop()
+            await postfix.stop(in: sandbox)
+            throw error
+        }
+        await dovecot.stop()
+        await postfix.stop(in: sandbox)
+    }
+}
