@@ -200,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "RelanceHTTPTests",
             dependencies: [
-                "RelanceHTTP", "RelanceConfig", "RelanceCore", "RelanceSpool", "RelanceStore",
+                "RelanceBounces", "RelanceHTTP", "RelanceConfig", "RelanceCore", "RelanceSpool", "RelanceStore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -283,4 +283,33 @@ public enum MIME {
         }
         return local + "." + channel + "@" + domain
     }
+
+    /// The delivery a Message-ID of `messageID(reminderID:channel:domain:)` names (angle brackets
+    /// allowed), or nil when it is not one of ours. Not authenticated: trust it only from an
+    /// authenticated source (a provider's signed or token-protected event).
+    public static func deliveryKey(fromMessageID text: String) -> (reminderID: String, channel: String)? {
+        var id = Substring(text.trimmingCharacters(in: .whitespaces))
+        if id.hasPrefix("<") && id.hasSuffix(">") { id = id.dropFirst().dropLast() }
+        guard id.hasPrefix("relance."), let at = id.lastIndex(of: "@") else { return nil }
+        let local = id[id.index(id.startIndex, offsetBy: 8)..<at]
+        guard let dot = local.lastIndex(of: ".") else { return nil }
+        let channel = String(local[local.index(after: dot)...])
+        var bytes: [UInt8] = []
+        var i = local.startIndex
+        while i < dot {
+            let c = local[i]
+            if c == "=" {
+                let hexEnd = local.index(i, offsetBy: 3, limitedBy: dot) ?? dot
+                guard local.distance(from: i, to: hexEnd) == 3, let byte = UInt8(local[local.index(after: i)..<hexEnd], radix: 16) else { return nil }
+                bytes.append(byte)
+                i = hexEnd
+            } else {
+                guard c.isASCII, c.isLetter || c.isNumber || c == "-" || c == "_" else { return nil }
+                bytes.append(c.asciiValue ?? 0)
+                i = local.index(after: i)
+            }
+        }
+        guard !bytes.isEmpty, !channel.isEmpty, let reminderID = String(bytes: bytes, encoding: .utf8) else { return nil }
+        return (reminderID, channel)
+    }
 }

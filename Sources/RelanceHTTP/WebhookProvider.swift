@@ -76,6 +76,10 @@ public enum WebhookEvent: Sendable, Equatable {
     case status(StatusCallback)
     /// A STOP reply from this number (E.164).
     case optOut(number: String)
+    /// An email provider's unsubscription of this address.
+    case emailOptOut(address: String)
+    /// An email bounce a provider reported, its delivery named (by its Message-ID or a verified token).
+    case bounce(BounceNotice)
     /// Nothing to do (an inbound message that is not a STOP).
     case ignored(String)
 }

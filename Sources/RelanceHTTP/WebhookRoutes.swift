@@ -115,6 +115,20 @@ public struct WebhookRoutes: Sendable {
             logger.notice("opt-out: number suppressed", metadata: ["relance.provider": "\(provider)"])
             Counter(label: "relance_opt_outs_total", dimensions: [("provider", provider)]).increment()
             return (.ok, "suppressed")
+        case .emailOptOut(let address):
+            try await ledger.suppress(address, reason: "unsubscribed", source: provider, now: clock())
+            logger.notice("opt-out: address suppressed", metadata: ["relance.provider": "\(provider)"])
+            Counter(label: "relance_opt_outs_total", dimensions: [("provider", provider)]).increment()
+            return (.ok, "suppressed")
+        case .bounce(let notice):
+            let result = try await ledger.applyBounce(notice, rules: settings.bounceRules, now: clock())
+            logger.notice(
+                "email bounce reported by the provider",
+                metadata: ["relance.provider": "\(provider)", "relance.reminder.id": "\(notice.key.reminderID)", "relance.bounce.result": "\(result.label)"])
+            Counter(label: "relance_bounces_total", dimensions: [("source", provider), ("result", result.label)]).increment()
+            // Not recorded yet: a 503 makes the provider retry later.
+            if result == .notYetRecorded { throw HTTPError(.serviceUnavailable, message: "the send is not recorded yet; retry later") }
+            return (.ok, result.label)
         case .ignored(let reason):
             return (.ok, reason)
         }

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Prometheus
+import RelanceBounces
 import RelanceConfig
 import RelanceCore
 import RelanceStore
@@ -22,6 +23,8 @@ import Testing
     static let vonageSecret = "vonage-signature-secret"
     static let whsecKey = Data("standard-webhooks-key-0123456789".utf8)
     static let apiToken = "api-token-0123456789abcdefghij"
+    static let brevoToken = "brevo-token-0123456789"
+    static let verpSecret = "verp-secret-for-the-http-tests-0"
 
     struct Fixture {
         let ledger: Ledger
@@ -37,7 +40,8 @@ import Testing
                 "twilio": TwilioWebhook(authToken: Self.twilioToken, publicBaseURL: Self.base),
                 "vonage": VonageWebhook(signatureSecret: vonageSecret, method: .md5hash, acceptUnsigned: acceptUnsignedVonage),
                 "generic": StandardWebhook(secret: "whsec_" + Self.whsecKey.base64EncodedString()),
-            ], apiToken: Self.apiToken, orphanTTL: .seconds(3600))
+                "brevo": BrevoWebhook(token: Self.brevoToken, verp: VERP(domain: "relances.example.fr", secret: Self.verpSecret)),
+            ], apiToken: Self.apiToken, orphanTTL: .seconds(3600), bounceRules: BounceRules(softLimit: 2))
         let health = ServiceHealth()
         let routes = WebhookRoutes(
             ledger: ledger, settings: { settings }, health: health, registry: PrometheusCollectorRegistry(), spool: SpoolLayout(root: dir + "/spool"),
@@ -58,7 +62,7 @@ import Testing
     @Test func anUnconfiguredGatewayAnswers404() async throws {
         let f = try fixture()
         try await f.app.test(.router) { client in
-            let response = try await client.execute(uri: "/webhooks/brevo?token=x", method: .post, headers: Self.jsonType, body: ByteBuffer(string: "{}"))
+            let response = try await client.execute(uri: "/webhooks/plivo?token=x", method: .post, headers: Self.jsonType, body: ByteBuffer(string: "{}"))
             #expect(response.status == .notFound)
         }
     }
@@ -187,5 +191,63 @@ import Testing
             f.routes.health.set("dispatcher", running: true)
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
         }
+    }
+
+    /// Brevo's transactional-email webhook: bounces named by the Message-ID Relance set (or a
+    /// verified token) go through the bounce rules; an unsubscription suppresses; the rest and
+    /// strangers' messages change nothing; a wrong token is refused.
+    @Test func brevoEmailEventsGoThroughTheBounceRules() async throws {
+        let f = try fixture()
+        let reminders = ["E1", "E2", "E3"].map { id in
+            Reminder(
+                id: id, stage: "reminder_1", channels: [.email], fallback: [.sms],
+                debtor: Debtor(
+                    id: "C-1", name: "Jean", email: "jean@example.org", phone: "+33612345678", country: "FR", locale: "fr-FR", timezone: "Europe/Paris",
+                    kind: .consumer),
+                invoices: [
+                    Invoice(
+                        number: "F-" + id, amount: "10.00", currency: "EUR", issuedOn: CivilDate(year: 2026, month: 10, day: 1),
+                        dueOn: CivilDate(year: 2026, month: 10, day: 31))
+                ])
+        }
+        _ = try await f.ledger.ingest(reminders, sourceFile: "f", queue: "default", priority: 0, now: Date())
+        for r in reminders {
+            let key = DeliveryKey(reminderID: r.id, channel: .email)
+            let n = try #require(try await f.ledger.markSending(key, transport: "smtp", recipient: "jean@example.org", now: Date()))
+            try await f.ledger.recordOutcome(key, attempt: n, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: Date())
+        }
+        @Sendable func event(_ name: String, _ id: String, extra: String = "") -> ByteBuffer {
+            ByteBuffer(
+                string: #"{"event":"\#(name)","email":"jean@example.org","id":1,"message-id":"<\#(MIME.messageID(reminderID: id, channel: "email", domain: "example.fr"))>","ts_event":1798000000,"reason":"mailbox full"\#(extra)}"#
+            )
+        }
+        let uri = "/webhooks/brevo?token=\(Self.brevoToken)"
+        try await f.app.test(.router) { client in
+            #expect(try await client.execute(uri: "/webhooks/brevo?token=x", method: .post, headers: Self.jsonType, body: event("hard_bounce", "E1")).status == .forbidden)
+            let delivered = try await client.execute(uri: uri, method: .post, headers: Self.jsonType, body: event("delivered", "E1"))
+            #expect(delivered.status == .ok && self.text(delivered).contains("nothing to apply"))
+            let soft = try await client.execute(uri: uri, method: .post, headers: Self.jsonType, body: event("soft_bounce", "E1"))
+            #expect(self.text(soft) == "soft\n")
+            #expect(self.text(try await client.execute(uri: uri, method: .post, headers: Self.jsonType, body: event("soft_bounce", "E1"))) == "duplicate\n")
+            // A second message soft-bounces: the limit (2 here) makes it hard.
+            #expect(self.text(try await client.execute(uri: uri, method: .post, headers: Self.jsonType, body: event("soft_bounce", "E2"))) == "bounced\n")
+            #expect(try await f.ledger.isSuppressed("jean@example.org"))
+            let stranger = try await client.execute(
+                uri: uri, method: .post, headers: Self.jsonType,
+                body: ByteBuffer(string: #"{"event":"hard_bounce","email":"x@example.org","message-id":"<abc@elsewhere>","ts_event":1}"#))
+            #expect(stranger.status == .ok && self.text(stranger).contains("did not send"))
+            // Named by a verified token in X-Mailin-custom (a forged one is not enough: the Message-ID decides then).
+            let token = VERP(domain: "relances.example.fr", secret: Self.verpSecret).token(reminderID: "E3")
+            let byToken = try await client.execute(
+                uri: uri, method: .post, headers: Self.jsonType,
+                body: ByteBuffer(string: #"{"event":"hard_bounce","email":"jean@example.org","message-id":"<x@y>","X-Mailin-custom":"\#(token)","ts_event":2}"#))
+            #expect(self.text(byToken) == "bounced\n")
+            let unsubscribed = try await client.execute(
+                uri: uri, method: .post, headers: Self.jsonType, body: ByteBuffer(string: #"{"event":"unsubscribed","email":"Marie@Example.org","ts_event":3}"#))
+            #expect(self.text(unsubscribed) == "suppressed\n")
+            #expect(try await f.ledger.isSuppressed("marie@example.org"))
+        }
+        let statuses = Dictionary(uniqueKeysWithValues: try await f.ledger.deliveries().map { ("\($0.reminderID)/\($0.channel)", $0.status) })
+        #expect(statuses == ["E1/email": "sent", "E2/email": "bounced", "E2/sms": "pending", "E3/email": "bounced", "E3/sms": "pending"])
     }
 }
