@@ -136,6 +136,14 @@ extension RelanceConfiguration {
         public var generic = Generic()
         public var outbox = Outbox()
         public var secondary: Secondary? = nil
+        /// An SMS still `sent` this long after the gateway accepted it is asked about (0: never).
+        public var reconcileAfter = ConfigDuration(.seconds(15 * 60))
+        /// Then again at this interval (one status request per part and interval at most)…
+        public var reconcileEvery = ConfigDuration(.seconds(5 * 60))
+        /// …until this long after it was accepted: then it stays `sent`, with a `no final status` event.
+        public var reconcileGiveUp = ConfigDuration(.seconds(48 * 3600))
+        /// Status requests a second at most, per gateway (within its API's rate limit).
+        public var reconcileRate = 10.0
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case provider, sender
@@ -143,6 +151,10 @@ extension RelanceConfiguration {
             case connections, rate, timeout, encoding
             case maxSegments = "max_segments"
             case twilio, vonage, brevo, generic, outbox, secondary
+            case reconcileAfter = "reconcile_after"
+            case reconcileEvery = "reconcile_every"
+            case reconcileGiveUp = "reconcile_give_up"
+            case reconcileRate = "reconcile_rate"
         }
 
         public init() {}
@@ -163,6 +175,13 @@ extension RelanceConfiguration {
             generic = try c.value(.generic, or: generic)
             outbox = try c.value(.outbox, or: outbox)
             secondary = try c.value(.secondary)
+            reconcileAfter = try c.value(.reconcileAfter, or: reconcileAfter)
+            reconcileEvery = try c.value(.reconcileEvery, or: reconcileEvery)
+            reconcileGiveUp = try c.value(.reconcileGiveUp, or: reconcileGiveUp)
+            reconcileRate = try c.value(.reconcileRate, or: reconcileRate)
+            guard reconcileEvery.value >= .seconds(1) else { throw c.invalid(.reconcileEvery, "at least 1s") }
+            guard reconcileGiveUp.value > reconcileAfter.value else { throw c.invalid(.reconcileGiveUp, "must be longer than sms.reconcile_after") }
+            guard reconcileRate > 0, reconcileRate.isFinite else { throw c.invalid(.reconcileRate, "a positive number of requests a second") }
             guard (1...64).contains(connections) else { throw c.invalid(.connections, "must be between 1 and 64") }
             guard (1...10).contains(maxSegments) else { throw c.invalid(.maxSegments, "must be between 1 and 10") }
             guard rate >= 0, rate.isFinite else { throw c.invalid(.rate, "must be 0 (unlimited) or a positive number of messages a second") }

@@ -78,6 +78,11 @@ public protocol LedgerStore: ReceivablesStore {
     func applyBounce(_ notice: BounceNotice, rules: BounceRules, now: Date) async throws -> BounceResult
     func bounceCounts(since: Date) async throws -> [(channel: String, left: Int, bounced: Int)]
 
+    // MARK: Reconciliation
+
+    func pollCandidates(dueBy: Date, limit: Int) async throws -> [Ledger.PollCandidate]
+    func polled(_ key: DeliveryKey, next: Date?, giveUp: String?, now: Date) async throws
+
     // MARK: Retention
 
     func retentionCandidates(before cutoff: Date, limit: Int) async throws -> [String]

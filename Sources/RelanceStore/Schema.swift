@@ -257,6 +257,17 @@ extension Ledger {
                     CREATE INDEX bounce_delivery ON bounce(reminder_id, channel);
                     """)
         }
+        m.registerMigration("v12-reconciliation") { db in
+            // An SMS accepted by a gateway with a status API is polled while it stays `sent`:
+            // `poll_at` orders the polls (due when poll_at <= now - sms.reconcile_after), NULL once
+            // it has a final status or reconciliation gave up. The partial index keeps each round's
+            // cost to the deliveries it polls, whatever the number of settled ones.
+            try db.execute(
+                sql: """
+                    ALTER TABLE delivery ADD COLUMN poll_at DOUBLE;
+                    CREATE INDEX delivery_poll ON delivery(poll_at) WHERE poll_at IS NOT NULL;
+                    """)
+        }
         return m
     }
 }

@@ -104,14 +104,17 @@ extension Ledger {
                     """,
                 arguments: [via, t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
             guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
+            // An SMS a gateway with a status API accepted is polled while no final status comes (reconciliation).
+            let pollAt: Double? = status == .sent && key.channel == .sms && providerID != nil && Self.pollable.contains(transport ?? "") ? t : nil
             try db.run(
                 sql: """
-                    UPDATE delivery SET status = ?, updated_at = ?, provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at)
+                    UPDATE delivery SET status = ?, updated_at = ?, provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at),
+                      poll_at = ?
                     WHERE reminder_id = ? AND channel = ? AND status = 'sending'
                     """,
                 arguments: [
-                    status.rawValue, t, providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, key.reminderID,
-                    key.channel.rawValue,
+                    status.rawValue, t, providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, pollAt,
+                    key.reminderID, key.channel.rawValue,
                 ])
             guard db.changesCount == 1 else { throw StatusTransitionError(from: .sending, to: status) }
             var reason = outcome.detail

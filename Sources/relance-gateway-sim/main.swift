@@ -25,7 +25,12 @@ struct GatewaySim: AsyncParsableCommand {
               0500  HTTP 500 (the first time for that number; accepted afterwards)
               0999  slow: answers after --slow-ms
               0013  accepted, then the status callback reports a failure (undelivered)
+              0777  accepted, then only "sent": no final status ever comes
             anything else: accepted, then callbacks report sent and delivered.
+            Status APIs (for reconciliation): Twilio GET /2010-04-01/Accounts/{sid}/Messages/{sid}.json, Vonage GET \
+            /v2/reports/records?id=…, Brevo GET /v3/transactionalSMS/statistics/events?phoneNumber=…; a message reads as sent \
+            until its callback delay has passed, then as its final status. --drop-callbacks drops that share of the status \
+            callbacks (seeded: --seed), each recorded as dropped.
             Prints "READY <port>" once listening.
             """)
 
@@ -43,18 +48,29 @@ struct GatewaySim: AsyncParsableCommand {
     @Option(help: "Delay before status callbacks, in milliseconds.") var callbackDelayMs = 50
     @Flag(help: "Send every status callback twice.") var duplicateCallbacks = false
     @Flag(help: "Send status callbacks in reverse order (delivered before sent).") var shuffleCallbacks = false
+    @Option(help: "Share of status callbacks never sent (0 to 1), to test reconciliation.") var dropCallbacks = 0.0
+    @Option(help: "Seed of the callback drops.") var seed: UInt64 = 1
+    @Option(help: "Status API requests a second per provider before answering 429 (0: unlimited).") var statusRateLimit = 0.0
+
+    func validate() throws {
+        guard (0...1).contains(dropCallbacks) else { throw ValidationError("--drop-callbacks is a share between 0 and 1") }
+        guard statusRateLimit >= 0 else { throw ValidationError("--status-rate-limit is 0 or a positive rate") }
+    }
 
     func run() async throws {
         let settings = Settings(
             twilioSID: twilioSid, twilioToken: twilioToken, vonageKey: vonageKey, vonageSecret: vonageSecret, vonageSignatureSecret: vonageSignatureSecret,
             brevoKey: brevoKey,
             retryAfter: retryAfter, slow: .milliseconds(slowMs), callbackDelay: .milliseconds(callbackDelayMs), duplicateCallbacks: duplicateCallbacks,
-            shuffleCallbacks: shuffleCallbacks)
+            shuffleCallbacks: shuffleCallbacks, dropCallbacks: dropCallbacks, seed: seed, statusRateLimit: statusRateLimit)
         let simulator = try Simulator(settings: settings, recordPath: record)
         let router = Router()
         router.post("/2010-04-01/Accounts/:sid/Messages.json") { request, context in try await simulator.twilio(request, context: context) }
         router.post("/sms/json") { request, context in try await simulator.vonage(request, context: context) }
         router.post("/v3/transactionalSMS/send") { request, context in try await simulator.brevo(request, context: context) }
+        router.get("/2010-04-01/Accounts/:sid/Messages/:message") { request, context in simulator.twilioStatus(request, context: context) }
+        router.get("/v2/reports/records") { request, _ in simulator.vonageStatus(request) }
+        router.get("/v3/transactionalSMS/statistics/events") { request, _ in simulator.brevoStatus(request) }
         // A bare endpoint, the baseline of load tests: reads the body, answers 200.
         router.post("/bare") { request, _ -> HTTPTypes.HTTPResponse.Status in
             var request = request
@@ -82,11 +98,24 @@ struct Settings: Sendable {
     var callbackDelay: Duration
     var duplicateCallbacks: Bool
     var shuffleCallbacks: Bool
+    var dropCallbacks = 0.0
+    var seed: UInt64 = 1
+    var statusRateLimit = 0.0
+}
+
+/// A message the simulator accepted, as its status API reports it.
+struct SimMessage: Sendable {
+    var provider: String
+    var to: String
+    var acceptedAt: Date
+    /// The provider's word once delivery is over (`delivered`, `undelivered`, `failed`, `hardBounce`…).
+    var final: String
+    var tag: String
 }
 
 /// What a number asks the simulator to do.
 enum Behaviour {
-    case accept, invalid, landline, throttle, serverError, slow, failLater
+    case accept, invalid, landline, throttle, serverError, slow, failLater, neverFinal
 
     init(number: String) {
         switch String(number.suffix(4)) {
@@ -96,6 +125,7 @@ enum Behaviour {
         case "0500": self = .serverError
         case "0999": self = .slow
         case "0013": self = .failLater
+        case "0777": self = .neverFinal
         default: self = .accept
         }
     }
@@ -108,6 +138,11 @@ final class Simulator: Sendable {
     let failedOnce = Mutex<Set<String>>([])
     let counter = Atomic<Int>(0)
     let callbacks: HTTPClient
+    /// Every accepted message by id, for the status APIs.
+    let messages = Mutex<[String: SimMessage]>([:])
+    /// SplitMix64 state of the callback drops.
+    let dropState: Mutex<UInt64>
+    let statusBuckets = Mutex<[String: TokenBucket]>([:])
 
     init(settings: Settings, recordPath: String?) throws {
         self.settings = settings
@@ -118,6 +153,7 @@ final class Simulator: Sendable {
             _ = try handle?.seekToEnd()
         }
         recordHandle = Mutex(handle)
+        dropState = Mutex(settings.seed)
         callbacks = try HTTPClient(configuration: HTTPClientConfiguration(connections: 4, timeout: .seconds(10)))
     }
 
@@ -192,9 +228,10 @@ final class Simulator: Sendable {
         record["outcome"] = "accepted"
         record["id"] = messageSID
         write(record: record)
+        remember(messageSID, provider: "twilio", to: to, final: Self.final(to, failed: "undelivered", delivered: "delivered"))
         if let callback = form["StatusCallback"] {
             let fail = Behaviour(number: to) == .failLater
-            let statuses = fail ? ["sent", "undelivered"] : ["sent", "delivered"]
+            let statuses = Behaviour(number: to) == .neverFinal ? ["sent"] : fail ? ["sent", "undelivered"] : ["sent", "delivered"]
             let params = statuses.map { status -> [(String, String)] in
                 var p: [(String, String)] = [
                     ("AccountSid", settings.twilioSID), ("ApiVersion", "2010-04-01"), ("From", form["From"] ?? ""), ("MessageSid", messageSID),
@@ -271,7 +308,8 @@ final class Simulator: Sendable {
         record["outcome"] = "accepted"
         record["id"] = parts.joined(separator: ",")
         write(record: record)
-        if let callback = form["callback"] {
+        for part in parts { remember(part, provider: "vonage", to: to, final: Self.final(to, failed: "failed", delivered: "delivered")) }
+        if let callback = form["callback"], Behaviour(number: to) != .neverFinal {
             let fail = Behaviour(number: to) == .failLater
             let secret = settings.vonageSignatureSecret
             let receipts = parts.map { id -> [String: Any] in
@@ -348,10 +386,14 @@ final class Simulator: Sendable {
         record["outcome"] = "accepted"
         record["id"] = "\(id)"
         write(record: record)
+        remember(
+            "\(id)", provider: "brevo", to: recipient, final: Self.final(recipient, failed: "hardBounce", delivered: "delivered"),
+            tag: json["tag"] as? String ?? "")
         let segments = SMSAnalysis(content).segments
         if let webURL = json["webUrl"] as? String {
             let fail = Behaviour(number: recipient) == .failLater
-            let events = (fail ? ["sent", "hardBounce"] : ["sent", "delivered"]).map { event -> [String: Any] in
+            let names = Behaviour(number: recipient) == .neverFinal ? ["sent"] : fail ? ["sent", "hardBounce"] : ["sent", "delivered"]
+            let events = names.map { event -> [String: Any] in
                 let now = Date()
                 return [
                     "event": event, "messageId": id, "to": recipient, "tag": json["tag"] ?? "", "sms_count": segments,
@@ -388,7 +430,14 @@ final class Simulator: Sendable {
     }
 
     func scheduleCallbacks(_ calls: [@Sendable () async -> Void]) {
-        var ordered = settings.shuffleCallbacks ? Array(calls.reversed()) : calls
+        // Each callback is lost with the configured probability (a gateway or network that drops them).
+        let kept = calls.filter { _ in
+            guard settings.dropCallbacks > 0 else { return true }
+            let drop = nextRandom() < settings.dropCallbacks
+            if drop { write(record: ["dropped_callback": true]) }
+            return !drop
+        }
+        var ordered = settings.shuffleCallbacks ? Array(kept.reversed()) : kept
         if settings.duplicateCallbacks { ordered = ordered.flatMap { [$0, $0] } }
         let delay = settings.callbackDelay
         let sequence = ordered
@@ -396,5 +445,118 @@ final class Simulator: Sendable {
             try? await Task.sleep(for: delay)
             for call in sequence { await call() }
         }
+    }
+
+    // MARK: Status APIs
+
+    /// A uniform number in [0, 1) from the seeded SplitMix64.
+    func nextRandom() -> Double {
+        dropState.withLock { state in
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Double(z >> 11) / Double(1 << 53)
+        }
+    }
+
+    /// The final status a number gets (`sent` for one that never gets any).
+    static func final(_ number: String, failed: String, delivered: String) -> String {
+        switch Behaviour(number: number) {
+        case .failLater: failed
+        case .neverFinal: "sent"
+        default: delivered
+        }
+    }
+
+    func remember(_ id: String, provider: String, to: String, final: String, tag: String = "") {
+        messages.withLock { $0[id] = SimMessage(provider: provider, to: to, acceptedAt: Date(), final: final, tag: tag) }
+    }
+
+    /// What the message's status is now: `sent` until its callbacks' delay has passed, then its final status.
+    func currentStatus(_ message: SimMessage) -> String {
+        Date().timeIntervalSince(message.acceptedAt) >= settings.callbackDelay.seconds ? message.final : "sent"
+    }
+
+    /// Nil when the provider's status API may answer now; else the 429 to send.
+    func rateLimited(_ provider: String) -> Response? {
+        guard settings.statusRateLimit > 0 else { return nil }
+        let refused = statusBuckets.withLock { buckets -> Bool in
+            var bucket = buckets[provider] ?? TokenBucket(rate: settings.statusRateLimit)
+            defer { buckets[provider] = bucket }
+            return bucket.take(now: Date()) != nil
+        }
+        guard refused else { return nil }
+        write(record: ["provider": provider, "method": "GET", "outcome": "429"])
+        return Self.json(.tooManyRequests, ["code": 20429, "message": "Too Many Requests", "status": 429], headers: [.retryAfter: "1"])
+    }
+
+    func twilioStatus(_ request: Request, context: some RequestContext) -> Response {
+        let sid = context.parameters.get("sid") ?? ""
+        var id = context.parameters.get("message") ?? ""
+        if id.hasSuffix(".json") { id.removeLast(5) }
+        let expected = "Basic " + Data("\(settings.twilioSID):\(settings.twilioToken)".utf8).base64EncodedString()
+        guard request.headers[.authorization] == expected && sid == settings.twilioSID else {
+            write(record: ["provider": "twilio", "method": "GET", "id": id, "outcome": "error 20003"])
+            return Self.json(.unauthorized, ["code": 20003, "message": "Authenticate", "status": 401])
+        }
+        if let limited = rateLimited("twilio") { return limited }
+        guard let message = messages.withLock({ $0[id] }), message.provider == "twilio" else {
+            write(record: ["provider": "twilio", "method": "GET", "id": id, "outcome": "404"])
+            return Self.json(.notFound, ["code": 20404, "message": "The requested resource was not found", "status": 404])
+        }
+        let status = currentStatus(message)
+        write(record: ["provider": "twilio", "method": "GET", "id": id, "outcome": "status \(status)"])
+        return Self.json(
+            .ok,
+            [
+                "sid": id, "account_sid": settings.twilioSID, "to": message.to, "status": status,
+                "error_code": status == "undelivered" ? 30003 as Any : NSNull(), "direction": "outbound-api", "api_version": "2010-04-01",
+            ])
+    }
+
+    func vonageStatus(_ request: Request) -> Response {
+        let query = Self.form(request.uri.query ?? "")
+        let expected = "Basic " + Data("\(settings.vonageKey):\(settings.vonageSecret)".utf8).base64EncodedString()
+        let id = query["id"] ?? ""
+        guard request.headers[.authorization] == expected, query["account_id"] == settings.vonageKey else {
+            write(record: ["provider": "vonage", "method": "GET", "id": id, "outcome": "401"])
+            return Self.json(.unauthorized, ["type": "https://developer.vonage.com/api-errors#unauthorized", "title": "Unauthorized"])
+        }
+        if let limited = rateLimited("vonage") { return limited }
+        guard query["product"] == "SMS", let message = messages.withLock({ $0[id] }), message.provider == "vonage" else {
+            write(record: ["provider": "vonage", "method": "GET", "id": id, "outcome": "no record"])
+            return Self.json(.ok, ["request_id": UUID().uuidString, "request_status": "SUCCESS", "records": [] as [Any]])
+        }
+        let status = currentStatus(message)
+        write(record: ["provider": "vonage", "method": "GET", "id": id, "outcome": "status \(status)"])
+        return Self.json(
+            .ok,
+            [
+                "request_id": UUID().uuidString, "request_status": "SUCCESS", "product": "SMS",
+                "records": [["message_id": id, "to": message.to, "status": status, "direction": "outbound", "account_id": settings.vonageKey]],
+            ])
+    }
+
+    func brevoStatus(_ request: Request) -> Response {
+        let query = Self.form(request.uri.query ?? "")
+        guard request.headers.first(where: { $0.name.canonicalName == "api-key" })?.value == settings.brevoKey else {
+            write(record: ["provider": "brevo", "method": "GET", "outcome": "401"])
+            return Self.json(.unauthorized, ["code": "unauthorized", "message": "Key not found"])
+        }
+        if let limited = rateLimited("brevo") { return limited }
+        let number = query["phoneNumber"] ?? ""
+        let found = messages.withLock { $0.filter { $0.value.provider == "brevo" && $0.value.to == number } }
+        var events: [[String: Any]] = []
+        for (id, message) in found {
+            let status = currentStatus(message)
+            events.append(["phoneNumber": number, "messageId": Int(id) ?? 0, "event": "sent", "tag": message.tag, "date": Self.parisTime(message.acceptedAt)])
+            if status != "sent" {
+                events.append(["phoneNumber": number, "messageId": Int(id) ?? 0, "event": status, "tag": message.tag, "date": Self.parisTime(Date())])
+            }
+        }
+        write(record: ["provider": "brevo", "method": "GET", "phone": number, "outcome": "\(events.count) events"])
+        return Self.json(.ok, ["events": events])
     }
 }
