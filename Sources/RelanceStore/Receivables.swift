@@ -14,7 +14,7 @@ public protocol ReceivablesStore: AnyObject, Sendable {
     /// Every debtor's snapshot with the reminders that reached a transport, for `relance report`.
     func forEachReportSnapshot(_ body: @escaping @Sendable (DebtorSnapshot, [SentReminder]) throws -> Void) async throws
     /// Deliveries per channel and status as they stood at `asOf` (from their events).
-    func deliveryCounts(asOf: Date) async throws -> [(channel: String, status: String, count: Int)]
+    func deliveryCounts(asOf: Date) async throws -> [(channel: String, stage: String, status: String, count: Int)]
     /// The `as_of` of the last committed plan run, if any.
     func lastPlanRun() async throws -> CivilDate?
     /// When the last plan run was committed, if any.

@@ -38,23 +38,25 @@ extension Ledger {
     /// event recorded at or before it (a delivery whose first event is later did not exist yet).
     /// Counted here while the rows stream by: grouped in SQL, the lookup ran once per use of its
     /// column (three times a delivery), and a materialized table of 2,000,000 rows took 130 MiB.
-    public func deliveryCounts(asOf: Date) async throws -> [(channel: String, status: String, count: Int)] {
+    public func deliveryCounts(asOf: Date) async throws -> [(channel: String, stage: String, status: String, count: Int)] {
         try await pool.read { db in
-            var counts: [String: [String: Int]] = [:]
+            var counts: [String: Int] = [:]
             let rows = try Row.fetchCursor(
                 db,
                 cachedSQL: """
-                    SELECT d.channel,
+                    SELECT d.channel, json_extract(r.record, '$.stage'),
                       (SELECT e.to_status FROM event e WHERE e.reminder_id = d.reminder_id AND e.channel = d.channel AND e.at <= ?
                        ORDER BY e.id DESC LIMIT 1)
-                    FROM delivery d
+                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                     """, arguments: [asOf.timeIntervalSince1970])
             while let row = try rows.next() {
-                guard let status: String = row[1] else { continue }
-                counts[row[0], default: [:]][status, default: 0] += 1
+                guard let status: String = row[2] else { continue }
+                let stage: String = row[1] ?? ""
+                counts[[row[0] as String, stage, status].joined(separator: "\u{0}"), default: 0] += 1
             }
-            return counts.keys.sorted().flatMap { channel in
-                (counts[channel] ?? [:]).keys.sorted().map { (channel: channel, status: $0, count: counts[channel]?[$0] ?? 0) }
+            return counts.keys.sorted().map { key in
+                let parts = key.components(separatedBy: "\u{0}")
+                return (channel: parts[0], stage: parts[1], status: parts[2], count: counts[key] ?? 0)
             }
         }
     }

@@ -97,6 +97,15 @@ struct Status: AsyncParsableCommand {
                         + "\(hold.until.map { " until " + Timestamp.format($0) } ?? " until relance resume"): \(hold.reason)")
             }
             for row in try await ledger.statusCounts() { print("  \(row.channel)\t\(row.status)\t\(row.count)") }
+            // Of the messages that left in the last 24 hours, the share that bounced or was not delivered.
+            let rates = try await ledger.bounceCounts(since: Date().addingTimeInterval(-86_400))
+            if !rates.isEmpty {
+                print("bounce rate, last 24 h:")
+                for rate in rates {
+                    let percent = rate.left > 0 ? String(format: "%.1f", Double(rate.bounced) / Double(rate.left) * 100) : "0.0"
+                    print("  \(rate.channel)\t\(percent) %\t(\(rate.bounced) bounced or undelivered of \(rate.left) sent)")
+                }
+            }
             let problems = try await ledger.lastProblems(limit: 10)
             if !problems.isEmpty {
                 print("last problems:")

@@ -137,6 +137,8 @@ import Testing
         #expect(real.status == 0 && real.stdout.contains("P-1/email: bounced; jean.martin@example.org suppressed; fallback: sms"), "\(real)")
         #expect(try await sandbox.relance(["bounce"], stdin: dsn(token, id: "r1")).stdout.contains("already applied"))
         #expect(try await statuses(try sandbox.ledger()) == ["P-1/email": "bounced", "P-1/sms": "pending"])
+        let status = try await sandbox.relance(["status"]).stdout
+        #expect(status.contains("bounce rate, last 24 h:\n  email\t100.0 %\t(1 bounced or undelivered of 1 sent)"), "\(status)")
     }
 
     /// Without `email.bounce`, or with a ledger that cannot be written, the MTA is told to try

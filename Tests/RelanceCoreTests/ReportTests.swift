@@ -146,7 +146,7 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         #expect(eurJSON["receivables"] as? String == "19000.00" && eurJSON["dso_simple"] as? Double == 95.0 && eurJSON["cei"] as? Double == 9.1)
         let csv = ReportFormat.csv(r)
         let tables = csv.components(separatedBy: "\n\n")
-        #expect(tables.map { $0.prefix(while: { $0 != "," }) } == Array(repeating: "section", count: 6))
+        #expect(tables.map { $0.prefix(while: { $0 != "," }) } == Array(repeating: "section", count: 7))
         #expect(tables[0].contains("summary,EUR,2026-03-31,3,included,19000.00,9000.00,10000.00,6000.00,18000.00,90,95.0,105.5,false,45.0,50.0,9.1"))
         #expect(tables[1].contains("aging,EUR,over_90,400.00,1"))
     }
@@ -228,7 +228,10 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
     private static func figures() throws -> (stages: [String: ReceivablesReport.StageFigures], report: ReceivablesReport) {
         var builder = ReportBuilder(options: .init(asOf: day("2026-03-31"), zone: paris))
         builder.add(debtor, sent: sent)
-        let report = builder.finish(deliveries: [("email", "sent", 6), ("email", "delivered", 3), ("email", "bounced", 1), ("sms", "suppressed", 1), ("sms", "delivered", 3)])
+        let report = builder.finish(deliveries: [
+            ("email", "reminder_1", "sent", 6), ("email", "reminder_1", "delivered", 3), ("email", "final_notice", "bounced", 1),
+            ("sms", "reminder_1", "suppressed", 1), ("sms", "reminder_2", "delivered", 3),
+        ])
         return (try #require(report.currencies.first).stages, report)
     }
 
@@ -276,6 +279,13 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         let html = ReportHTML.render(report, language: .en)
         #expect(html.contains("<title>reminder_1 — paid within 30 days: 1,100.00\u{00A0}EUR</title>"))
         #expect(html.contains("<title>email: sent 6</title>") && html.contains("<title>sms: suppressed 1</title>"))
+        // Per stage: the final notice's one email bounced (100 %), the first reminders' did not; stages in ladder order.
+        #expect(report.channelsByStage.map { "\($0.channel) \($0.stage ?? "-")" } == ["email reminder_1", "email final_notice", "sms reminder_1", "sms reminder_2"])
+        #expect(report.channelsByStage[1].bounceRate == 100 && report.channelsByStage[0].bounceRate == 0)
+        #expect(report.channelsByStage[2].optOutRate == 100)
+        #expect(json.contains(#""channels_by_stage":[{"channel":"email","stage":"reminder_1","statuses":{"delivered":3,"sent":6},"total":9,"left":9,"#))
+        #expect(html.contains("<td>email</td><td>final_notice</td><td class=\"n\">1</td><td class=\"n\">0.0 %</td><td class=\"n\">100.0 %</td>"))
+        #expect(ReportFormat.csv(report).contains("channels_by_stage,email,final_notice,bounced,1\n"))
     }
 }
 

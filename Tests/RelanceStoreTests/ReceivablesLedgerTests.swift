@@ -185,8 +185,10 @@ private let feed = """
         #expect(sent.withLock { $0 } == [SentReminder(id: "R-1", stage: "reminder_1", sentAt: now.addingTimeInterval(10), invoices: ["F-1"])], "R-2 never left")
 
         func counts(_ seconds: Double) async throws -> [String] {
+            // Summed over stages (one stage here), as relance status counts.
             try await ledger.deliveryCounts(asOf: now.addingTimeInterval(seconds)).map { "\($0.channel) \($0.status) \($0.count)" }
         }
+        #expect(try await ledger.deliveryCounts(asOf: now.addingTimeInterval(60)).allSatisfy { $0.stage == "reminder_1" })
         #expect(try await counts(-1) == [], "nothing was ingested yet")
         #expect(try await counts(0) == ["email pending 2", "sms pending 1"])
         #expect(try await counts(15) == ["email pending 1", "email sending 1", "sms pending 1"])

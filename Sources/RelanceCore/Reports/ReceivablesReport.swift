@@ -14,6 +14,8 @@ public struct ReceivablesReport: Sendable {
     public var currencies: [CurrencyFigures]
     /// Deliveries per channel, as they stood at the end of the report's day.
     public var channels: [ChannelFigures]
+    /// The same per channel and dunning stage (bounce and opt-out rates per stage), stages in ladder order.
+    public var channelsByStage: [ChannelFigures] = []
     /// Reminders sent by the report's date whose invoices the receivables ledger does not know
     /// (spool reminders about invoices never imported): counted, without amounts.
     public var unmatchedReminders: [String: Int]
@@ -157,6 +159,8 @@ public struct ReceivablesReport: Sendable {
     /// One channel's deliveries by status at the end of the report's day.
     public struct ChannelFigures: Sendable, Hashable {
         public var channel: String
+        /// Nil: every stage.
+        public var stage: String? = nil
         public var statuses: [String: Int]
 
         /// Messages that left: accepted by the transport, whatever became of them after.

@@ -156,7 +156,7 @@ public struct ReportBuilder: Sendable {
 
     /// The report; `deliveries` are the delivery ledger's counts per channel and status at the
     /// end of the report's day.
-    public func finish(deliveries: [(channel: String, status: String, count: Int)] = []) -> ReceivablesReport {
+    public func finish(deliveries: [(channel: String, stage: String, status: String, count: Int)] = []) -> ReceivablesReport {
         let currencies = Set(totals.keys).union(sales.keys).union(stages.keys).sorted()
         let figures = currencies.map { currency -> ReceivablesReport.CurrencyFigures in
             let byDate = totals[currency] ?? [:]
@@ -188,10 +188,20 @@ public struct ReportBuilder: Sendable {
                 trend: trendDates.map(collection(at:)), top: list, stages: stages[currency] ?? [:])
         }
         var channels: [String: [String: Int]] = [:]
-        for d in deliveries { channels[d.channel, default: [:]][d.status, default: 0] += d.count }
-        return ReceivablesReport(
+        var byStage: [String: [String: [String: Int]]] = [:]
+        for d in deliveries {
+            channels[d.channel, default: [:]][d.status, default: 0] += d.count
+            byStage[d.channel, default: [:]][d.stage, default: [:]][d.status, default: 0] += d.count
+        }
+        var report = ReceivablesReport(
             options: options, currencies: figures,
             channels: channels.keys.sorted().map { ReceivablesReport.ChannelFigures(channel: $0, statuses: channels[$0] ?? [:]) },
             unmatchedReminders: unmatched)
+        report.channelsByStage = byStage.keys.sorted().flatMap { channel in
+            ReceivablesReport.ordered(stages: (byStage[channel] ?? [:]).keys).map { stage in
+                ReceivablesReport.ChannelFigures(channel: channel, stage: stage, statuses: byStage[channel]?[stage] ?? [:])
+            }
+        }
+        return report
     }
 }

@@ -25,6 +25,7 @@ public enum ReportFormat {
             ("trend", "encours, échu et DSO à chacune des 12 dernières fins de mois jusqu'à la date, chacun sur la période qui la précède"),
             ("recovery_per_stage", "par étape de relance, les relances parties (envoyées, ou incertaines) à la date, comptées au jour où la première est partie (fuseau du créancier) : montant couvert = le reste dû sur leurs factures à la fin de ce jour ; payé sous 7 (30) jours = ce que ce reste dû a perdu dans les 7 (30) jours suivant ce jour (paiements et avoirs datés après lui ; un passage en perte n'est pas un paiement), sur les relances dont les 7 (30) jours sont écoulés ; délai médian = de ce jour au paiement qui a soldé la dernière de leurs factures, pour les relances dont toutes les factures sont payées ; une relance sur des factures inconnues du registre des créances n'est comptée que dans unmatched_reminders"),
             ("channels", "envois par canal et statut à la fin de la date (d'après leurs événements) ; partis = envoyés + remis + non remis + rejetés ; taux de remise = remis / partis ; taux d'échec = (rejetés + non remis) / partis ; taux d'opposition = opposition / tous les envois ; en pourcentage"),
+            ("channels_by_stage", "les mêmes envois par canal et par étape de relance, avec leurs taux"),
             ("top_debtors", "les \(options.top) débiteurs au plus fort montant échu, par devise ; étape et dernier contact : la dernière relance partie (du spool ou du plan) ou étape du plan (une remise au contentieux), au plus tard à la date"),
         ]
     }
@@ -50,6 +51,7 @@ public enum ReportFormat {
             ("trend", "receivables, overdue and DSO at each of the last 12 month ends on or before the report's date, each over the period before it"),
             ("recovery_per_stage", "per dunning stage, the reminders that reached a transport (sent, or in doubt) by the date, counted on the day the first one left (creditor's zone): covered = what was outstanding on their invoices at the end of that day; paid within 7 (30) days = what the outstanding lost in the 7 (30) days after that day (payments and credit notes dated after it; write-offs are not payments), over the reminders whose 7 (30) days are over; median days to payment = from that day to the payment that settled the last of their invoices, for the reminders whose invoices were all paid; a reminder about invoices the receivables ledger does not know is counted in unmatched_reminders only"),
             ("channels", "deliveries per channel by status at the end of the date (from their recorded events); left = sent + delivered + undelivered + bounced; delivery_rate = delivered / left; bounce_rate = (bounced + undelivered) / left; opt_out_rate = suppressed / every delivery; percentages"),
+            ("channels_by_stage", "the same deliveries per channel and dunning stage, with their rates"),
             ("top_debtors", "the \(options.top) debtors with the largest overdue amount, per currency; stage and last_contact: the last reminder that reached a transport (from the spool or the plan) or step the plan took (a hand-off), on or before the date"),
         ]
     }
@@ -62,11 +64,13 @@ public enum ReportFormat {
         out += definitions(o).map { "\(q($0.key)):\(q($0.text))" }.joined(separator: ",")
         out += "},\"currencies\":["
         out += report.currencies.map { json($0, months: o.months) }.joined(separator: ",")
-        out += "],\"channels\":[" + report.channels.map { c in
+        let channel = { (c: ReceivablesReport.ChannelFigures) -> String in
             let statuses = c.statuses.keys.sorted().map { "\(q($0)):\(c.statuses[$0] ?? 0)" }.joined(separator: ",")
-            return "{\"channel\":\(q(c.channel)),\"statuses\":{\(statuses)},\"total\":\(c.total),\"left\":\(c.left),"
+            return "{\"channel\":\(q(c.channel)),\(c.stage.map { "\"stage\":\(q($0))," } ?? "")\"statuses\":{\(statuses)},\"total\":\(c.total),\"left\":\(c.left),"
                 + "\"delivery_rate\":\(number(c.deliveryRate)),\"bounce_rate\":\(number(c.bounceRate)),\"opt_out_rate\":\(number(c.optOutRate))}"
-        }.joined(separator: ",")
+        }
+        out += "],\"channels\":[" + report.channels.map(channel).joined(separator: ",")
+        out += "],\"channels_by_stage\":[" + report.channelsByStage.map(channel).joined(separator: ",")
         out += "],\"unmatched_reminders\":{" + report.unmatchedReminders.keys.sorted().map { "\(q($0)):\(report.unmatchedReminders[$0] ?? 0)" }.joined(separator: ",")
         return out + "}}\n"
     }
@@ -166,7 +170,11 @@ public enum ReportFormat {
         for c in report.channels {
             for status in c.statuses.keys.sorted() { channels.append(["channels", c.channel, status, String(c.statuses[status] ?? 0)]) }
         }
-        tables = [summary, aging, trend, top, stages, channels]
+        var byStage = [["section", "channel", "stage", "status", "count"]]
+        for c in report.channelsByStage {
+            for status in c.statuses.keys.sorted() { byStage.append(["channels_by_stage", c.channel, c.stage ?? "", status, String(c.statuses[status] ?? 0)]) }
+        }
+        tables = [summary, aging, trend, top, stages, channels, byStage]
         return tables.map { rows in rows.map { $0.map(CSVField.quoted).joined(separator: ",") + "\n" }.joined() }.joined(separator: "\n")
     }
 

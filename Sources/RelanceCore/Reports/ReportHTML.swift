@@ -95,6 +95,17 @@ public enum ReportHTML {
             out += "</tr>"
         }
         out += "</tbody></table>\n"
+        if !report.channelsByStage.isEmpty {
+            // Per stage: how many left, and the rates (a final notice that bounces matters more than a courtesy reminder).
+            out += "<table class=\"by-stage\"><thead><tr><th>\(t.channel)</th><th>\(t.stage)</th><th class=\"n\">\(t.left)</th>"
+            out += "<th class=\"n\">\(t.deliveryRate)</th><th class=\"n\">\(t.bounceRate)</th><th class=\"n\">\(t.optOutRate)</th></tr></thead><tbody>"
+            for c in report.channelsByStage {
+                out += "<tr><td>\(escape(c.channel))</td><td>\(escape(c.stage ?? ""))</td><td class=\"n\">\(c.left)</td>"
+                for rate in [c.deliveryRate, c.bounceRate, c.optOutRate] { out += "<td class=\"n\">\(t.number(rate).map { "\($0) %" } ?? "—")</td>" }
+                out += "</tr>"
+            }
+            out += "</tbody></table>\n"
+        }
         if !report.unmatchedReminders.isEmpty {
             let list = ReceivablesReport.ordered(stages: report.unmatchedReminders.keys).map { "\(escape($0)) \(report.unmatchedReminders[$0] ?? 0)" }
             out += "<p>\(t.unmatched): \(list.joined(separator: ", "))</p>\n"

@@ -42,6 +42,7 @@ extension ReportHTML {
         var channel: String { pick("Canal", "Channel") }
         var deliveryRate: String { pick("Taux de remise", "Delivery rate") }
         var bounceRate: String { pick("Taux d'échec", "Bounce rate") }
+        var left: String { pick("Partis", "Left") }
         var optOutRate: String { pick("Taux d'opposition", "Opt-out rate") }
         var unmatched: String { pick("Relances sur des factures absentes du registre des créances", "Reminders about invoices the receivables ledger does not know") }
         func within(_ days: Int) -> String { pick("payé sous \(days) jours", "paid within \(days) days") }
