@@ -36,7 +36,7 @@ test: test-deps
 # version runs in make test (IntegrationTests/FuzzTests).
 fuzz: deps
 	@$(SWIFT) build > .build/fuzz-build.log 2>&1 || { tail -n 40 .build/fuzz-build.log; exit 1; }
-	python3 scripts/fuzz.py --hostile $${FUZZ_HOSTILE:-10000} --valid $${FUZZ_VALID:-1000} --requests $${FUZZ_REQUESTS:-5000} --seed $${FUZZ_SEED:-1}
+	python3 scripts/fuzz.py --hostile $${FUZZ_HOSTILE:-10000} --valid $${FUZZ_VALID:-1000} --requests $${FUZZ_REQUESTS:-5000} --bounces $${FUZZ_BOUNCES:-1000} --seed $${FUZZ_SEED:-1}
 
 # Relance against the tools it replaces (Postfix, a Python smtplib sender, Python requests, curl
 # --parallel) and the raw ceilings, on loopback, medians of 3 (docs/PERFORMANCE.md). About 15

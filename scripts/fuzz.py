@@ -13,6 +13,12 @@ Phase 2, the HTTP side: REQUESTS hostile webhook and API requests (unsigned, for
 2 MB bodies, wrong types, wrong methods and paths) against the running daemon: no 5xx, nothing
 forged changes the ledger, /healthz answers 200 afterwards.
 
+Phase 3, the bounce pipe: BOUNCES hostile messages on `relance bounce`'s standard input (the
+bounce corpus cut, flipped, doubled and mixed with random bytes, invalid UTF-8, NULs, 2 MB; DSNs
+whose VERP token is forged or altered for real deliveries; auto-replies, read receipts and
+challenges carrying a genuine token): every one exits 0 (never a crash, never a bounce of a
+bounce), and none changes a delivery or suppresses an address.
+
 Prints one `fuzz:` line of counts and exits 0 when every check holds, 1 otherwise.
 """
 import argparse
@@ -43,6 +49,8 @@ parser.add_argument("--templates", default="templates")
 parser.add_argument("--hostile", type=int, default=10000)
 parser.add_argument("--valid", type=int, default=1000)
 parser.add_argument("--requests", type=int, default=5000)
+parser.add_argument("--bounces", type=int, default=1000)
+parser.add_argument("--fixtures", default="Tests/Fixtures/bounces")
 parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--work", help="keep the work directory here (default: a temporary one, removed when all is well)")
 args = parser.parse_args()
@@ -88,6 +96,8 @@ VONAGE_SECRET = "fuzz-vonage-signature"
 WHSEC_KEY = b"fuzz-standard-webhooks-key-0123456789"
 WHSEC = "whsec_" + base64.b64encode(WHSEC_KEY).decode()
 API_TOKEN = "fuzz-api-token-0123456789abcdef"
+BOUNCE_DOMAIN = "relances.example.fr"
+BOUNCE_SECRET = "fuzz-bounce-secret-0123456789abcdef"
 
 
 def write_config(path, sms):
@@ -96,13 +106,14 @@ def write_config(path, sms):
 spool: {{ root: "{spool}", attachments_root: "{attachments}", max_file_bytes: 1048576, rescan_interval: 1s }}
 store: {{ path: "{work}/ledger.sqlite" }}
 templates: {{ path: "{templates}" }}
-email: {{ transport: outbox, from: "Exemple SAS <relances@example.fr>", outbox: {{ maildir: "{work}/outbox/mail" }} }}
+email: {{ transport: outbox, from: "Exemple SAS <relances@example.fr>", outbox: {{ maildir: "{work}/outbox/mail" }}, bounce: {{ domain: "{bounce_domain}", secret: "{bounce_secret}" }} }}
 {sms}
 delivery: {{ concurrency: 8 }}
 policy: {{ windows: {{ sms: always, email: always }}, holidays: none, caps: {{ per_day: none, per_7_days: none, per_30_days: none }}, group: false }}
 webhooks: {{ listen: "127.0.0.1:{port}", public_base_url: "{base}", secret: "{whsec}", api_token: "{api}" }}
 log: {{ level: warning }}
-""".format(spool=spool, attachments=attachments, work=work, templates=templates, sms=sms, port=PORT, base=BASE, whsec=WHSEC, api=API_TOKEN))
+""".format(spool=spool, attachments=attachments, work=work, templates=templates, sms=sms, port=PORT, base=BASE, whsec=WHSEC, api=API_TOKEN,
+           bounce_domain=BOUNCE_DOMAIN, bounce_secret=BOUNCE_SECRET))
 
 
 config_spool = os.path.join(work, "spool.yaml")
@@ -540,6 +551,96 @@ if daemon.poll() is None:
 else:
     http_seconds = 0
     health = "down"
+# ---------------------------------------------------------------------------------------------
+# Phase 3: the bounce pipe.
+
+
+def verp_token(reminder_id, secret=BOUNCE_SECRET):
+    """The token Relance puts in the return path (docs/bounces.md): base32 of the id, '-', 80 bits of HMAC-SHA256."""
+    b32 = lambda data: base64.b32encode(data).decode().rstrip("=").lower()
+    message = b"relance-verp-v1\0" + reminder_id.encode() + b"\0email"
+    return b32(reminder_id.encode()) + "-" + b32(hmac.new(secret.encode(), message, hashlib.sha256).digest()[:10])
+
+
+corpus = {}
+fixtures_dir = os.path.abspath(args.fixtures)
+expected = json.load(open(os.path.join(fixtures_dir, "expected.json")))
+for name in sorted(os.listdir(fixtures_dir)):
+    if name.endswith(".eml"):
+        corpus[name] = open(os.path.join(fixtures_dir, name), "rb").read()
+bounce_fixtures = [n for n in corpus if "bounce" in expected.get(n, {})]
+never_fixtures = [n for n in corpus if "not" in expected.get(n, {})]
+targets = sorted(valid_ids) or ["nobody"]
+VERP_RE = __import__("re").compile(rb"bounces\+[A-Za-z0-9._=-]*@[A-Za-z0-9.-]+")
+
+
+def with_token(data, token):
+    data = VERP_RE.sub(("bounces+%s@%s" % (token, BOUNCE_DOMAIN)).encode(), data)
+    return b"X-Relance-Delivery: " + token.encode() + b"\n" + data if rng.random() < 0.3 else data
+
+
+def hostile_bounce(k):
+    r = random.Random(args.seed * 1_000_003 + k)
+    target = r.choice(targets)
+    kind = k % 8
+    if kind == 0:  # a real bounce, its token forged (another key)
+        return "forged", with_token(corpus[r.choice(bounce_fixtures)], verp_token(target, "not-the-secret-of-this-ledger"))
+    if kind == 1:  # a real bounce, its genuine token altered by one character
+        token = list(verp_token(target))
+        i = r.randrange(len(token))
+        token[i] = "a" if token[i] != "a" else "b"
+        if token[i - 1:i + 1] == ["-", "-"]:
+            token[i] = "c"
+        return "altered", with_token(corpus[r.choice(bounce_fixtures)], "".join(token))
+    if kind == 2:  # never a bounce, even with a genuine token
+        return "never", with_token(corpus[r.choice(never_fixtures)], verp_token(target))
+    data = bytearray(with_token(corpus[r.choice(list(corpus))], verp_token(target, "forger")))
+    if kind == 3:  # cut short
+        return "cut", bytes(data[: r.randrange(len(data) + 1)])
+    if kind == 4:  # bytes flipped, NULs and invalid UTF-8
+        for _ in range(r.randrange(1, 40)):
+            data[r.randrange(len(data))] = r.choice([0, 0xFF, 0xC3, 0x80, 0x0A, 0x0D, r.randrange(256)])
+        return "flipped", bytes(data)
+    if kind == 5:  # lines doubled, boundaries removed
+        lines = bytes(data).split(b"\n")
+        lines = [l for l in lines if not l.startswith(b"--") or r.random() < 0.5]
+        for _ in range(r.randrange(1, 10)):
+            i = r.randrange(len(lines))
+            lines.insert(i, lines[i])
+        return "doubled", b"\n".join(lines)
+    if kind == 6:  # huge: a 2 MB header line or body
+        return "huge", b"Subject: " + b"x" * (2 << 20) + b"\n\n" + bytes(data)
+    return "random", bytes(r.randrange(256) for _ in range(r.randrange(0, 4096)))
+
+
+bounce_exits = {}
+bounce_bad = []
+
+
+def bounce_worker(indices):
+    for k in indices:
+        what, data = hostile_bounce(k)
+        try:
+            p = subprocess.run([relance, "bounce", "--config", config_spool], input=data, capture_output=True, timeout=60)
+            code = p.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+        with lock:
+            bounce_exits[code] = bounce_exits.get(code, 0) + 1
+            if code != 0:
+                bounce_bad.append((k, what, code, (p.stderr[-300:] if code != "timeout" else b"")))
+
+
+bounce_started = time.time()
+threads = [threading.Thread(target=bounce_worker, args=(range(t, args.bounces, 8),)) for t in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+bounce_seconds = time.time() - bounce_started
+if bounce_bad:
+    fail("%d hostile bounces did not exit 0: %s" % (len(bounce_bad), bounce_bad[:5]))
+
 if bad:
     fail("%d answers were 5xx: %s" % (len(bad), bad[:5]))
 if accepted_forged:
@@ -550,18 +651,18 @@ suppressed_after = db.execute("SELECT COUNT(*) FROM suppression").fetchone()[0]
 forged_callbacks = db.execute("SELECT COUNT(*) FROM callback WHERE provider != 'generic'").fetchone()[0]
 db.close()
 if after != before:
-    fail("the requests changed delivery statuses: %d rows differ" % len(set(after) ^ set(before)))
+    fail("the requests or the hostile bounces changed delivery statuses: %d rows differ" % len(set(after) ^ set(before)))
 if suppressed_after != suppressed_before:
-    fail("a forged STOP suppressed a number")
+    fail("a forged STOP or a forged bounce suppressed an address")
 if forged_callbacks:
     fail("%d unsigned or forged callbacks were kept" % forged_callbacks)
 
 print(
     "fuzz: seed=%d hostile-files=%d quarantined=%d taken=%d (valid after all: %s) valid-records=%d sent-once=%d canary-leaks=%d spool-pass=%.1fs "
-    "requests=%d answers=%s 5xx=%d forged-accepted=%d healthz=%s http=%.1fs"
+    "requests=%d answers=%s 5xx=%d forged-accepted=%d healthz=%s http=%.1fs bounces=%d bounce-exits=%s bounce-pipe=%.1fs"
     % (args.seed, len(hostile_names), quarantined, ingested, ",".join("%s:%d" % kv for kv in sorted(kinds_taken.items())) or "none", len(valid_ids), valid_once, leaks, spool_seconds, args.requests,
        json.dumps({str(k): v for k, v in sorted(statuses.items(), key=lambda kv: str(kv[0]))}, separators=(",", ":")), len(bad), len(accepted_forged),
-       health, http_seconds))
+       health, http_seconds, args.bounces, json.dumps({str(k): v for k, v in bounce_exits.items()}, separators=(",", ":")), bounce_seconds))
 if failures:
     print("FUZZ FAILED (work directory kept: %s):" % work)
     for f in failures[:40]:
