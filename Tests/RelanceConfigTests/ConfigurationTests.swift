@@ -168,4 +168,50 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
             "\(error)".hasPrefix("RELANCE_WEBHOOKS_API_TOKEN: webhooks.api_token:") && !"\(error)".contains("short-s3cret")
         }
     }
+
+    /// `email.bounce` and the SMS reconciliation keys: defaults, the secret as a credential, and
+    /// each bad value refused with its path.
+    @Test func bounceAndReconciliationSettings() throws {
+        let (defaults, _) = try ConfigurationLoader.load(file: nil, yaml: "", environment: [:])
+        #expect(defaults.email.bounce == nil, "no bounce handling unless configured")
+        #expect(defaults.sms.reconcileAfter.value == .seconds(900) && defaults.sms.reconcileEvery.value == .seconds(300))
+        #expect(defaults.sms.reconcileGiveUp.value == .seconds(48 * 3600) && defaults.sms.reconcileRate == 10)
+        let dir = NSTemporaryDirectory() + "relance-creds-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "a-long-enough-bounce-secret\n".write(toFile: dir + "/email-bounce-secret", atomically: true, encoding: .utf8)
+        try "imap-pass\n".write(toFile: dir + "/email-bounce-imap-password", atomically: true, encoding: .utf8)
+        let (config, provenance) = try ConfigurationLoader.load(
+            file: nil,
+            yaml: """
+                email: { bounce: { domain: bounces.example.fr, maildir: /var/mail/bounces, imap: { url: "imaps://mail.example.fr", username: b } } }
+                sms: { reconcile_after: 10m, reconcile_every: 1m, reconcile_give_up: 1d }
+                """,
+            environment: ["CREDENTIALS_DIRECTORY": dir])
+        let bounce = try #require(config.email.bounce)
+        #expect(bounce.secret == "a-long-enough-bounce-secret" && bounce.imap?.password == "imap-pass")
+        #expect(bounce.softLimit == 3 && bounce.softWindow.value == .seconds(30 * 86_400) && bounce.imap?.processedFolder == "Processed")
+        #expect(bounce.imap?.starttls == .required && bounce.imap?.folder == "INBOX")
+        #expect(provenance.credentials.sorted() == ["email-bounce-imap-password", "email-bounce-secret"])
+        #expect(config.sms.reconcileEvery.value == .seconds(60))
+        for (yaml, path) in [
+            ("email: { bounce: { domain: x.fr } }", "email.bounce.secret"),
+            ("email: { bounce: { domain: \"not a domain\", secret: a-long-enough-bounce-secret } }", "email.bounce.domain"),
+            ("email: { bounce: { domain: x.fr, secret: short } }", "email.bounce.secret"),
+            ("email: { bounce: { domain: x.fr, secret: a-long-enough-bounce-secret, soft_limit: 0 } }", "email.bounce.soft_limit"),
+            ("email: { bounce: { domain: x.fr, secret: a-long-enough-bounce-secret, imap: { url: \"pop3://x\" } } }", "email.bounce.imap.url"),
+            (
+                "email: { bounce: { domain: x.fr, secret: a-long-enough-bounce-secret, imap: { url: \"imap://x\", folder: \"a\\\"b\" } } }",
+                "email.bounce.imap.folder"
+            ),
+            ("email: { bounce: { domain: x.fr, secret: a-long-enough-bounce-secret, imap: { url: \"imap://x\", processed_folder: INBOX } } }", "email.bounce.imap.processed_folder"),
+            ("sms: { reconcile_after: 2d, reconcile_give_up: 1d }", "sms.reconcile_give_up"),
+            ("sms: { reconcile_rate: 0 }", "sms.reconcile_rate"),
+        ] {
+            #expect {
+                try ConfigurationLoader.load(file: nil, yaml: yaml, environment: [:])
+            } throws: { error in
+                "\(error)".contains(path)
+            }
+        }
+    }
 }

@@ -68,7 +68,7 @@ public struct BounceRules: Sendable, Hashable {
 
     /// A diagnostic kept to one line of reasonable length (they quote whole SMTP dialogues).
     static func shortened(_ text: String) -> String {
-        let line = text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        let line = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
         return line.count > 200 ? String(line.prefix(200)) + "…" : line
     }
 }
