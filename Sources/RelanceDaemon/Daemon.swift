@@ -80,7 +80,10 @@ public struct Daemon: Sendable {
         let notifier = SystemdNotifier()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: DispatchService(dispatcher: dispatcher, stopping: stopping, health: health, current: current, logger: logger)),
-            .init(service: IntakeService(intake: intake, dispatcher: dispatcher, current: current, stopping: stopping, health: health, logger: logger)),
+            // Its own stop flag: the group stops the intake before the dispatcher, and a dispatcher
+            // that stopped with it would finish before the group asked it to ("finished unexpectedly",
+            // exit 1: seen under load in CancellationRaceTests).
+            .init(service: IntakeService(intake: intake, dispatcher: dispatcher, current: current, stopping: StopFlag(), health: health, logger: logger)),
         ]
         if let server = webServer(ledger: ledger, current: current, health: health, layout: layout) { services.append(.init(service: server)) }
         if configuration.retention.daily {

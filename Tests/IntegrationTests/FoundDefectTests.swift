@@ -10,6 +10,25 @@ import Testing
 /// every test here failed on the code before its fix.
 @Suite(.serialized) struct FoundDefectTests {
     /// A `not_before` with Arabic-Indic digits crashed `preview` (SIGILL, exit 132) and, in the
+    /// SIGTERM during a long intake pass made the daemon exit 1 ("A service has finished
+    /// unexpectedly"): the intake's shutdown set the dispatcher's stop flag too, so the dispatcher
+    /// finished before the service group asked it to (seen under load in CancellationRaceTests).
+    @Test func aStopDuringALongIntakePassExitsCleanly() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        _ = try await sandbox.relance(["pause", "--all"])
+        // A small file first (its rows show the pass has begun), then one that takes seconds to take in.
+        try sandbox.dropLines("a-small.jsonl", [Records.reminder("SMALL-1")])
+        try sandbox.dropLines("b-big.jsonl", (0..<60_000).map { Records.reminder("BIG-\($0)") })
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the intake to be under way", timeout: .seconds(120)) {
+            ((try? await sandbox.ledger().statusCounts()) ?? []).reduce(0) { $0 + $1.count } > 0
+        }
+        daemon.signal(SIGTERM)
+        let status = try await daemon.wait()
+        #expect(status == 0, "\(daemon.stderr.suffix(600))")
+    }
+
     /// daemon, left the file in `active/` to crash every start.
     @Test func poisonPillIsRefusedNotCrashed() async throws {
         let sandbox = try Sandbox()
