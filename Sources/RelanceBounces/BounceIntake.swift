@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import Metrics
 import RelanceCore
 import RelanceStore
 
@@ -40,6 +41,16 @@ public struct BounceIntake: Sendable {
             }
         }
 
+        /// For the `relance_bounces_total` metric: the ledger's result, or why nothing was applied.
+        public var label: String {
+            switch self {
+            case .ignored: "not_a_bounce"
+            case .unmatched: "unmatched"
+            case .forged: "forged"
+            case .applied(_, let result): result.label
+            }
+        }
+
         /// Whether to look at the message again later (its send is not recorded yet).
         public var retryLater: Bool {
             if case .applied(_, .notYetRecorded) = self { return true }
@@ -52,6 +63,12 @@ public struct BounceIntake: Sendable {
     public func process(_ message: Data, source: String, now: Date) async throws -> Outcome {
         var logger = self.logger
         logger[metadataKey: "relance.bounce.source"] = "\(source)"
+        let outcome = try await classifyAndApply(message, source: source, now: now, logger: logger)
+        Counter(label: "relance_bounces_total", dimensions: [("source", source), ("result", outcome.label)]).increment()
+        return outcome
+    }
+
+    func classifyAndApply(_ message: Data, source: String, now: Date, logger: Logger) async throws -> Outcome {
         switch BounceClassifier.classify(message) {
         case .notABounce(let reason):
             logger.info("not a bounce: ignored", metadata: ["relance.reason": "\(reason.rawValue)"])

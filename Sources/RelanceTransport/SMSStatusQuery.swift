@@ -37,6 +37,24 @@ public protocol SMSStatusQuery: Sendable {
     func request(messageID: String, recipient: String, sentAt: Date) -> HTTPClient.Request
     /// Reads a 2xx (or 404) answer; nil when it cannot be read.
     func read(_ response: HTTPClient.Response, messageID: String) -> ProviderStatus?
+    /// The messages sent to `recipient` since `since`, for an operator settling an in-doubt SMS
+    /// (its send got no answer, so no message id is known).
+    func search(recipient: String, since: Date) -> HTTPClient.Request
+    func readSearch(_ response: HTTPClient.Response) -> [FoundMessage]?
+}
+
+/// A message a gateway says it sent to a number.
+public struct FoundMessage: Sendable, Hashable {
+    public var id: String
+    public var status: ProviderStatus
+    /// When the gateway took it, as it says (its own format).
+    public var at: String
+
+    public init(id: String, status: ProviderStatus, at: String) {
+        self.id = id
+        self.status = status
+        self.at = at
+    }
 }
 
 /// Asks a provider's status API with the shared HTTP client, classifying failures alike: a 429
@@ -78,10 +96,25 @@ public struct SMSStatusClient: Sendable {
         }
     }
 
+    /// The messages the gateway sent to `recipient` since `since` (`relance resolve --check`).
+    public func search(recipient: String, since: Date) async -> Result<[FoundMessage], CurlError> {
+        switch await client.execute(query.search(recipient: recipient, since: since)) {
+        case .failure(let error): return .failure(CurlError(code: error.code, message: scrub(error.message)))
+        case .success(let response):
+            guard (200..<300).contains(response.status), let found = query.readSearch(response) else {
+                return .failure(CurlError(code: -1, message: scrub("\(query.name) answered \(response.status): \(SMSGateway.firstBytes(response.body))")))
+            }
+            return .success(found)
+        }
+    }
+
     func scrub(_ text: String) -> String {
         secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "[secret]") }
     }
 }
+
+/// `YYYY-MM-DD` of `date` in UTC (the gateways' date filters).
+func utcDay(_ date: Date) -> String { String(Timestamp.format(date).prefix(10)) }
 
 /// Twilio: `GET {base}/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`.
 public struct TwilioStatusQuery: SMSStatusQuery {
@@ -108,10 +141,31 @@ public struct TwilioStatusQuery: SMSStatusQuery {
         if response.status == 404 { return .notFound }
         guard let json = JSONBody.object(response.body), let status = JSONBody.string(json["status"]) else { return nil }
         let code = JSONBody.string(json["error_code"]).map { " (error \($0))" } ?? ""
+        return Self.status(status, code: code)
+    }
+
+    static func status(_ status: String, code: String) -> ProviderStatus {
         switch status {
         case "delivered": return .delivered(status)
         case "undelivered", "failed", "canceled": return .undelivered(status + code)
         default: return .pending(status)  // queued, accepted, scheduled, sending, sent (to the carrier), read
+        }
+    }
+
+    /// `GET …/Messages.json?To=…&DateSent>=YYYY-MM-DD`.
+    public func search(recipient: String, since: Date) -> HTTPClient.Request {
+        let query = FormEncoding.body([("To", recipient), ("DateSent>", utcDay(since)), ("PageSize", "50")])
+        return HTTPClient.Request(
+            method: "GET", url: "\(baseURL)/2010-04-01/Accounts/\(accountSID)/Messages.json?\(String(decoding: query, as: UTF8.self))",
+            headers: ["Accept": "application/json"], basicAuth: .init(user: accountSID, password: authToken))
+    }
+
+    public func readSearch(_ response: HTTPClient.Response) -> [FoundMessage]? {
+        guard let json = JSONBody.object(response.body), let messages = JSONBody.objects(json["messages"]) else { return nil }
+        return messages.compactMap { m in
+            guard let sid = JSONBody.string(m["sid"]), let status = JSONBody.string(m["status"]) else { return nil }
+            let code = JSONBody.string(m["error_code"]).map { " (error \($0))" } ?? ""
+            return FoundMessage(id: sid, status: Self.status(status, code: code), at: JSONBody.string(m["date_created"]) ?? "")
         }
     }
 }
@@ -144,10 +198,33 @@ public struct VonageStatusQuery: SMSStatusQuery {
         guard let record = records.first(where: { JSONBody.string($0["message_id"])?.lowercased() == messageID.lowercased() }) ?? records.first,
             let status = JSONBody.string(record["status"])?.lowercased()
         else { return .notFound }
+        return Self.status(status)
+    }
+
+    static func status(_ status: String) -> ProviderStatus {
         switch status {
         case "delivered": return .delivered(status)
         case "failed", "expired", "rejected", "undeliverable": return .undelivered(status)
         default: return .pending(status)  // submitted, accepted, buffered, unknown
+        }
+    }
+
+    /// The Reports API by recipient and start date.
+    public func search(recipient: String, since: Date) -> HTTPClient.Request {
+        let query = FormEncoding.body([
+            ("account_id", apiKey), ("product", "SMS"), ("direction", "outbound"), ("to", String(recipient.filter(\.isNumber))),
+            ("date_start", Timestamp.format(since)), ("date_end", Timestamp.format(Date())),
+        ])
+        return HTTPClient.Request(
+            method: "GET", url: "\(baseURL)/v2/reports/records?\(String(decoding: query, as: UTF8.self))", headers: ["Accept": "application/json"],
+            basicAuth: .init(user: apiKey, password: apiSecret))
+    }
+
+    public func readSearch(_ response: HTTPClient.Response) -> [FoundMessage]? {
+        guard let json = JSONBody.object(response.body), let records = JSONBody.objects(json["records"]) else { return nil }
+        return records.compactMap { r in
+            guard let id = JSONBody.string(r["message_id"]), let status = JSONBody.string(r["status"])?.lowercased() else { return nil }
+            return FoundMessage(id: id, status: Self.status(status), at: JSONBody.string(r["date_received"]) ?? "")
         }
     }
 }
@@ -183,7 +260,27 @@ public struct BrevoStatusQuery: SMSStatusQuery {
         if response.status == 404 { return .notFound }
         guard let json = JSONBody.object(response.body) else { return nil }
         let events = (JSONBody.objects(json["events"]) ?? []).filter { JSONBody.string($0["messageId"]) == messageID }
-        let names = events.compactMap { JSONBody.string($0["event"]) }
+        return Self.status(events.compactMap { JSONBody.string($0["event"]) })
+    }
+
+    /// The same events request, for every message to the number.
+    public func search(recipient: String, since: Date) -> HTTPClient.Request {
+        request(messageID: "", recipient: recipient, sentAt: since)
+    }
+
+    public func readSearch(_ response: HTTPClient.Response) -> [FoundMessage]? {
+        guard let json = JSONBody.object(response.body), let events = JSONBody.objects(json["events"]) else { return nil }
+        var order: [String] = []
+        var byID: [String: (names: [String], at: String)] = [:]
+        for event in events {
+            guard let id = JSONBody.string(event["messageId"]), let name = JSONBody.string(event["event"]) else { continue }
+            if byID[id] == nil { order.append(id) }
+            byID[id, default: ([], JSONBody.string(event["date"]) ?? "")].names.append(name)
+        }
+        return order.map { FoundMessage(id: $0, status: Self.status(byID[$0]?.names ?? []), at: byID[$0]?.at ?? "") }
+    }
+
+    static func status(_ names: [String]) -> ProviderStatus {
         if names.isEmpty { return .notFound }
         if let bounce = names.first(where: { $0 == "hardBounce" || $0 == "hard_bounce" }) { return .bounced(bounce) }
         if let failure = names.first(where: { ["softBounce", "soft_bounce", "blocked", "rejected", "error", "skip"].contains($0) }) {

@@ -68,6 +68,7 @@ struct GatewaySim: AsyncParsableCommand {
         router.post("/2010-04-01/Accounts/:sid/Messages.json") { request, context in try await simulator.twilio(request, context: context) }
         router.post("/sms/json") { request, context in try await simulator.vonage(request, context: context) }
         router.post("/v3/transactionalSMS/send") { request, context in try await simulator.brevo(request, context: context) }
+        router.get("/2010-04-01/Accounts/:sid/Messages.json") { request, context in simulator.twilioList(request, context: context) }
         router.get("/2010-04-01/Accounts/:sid/Messages/:message") { request, context in simulator.twilioStatus(request, context: context) }
         router.get("/v2/reports/records") { request, _ in simulator.vonageStatus(request) }
         router.get("/v3/transactionalSMS/statistics/events") { request, _ in simulator.brevoStatus(request) }
@@ -516,6 +517,32 @@ final class Simulator: Sendable {
             ])
     }
 
+    /// `GET Messages.json?To=…`: the messages to that number, newest first.
+    func twilioList(_ request: Request, context: some RequestContext) -> Response {
+        let expected = "Basic " + Data("\(settings.twilioSID):\(settings.twilioToken)".utf8).base64EncodedString()
+        guard request.headers[.authorization] == expected && context.parameters.get("sid") == settings.twilioSID else {
+            return Self.json(.unauthorized, ["code": 20003, "message": "Authenticate", "status": 401])
+        }
+        let to = Self.form(request.uri.query ?? "")["To"] ?? ""
+        let found = messages.withLock { $0.filter { $0.value.provider == "twilio" && $0.value.to == to } }.sorted { $0.value.acceptedAt > $1.value.acceptedAt }
+        write(record: ["provider": "twilio", "method": "GET", "phone": to, "outcome": "\(found.count) messages"])
+        return Self.json(
+            .ok,
+            [
+                "messages": found.map { ["sid": $0.key, "to": to, "status": currentStatus($0.value), "date_created": Self.rfc2822($0.value.acceptedAt)] },
+                "page": 0, "page_size": 50,
+            ])
+    }
+
+    /// Twilio's dates: RFC 2822, in GMT.
+    static func rfc2822(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
+        return f.string(from: date)
+    }
+
     func vonageStatus(_ request: Request) -> Response {
         let query = Self.form(request.uri.query ?? "")
         let expected = "Basic " + Data("\(settings.vonageKey):\(settings.vonageSecret)".utf8).base64EncodedString()
@@ -525,6 +552,17 @@ final class Simulator: Sendable {
             return Self.json(.unauthorized, ["type": "https://developer.vonage.com/api-errors#unauthorized", "title": "Unauthorized"])
         }
         if let limited = rateLimited("vonage") { return limited }
+        if id.isEmpty, let to = query["to"] {
+            // A search by recipient (no id): every message to that number.
+            let found = messages.withLock { $0.filter { $0.value.provider == "vonage" && $0.value.to == to } }
+            write(record: ["provider": "vonage", "method": "GET", "phone": to, "outcome": "\(found.count) records"])
+            return Self.json(
+                .ok,
+                [
+                    "request_id": UUID().uuidString, "request_status": "SUCCESS", "product": "SMS",
+                    "records": found.map { ["message_id": $0.key, "to": to, "status": currentStatus($0.value), "date_received": Timestamp.format($0.value.acceptedAt)] },
+                ])
+        }
         guard query["product"] == "SMS", let message = messages.withLock({ $0[id] }), message.provider == "vonage" else {
             write(record: ["provider": "vonage", "method": "GET", "id": id, "outcome": "no record"])
             return Self.json(.ok, ["request_id": UUID().uuidString, "request_status": "SUCCESS", "records": [] as [Any]])

@@ -117,12 +117,14 @@ struct Status: AsyncParsableCommand {
 
 struct Resolve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Settle an in-doubt (unknown) delivery: it went out (--as sent) or send it again (--as resend).",
+        abstract: "Settle an in-doubt (unknown) delivery: it went out (--as sent) or send it again (--as resend); --check first asks the gateway.",
         discussion: """
             A delivery is unknown when the daemon stopped during its transport call, or when the relay or \
-            gateway took the whole message and never answered. Check the relay's or the gateway's logs first: \
-            resending a message that did go out sends the debtor a duplicate. The decision is recorded in the \
-            ledger with the operator's name ($SUDO_USER, else $USER).
+            gateway took the whole message and never answered. Check first: resending a message that did go out \
+            sends the debtor a duplicate. --check shows what the gateway says it sent to the number since the attempt \
+            (Twilio, Vonage and Brevo status APIs), or, for an email, what to look for in the relay's log. Nothing \
+            settles an in-doubt delivery by itself. The decision is recorded in the ledger with the operator's name \
+            ($SUDO_USER, else $USER).
             """)
 
     enum As: String, ExpressibleByArgument, CaseIterable { case sent, resend }
@@ -130,20 +132,67 @@ struct Resolve: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
     @Option(help: "The reminder id.") var reminder: String
     @Option(help: "The channel: email or sms.") var channel: String
-    @Option(name: .customLong("as"), help: "sent or resend.") var resolution: As
+    @Option(name: .customLong("as"), help: "sent or resend.") var resolution: As?
+    @Flag(help: "Ask the gateway what became of it; change nothing.") var check = false
+
+    func validate() throws {
+        if check == (resolution != nil) { throw ValidationError("either --check, or --as sent|resend") }
+    }
 
     func run() async throws {
         try await Self.guarded {
             let resolved = try options.resolve()
             guard let channel = try channelOption(channel) else { throw Fail.usage("--channel: email or sms") }
+            let key = DeliveryKey(reminderID: reminder, channel: channel)
+            guard let resolution else { return try await Self.check(key, configuration: resolved.configuration) }
             let ledger = try Ledger(path: resolved.configuration.store.path)
             do {
-                try await ledger.resolve(
-                    DeliveryKey(reminderID: reminder, channel: channel), as: resolution == .sent ? .sent : .resend, operator: operatorName, now: Date())
+                try await ledger.resolve(key, as: resolution == .sent ? .sent : .resend, operator: operatorName, now: Date())
             } catch let error as Ledger.ResolveError {
                 throw Fail.usage(error.description)
             }
             print("\(reminder)/\(channel.rawValue): \(resolution == .sent ? "recorded as sent" : "back to pending, sent at the next pass")")
         }
     }
+
+    /// What the gateway says it sent to the delivery's recipient since its last attempt started.
+    static func check(_ key: DeliveryKey, configuration: RelanceConfiguration) async throws {
+        let ledger = try existingLedger(configuration)
+        let box = ReceiptList()
+        try await ledger.receipts(reminderID: key.reminderID) { box.append($0) }
+        guard let attempt = box.items.last(where: { $0.channel == key.channel.rawValue && $0.outcome != "not_sent" }) else {
+            throw Fail.runtime("\(key.reminderID)/\(key.channel.rawValue): no attempt in the ledger")
+        }
+        print("\(key.reminderID)/\(key.channel.rawValue): \(attempt.status); attempt \(attempt.attempt) via \(attempt.transport) to \(attempt.recipient), started \(Timestamp.format(attempt.startedAt))")
+        if let detail = attempt.detail { print("  the send said: \(detail)") }
+        if key.channel == .email {
+            let domain = EmailAddress.domain(of: Mailbox(parsing: configuration.email.from)?.address ?? "")
+            print("  an SMTP relay has no status API: look in its log for Message-ID <\(MIME.messageID(reminderID: key.reminderID, channel: "email", domain: domain))>")
+            return
+        }
+        guard let client = try Reconciler.clients(configuration)[attempt.transport] else {
+            print("  \(attempt.transport) has no status API to ask: check the gateway's console")
+            return
+        }
+        // A few minutes before the attempt: the gateway's clock and ours may differ.
+        switch await client.search(recipient: attempt.recipient, since: attempt.startedAt.addingTimeInterval(-300)) {
+        case .failure(let error):
+            throw Fail.runtime("\(attempt.transport) could not be asked: \(error.message)")
+        case .success(let found):
+            if found.isEmpty {
+                print("  \(attempt.transport) sent nothing to \(attempt.recipient) since then: --as resend is safe as far as it knows")
+            }
+            for message in found {
+                print("  \(attempt.transport): \(message.id) \(message.at.isEmpty ? "" : "at \(message.at) ")\(message.status.text)")
+            }
+            if !found.isEmpty { print("  it did go out: --as sent records it (resending would be a duplicate)") }
+        }
+    }
+}
+
+/// Receipts collected from a `@Sendable` callback.
+final class ReceiptList: @unchecked Sendable {
+    // @unchecked: appended serially by the ledger's read, read after it returns.
+    var items: [Receipt] = []
+    func append(_ r: Receipt) { items.append(r) }
 }

@@ -225,6 +225,27 @@ import Testing
         #expect(try await receipts(try sandbox.ledger()).count == 1)
     }
 
+    /// `relance resolve --check` shows the operator what the gateway says it sent to the number of an
+    /// in-doubt SMS (reconciliation never settles it), for each provider; then --as sent settles it.
+    @Test(arguments: ["twilio", "vonage", "brevo"]) func resolveCheckShowsTheGatewaysAnswerForAnInDoubtSMS(_ provider: String) async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox, arguments: ["--slow-ms", "1500"])
+        try sandbox.writeConfig(sms: smsSection(provider, sim, extra: "  timeout: 500ms"))
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("SLOW", phone: "+33612340999")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(try await statuses(try sandbox.ledger())["SLOW/sms"] == "unknown")
+        // The gateway did take it, after our timeout.
+        try await eventually("the gateway to take the slow message") { sim.requests.contains { $0["outcome"] as? String == "accepted" } }
+        let check = try await sandbox.relance(["resolve", "--reminder", "SLOW", "--channel", "sms", "--check"])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains("SLOW/sms: unknown; attempt 1 via \(provider) to +33612340999"), "\(check.stdout)")
+        #expect(check.stdout.contains("it did go out: --as sent records it"), "\(check.stdout)")
+        #expect(try await statuses(try sandbox.ledger())["SLOW/sms"] == "unknown", "a check changes nothing")
+        #expect(try await sandbox.relance(["resolve", "--reminder", "SLOW", "--channel", "sms"]).status == 2, "--check or --as")
+        #expect(try await sandbox.relance(["resolve", "--reminder", "SLOW", "--channel", "sms", "--as", "sent"]).status == 0)
+        #expect(try await statuses(try sandbox.ledger())["SLOW/sms"] == "sent")
+    }
+
     /// Nothing listens: the request never left, so the failure is transient and retried later.
     @Test func anUnreachableGatewayIsTransient() async throws {
         let sandbox = try Sandbox()
