@@ -107,3 +107,32 @@ final class CurlEasy {
     /// Blocking: call only from a dedicated thread, never from the cooperative pool.
     func perform() -> CURLcode { curl_easy_perform(handle) }
 }
+
+/// The lines a server sent during one transfer (its replies only, never what we sent: credentials
+/// pass the other way), the last 64, for error messages. libcurl exposes them only through its
+/// debug callback; the SMTP and IMAP transfers' states inherit this.
+class ServerReplies {
+    var replies: [String] = []
+}
+
+extension CurlEasy {
+    /// Collects the server's reply lines into `replies` (kept alive by the caller for the handle's life).
+    func collectReplies(into replies: ServerReplies) throws {
+        try check(CCurl_easy_setopt_debug_callback(handle, collectServerReplies), "setopt DEBUGFUNCTION")
+        try set(CURLOPT_DEBUGDATA, pointer: Unmanaged.passUnretained(replies).toOpaque())
+        try set(CURLOPT_VERBOSE, 1)
+    }
+}
+
+private func collectServerReplies(
+    handle: UnsafeMutableRawPointer?, type: curl_infotype, data: UnsafeMutablePointer<CChar>?, size: Int, userdata: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard type == CURLINFO_HEADER_IN, let data, let userdata else { return 0 }
+    let state = Unmanaged<ServerReplies>.fromOpaque(userdata).takeUnretainedValue()
+    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
+    for line in text.split(whereSeparator: \.isNewline) where !line.isEmpty {
+        if state.replies.count > 64 { state.replies.removeFirst() }
+        state.replies.append(String(line.prefix(512)))
+    }
+    return 0
+}

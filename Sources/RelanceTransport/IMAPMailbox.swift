@@ -52,9 +52,7 @@ public final class IMAPMailbox: @unchecked Sendable {
         try easy.set(CURLOPT_WRITEDATA, pointer: opaque)
         // Untagged replies of custom commands (`* SEARCH …`, `* NO …`) reach the write callback;
         // tagged ones (`A004 NO [ALREADYEXISTS]`) only the debug callback.
-        try easy.check(CCurl_easy_setopt_debug_callback(easy.handle, imapDebugCallback), "setopt DEBUGFUNCTION")
-        try easy.set(CURLOPT_DEBUGDATA, pointer: opaque)
-        try easy.set(CURLOPT_VERBOSE, 1)
+        try easy.collectReplies(into: buffer)
     }
 
     /// The UIDs in `folder` (all of them, or only those without `\Seen`).
@@ -147,12 +145,10 @@ public final class IMAPMailbox: @unchecked Sendable {
 }
 
 /// What the server sent during one request, reached from libcurl's C callbacks.
-final class IMAPBuffer {
+final class IMAPBuffer: ServerReplies {
     var data = Data()
     var limit = Int.max
     var truncated = false
-    /// Server reply lines (debug callback), the last few.
-    var replies: [String] = []
 
     func reset() {
         data.removeAll(keepingCapacity: false)
@@ -174,17 +170,4 @@ private func imapWriteCallback(data: UnsafeMutablePointer<CChar>?, size: Int, co
     }
     buffer.data.append(UnsafeBufferPointer(start: UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: n))
     return n
-}
-
-private func imapDebugCallback(
-    handle: UnsafeMutableRawPointer?, type: curl_infotype, data: UnsafeMutablePointer<CChar>?, size: Int, userdata: UnsafeMutableRawPointer?
-) -> Int32 {
-    guard type == CURLINFO_HEADER_IN, let data, let userdata else { return 0 }
-    let buffer = Unmanaged<IMAPBuffer>.fromOpaque(userdata).takeUnretainedValue()
-    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
-    for line in text.split(whereSeparator: \.isNewline) where !line.isEmpty {
-        if buffer.replies.count > 32 { buffer.replies.removeFirst() }
-        buffer.replies.append(String(line.prefix(300)))
-    }
-    return 0
 }

@@ -112,11 +112,9 @@ final class HandlePool<Resource: Sendable>: Sendable {
 }
 
 /// The message being uploaded and the server replies seen, reached from libcurl's C callbacks.
-final class TransferState {
+final class TransferState: ServerReplies {
     var payload = Data()
     var offset = 0
-    /// Lines the server sent during the last transfer (replies only, never what we sent).
-    var replies: [String] = []
 }
 
 /// One SMTP connection: an easy handle and the serial queue that alone touches it.
@@ -152,9 +150,7 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
         try easy.check(CCurl_easy_setopt_read_callback(easy.handle, smtpReadCallback), "setopt READFUNCTION")
         try easy.set(CURLOPT_READDATA, pointer: opaque)
         // The debug callback is how libcurl exposes the server's reply text (4xx/5xx reasons).
-        try easy.check(CCurl_easy_setopt_debug_callback(easy.handle, smtpDebugCallback), "setopt DEBUGFUNCTION")
-        try easy.set(CURLOPT_DEBUGDATA, pointer: opaque)
-        try easy.set(CURLOPT_VERBOSE, 1)
+        try easy.collectReplies(into: transfer)
     }
 
     /// Blocking; runs on `queue`.
@@ -212,17 +208,4 @@ private func smtpReadCallback(buffer: UnsafeMutablePointer<CChar>?, size: Int, c
     }
     transfer.offset += n
     return n
-}
-
-private func smtpDebugCallback(
-    handle: UnsafeMutableRawPointer?, type: curl_infotype, data: UnsafeMutablePointer<CChar>?, size: Int, userdata: UnsafeMutableRawPointer?
-) -> Int32 {
-    guard type == CURLINFO_HEADER_IN, let data, let userdata else { return 0 }
-    let transfer = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
-    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
-    for line in text.split(whereSeparator: \.isNewline) where !line.isEmpty {
-        if transfer.replies.count > 64 { transfer.replies.removeFirst() }
-        transfer.replies.append(String(line.prefix(512)))
-    }
-    return 0
 }
