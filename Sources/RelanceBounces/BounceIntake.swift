@@ -79,7 +79,8 @@ public struct BounceIntake: Sendable {
             for reference in references {
                 switch verp.verify(reference) {
                 case .success(let key): if !keys.contains(key) { keys.append(key) }
-                case .failure(.forged(let token)): forged.append(token)
+                // Logged: keep it short and printable, it comes from outside.
+                case .failure(.forged(let token)): forged.append(String(String.UnicodeScalarView(token.unicodeScalars.filter { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }.prefix(80))))
                 case .failure(.notOurs): break
                 }
             }
@@ -97,8 +98,7 @@ public struct BounceIntake: Sendable {
             // One VERP token per message: several verified keys would be a merged report; the first decides.
             let key = keys[0]
             let result = try await ledger.applyBounce(BounceNotice(key: key, recipients: recipients, source: source, reference: reference), rules: rules, now: now)
-            var metadata: Logger.Metadata = ["relance.reminder.id": "\(key.reminderID)", "relance.bounce.result": "\(result.label)"]
-            if let first = recipients.first { metadata["relance.bounce.kind"] = "\(first.kind.rawValue)" }
+            let metadata: Logger.Metadata = ["relance.reminder.id": "\(key.reminderID)", "relance.bounce.result": "\(result.label)"]
             switch result {
             case .bounced, .suppressed: logger.notice("hard bounce applied", metadata: metadata)
             case .softCounted: logger.info("soft bounce counted", metadata: metadata)
