@@ -4,14 +4,15 @@
 # With --test, also what only the tests need: Chromium from Debian (the HTML report is checked in
 # a real browser, headless) and websocket-client from PyPI (to drive it over its DevTools protocol);
 # Postfix and Dovecot from Debian (bounces end to end: the tests start private instances in their
-# own directories). Their system services are never started: a policy-rc.d that refuses is in
+# own directories); statsmodels, scikit-learn and lifelines from PyPI (the risk score's models are
+# checked against them). Their system services are never started: a policy-rc.d that refuses is in
 # place for the install (only if none is there), and Postfix is preseeded "No configuration".
 set -euo pipefail
 packages=(libcurl4-openssl-dev libsqlite3-dev python3 openssl)
 modules=(aiosmtpd:aiosmtpd)
 if [ "${1:-}" = "--test" ]; then
   packages+=(chromium postfix dovecot-imapd bsdutils)
-  modules+=(websocket:websocket-client)
+  modules+=(websocket:websocket-client statsmodels:statsmodels sklearn:scikit-learn lifelines:lifelines)
 fi
 need=()
 for pkg in "${packages[@]}"; do
