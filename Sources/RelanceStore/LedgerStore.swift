@@ -78,6 +78,11 @@ public protocol LedgerStore: ReceivablesStore {
     func applyBounce(_ notice: BounceNotice, rules: BounceRules, now: Date) async throws -> BounceResult
     func bounceCounts(since: Date) async throws -> [(channel: String, left: Int, bounced: Int)]
 
+    // MARK: Risk score
+
+    func saveScoreModel(_ model: ScoreModel, trainedAt: Date) async throws
+    func latestScoreModel() async throws -> (model: ScoreModel, trainedAt: Date)?
+
     // MARK: Reconciliation
 
     func pollCandidates(dueBy: Date, limit: Int) async throws -> [Ledger.PollCandidate]

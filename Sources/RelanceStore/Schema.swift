@@ -268,6 +268,19 @@ extension Ledger {
                     CREATE INDEX delivery_poll ON delivery(poll_at) WHERE poll_at IS NOT NULL;
                     """)
         }
+        m.registerMigration("v13-score-models") { db in
+            // The fitted risk models, newest last: coefficients, standardisation and payment curves,
+            // no personal data (scores are computed when asked, never stored).
+            try db.execute(
+                sql: """
+                    CREATE TABLE score_model (
+                        id INTEGER PRIMARY KEY,
+                        trained_at DOUBLE NOT NULL,
+                        as_of TEXT NOT NULL,
+                        model TEXT NOT NULL
+                    );
+                    """)
+        }
         return m
     }
 }

@@ -23,7 +23,7 @@ struct Relance: AsyncParsableCommand {
         version: "relance \(version) (commit \(BuildInfo.commit))\nlibcurl \(CurlGlobal.version)\nSQLite \(Ledger.sqliteVersion)",
         subcommands: [
             Serve.self, Preview.self, Enqueue.self, Cancel.self, Pause.self, Resume.self, Suppress.self, Unsuppress.self, Receipts.self, Check.self,
-            Status.self, Resolve.self, Purge.self, Forget.self, Import.self, PlanCommand.self, ReceivablesCommand.self, ReportCommand.self, BounceCommand.self,
+            Status.self, Resolve.self, Purge.self, Forget.self, Import.self, PlanCommand.self, ReceivablesCommand.self, ReportCommand.self, BounceCommand.self, ScoreCommand.self,
         ])
 
     /// ArgumentParser answers a usage error with 64 (EX_USAGE); Relance promises 2 for any bad usage.
@@ -114,6 +114,13 @@ func components(_ resolved: ResolvedConfiguration) throws -> Components {
 }
 
 /// The ledger, read-only, for the commands that only look; an error if it does not exist yet.
+/// A day given on the command line: `YYYY-MM-DD`, or an RFC 3339 instant (its date in `zone`);
+/// today in `zone` when absent.
+func parseDay(_ text: String?, option: String, in zone: TimeZone) throws -> CivilDate {
+    if let text, text.utf8.count == 10, let day = CivilDate(text) { return day }
+    return CivilDate(try parseInstant(text, option: option) ?? Date(), in: zone)
+}
+
 func existingLedger(_ configuration: RelanceConfiguration) throws -> Ledger {
     guard FileManager.default.fileExists(atPath: configuration.store.path) else {
         throw Fail.runtime("no ledger at \(configuration.store.path) (nothing was ever ingested)")

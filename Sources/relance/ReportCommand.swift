@@ -51,12 +51,7 @@ struct ReportCommand: AsyncParsableCommand {
         try await Self.guarded {
             let configuration = try options.resolve().configuration
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
-            let date: CivilDate
-            if let asOf, let day = CivilDate(asOf), asOf.utf8.count == 10 {
-                date = day
-            } else {
-                date = CivilDate(try parseInstant(asOf, option: "--as-of") ?? Date(), in: zone)
-            }
+            let date = try parseDay(asOf, option: "--as-of", in: zone)
             let ledger = FileManager.default.fileExists(atPath: configuration.store.path) ? try existingLedger(configuration) : nil
             let options = ReceivablesReport.Options(asOf: date, months: months, disputed: disputed, top: top, zone: zone)
             let report = try await ReportRun.build(ledger: ledger, options: options)
