@@ -1,0 +1,105 @@
+import Foundation
+import RelanceCore
+import Testing
+
+/// `relance score` through the binary, on a receivables feed imported as JSON lines (debtors,
+/// invoices, payments allocated to them, disputes): fit, score, backtest, explain, and the errors.
+@Suite struct ScoreCLITests {
+    /// Two years of a small business's receivables: 60 customers, each with its own habit, a
+    /// fifth of the invoices disputed (a disputed invoice is mostly paid late).
+    static func feed() throws -> Data {
+        var rng = SplitMixGenerator(seed: 11)
+        var lines: [[String: Any]] = []
+        let start = CivilDate(year: 2024, month: 1, day: 1).dayNumber
+        var n = 0
+        for c in 0..<60 {
+            let id = String(format: "C%03d", c)
+            lines.append([
+                "type": "debtor", "id": id, "name": "Client \(c)", "email": "c\(c)@example.com", "country": "FR", "locale": "fr-FR",
+                "timezone": "Europe/Paris", "kind": c % 3 == 0 ? "consumer" : "business",
+            ])
+            let habit = [0, 0, 0, 0.1, 0.3, 0.6, 0.9][Int(rng.uniform() * 7)]
+            var day = start + Int(rng.uniform() * 30)
+            while day < start + 700 {
+                n += 1
+                let number = String(format: "F%05d", n)
+                let due = day + 30
+                let disputed = rng.uniform() < 0.2
+                let late = rng.uniform() < (disputed ? 0.85 : habit)
+                let paid = late ? due + 1 + Int(rng.uniform() * 40) : day + Int(rng.uniform() * 30)
+                let amount = String(format: "%.2f", 50 + rng.uniform() * 950)
+                lines.append([
+                    "type": "invoice", "number": number, "debtor": id, "issued_on": CivilDate(dayNumber: day).description,
+                    "due_on": CivilDate(dayNumber: due).description, "amount": amount, "currency": "EUR",
+                ])
+                if disputed {
+                    lines.append([
+                        "type": "dispute", "id": "D" + number, "invoice": number, "opened_on": CivilDate(dayNumber: day).description,
+                        "closed_on": CivilDate(dayNumber: paid).description, "reason": "contested",
+                    ])
+                }
+                if paid < start + 720 {
+                    lines.append([
+                        "type": "payment", "id": "P" + number, "debtor": id, "amount": amount, "currency": "EUR", "paid_on": CivilDate(dayNumber: paid).description,
+                        "invoice": number,
+                    ])
+                }
+                day += 10 + Int(rng.uniform() * 30)
+            }
+        }
+        var data = Data()
+        for line in lines {
+            data.append(try JSONSerialization.data(withJSONObject: line))
+            data.append(UInt8(ascii: "\n"))
+        }
+        return data
+    }
+
+    @Test func fitScoreBacktestAndExplain() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        try Self.feed().write(to: URL(fileURLWithPath: file))
+        #expect(try await sandbox.relance(["import", file]).status == 0)
+
+        let none = try await sandbox.relance(["score", "--as-of", "2025-12-01"])
+        #expect(none.status == 1 && none.stderr.contains("no risk model yet: fit one with relance score --train"), "\(none.stderr)")
+        let early = try await sandbox.relance(["score", "--train", "--as-of", "2024-01-15"])
+        #expect(early.status == 1 && early.stderr.contains("only 0 invoices with a known outcome"), "\(early.stderr)")
+
+        let train = try await sandbox.relance(["score", "--train", "--as-of", "2025-06-01"])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("risk models fitted as of 2025-06-01 on "), "\(train.stdout)")
+        #expect(train.stdout.contains("disputed\t+"), "a dispute known on the issue date raises the odds: \(train.stdout)")
+
+        let table = try await sandbox.relance(["score", "--as-of", "2025-12-01"])
+        #expect(table.status == 0, "\(table.stderr)")
+        let rows = table.stdout.split(separator: "\n")
+        #expect(rows.first == "DEBTOR\tINVOICE\tISSUED_ON\tDUE_ON\tAMOUNT\tP_LATE\tEXPECTED_PAYMENT\tWEIGHS_MOST")
+        #expect(rows.count > 10, "open items on 2025-12-01")
+        let probabilities = rows.dropFirst().compactMap { Double($0.split(separator: "\t")[5]) }
+        #expect(probabilities == probabilities.sorted(by: >), "riskiest first")
+        #expect(rows.dropFirst().allSatisfy { $0.split(separator: "\t").count == 8 && $0.contains(": ") }, "three features that weigh most")
+
+        let json = try await sandbox.relance(["score", "--as-of", "2025-12-01", "--debtor", "C005", "--format", "json"])
+        let objects = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(!objects.isEmpty && objects.allSatisfy { $0["debtor"] as? String == "C005" && ($0["weighs_most"] as? [String])?.count == 3 })
+
+        let backtest = try await sandbox.relance(["score", "--backtest", "--from", "2025-03-01", "--as-of", "2025-12-20", "--format", "csv"])
+        #expect(backtest.status == 0, "\(backtest.stderr)")
+        let lines = backtest.stdout.split(separator: "\n")
+        #expect(lines.first == "invoice,debtor,issued_on,p_late,expected_days_to_pay")
+        #expect(lines.dropFirst().allSatisfy { ($0.split(separator: ",")[2]) >= "2025-03-01" })
+        let auc = backtest.stderr.split(separator: " ").firstIndex(of: "AUC").flatMap { Double(backtest.stderr.split(separator: " ")[$0 + 1].trimmingCharacters(in: .punctuationCharacters)) }
+        #expect((auc ?? 0) > 0.8, "\(backtest.stderr)")
+        #expect(backtest.stderr.contains("calibration per decile"))
+
+        let explain = try await sandbox.relance(["score", "--explain", "--debtor", "C005", "--as-of", "2025-12-01"])
+        #expect(explain.status == 0 && explain.stdout.contains("P(paid late) = ") && explain.stdout.contains("share_paid_late = "), "\(explain.stdout)")
+        #expect(explain.stdout.contains("never skips, delays or rewords a step"))
+
+        for bad in [["score", "--backtest"], ["score", "--explain"], ["score", "--train", "--backtest", "--from", "2025-01-01"], ["score", "--from", "2025-01-01"]] {
+            #expect(try await sandbox.relance(bad).status == 2, "\(bad)")
+        }
+    }
+}
