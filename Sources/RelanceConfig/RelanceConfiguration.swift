@@ -24,10 +24,11 @@ public struct RelanceConfiguration: Sendable, Decodable {
     public var plan = Plan()
     public var receivables = Receivables()
     public var report = Report()
+    public var score = Score()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case spool, queues, store, templates, creditor, defaults, stages, email, sms, delivery, webhooks, log, policy, compliance, retention, agency
-        case plan, receivables, report
+        case plan, receivables, report, score
     }
 
     public init() {}
@@ -53,6 +54,7 @@ public struct RelanceConfiguration: Sendable, Decodable {
         plan = try c.value(.plan, or: plan)
         receivables = try c.value(.receivables, or: receivables)
         report = try c.value(.report, or: report)
+        score = try c.value(.score, or: score)
         for (name, ladder) in plan.ladders {
             for step in ladder.steps where step.action == .send && !stages.contains(step.stage) {
                 throw c.invalid(

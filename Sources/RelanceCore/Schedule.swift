@@ -24,6 +24,8 @@ public enum Schedule: Sendable, Hashable, CustomStringConvertible {
         }
         switch words.count {
         case 1 where words[0] == "off": self = .off
+        // `weekly` alone: Sunday 03:00, when nothing else runs (the risk score's refit).
+        case 1 where words[0] == "weekly": self = .weekly(weekday: (Self.weekdays.firstIndex(of: "sun") ?? 0) + 1, minutes: 180)
         case 1: guard let t = time(words[0]) else { return nil }; self = .daily(minutes: t)
         case 2 where words[0] == "daily": guard let t = time(words[1]) else { return nil }; self = .daily(minutes: t)
         case 2 where words[0] == "every":

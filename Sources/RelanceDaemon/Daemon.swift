@@ -92,6 +92,7 @@ public struct Daemon: Sendable {
         services.append(.init(service: PlanService(ledger: ledger, current: current, dispatcher: dispatcher, logger: logger, clock: clock)))
         services.append(.init(service: ReportService(ledger: ledger, current: current, logger: logger, clock: clock)))
         services.append(.init(service: BounceMaildirService(ledger: ledger, current: current, dispatcher: dispatcher, logger: logger, clock: clock)))
+        services.append(.init(service: ScoreService(ledger: ledger, current: current, logger: logger, clock: clock)))
         services.append(.init(service: ReconcileService(ledger: ledger, current: current, logger: logger, clock: clock)))
         services.append(.init(service: BounceIMAPService(ledger: ledger, current: current, dispatcher: dispatcher, logger: logger, clock: clock)))
         services.append(.init(service: BusinessMetricsService(ledger: ledger, current: current, logger: logger, clock: clock)))

@@ -102,4 +102,20 @@ import Testing
             #expect(try await sandbox.relance(bad).status == 2, "\(bad)")
         }
     }
+
+    /// The daemon refits on `score.schedule` and keeps the models; `relance score` then uses them.
+    @Test func theDaemonRefitsOnItsSchedule() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig(extra: "score: { schedule: \"every 1m\" }")
+        let file = sandbox.root + "/feed.jsonl"
+        try Self.feed().write(to: URL(fileURLWithPath: file))
+        #expect(try await sandbox.relance(["import", file]).status == 0)
+        let daemon = try sandbox.start(["serve"])
+        try await eventually("the scheduled refit", timeout: .seconds(150)) { daemon.stderr.contains("risk models refitted") }
+        #expect(daemon.stderr.contains("relance.score.examples="))
+        let scored = try await sandbox.relance(["score"])
+        #expect(scored.status == 0 && scored.stdout.hasPrefix("DEBTOR\tINVOICE"), "\(scored.stderr)")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.wait() == 0)
+    }
 }

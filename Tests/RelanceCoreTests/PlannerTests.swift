@@ -272,6 +272,7 @@ private func item(_ invoice: String, _ instalment: Int? = nil) -> ItemID { ItemI
         #expect(try next("07:30", after: "2026-11-30T07:30:00+01:00") == "2026-12-01T07:30:00+01:00", "strictly after")
         #expect(try next("weekly mon 07:00", after: "2026-11-30T08:00:00+01:00") == "2026-12-07T07:00:00+01:00")
         #expect(try next("weekly sun 07:00", after: "2026-11-30T08:00:00+01:00") == "2026-12-06T07:00:00+01:00")
+        #expect(try next("weekly", after: "2026-11-30T08:00:00+01:00") == "2026-12-06T03:00:00+01:00", "weekly alone: Sunday 03:00")
         #expect(try next("every 1h", after: "2026-11-30T08:10:00+01:00") == "2026-11-30T09:10:00+01:00")
         #expect(try next("every 30m", after: "2026-11-30T08:10:00+01:00") == "2026-11-30T08:40:00+01:00")
         // 29 March 2026: 02:30 does not exist in Paris; the run is at the first instant after the gap.

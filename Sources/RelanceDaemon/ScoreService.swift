@@ -1,0 +1,49 @@
+import Foundation
+import Logging
+import RelanceCore
+import RelanceDispatch
+import RelanceStore
+import ServiceLifecycle
+
+/// Refits the risk models on `score.schedule` (weekly by default), on the history known that day
+/// in `defaults.timezone`. A run missed while the daemon was down is not caught up (the models in
+/// force stay until the next one, or `relance score --train`). Too little history is a notice,
+/// not an error: the score waits for it.
+struct ScoreService: Service {
+    let ledger: any LedgerStore
+    let current: CurrentSnapshot
+    let logger: Logger
+    let clock: @Sendable () -> Date
+
+    func run() async throws {
+        var last = clock()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let configuration = current.current.configuration
+            let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
+            if let due = configuration.score.schedule.previous(atOrBefore: clock(), in: zone), due > last {
+                last = clock()
+                await refit(as: CivilDate(due, in: zone))
+            }
+            let pause = configuration.score.schedule.wait(from: clock(), in: zone)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        }
+    }
+
+    func refit(as day: CivilDate) async {
+        let started = ContinuousClock.now
+        do {
+            let model = try await ScoreRun.train(ledger, asOf: day, now: clock())
+            logger.notice(
+                "risk models refitted",
+                metadata: [
+                    "relance.score.as_of": "\(day)", "relance.score.examples": "\(model.metrics.examples)",
+                    "relance.score.auc": "\(model.metrics.auc.map { String(format: "%.3f", $0) } ?? "-")",
+                    "relance.duration": "\(ContinuousClock.now - started)",
+                ])
+        } catch let error as ScoreModel.TrainError {
+            logger.notice("risk models not refitted: too little history yet", metadata: ["relance.reason": "\(error)"])
+        } catch {
+            logger.error("risk models not refitted; the next scheduled run tries again", metadata: ["error": "\(error)"])
+        }
+    }
+}
