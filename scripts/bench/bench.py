@@ -19,7 +19,7 @@ Groups (BENCH_GROUPS, default all, in this order):
             bare Hummingbird endpoint (wrk, 64 connections)
   plan      `relance import` of a receivables feed (100,000 debtors, 1,000,000 invoices), then
             `relance plan --format json` over it, then `relance report --format html` with
-            2,000,000 deliveries as well
+            2,000,000 deliveries as well, then `relance score --train` and `relance score` over it
 
 Environment: BENCH_N (20000), BENCH_RUNS (3), BENCH_GROUPS, BENCH_SMTP_CONNECTIONS (16),
 BENCH_CONCURRENCY (32), BENCH_SMS_CONNECTIONS (16), BENCH_FLAT_N (200000), BENCH_SCALE_N (1000000),
@@ -561,6 +561,15 @@ def group_plan():
                                  "rss_mib": max(p for _, p in runs)}
     print(f"relance.report {RESULTS['relance.report']['value']:.2f} s ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items, {2 * PLAN_ITEMS} deliveries, "
           f"peak RSS {RESULTS['relance.report']['rss_mib']:.0f} MiB)", flush=True)
+    # The risk score (issue 15: training under 30 s, scoring the open items under 5 s).
+    for name, argv in (("relance.score_train", ["score", "--train", "--as-of", "2026-11-30"]),
+                       ("relance.score", ["score", "--as-of", "2026-11-30", "--format", "csv"])):
+        runs = []
+        for r in range(RUNS):
+            seconds, _, peak = timed([RELANCE, *argv, "--config", conf], timeout=900)
+            runs.append((seconds, peak))
+        RESULTS[name] = {"value": statistics.median(s for s, _ in runs), "unit": "s", "runs": [s for s, _ in runs], "rss_mib": max(p for _, p in runs)}
+        print(f"{name} {RESULTS[name]['value']:.2f} s ({PLAN_ITEMS} invoices, peak RSS {RESULTS[name]['rss_mib']:.0f} MiB)", flush=True)
 
 
 def write_report_spool(spool, n, debtors, per_file=5000):
@@ -683,6 +692,10 @@ def summary():
         report = RESULTS["relance.report"]
         lines.append(f"| relance.report ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items, {2 * PLAN_ITEMS} deliveries) | {report['value']:.2f} s | ≤ 15 s | {'yes' if report['value'] <= 15 else 'no'} |")
         lines.append(f"| relance.report peak RSS | {report['rss_mib']:.0f} MiB | ≤ 400 MiB | {'yes' if report['rss_mib'] <= 400 else 'no'} |")
+    for name, target in (("relance.score_train", 30), ("relance.score", 5)):
+        if name in RESULTS:
+            r = RESULTS[name]
+            lines.append(f"| {name} ({PLAN_ITEMS} invoices) | {r['value']:.2f} s | ≤ {target} s | {'yes' if r['value'] <= target else 'no'} |")
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     os.makedirs(f"{ROOT}/.build/bench", exist_ok=True)
