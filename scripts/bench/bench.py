@@ -561,7 +561,13 @@ def group_plan():
                                  "rss_mib": max(p for _, p in runs)}
     print(f"relance.report {RESULTS['relance.report']['value']:.2f} s ({PLAN_DEBTORS} debtors, {PLAN_ITEMS} items, {2 * PLAN_ITEMS} deliveries, "
           f"peak RSS {RESULTS['relance.report']['rss_mib']:.0f} MiB)", flush=True)
-    # The risk score (issue 15: training under 30 s, scoring the open items under 5 s).
+    # The risk score (issue 15: training under 30 s, scoring the open items under 5 s), over a history
+    # of the same size with payments allocated to invoices, on time or late, in a ledger of its own.
+    score_run = fresh_run("score")
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "score_feed.py"), f"{score_run}/feed.jsonl", str(PLAN_DEBTORS), str(PLAN_ITEMS)],
+                   check=True)
+    conf = config(score_run)
+    timed([RELANCE, "import", "--config", conf, f"{score_run}/feed.jsonl"], timeout=1800)
     for name, argv in (("relance.score_train", ["score", "--train", "--as-of", "2026-11-30"]),
                        ("relance.score", ["score", "--as-of", "2026-11-30", "--format", "csv"])):
         runs = []
