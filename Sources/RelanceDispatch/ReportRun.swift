@@ -9,8 +9,9 @@ import Synchronization
 /// reader), and mailed through the configured email transport when asked.
 public enum ReportRun {
     public static func build(ledger: (any LedgerStore)?, options: ReceivablesReport.Options) async throws -> ReceivablesReport {
-        let builder = Mutex(ReportBuilder(options: options))
-        guard let ledger else { return builder.withLock { $0.finish() } }
+        guard let ledger else { return ReportBuilder(options: options).finish() }
+        // With a fitted risk model, the top debtors get their risk and the "to call first" list.
+        let builder = Mutex(ReportBuilder(options: options, model: try await ledger.latestScoreModel()?.model))
         // Statuses at the end of the report's day in the creditor's zone.
         let endOfDay = LocalTime.instant(day: options.asOf.dayNumber + 1, minute: 0, in: options.zone).addingTimeInterval(-0.001)
         async let counts = ledger.deliveryCounts(asOf: endOfDay)

@@ -94,6 +94,18 @@ import Testing
         #expect((auc ?? 0) > 0.8, "\(backtest.stderr)")
         #expect(backtest.stderr.contains("calibration per decile"))
 
+        // The report: a risk column in the top debtors and the "to call first" list, from the model in force.
+        let report = try await sandbox.relance(["report", "--as-of", "2025-12-01", "--format", "json"])
+        let reportJSON = try #require(try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as? [String: Any])
+        let eur = try #require((reportJSON["currencies"] as? [[String: Any]])?.first)
+        let calls = try #require(eur["call_first"] as? [[String: Any]])
+        #expect(!calls.isEmpty && calls.allSatisfy { ($0["risk"] as? Double).map { (0...100).contains($0) } == true })
+        let atRisk = calls.compactMap { ($0["at_risk"] as? String).flatMap(Double.init) }
+        #expect(atRisk == atRisk.sorted(by: >), "most money expected late first")
+        #expect((eur["top_debtors"] as? [[String: Any]])?.allSatisfy { $0["risk"] is Double } == true)
+        let html = try await sandbox.relance(["report", "--as-of", "2025-12-01", "--format", "html", "--locale", "en"])
+        #expect(html.stdout.contains("To call first (money expected late)") && html.stdout.contains("<th class=\"n\">Risk of paying late</th>"))
+
         let explain = try await sandbox.relance(["score", "--explain", "--debtor", "C005", "--as-of", "2025-12-01"])
         #expect(explain.status == 0 && explain.stdout.contains("P(paid late) = ") && explain.stdout.contains("share_paid_late = "), "\(explain.stdout)")
         #expect(explain.stdout.contains("never skips, delays or rewords a step"))

@@ -146,7 +146,7 @@ private func report(_ snapshots: [DebtorSnapshot] = ledger, asOf: String = "2026
         #expect(eurJSON["receivables"] as? String == "19000.00" && eurJSON["dso_simple"] as? Double == 95.0 && eurJSON["cei"] as? Double == 9.1)
         let csv = ReportFormat.csv(r)
         let tables = csv.components(separatedBy: "\n\n")
-        #expect(tables.map { $0.prefix(while: { $0 != "," }) } == Array(repeating: "section", count: 7))
+        #expect(tables.map { $0.prefix(while: { $0 != "," }) } == Array(repeating: "section", count: 8))
         #expect(tables[0].contains("summary,EUR,2026-03-31,3,included,19000.00,9000.00,10000.00,6000.00,18000.00,90,95.0,105.5,false,45.0,50.0,9.1"))
         #expect(tables[1].contains("aging,EUR,over_90,400.00,1"))
     }

@@ -109,6 +109,19 @@ public struct ReceivablesReport: Sendable {
         /// the plan) or a step the plan took (a hand-off), on or before the date.
         public var stage: String?
         public var lastContact: CivilDate?
+        /// The highest P(paid late) of its open items (the risk score), nil without a fitted model.
+        public var risk: Double? = nil
+    }
+
+    /// A debtor to call first: the most money expected late (Σ P(late) × outstanding of its open items).
+    public struct CallFirst: Sendable, Hashable {
+        public var id: String
+        public var name: String
+        public var atRisk: Int64
+        public var outstanding: Int64
+        /// Its riskiest open item and that item's P(late).
+        public var invoice: String
+        public var risk: Double
     }
 
     public struct CurrencyFigures: Sendable {
@@ -124,6 +137,8 @@ public struct ReceivablesReport: Sendable {
         public var top: [TopDebtor]
         /// What the reminders of each dunning stage recovered, by stage name.
         public var stages: [String: StageFigures]
+        /// With a fitted risk model: the debtors with the most money expected late, most first.
+        public var callFirst: [CallFirst] = []
     }
 
     /// What one dunning stage's reminders recovered, in one currency. A reminder counts at the

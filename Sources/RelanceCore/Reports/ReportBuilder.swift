@@ -19,9 +19,13 @@ public struct ReportBuilder: Sendable {
     /// Recovery per currency and stage.
     private var stages: [String: [String: ReceivablesReport.StageFigures]] = [:]
     private var unmatched: [String: Int] = [:]
+    /// The risk model in force, for the risk column and the "to call first" list (nil: none).
+    let model: ScoreModel?
+    private var callFirst: [String: [ReceivablesReport.CallFirst]] = [:]
 
-    public init(options: ReceivablesReport.Options) {
+    public init(options: ReceivablesReport.Options, model: ScoreModel? = nil) {
         self.options = options
+        self.model = model
         let lastEnd = options.asOf.lastMonthEnd
         trendDates = (0..<12).reversed().map { lastEnd.addingMonths(-$0) }
         periodStart = options.asOf.addingMonths(-options.months)
@@ -32,7 +36,8 @@ public struct ReportBuilder: Sendable {
     /// per stage; any order, including those sent after the report's date, which are left out).
     public mutating func add(_ snapshot: DebtorSnapshot, sent: [SentReminder] = []) {
         var standings = Standings(snapshot: snapshot)
-        addReceivables(snapshot, sent: sent, standings: &standings)
+        let risks = model.map { risk(snapshot, model: $0, standings: &standings) } ?? [:]
+        addReceivables(snapshot, sent: sent, standings: &standings, risks: risks)
         if !sent.isEmpty { addRecovery(snapshot, sent: sent, standings: &standings) }
     }
 
@@ -52,7 +57,45 @@ public struct ReportBuilder: Sendable {
         }
     }
 
-    private mutating func addReceivables(_ snapshot: DebtorSnapshot, sent: [SentReminder], standings: inout Standings) {
+    /// P(late) of each invoice open on the report's date (scored on the day after it), and the
+    /// debtor's entries of the "to call first" list.
+    private mutating func risk(_ snapshot: DebtorSnapshot, model: ScoreModel, standings: inout Standings) -> [String: Double] {
+        var outstanding: [String: (amount: Int64, currency: String)] = [:]
+        for item in standings.on(options.asOf).items where item.outstanding > 0 {
+            outstanding[item.id.invoice, default: (0, item.currency)].amount += item.outstanding
+        }
+        guard !outstanding.isEmpty else { return [:] }
+        let history = DebtorHistory(snapshot)
+        var risks: [String: Double] = [:]
+        for (i, invoice) in history.invoices.enumerated() where outstanding[invoice.number] != nil {
+            risks[invoice.number] = model.score(history, index: i, on: options.asOf.dayNumber + 1).pLate
+        }
+        var perCurrency: [String: ReceivablesReport.CallFirst] = [:]
+        for (number, open) in outstanding {
+            let p = risks[number] ?? 0
+            var entry =
+                perCurrency[open.currency]
+                ?? .init(id: snapshot.debtor.debtor.id, name: snapshot.debtor.debtor.name, atRisk: 0, outstanding: 0, invoice: number, risk: p)
+            entry.atRisk += Int64((Double(open.amount) * p).rounded())
+            entry.outstanding += open.amount
+            if (p, entry.invoice) > (entry.risk, number) { (entry.invoice, entry.risk) = (number, p) }
+            perCurrency[open.currency] = entry
+        }
+        for (currency, entry) in perCurrency where options.top > 0 {
+            var list = callFirst[currency, default: []]
+            list.append(entry)
+            if list.count > options.top * 2 { Self.trimCallFirst(&list, to: options.top) }
+            callFirst[currency] = list
+        }
+        return risks
+    }
+
+    static func trimCallFirst(_ list: inout [ReceivablesReport.CallFirst], to count: Int) {
+        list.sort { ($0.atRisk, $1.id) > ($1.atRisk, $0.id) }
+        if list.count > count { list.removeLast(list.count - count) }
+    }
+
+    private mutating func addReceivables(_ snapshot: DebtorSnapshot, sent: [SentReminder], standings: inout Standings, risks: [String: Double]) {
         let asOf = options.asOf
         for invoice in snapshot.invoices where invoice.issuedOn <= asOf {
             sales[invoice.currency, default: [:]][invoice.issuedOn.dayNumber, default: 0] += invoice.amount
@@ -99,7 +142,8 @@ public struct ReportBuilder: Sendable {
             guard let oldest = entry.oldest else { continue }
             let debtor = ReceivablesReport.TopDebtor(
                 id: snapshot.debtor.debtor.id, name: snapshot.debtor.debtor.name, overdue: entry.amount, oldest: oldest.id, oldestDueOn: oldest.dueOn,
-                daysOverdue: asOf.dayNumber - oldest.dueOn.dayNumber, stage: last?.stage, lastContact: last?.on)
+                daysOverdue: asOf.dayNumber - oldest.dueOn.dayNumber, stage: last?.stage, lastContact: last?.on,
+                risk: risks.isEmpty ? nil : risks.values.max())
             var list = top[currency, default: []]
             list.append(debtor)
             if list.count > options.top * 2 { Self.trim(&list, to: options.top) }
@@ -181,11 +225,15 @@ public struct ReportBuilder: Sendable {
             let start = byDate[periodStart] ?? .init()
             var list = top[currency] ?? []
             Self.trim(&list, to: options.top)
-            return .init(
+            var calls = callFirst[currency] ?? []
+            Self.trimCallFirst(&calls, to: options.top)
+            var figures = ReceivablesReport.CurrencyFigures(
                 currency: currency, aging: aging[currency] ?? [:], headline: headline, start: start,
                 cei: CollectionMetrics.cei(
                     start: start.receivables, sales: headline.sales, end: headline.totals.receivables, currentEnd: headline.totals.current),
                 trend: trendDates.map(collection(at:)), top: list, stages: stages[currency] ?? [:])
+            figures.callFirst = calls
+            return figures
         }
         var channels: [String: [String: Int]] = [:]
         var byStage: [String: [String: [String: Int]]] = [:]

@@ -27,6 +27,7 @@ public enum ReportFormat {
             ("channels", "envois par canal et statut à la fin de la date (d'après leurs événements) ; partis = envoyés + remis + non remis + rejetés ; taux de remise = remis / partis ; taux d'échec = (rejetés + non remis) / partis ; taux d'opposition = opposition / tous les envois ; en pourcentage"),
             ("channels_by_stage", "les mêmes envois par canal et par étape de relance, avec leurs taux"),
             ("top_debtors", "les \(options.top) débiteurs au plus fort montant échu, par devise ; étape et dernier contact : la dernière relance partie (du spool ou du plan) ou étape du plan (une remise au contentieux), au plus tard à la date"),
+            ("call_first", "avec un modèle de risque ajusté (relance score) : les débiteurs au plus fort montant attendu en retard (somme, sur leurs postes ouverts, de la probabilité de paiement en retard × le restant dû) ; risque : la plus forte probabilité de retard de leurs postes ouverts, en pourcentage (aussi dans top_debtors)"),
         ]
     }
 
@@ -53,6 +54,7 @@ public enum ReportFormat {
             ("channels", "deliveries per channel by status at the end of the date (from their recorded events); left = sent + delivered + undelivered + bounced; delivery_rate = delivered / left; bounce_rate = (bounced + undelivered) / left; opt_out_rate = suppressed / every delivery; percentages"),
             ("channels_by_stage", "the same deliveries per channel and dunning stage, with their rates"),
             ("top_debtors", "the \(options.top) debtors with the largest overdue amount, per currency; stage and last_contact: the last reminder that reached a transport (from the spool or the plan) or step the plan took (a hand-off), on or before the date"),
+            ("call_first", "with a fitted risk model (relance score): the debtors with the most money expected late (the sum, over their open items, of P(paid late) × outstanding); risk: the highest P(paid late) of their open items, in percent (in top_debtors too)"),
         ]
     }
 
@@ -101,7 +103,12 @@ public enum ReportFormat {
         out += "\"top_debtors\":[" + f.top.map { d in
             "{\"debtor\":\(q(d.id)),\"name\":\(q(d.name)),\"overdue\":\(money(d.overdue)),\"oldest_invoice\":\(q(d.oldest.invoice)),"
                 + "\"oldest_instalment\":\(d.oldest.instalment.map(String.init) ?? "null"),\"oldest_due_on\":\(q(d.oldestDueOn.description)),"
-                + "\"days_overdue\":\(d.daysOverdue),\"stage\":\(d.stage.map(q) ?? "null"),\"last_contact\":\(d.lastContact.map { q($0.description) } ?? "null")}"
+                + "\"days_overdue\":\(d.daysOverdue),\"stage\":\(d.stage.map(q) ?? "null"),\"last_contact\":\(d.lastContact.map { q($0.description) } ?? "null"),"
+                + "\"risk\":\(number(d.risk.map { $0 * 100 }))}"
+        }.joined(separator: ",") + "],"
+        out += "\"call_first\":[" + f.callFirst.map { c in
+            "{\"debtor\":\(q(c.id)),\"name\":\(q(c.name)),\"at_risk\":\(money(c.atRisk)),\"outstanding\":\(money(c.outstanding)),"
+                + "\"riskiest_invoice\":\(q(c.invoice)),\"risk\":\(number(c.risk * 100))}"
         }.joined(separator: ",") + "]"
         return out + "}"
     }
@@ -129,7 +136,10 @@ public enum ReportFormat {
                         "days", "dso_simple", "dso_countback", "dso_countback_bounded", "best_possible_dso", "add", "cei"]]
         var aging = [["section", "currency", "bucket", "amount", "count"]]
         var trend = [["section", "currency", "date", "receivables", "current", "overdue", "credit_sales", "dso_simple", "dso_countback", "best_possible_dso", "add"]]
-        var top = [["section", "currency", "debtor", "name", "overdue", "oldest_invoice", "oldest_instalment", "oldest_due_on", "days_overdue", "stage", "last_contact"]]
+        var top = [
+            ["section", "currency", "debtor", "name", "overdue", "oldest_invoice", "oldest_instalment", "oldest_due_on", "days_overdue", "stage", "last_contact", "risk"]
+        ]
+        var calls = [["section", "currency", "debtor", "name", "at_risk", "outstanding", "riskiest_invoice", "risk"]]
         var stages = [["section", "currency", "stage", "reminders", "covered", "reminders_7d", "covered_7d", "paid_7d", "rate_7d", "reminders_30d",
                        "covered_30d", "paid_30d", "rate_30d", "median_days_to_payment"]]
         let o = report.options
@@ -163,7 +173,11 @@ public enum ReportFormat {
                 top.append([
                     "top_debtors", c, d.id, d.name, money(d.overdue, c), d.oldest.invoice, d.oldest.instalment.map(String.init) ?? "",
                     d.oldestDueOn.description, String(d.daysOverdue), d.stage ?? "", d.lastContact?.description ?? "",
+                    text(d.risk.map { $0 * 100 }),
                 ])
+            }
+            for call in f.callFirst {
+                calls.append(["call_first", c, call.id, call.name, money(call.atRisk, c), money(call.outstanding, c), call.invoice, text(call.risk * 100)])
             }
         }
         var channels = [["section", "channel", "status", "count"]]
@@ -174,7 +188,7 @@ public enum ReportFormat {
         for c in report.channelsByStage {
             for status in c.statuses.keys.sorted() { byStage.append(["channels_by_stage", c.channel, c.stage ?? "", status, String(c.statuses[status] ?? 0)]) }
         }
-        tables = [summary, aging, trend, top, stages, channels, byStage]
+        tables = [summary, aging, trend, top, stages, channels, byStage, calls]
         return tables.map { rows in rows.map { $0.map(CSVField.quoted).joined(separator: ",") + "\n" }.joined() }.joined(separator: "\n")
     }
 

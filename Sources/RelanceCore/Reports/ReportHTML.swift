@@ -71,12 +71,25 @@ public enum ReportHTML {
             out += "</tbody></table>\n"
         }
         if !f.top.isEmpty {
+            // The risk column only with a fitted model (relance score --train).
+            let withRisk = f.top.contains { $0.risk != nil }
             out += "<h3>\(t.topTitle)</h3><table><thead><tr><th>\(t.debtor)</th><th class=\"n\">\(t.overdue)</th><th>\(t.oldest)</th>"
-            out += "<th class=\"n\">\(t.daysPastDue)</th><th>\(t.stage)</th><th>\(t.lastContact)</th></tr></thead><tbody>"
+            out += "<th class=\"n\">\(t.daysPastDue)</th><th>\(t.stage)</th><th>\(t.lastContact)</th>\(withRisk ? "<th class=\"n\">\(t.risk)</th>" : "")</tr></thead><tbody>"
             for d in f.top {
                 out += "<tr><td>\(escape(d.name))<br><small>\(escape(d.id))</small></td><td class=\"n\">\(money(d.overdue))</td>"
                 out += "<td>\(escape(d.oldest.description))<br><small>\(d.oldestDueOn)</small></td><td class=\"n\">\(d.daysOverdue)</td>"
-                out += "<td>\(escape(d.stage ?? "—"))</td><td>\(d.lastContact?.description ?? "—")</td></tr>"
+                out += "<td>\(escape(d.stage ?? "—"))</td><td>\(d.lastContact?.description ?? "—")</td>"
+                if withRisk { out += "<td class=\"n\">\(t.number(d.risk.map { $0 * 100 }).map { "\($0) %" } ?? "—")</td>" }
+                out += "</tr>"
+            }
+            out += "</tbody></table>\n"
+        }
+        if !f.callFirst.isEmpty {
+            out += "<h3>\(t.callFirstTitle)</h3><table><thead><tr><th>\(t.debtor)</th><th class=\"n\">\(t.atRisk)</th>"
+            out += "<th class=\"n\">\(t.outstanding)</th><th>\(t.riskiest)</th><th class=\"n\">\(t.risk)</th></tr></thead><tbody>"
+            for c in f.callFirst {
+                out += "<tr><td>\(escape(c.name))<br><small>\(escape(c.id))</small></td><td class=\"n\">\(money(c.atRisk))</td>"
+                out += "<td class=\"n\">\(money(c.outstanding))</td><td>\(escape(c.invoice))</td><td class=\"n\">\(t.number(c.risk * 100).map { "\($0) %" } ?? "—")</td></tr>"
             }
             out += "</tbody></table>\n"
         }

@@ -43,6 +43,11 @@ extension ReportHTML {
         var deliveryRate: String { pick("Taux de remise", "Delivery rate") }
         var bounceRate: String { pick("Taux d'échec", "Bounce rate") }
         var left: String { pick("Partis", "Left") }
+        var risk: String { pick("Risque de retard", "Risk of paying late") }
+        var callFirstTitle: String { pick("À appeler en premier (montant attendu en retard)", "To call first (money expected late)") }
+        var atRisk: String { pick("Attendu en retard", "Expected late") }
+        var outstanding: String { pick("Restant dû", "Outstanding") }
+        var riskiest: String { pick("Facture la plus risquée", "Riskiest invoice") }
         var optOutRate: String { pick("Taux d'opposition", "Opt-out rate") }
         var unmatched: String { pick("Relances sur des factures absentes du registre des créances", "Reminders about invoices the receivables ledger does not know") }
         func within(_ days: Int) -> String { pick("payé sous \(days) jours", "paid within \(days) days") }
