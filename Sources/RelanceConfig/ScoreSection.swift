@@ -7,8 +7,8 @@ extension RelanceConfiguration {
         /// When the daemon refits the models on the history known that day (`weekly`: Sunday
         /// 03:00, in `defaults.timezone`; `off`: only `relance score --train`).
         public var schedule = Schedule("weekly") ?? .off
-        /// A probability of late payment above which the planner may add a courtesy `pre_due`
-        /// reminder to a ladder without one.
+        /// A probability of late payment at or above which the planner adds a courtesy `pre_due`
+        /// reminder to the item, on a ladder without one.
         public var preDueThreshold = 0.5
         enum CodingKeys: String, CodingKey, CaseIterable {
             case schedule

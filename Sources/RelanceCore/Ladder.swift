@@ -59,6 +59,8 @@ public struct PlanRules: Sendable {
     public var minAmount: [String: Int64]
     /// Annual late-payment penalty rate (percent) shown to business debtors at the final notice.
     public var penaltyRate: Double?
+    /// With a fitted risk model: a courtesy step for the risky items of ladders without one.
+    public var riskCourtesy: RiskCourtesy?
 
     public init(ladders: [String: Ladder], minGap: Int = 7, afterPayment: Int = 7, minAmount: [String: Int64] = [:], penaltyRate: Double? = nil) {
         self.ladders = ladders
@@ -78,4 +80,32 @@ public struct PlanRules: Sendable {
             LadderStep(stage: "final_notice", at: 40, channels: [.email]),
             LadderStep(stage: "handoff", at: 60, action: .handoff),
         ])
+}
+
+/// The risk score's one use in the plan (`score.pre_due_threshold`): on a ladder without a
+/// courtesy step before the due date, an item whose P(paid late) is at least `threshold` gets one
+/// (`step`, `pre_due` by default). A contact like any other (the same gaps, windows, caps and
+/// opt-outs); it never skips, delays or rewords a step of the ladder.
+public struct RiskCourtesy: Sendable {
+public var model: ScoreModel
+public var threshold: Double
+public var step: LadderStep
+
+public init(model: ScoreModel, threshold: Double, step: LadderStep = LadderStep(stage: "pre_due", at: -3, channels: [.email])) {
+    self.model = model
+    self.threshold = threshold
+    self.step = step
+}
+
+/// The invoices of the debtor open on `asOf` and not due yet whose P(late) reaches the threshold.
+func riskyInvoices(_ snapshot: DebtorSnapshot, asOf: CivilDate) -> Set<String> {
+    guard snapshot.invoices.contains(where: { $0.dueOn > asOf && $0.issuedOn <= asOf }) else { return [] }
+    let history = DebtorHistory(snapshot)
+    var risky: Set<String> = []
+    for (i, invoice) in history.invoices.enumerated()
+    where invoice.dueOn > asOf.dayNumber && invoice.issuedOn <= asOf.dayNumber && invoice.paidOn == nil && invoice.writtenOffOn == nil {
+        if model.score(history, index: i, on: asOf.dayNumber + 1).pLate >= threshold { risky.insert(invoice.number) }
+    }
+    return risky
+}
 }

@@ -120,7 +120,13 @@ public enum Planner {
         _ snapshot: DebtorSnapshot, rules: PlanRules, asOf: CivilDate, previousRun: CivilDate? = nil
     ) -> (reminders: [PlannedReminder], held: [HeldItem]) {
         let debtorID = snapshot.debtor.debtor.id
-        let ladder = snapshot.debtor.ladder.flatMap { rules.ladders[$0] } ?? rules.ladders["default"] ?? PlanRules.defaultLadder
+        var ladder = snapshot.debtor.ladder.flatMap { rules.ladders[$0] } ?? rules.ladders["default"] ?? PlanRules.defaultLadder
+        // The risk score's courtesy step, for the risky items only, on a ladder without one.
+        var risky: Set<String> = []
+        if let courtesy = rules.riskCourtesy, !ladder.steps.contains(where: { $0.at < 0 || $0.stage == courtesy.step.stage }) {
+            risky = courtesy.riskyInvoices(snapshot, asOf: asOf)
+            if !risky.isEmpty { ladder.steps.insert(courtesy.step, at: 0) }
+        }
         let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: asOf)
         let issued = Dictionary(snapshot.invoices.map { ($0.number, $0.issuedOn) }, uniquingKeysWith: { a, _ in a })
         var held: [HeldItem] = []
@@ -170,8 +176,13 @@ public enum Planner {
                 continue
             }
             var next = lastIndex + 1
-            // A courtesy before the due date is dropped, not sent, once the due date has come.
-            while next < ladder.steps.count && ladder.steps[next].at < 0 && asOf >= item.dueOn { next += 1 }
+            // A courtesy before the due date is dropped, not sent, once the due date has come; the
+            // risk score's courtesy is only for the risky items.
+            while next < ladder.steps.count && ladder.steps[next].at < 0
+                && (asOf >= item.dueOn || (!risky.isEmpty && next == 0 && !risky.contains(item.id.invoice)))
+            {
+                next += 1
+            }
             guard next < ladder.steps.count else {
                 waiting.append((item.id, nil, nil))  // the ladder is finished
                 continue

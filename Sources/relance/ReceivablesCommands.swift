@@ -138,7 +138,6 @@ struct PlanCommand: AsyncParsableCommand {
             let instant = try parseInstant(asOf, option: "--as-of") ?? Date()
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
             let date = CivilDate(instant, in: zone)
-            let rules = configuration.plan.rules
             if commit {
                 guard date <= CivilDate(Date(), in: zone) else { throw Fail.usage("--as-of \(date): a plan for a day to come cannot be committed") }
                 try await Self.commit(components: try components(resolved), instant: instant, date: date, format: format)
@@ -149,6 +148,7 @@ struct PlanCommand: AsyncParsableCommand {
             }
             let ledger = try existingLedger(configuration)
             let previous = try await ledger.lastPlanRun()
+            let rules = try await PlanRun.rules(configuration, ledger: ledger)
             let output = PlanOutput(format: format, asOf: instant, date: date, zone: configuration.defaults.timezone)
             try output.begin()
             try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in

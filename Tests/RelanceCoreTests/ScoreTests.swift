@@ -143,3 +143,54 @@ struct PaymentSimulator {
         #expect(penalised.converged && penalised.coefficients[1] > 0 && abs(penalised.coefficients[0]) < 1e-9)
     }
 }
+
+/// The risk score's one use in the plan: a courtesy `pre_due` for the risky items of a ladder
+/// without one; nothing else changes (no step skipped or delayed, the ladder's own courtesy kept).
+@Suite struct RiskCourtesyTests {
+    /// Two debtors with 12 months of history: "LATE" pays every invoice 30 days late, "GOOD" on time;
+    /// each has one more invoice, due 2026-02-10, open.
+    static func snapshots() -> [DebtorSnapshot] {
+        ["LATE", "GOOD"].map { id in
+            var invoices: [ReceivableInvoice] = []
+            var movements: [ReceivableMovement] = []
+            for m in 1...12 {
+                let issued = CivilDate(year: 2025, month: m, day: 1)
+                let number = "\(id)-\(m)"
+                invoices.append(
+                    ReceivableInvoice(number: number, debtor: id, issuedOn: issued, dueOn: issued.adding(days: 30), amount: 10_000, currency: "EUR"))
+                let paid = issued.adding(days: id == "LATE" ? 60 : 20)
+                movements.append(.payment(id: "P" + number, amount: 10_000, currency: "EUR", paidOn: paid, invoice: number))
+            }
+            invoices.append(
+                ReceivableInvoice(
+                    number: "\(id)-NEW", debtor: id, issuedOn: CivilDate(year: 2026, month: 1, day: 11), dueOn: CivilDate(year: 2026, month: 2, day: 10),
+                    amount: 10_000, currency: "EUR"))
+            let debtor = ReceivableDebtor(
+                debtor: Debtor(id: id, name: id, email: "\(id.lowercased())@example.fr", country: "FR", locale: "fr-FR", timezone: "Europe/Paris", kind: .business))
+            return DebtorSnapshot(debtor: debtor, invoices: invoices, movements: movements)
+        }
+    }
+
+    @Test func aRiskyItemGetsACourtesyOnALadderWithoutOne() throws {
+        let snapshots = Self.snapshots()
+        let model = try ScoreModel.train(snapshots.map(DebtorHistory.init), asOf: CivilDate(year: 2026, month: 1, day: 1))
+        let withoutCourtesy = Ladder(name: "default", steps: Array(PlanRules.defaultLadder.steps.dropFirst()))
+        var rules = PlanRules(ladders: ["default": withoutCourtesy])
+        let asOf = CivilDate(year: 2026, month: 2, day: 7)  // the due date minus 3 days
+        let plain = Planner.plan(snapshots, rules: rules, asOf: asOf)
+        #expect(plain.reminders.isEmpty, "no courtesy without the score")
+        rules.riskCourtesy = RiskCourtesy(model: model, threshold: 0.5)
+        let planned = Planner.plan(snapshots, rules: rules, asOf: asOf)
+        #expect(planned.reminders.map { "\($0.debtor) \($0.stage) \($0.items.map(\.id.invoice))" } == ["LATE pre_due [\"LATE-NEW\"]"])
+        let good = planned.held.first { $0.item.invoice == "GOOD-NEW" }
+        #expect(good?.nextStage == "reminder_1", "the reliable debtor's item waits for its first reminder as before")
+        // After the due date the ladder is the ladder: reminder_1 at +7 days for both, nothing skipped.
+        var late = snapshots[0]
+        late.taken[ItemID(invoice: "LATE-NEW", instalment: nil)] = [TakenStep(stage: "pre_due", on: asOf)]
+        let after = Planner.plan([late, snapshots[1]], rules: rules, asOf: CivilDate(year: 2026, month: 2, day: 17))
+        #expect(Set(after.reminders.map { "\($0.debtor) \($0.stage)" }) == ["LATE reminder_1", "GOOD reminder_1"])
+        // A ladder with its own courtesy is left as it is.
+        rules.ladders["default"] = PlanRules.defaultLadder
+        #expect(Planner.plan(snapshots, rules: rules, asOf: asOf).reminders.map(\.debtor).sorted() == ["GOOD", "LATE"])
+    }
+}
