@@ -22,8 +22,11 @@ public struct Retention: Sendable {
         public var outboxFiles = 0
         public var spoolFiles = 0
         public var lines = 0
+        /// The receivables ledger's debtor record had its contact details erased.
+        public var receivablesDebtor = false
         public var description: String {
             "\(reminders) reminders erased in the ledger, \(outboxFiles) outbox messages and \(spoolFiles) spool files deleted, \(lines) lines removed from other files"
+                + (receivablesDebtor ? "; the receivables debtor's contact details erased (its invoices and payments stay)" : "")
         }
     }
 
@@ -66,6 +69,7 @@ public struct Retention: Sendable {
         let erasure = try await ledger.erase(reminderIDs: ids, reason: "forget", now: now)
         var report = Report()
         report.reminders = erasure.reminders.count
+        report.receivablesDebtor = try await ledger.eraseReceivablesDebtor(debtorID, now: now)
         let layout = SpoolLayout(root: configuration.spool.root)
         let smsOutbox = configuration.sms.outbox.path
         let idSet = Set(ids)
@@ -89,6 +93,8 @@ public struct Retention: Sendable {
                 where name.hasSuffix(".jsonl") || name.hasSuffix(".json") {
                     lines += try FileIO.rewriteLines(directory + "/" + name) { line in
                         guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { return true }
+                        // A receivables feed's debtor record holds its contact details.
+                        if object["type"] as? String == "debtor" && object["id"] as? String == debtorID { return false }
                         let debtor = (object["debtor"] as? [String: Any])?["id"] as? String
                         return debtor != debtorID && !idSet.contains(object["id"] as? String ?? "")
                     }

@@ -93,6 +93,7 @@ public protocol LedgerStore: ReceivablesStore {
     func retentionCandidates(before cutoff: Date, limit: Int) async throws -> [String]
     func reminderIDs(debtorID: String) async throws -> [String]
     func erase(reminderIDs: [String], reason: String, now: Date) async throws -> Ledger.Erasure
+    func eraseReceivablesDebtor(_ id: String, now: Date) async throws -> Bool
 
     // MARK: Health
 

@@ -80,6 +80,21 @@ extension Ledger {
         }
     }
 
+    /// Erases the contact details of a receivables debtor (`relance forget`): name, email and phone.
+    /// Its invoices and payments stay: they are the creditor's accounting record, which the law
+    /// keeps for longer, and hold no contact detail. The plan then finds no channel to reach it
+    /// (`no_contact`). False when the receivables ledger does not know the debtor.
+    public func eraseReceivablesDebtor(_ id: String, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE rec_debtor SET name = '[erased]', email = NULL, phone = NULL, updated_at = ? WHERE id = ?",
+                arguments: [now.timeIntervalSince1970, id])
+            guard db.changesCount == 1 else { return false }
+            try Self.event(db, debtor: id, subject: id, kind: "erased", detail: "contact details erased (forget)", source: "forget", at: now.timeIntervalSince1970)
+            return true
+        }
+    }
+
     /// Counts that survive erasure: reminders erased, and deliveries by status.
     public func erasedCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM reminder WHERE erased_at IS NOT NULL") ?? 0 }

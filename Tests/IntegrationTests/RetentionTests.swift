@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import RelanceCore
 import RelanceStore
@@ -60,6 +61,33 @@ import Testing
         try twoDebtors(sandbox)
         #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
         #expect(files(sandbox.maildir + "/new").count == 1)
+    }
+
+    /// forget also erases the receivables debtor's contact details (its feed record, dropped in the
+    /// spool, too); its invoices and payments, the creditor's accounting record, stay.
+    @Test func forgetErasesTheReceivablesDebtorsContactDetails() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let feed = [
+            #"{"type":"debtor","id":"C-9","name":"Jeanne Dupont","email":"jeanne@example.fr","phone":"+33612345678","country":"FR","locale":"fr-FR","timezone":"Europe/Paris","kind":"consumer"}"#,
+            #"{"type":"debtor","id":"C-8","name":"Autre","email":"autre@example.fr","country":"FR","locale":"fr-FR","timezone":"Europe/Paris","kind":"consumer"}"#,
+            #"{"type":"invoice","number":"F-9","debtor":"C-9","issued_on":"2026-01-01","due_on":"2026-01-31","amount":"100.00","currency":"EUR"}"#,
+        ].joined(separator: "\n") + "\n"
+        try FileManager.default.createDirectory(atPath: sandbox.spool + "/receivables", withIntermediateDirectories: true)
+        try feed.write(toFile: sandbox.spool + "/receivables/feed.jsonl", atomically: true, encoding: .utf8)
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(sandbox.files("done") == ["feed.jsonl"])
+        let forget = try await sandbox.relance(["forget", "--debtor", "C-9"])
+        #expect(forget.status == 0 && forget.stdout.contains("the receivables debtor's contact details erased"), "\(forget)")
+        let queue = try DatabaseQueue(path: sandbox.ledgerPath)
+        let row = try await queue.read { db in try Row.fetchOne(db, sql: "SELECT name, email, phone FROM rec_debtor WHERE id = 'C-9'") }
+        #expect(row?["name"] as String? == "[erased]" && row?["email"] as String? == nil && row?["phone"] as String? == nil)
+        #expect(try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rec_invoice WHERE debtor_id = 'C-9'") } == 1)
+        let kept = try String(contentsOfFile: sandbox.spool + "/done/feed.jsonl", encoding: .utf8)
+        #expect(!kept.contains("Jeanne") && !kept.contains("jeanne@") && kept.contains("\"id\":\"C-8\"") && kept.contains("F-9"))
+        // The plan can no longer reach it.
+        let plan = try await sandbox.relance(["plan", "--as-of", "2026-03-01T09:00:00+01:00", "--format", "json"])
+        #expect(plan.stdout.contains("no_contact"), "\(plan.stdout)")
     }
 
     @Test func forgetRefusesWhileDeliveriesWait() async throws {
