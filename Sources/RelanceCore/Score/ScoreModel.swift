@@ -54,7 +54,25 @@ public struct ScoreModel: Sendable, Hashable, Codable {
 
     public static func train(_ histories: [DebtorHistory], asOf: CivilDate, lambda: Double = 1) throws -> ScoreModel {
         let day = asOf.dayNumber
-        let (raw, labels) = examples(histories, asOf: day)
+        // Every invoice issued before the date, its features computed once: those with a known
+        // outcome train the regression; all of them (paid: an event; open: censored) the curves.
+        var raw: [[Double]] = []
+        var labels: [Bool] = []
+        var everyRow: [(features: Int?, raw: [Double]?, duration: Double, paid: Bool)] = []
+        for history in histories {
+            for (i, invoice) in history.invoices.enumerated() where invoice.issuedOn < day {
+                let features = ScoreFeatures.compute(history, index: i, on: invoice.issuedOn)
+                var index: Int?
+                if let late = invoice.late(knownOn: day) {
+                    index = raw.count
+                    raw.append(features)
+                    labels.append(late)
+                }
+                let paid = invoice.paidOn.map { $0 < day } ?? false
+                let end = paid ? invoice.paidOn ?? day : invoice.writtenOffOn.map { min($0, day) } ?? day
+                everyRow.append((index, index == nil ? features : nil, Double(max(0, end - invoice.issuedOn)), paid))
+            }
+        }
         guard raw.count >= 20 else { throw TrainError.tooFewExamples(raw.count) }
         let late = labels.lazy.filter { $0 }.count
         guard late > 0, late < labels.count else { throw TrainError.oneClass(late: late > 0) }
@@ -80,18 +98,11 @@ public struct ScoreModel: Sendable, Hashable, Codable {
                 examples: rows.count, late: late, auc: ScoreMetrics.auc(scores, labels), brier: ScoreMetrics.brier(scores, labels), lambda: lambda))
         var durations = [[Double]](repeating: [], count: 5)
         var events = [[Bool]](repeating: [], count: 5)
-        for history in histories {
-            for (i, invoice) in history.invoices.enumerated() where invoice.issuedOn < day {
-                let band = model.band(model.probability(ScoreFeatures.compute(history, index: i, on: invoice.issuedOn)))
-                if let paid = invoice.paidOn, paid < day {
-                    durations[band].append(Double(max(0, paid - invoice.issuedOn)))
-                    events[band].append(true)
-                } else {
-                    let end = invoice.writtenOffOn.map { min($0, day) } ?? day
-                    durations[band].append(Double(max(0, end - invoice.issuedOn)))
-                    events[band].append(false)
-                }
-            }
+        for row in everyRow {
+            let p = row.features.map { scores[$0] } ?? row.raw.map(model.probability) ?? 0
+            let band = model.band(p)
+            durations[band].append(row.duration)
+            events[band].append(row.paid)
         }
         model.bands = (0..<5).map { KaplanMeier.fit(durations: durations[$0], events: events[$0]) }
         return model
