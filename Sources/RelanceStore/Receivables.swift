@@ -351,18 +351,19 @@ extension Ledger: ReceivablesStore {
             instalments[row["invoice"], default: []].append(Instalment(dueOn: due, amount: row["amount"]))
         }
         var invoices: [ReceivableInvoice] = []
+        // Columns by position: a lookup by name lower-cases and hashes it, for each of a million rows.
         for inv in try Row.fetchAll(
             db, cachedSQL: "SELECT number, issued_on, due_on, amount, currency, payment_url, document FROM rec_invoice WHERE debtor_id = ? ORDER BY number",
             arguments: [id])
         {
-            guard let issued = CivilDate(inv["issued_on"] as String), let due = CivilDate(inv["due_on"] as String) else {
-                throw LedgerCorruption(description: "invoice \(inv["number"] as String): unreadable dates")
+            let number: String = inv[0]
+            guard let issued = CivilDate(inv[1] as String), let due = CivilDate(inv[2] as String) else {
+                throw LedgerCorruption(description: "invoice \(number): unreadable dates")
             }
-            let number: String = inv["number"]
             invoices.append(
                 ReceivableInvoice(
-                    number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv["amount"], currency: inv["currency"],
-                    instalments: instalments[number] ?? [], paymentURL: inv["payment_url"], document: inv["document"]))
+                    number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv[3], currency: inv[4],
+                    instalments: instalments[number] ?? [], paymentURL: inv[5], document: inv[6]))
         }
         var movements: [ReceivableMovement] = []
         for content in try String.fetchAll(db, cachedSQL: "SELECT content FROM rec_movement WHERE debtor_id = ? ORDER BY key", arguments: [id]) {
