@@ -17,17 +17,8 @@ struct ReportService: Service {
     let clock: @Sendable () -> Date
 
     func run() async throws {
-        var last = clock()
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let configuration = current.current.configuration
-            let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
-            // A run came since the last look (the schedule of a reload counts from then).
-            if let due = configuration.report.schedule.previous(atOrBefore: clock(), in: zone), due > last {
-                last = clock()
-                await mail(as: due, configuration: configuration)
-            }
-            let pause = configuration.report.schedule.wait(from: clock(), in: zone)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        await ScheduledRuns.run(current: current, clock: clock, schedule: \.report.schedule) { due, configuration in
+            await mail(as: due, configuration: configuration)
         }
     }
 

@@ -16,16 +16,8 @@ struct ScoreService: Service {
     let clock: @Sendable () -> Date
 
     func run() async throws {
-        var last = clock()
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let configuration = current.current.configuration
-            let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
-            if let due = configuration.score.schedule.previous(atOrBefore: clock(), in: zone), due > last {
-                last = clock()
-                await refit(as: CivilDate(due, in: zone))
-            }
-            let pause = configuration.score.schedule.wait(from: clock(), in: zone)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        await ScheduledRuns.run(current: current, clock: clock, schedule: \.score.schedule) { due, configuration in
+            await refit(as: CivilDate(due, in: TimeZone(identifier: configuration.defaults.timezone) ?? .gmt))
         }
     }
 

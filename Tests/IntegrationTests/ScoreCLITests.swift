@@ -8,7 +8,7 @@ import Testing
     /// Two years of a small business's receivables: 60 customers, each with its own habit, a
     /// fifth of the invoices disputed (a disputed invoice is mostly paid late).
     static func feed() throws -> Data {
-        var rng = SplitMixGenerator(seed: 11)
+        var rng = SplitMix64(seed: 11)
         var lines: [[String: Any]] = []
         let start = CivilDate(year: 2024, month: 1, day: 1).dayNumber
         var n = 0

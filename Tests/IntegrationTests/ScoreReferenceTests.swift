@@ -10,7 +10,7 @@ import Testing
 @Suite struct ScoreReferenceTests {
     @Test func logisticRegressionAndKaplanMeierMatchTheReferences() async throws {
         // The simulator lives with the core tests; a smaller history of the same kind is drawn here.
-        var rng = SplitMixGenerator(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var histories: [DebtorHistory] = []
         let start = CivilDate(year: 2024, month: 1, day: 1).dayNumber
         for d in 0..<120 {
@@ -85,16 +85,7 @@ import Testing
     }
 }
 
-/// SplitMix64, for drawing the history here.
-struct SplitMixGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    /// A uniform number in [0, 1).
     mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
