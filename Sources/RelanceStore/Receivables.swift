@@ -367,9 +367,14 @@ extension Ledger: ReceivablesStore {
         }
         var movements: [ReceivableMovement] = []
         for content in try String.fetchAll(db, cachedSQL: "SELECT content FROM rec_movement WHERE debtor_id = ? ORDER BY key", arguments: [id]) {
-            guard case .object(let object) = try JSONParser.parse(Array(content.utf8)),
-                let movement = ReceivableMovement(fields: object.compactMapValues { if case .string(let s) = $0 { s } else { nil } })
-            else { throw LedgerCorruption(description: "debtor \(id): an unreadable movement \(content)") }
+            // As the ledger wrote it (one pass), else through the general parser.
+            var fields = JSONText.stringObject(content)
+            if fields == nil, case .object(let object) = try JSONParser.parse(Array(content.utf8)) {
+                fields = object.compactMapValues { if case .string(let s) = $0 { s } else { nil } }
+            }
+            guard let fields, let movement = ReceivableMovement(fields: fields) else {
+                throw LedgerCorruption(description: "debtor \(id): an unreadable movement \(content)")
+            }
             movements.append(movement)
         }
         var taken: [ItemID: [TakenStep]] = [:]

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+@testable import RelanceCore
+
+/// `JSONText.stringObject` reads back exactly what `JSONText.object` writes (the ledger's stored
+/// movements), and refuses anything else rather than guess.
+@Suite struct JSONTextTests {
+    @Test func roundTripsEveryString() {
+        var rng = SplitMix(seed: 99)
+        let alphabet: [String] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{1F}", "é", "€", "𝄞", "😀", "\u{2028}", ":", ",", "{", "}"]
+        for _ in 0..<2_000 {
+            var fields: [String: String] = [:]
+            for _ in 0..<Int(rng.next() % 6) {
+                let key = (0..<Int(rng.next() % 5)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
+                let value = (0..<Int(rng.next() % 12)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
+                fields[key] = value
+            }
+            let text = JSONText.object(fields)
+            #expect(JSONText.stringObject(text) == fields, "\(text)")
+        }
+        #expect(JSONText.stringObject(#"{"type":"payment","amount":"50000","paid_on":"2026-10-01"}"#) == ["type": "payment", "amount": "50000", "paid_on": "2026-10-01"])
+        #expect(JSONText.stringObject(#"{"a":"\ud834\udd1e"}"#) == ["a": "𝄞"], "a surrogate pair")
+    }
+
+    @Test func refusesWhatTheWriterNeverWrites() {
+        for text in [
+            "", "{", "}", "[]", #"{"a":1}"#, #"{"a":"b" }"#, #"{ "a":"b"}"#, #"{"a":"b",}"#, #"{"a":"b"}x"#, #"{"a":"\x"}"#, #"{"a":"\ud834"}"#,
+            #"{"a":"\udd1e"}"#, "{\"a\":\"b\nc\"}", #"{"a":"b"#, #"{"a":null}"#, #"{"a":"\u12"}"#,
+        ] {
+            #expect(JSONText.stringObject(text) == nil, "\(text.debugDescription)")
+        }
+        #expect(JSONText.stringObject("{}") == [:])
+    }
+}
