@@ -84,7 +84,7 @@ struct ScoreCommand: AsyncParsableCommand {
             let top = item.score.contributions.prefix(3).map(\.text)
             let values = [
                 item.debtor, item.invoice.number, CivilDate(dayNumber: item.invoice.issuedOn).description, CivilDate(dayNumber: item.invoice.dueOn).description,
-                String(format: "%.2f", item.invoice.amount), String(format: "%.3f", item.score.pLate), item.expectedPaymentDate?.description ?? "",
+                FixedPoint.text(item.invoice.amount, decimals: 2), FixedPoint.text(item.score.pLate, decimals: 3), item.expectedPaymentDate?.description ?? "",
                 top.joined(separator: "; "),
             ]
             switch format {
@@ -114,7 +114,7 @@ struct ScoreCommand: AsyncParsableCommand {
         if format == .csv { print(columns.joined(separator: ",")) }
         if format == .table { print(columns.map { $0.uppercased() }.joined(separator: "\t")) }
         for row in result.rows {
-            let values = [row.invoice, row.debtor, row.issuedOn.description, String(format: "%.4f", row.pLate), row.expectedDaysToPay.map { String(Int($0)) } ?? ""]
+            let values = [row.invoice, row.debtor, row.issuedOn.description, FixedPoint.text(row.pLate, decimals: 4), row.expectedDaysToPay.map { String(Int($0)) } ?? ""]
             switch format {
             case .csv: print(values.map(CSVField.quoted).joined(separator: ","))
             case .table: print(values.joined(separator: "\t"))

@@ -33,3 +33,21 @@ import Testing
         #expect(JSONText.stringObject("{}") == [:])
     }
 }
+
+@Suite struct FixedPointTests {
+    @Test func matchesPrintfHalfAwayFromZero() {
+        #expect(FixedPoint.text(0.1234, decimals: 3) == "0.123")
+        #expect(FixedPoint.text(0.0005, decimals: 3) == "0.001")
+        #expect(FixedPoint.text(-1.5, decimals: 0) == "-2" && FixedPoint.text(-0.0004, decimals: 3) == "0.000")
+        #expect(FixedPoint.text(1234.5, decimals: 2) == "1234.50" && FixedPoint.text(-0.8, decimals: 2) == "-0.80")
+        #expect(FixedPoint.text(.nan, decimals: 2) == "nan")
+        var rng = SplitMix(seed: 3)
+        for _ in 0..<1_000 {
+            let x = Double(Int64(bitPattern: rng.next()) % 10_000_000) / 1_000
+            // printf rounds half to even on the binary value; away from exact halves they agree.
+            if abs((abs(x) * 100).truncatingRemainder(dividingBy: 1) - 0.5) > 1e-6 {
+                #expect(FixedPoint.text(x, decimals: 2) == String(format: "%.2f", x), "\(x)")
+            }
+        }
+    }
+}

@@ -123,8 +123,8 @@ public struct ScoreModel: Sendable, Hashable, Codable {
 
         /// "days_late_last_3 = 12: +0.80".
         public var text: String {
-            let v = value == value.rounded() ? String(Int(value)) : String(format: "%.2f", value)
-            return "\(feature) = \(v): \(logOdds >= 0 ? "+" : "")\(String(format: "%.2f", logOdds))"
+            let v = value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : FixedPoint.text(value, decimals: 2)
+            return "\(feature) = \(v): \(logOdds >= 0 ? "+" : "")\(FixedPoint.text(logOdds, decimals: 2))"
         }
     }
 
