@@ -308,14 +308,71 @@ extension Ledger: ReceivablesStore {
 
     public func forEachDebtorSnapshot(debtor only: String?, _ body: @escaping @Sendable (DebtorSnapshot) throws -> Void) async throws {
         try await pool.read { db in
-            let debtors = try Row.fetchCursor(
-                db,
-                cachedSQL: only == nil
-                    ? "SELECT \(Self.debtorColumns) FROM rec_debtor ORDER BY id" : "SELECT \(Self.debtorColumns) FROM rec_debtor WHERE id = ?",
-                arguments: only.map { [$0] } ?? [])
-            while let row = try debtors.next() {
+            guard let only else { return try Self.forEachSnapshot(db, body) }
+            if let row = try Row.fetchOne(db, cachedSQL: "SELECT \(Self.debtorColumns) FROM rec_debtor WHERE id = ?", arguments: [only]) {
                 try body(try Self.snapshot(db, row))
             }
+        }
+    }
+
+    /// Every debtor's snapshot in debtor id order, from one cursor per table, each in debtor order,
+    /// merged as they go: five statements for the whole ledger instead of five per debtor (half of
+    /// the time of reading a million invoices went to those per-debtor statements). The same
+    /// snapshots as `snapshot(_:_:)` (tested).
+    static func forEachSnapshot(_ db: Database, _ body: (DebtorSnapshot) throws -> Void) throws {
+        let debtors = try Row.fetchCursor(db, sql: "SELECT \(debtorColumns) FROM rec_debtor ORDER BY id")
+        let invoices = try Row.fetchCursor(
+            db, sql: "SELECT debtor_id, number, issued_on, due_on, amount, currency, payment_url, document FROM rec_invoice ORDER BY debtor_id, number")
+        let instalments = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT v.debtor_id, i.invoice, i.due_on, i.amount FROM rec_instalment i JOIN rec_invoice v ON v.number = i.invoice
+                ORDER BY v.debtor_id, i.invoice, i.due_on
+                """)
+        let movements = try Row.fetchCursor(db, sql: "SELECT debtor_id, content FROM rec_movement ORDER BY debtor_id, key")
+        let steps = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT s.debtor_id, s.invoice, s.instalment, s.stage, s.on_date FROM plan_step s
+                WHERE NOT (EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id)
+                    AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id AND d.status != 'expired'))
+                ORDER BY s.debtor_id, s.on_date, s.stage
+                """)
+        // SQLite orders text by its bytes: so must the merge.
+        func before(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+        /// The rows of `cursor` for `id`, skipping any for an earlier id (none: every row has its debtor).
+        func rows(_ cursor: RowCursor, _ pending: inout Row?, for id: String) throws -> [Row] {
+            var out: [Row] = []
+            while let row = try pending ?? cursor.next() {
+                let owner: String = row[0]
+                if before(owner, id) {
+                    pending = nil
+                    continue
+                }
+                guard owner == id else {
+                    pending = row
+                    break
+                }
+                out.append(row.copy())
+                pending = nil
+            }
+            return out
+        }
+        var (nextInvoice, nextInstalment, nextMovement, nextStep): (Row?, Row?, Row?, Row?) = (nil, nil, nil, nil)
+        while let row = try debtors.next() {
+            let id: String = row["id"]
+            var byInvoice: [String: [Instalment]] = [:]
+            for r in try rows(instalments, &nextInstalment, for: id) {
+                guard let due = CivilDate(r[2] as String) else { throw LedgerCorruption(description: "instalment of \(r[1] as String): unreadable date") }
+                byInvoice[r[1], default: []].append(Instalment(dueOn: due, amount: r[3]))
+            }
+            let invoiceRows = try rows(invoices, &nextInvoice, for: id)
+            let movementRows = try rows(movements, &nextMovement, for: id)
+            let stepRows = try rows(steps, &nextStep, for: id)
+            try body(
+                try snapshot(
+                    debtorRow: row, invoiceRows: invoiceRows, instalments: byInvoice, movements: movementRows.map { $0[1] as String }, stepRows: stepRows,
+                    offset: 1))
         }
     }
 
@@ -330,11 +387,6 @@ extension Ledger: ReceivablesStore {
 
     static func snapshot(_ db: Database, _ row: Row) throws -> DebtorSnapshot {
         let id: String = row["id"]
-        let debtor = ReceivableDebtor(
-            debtor: Debtor(
-                id: id, name: row["name"], email: row["email"], phone: row["phone"], country: row["country"], locale: row["locale"],
-                timezone: row["timezone"], kind: DebtorKind(rawValue: row["kind"]) ?? .business),
-            paymentTerms: (row["payment_terms"] as String?).flatMap(PaymentTerms.init), ladder: row["ladder"])
         // The debtor's instalments in one query (one per invoice was a million queries for a
         // million invoices).
         var instalments: [String: [Instalment]] = [:]
@@ -350,23 +402,50 @@ extension Ledger: ReceivablesStore {
             }
             instalments[row["invoice"], default: []].append(Instalment(dueOn: due, amount: row["amount"]))
         }
-        var invoices: [ReceivableInvoice] = []
-        // Columns by position: a lookup by name lower-cases and hashes it, for each of a million rows.
-        for inv in try Row.fetchAll(
+        let invoiceRows = try Row.fetchAll(
             db, cachedSQL: "SELECT number, issued_on, due_on, amount, currency, payment_url, document FROM rec_invoice WHERE debtor_id = ? ORDER BY number",
             arguments: [id])
-        {
-            let number: String = inv[0]
-            guard let issued = CivilDate(inv[1] as String), let due = CivilDate(inv[2] as String) else {
+        let movements = try String.fetchAll(db, cachedSQL: "SELECT content FROM rec_movement WHERE debtor_id = ? ORDER BY key", arguments: [id])
+        let stepRows = try Row.fetchAll(
+            db,
+            cachedSQL: """
+                SELECT s.invoice, s.instalment, s.stage, s.on_date FROM plan_step s
+                WHERE s.debtor_id = ?
+                  AND NOT (EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id)
+                    AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id AND d.status != 'expired'))
+                ORDER BY s.on_date, s.stage
+                """, arguments: [id])
+        return try snapshot(debtorRow: row, invoiceRows: invoiceRows, instalments: instalments, movements: movements, stepRows: stepRows, offset: 0)
+    }
+
+    /// A snapshot from its rows: the debtor's (`debtorColumns`), its invoices' (`number, issued_on,
+    /// due_on, amount, currency, payment_url, document`) and plan steps' (`invoice, instalment,
+    /// stage, on_date`), each after `offset` leading columns, and its movements' stored content.
+    static func snapshot(
+        debtorRow row: Row, invoiceRows: [Row], instalments: [String: [Instalment]], movements contents: [String], stepRows: [Row], offset o: Int
+    ) throws -> DebtorSnapshot {
+        let id: String = row["id"]
+        let debtor = ReceivableDebtor(
+            debtor: Debtor(
+                id: id, name: row["name"], email: row["email"], phone: row["phone"], country: row["country"], locale: row["locale"],
+                timezone: row["timezone"], kind: DebtorKind(rawValue: row["kind"]) ?? .business),
+            paymentTerms: (row["payment_terms"] as String?).flatMap(PaymentTerms.init), ladder: row["ladder"])
+        // Columns by position: a lookup by name lower-cases and hashes it, for each of a million rows.
+        var invoices: [ReceivableInvoice] = []
+        invoices.reserveCapacity(invoiceRows.count)
+        for inv in invoiceRows {
+            let number: String = inv[o]
+            guard let issued = CivilDate(inv[o + 1] as String), let due = CivilDate(inv[o + 2] as String) else {
                 throw LedgerCorruption(description: "invoice \(number): unreadable dates")
             }
             invoices.append(
                 ReceivableInvoice(
-                    number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv[3], currency: inv[4],
-                    instalments: instalments[number] ?? [], paymentURL: inv[5], document: inv[6]))
+                    number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv[o + 3], currency: inv[o + 4],
+                    instalments: instalments[number] ?? [], paymentURL: inv[o + 5], document: inv[o + 6]))
         }
         var movements: [ReceivableMovement] = []
-        for content in try String.fetchAll(db, cachedSQL: "SELECT content FROM rec_movement WHERE debtor_id = ? ORDER BY key", arguments: [id]) {
+        movements.reserveCapacity(contents.count)
+        for content in contents {
             // As the ledger wrote it (one pass), else through the general parser.
             var fields = JSONText.stringObject(content)
             if fields == nil, case .object(let object) = try JSONParser.parse(Array(content.utf8)) {
@@ -378,19 +457,10 @@ extension Ledger: ReceivablesStore {
             movements.append(movement)
         }
         var taken: [ItemID: [TakenStep]] = [:]
-        for step in try Row.fetchAll(
-            db,
-            cachedSQL: """
-                SELECT s.invoice, s.instalment, s.stage, s.on_date FROM plan_step s
-                WHERE s.debtor_id = ?
-                  AND NOT (EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id)
-                    AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.reminder_id = s.reminder_id AND d.status != 'expired'))
-                ORDER BY s.on_date, s.stage
-                """, arguments: [id])
-        {
-            guard let on = CivilDate(step["on_date"] as String) else { continue }
-            let instalment: Int = step["instalment"]
-            taken[ItemID(invoice: step["invoice"], instalment: instalment == 0 ? nil : instalment), default: []].append(TakenStep(stage: step["stage"], on: on))
+        for step in stepRows {
+            guard let on = CivilDate(step[o + 3] as String) else { continue }
+            let instalment: Int = step[o + 1]
+            taken[ItemID(invoice: step[o], instalment: instalment == 0 ? nil : instalment), default: []].append(TakenStep(stage: step[o + 2], on: on))
         }
         return DebtorSnapshot(debtor: debtor, invoices: invoices, movements: movements, taken: taken)
     }

@@ -9,9 +9,7 @@ extension Ledger {
     /// in one read transaction (one consistent state of both ledgers).
     public func forEachReportSnapshot(_ body: @escaping @Sendable (DebtorSnapshot, [SentReminder]) throws -> Void) async throws {
         try await pool.read { db in
-            let debtors = try Row.fetchCursor(db, cachedSQL: "SELECT \(Self.debtorColumns) FROM rec_debtor ORDER BY id")
-            while let row = try debtors.next() {
-                let snapshot = try Self.snapshot(db, row)
+            try Self.forEachSnapshot(db) { snapshot in
                 try body(snapshot, try Self.sentReminders(db, debtor: snapshot.debtor.debtor.id))
             }
         }

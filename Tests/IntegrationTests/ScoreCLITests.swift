@@ -1,4 +1,6 @@
 import Foundation
+import RelanceStore
+import Synchronization
 import RelanceCore
 import Testing
 
@@ -129,5 +131,36 @@ import Testing
         #expect(scored.status == 0 && scored.stdout.hasPrefix("DEBTOR\tINVOICE"), "\(scored.stderr)")
         daemon.signal(SIGTERM)
         #expect(try await daemon.wait() == 0)
+    }
+
+    /// The snapshots of the whole ledger, read from one cursor per table merged by debtor, equal
+    /// those read debtor by debtor: invoices with instalments, payments, disputes, plan steps.
+    @Test func mergedSnapshotsEqualThoseReadOneDebtorAtATime() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        var feed = try Self.feed()
+        feed.append(
+            Data(
+                (#"{"type":"invoice","number":"INST-1","debtor":"C002","issued_on":"2025-01-10","amount":"300.00","currency":"EUR","instalments":[{"due_on":"2025-02-10","amount":"100.00"},{"due_on":"2025-03-10","amount":"200.00"}]}"#
+                    + "\n" + #"{"type":"promise","id":"PR-1","debtor":"C003","until":"2026-01-31"}"# + "\n").utf8))
+        try feed.write(to: URL(fileURLWithPath: file))
+        #expect(try await sandbox.relance(["import", file]).status == 0)
+        #expect(try await sandbox.relance(["plan", "--commit", "--as-of", "2025-12-15T09:00:00+01:00"]).status == 0)
+        let ledger = try Ledger(path: sandbox.ledgerPath)
+        let merged = Mutex<[DebtorSnapshot]>([])
+        try await ledger.forEachDebtorSnapshot(debtor: nil) { snapshot in merged.withLock { $0.append(snapshot) } }
+        let all = merged.withLock { $0 }
+        #expect(all.count == 60)
+        #expect(all.contains { !$0.taken.isEmpty } && all.contains { $0.invoices.contains { !$0.instalments.isEmpty } })
+        for snapshot in all {
+            let one = Mutex<DebtorSnapshot?>(nil)
+            try await ledger.forEachDebtorSnapshot(debtor: snapshot.debtor.debtor.id) { s in one.withLock { $0 = s } }
+            let single = try #require(one.withLock { $0 })
+            #expect(single.debtor == snapshot.debtor)
+            #expect(single.invoices == snapshot.invoices)
+            #expect(single.movements == snapshot.movements)
+            #expect(single.taken == snapshot.taken, "\(snapshot.debtor.debtor.id)")
+        }
     }
 }
