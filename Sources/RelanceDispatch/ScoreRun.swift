@@ -8,12 +8,48 @@ import Synchronization
 public enum ScoreRun {
     /// Every debtor's payment history (or one debtor's).
     public static func histories(_ ledger: any LedgerStore, debtor: String? = nil) async throws -> [DebtorHistory] {
-        let histories = Mutex<[DebtorHistory]>([])
-        try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in
-            let history = DebtorHistory(snapshot)
-            histories.withLock { $0.append(history) }
+        try await pipelined(ledger, debtor: debtor) { [$0] }
+    }
+
+    /// `transform` of every debtor's history, in debtor order. The ledger's reader decodes the
+    /// snapshots while another thread builds the histories (their standings) and transforms them:
+    /// batches of 256 debtors, at most 4 waiting, so memory stays bounded and both cores work.
+    static func pipelined<T: Sendable>(
+        _ ledger: any LedgerStore, debtor: String?, _ transform: @escaping @Sendable (DebtorHistory) -> [T]
+    ) async throws -> [T] {
+        let results = Mutex<[T]>([])
+        let worker = DispatchQueue(label: "relance.score.histories")
+        let room = DispatchSemaphore(value: 4)
+        let batch = Mutex<[DebtorSnapshot]>([])
+        // `waiting`: from the ledger's reader (its own thread), which waits for room; the last
+        // batch, from the caller's task, is queued without waiting (never block the cooperative pool).
+        let submit: @Sendable ([DebtorSnapshot], _ waiting: Bool) -> Void = { snapshots, waiting in
+            if waiting { room.wait() }
+            worker.async {
+                var part: [T] = []
+                for snapshot in snapshots { part += transform(DebtorHistory(snapshot)) }
+                results.withLock { $0 += part }
+                if waiting { room.signal() }
+            }
         }
-        return histories.withLock { $0 }
+        do {
+            try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in
+                let full = batch.withLock { batch -> [DebtorSnapshot]? in
+                    batch.append(snapshot)
+                    guard batch.count >= 256 else { return nil }
+                    defer { batch.removeAll(keepingCapacity: true) }
+                    return batch
+                }
+                if let full { submit(full, true) }
+            }
+        } catch {
+            await withCheckedContinuation { continuation in worker.async { continuation.resume() } }
+            throw error
+        }
+        let last = batch.withLock { $0 }
+        if !last.isEmpty { submit(last, false) }
+        await withCheckedContinuation { continuation in worker.async { continuation.resume() } }
+        return results.withLock { $0 }
     }
 
     /// Fits the models on the history known on `asOf` and keeps them in the ledger.
@@ -37,15 +73,26 @@ public enum ScoreRun {
 
     /// The open items (issued, neither paid nor written off) on `day`, scored, riskiest first.
     public static func openItems(_ histories: [DebtorHistory], model: ScoreModel, on day: CivilDate) -> [OpenItem] {
+        sorted(histories.flatMap { openItems(of: $0, model: model, on: day) })
+    }
+
+    /// The same, read from the ledger while the histories are scored on another thread.
+    public static func openItems(_ ledger: any LedgerStore, debtor: String?, model: ScoreModel, on day: CivilDate) async throws -> [OpenItem] {
+        sorted(try await pipelined(ledger, debtor: debtor) { openItems(of: $0, model: model, on: day) })
+    }
+
+    static func openItems(of history: DebtorHistory, model: ScoreModel, on day: CivilDate) -> [OpenItem] {
         var items: [OpenItem] = []
-        for history in histories {
-            for (i, invoice) in history.invoices.enumerated()
-            where invoice.issuedOn <= day.dayNumber && invoice.paidOn.map({ $0 > day.dayNumber }) ?? true
-                && invoice.writtenOffOn.map({ $0 > day.dayNumber }) ?? true
-            {
-                items.append(OpenItem(debtor: history.debtor, invoice: invoice, score: model.score(history, index: i, on: day.dayNumber + 1)))
-            }
+        for (i, invoice) in history.invoices.enumerated()
+        where invoice.issuedOn <= day.dayNumber && invoice.paidOn.map({ $0 > day.dayNumber }) ?? true
+            && invoice.writtenOffOn.map({ $0 > day.dayNumber }) ?? true
+        {
+            items.append(OpenItem(debtor: history.debtor, invoice: invoice, score: model.score(history, index: i, on: day.dayNumber + 1)))
         }
-        return items.sorted { ($0.score.pLate, $1.invoice.number) > ($1.score.pLate, $0.invoice.number) }
+        return items
+    }
+
+    static func sorted(_ items: [OpenItem]) -> [OpenItem] {
+        items.sorted { ($0.score.pLate, $1.invoice.number) > ($1.score.pLate, $0.invoice.number) }
     }
 }

@@ -57,14 +57,14 @@ struct ScoreCommand: AsyncParsableCommand {
                 Self.printTraining(model)
                 return
             }
-            let histories = try await ScoreRun.histories(ledger, debtor: debtor)
             if backtest, let from, let start = CivilDate(from) {
+                let histories = try await ScoreRun.histories(ledger, debtor: debtor)
                 return Self.printBacktest(Backtest.run(histories, from: start, end: day.adding(days: 1)), format: format)
             }
             guard let (model, trainedAt) = try await ledger.latestScoreModel() else {
                 throw Fail.runtime("no risk model yet: fit one with relance score --train")
             }
-            let items = ScoreRun.openItems(histories, model: model, on: day)
+            let items = try await ScoreRun.openItems(ledger, debtor: debtor, model: model, on: day)
             if explain {
                 return Self.printExplanation(items, model: model, trainedAt: trainedAt, debtor: debtor ?? "")
             }
