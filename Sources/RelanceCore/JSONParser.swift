@@ -48,6 +48,43 @@ public struct JSONParser {
         }
     }
 
+    /// An object whose members are all strings, written without whitespace (what
+    /// `JSONText.object` writes), decoded with this parser's own string reading but without
+    /// building `JSONValue`s; nil for anything else (`parse` then says what is wrong).
+    public static func stringObject(validatedUTF8 text: String) -> [String: String]? {
+        var text = text
+        return text.withUTF8 { buffer -> [String: String]? in
+            var parser = JSONParser(bytes: buffer)
+            parser.validated = true
+            return try? parser.stringMembers()
+        }
+    }
+
+    mutating func stringMembers() throws(JSONParseError) -> [String: String]? {
+        guard current == UInt8(ascii: "{") else { return nil }
+        index += 1
+        var members: [String: String] = [:]
+        if current == UInt8(ascii: "}") {
+            index += 1
+            return index == bytes.count ? members : nil
+        }
+        while true {
+            guard current == UInt8(ascii: "\"") else { return nil }
+            let key = try string()
+            guard current == UInt8(ascii: ":") else { return nil }
+            index += 1
+            guard current == UInt8(ascii: "\"") else { return nil }
+            guard members.updateValue(try string(), forKey: key) == nil else { return nil }
+            switch current {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"):
+                index += 1
+                return index == bytes.count ? members : nil
+            default: return nil
+            }
+        }
+    }
+
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     /// The bytes are known to be valid UTF-8 (so is every string between quotes).
