@@ -71,12 +71,8 @@ public enum ScoreRun {
         }
     }
 
-    /// The open items (issued, neither paid nor written off) on `day`, scored, riskiest first.
-    public static func openItems(_ histories: [DebtorHistory], model: ScoreModel, on day: CivilDate) -> [OpenItem] {
-        sorted(histories.flatMap { openItems(of: $0, model: model, on: day) })
-    }
-
-    /// The same, read from the ledger while the histories are scored on another thread.
+    /// The open items (issued, neither paid nor written off) on `day`, scored, riskiest first: read
+    /// from the ledger while the histories are scored on another thread.
     public static func openItems(_ ledger: any LedgerStore, debtor: String?, model: ScoreModel, on day: CivilDate) async throws -> [OpenItem] {
         sorted(try await pipelined(ledger, debtor: debtor) { openItems(of: $0, model: model, on: day) })
     }
