@@ -24,12 +24,14 @@ struct ScoreService: Service {
     func refit(as day: CivilDate) async {
         let started = ContinuousClock.now
         do {
-            let model = try await ScoreRun.train(ledger, asOf: day, now: clock())
+            let training = try await ScoreRun.train(ledger, asOf: day, bandsOn: day, now: clock())
+            let model = training.model
             logger.notice(
                 "risk models refitted",
                 metadata: [
                     "relance.score.as_of": "\(day)", "relance.score.examples": "\(model.metrics.examples)",
                     "relance.score.auc": "\(model.metrics.auc.map { String(format: "%.3f", $0) } ?? "-")",
+                    "relance.score.banded_debtors": "\(training.bandedDebtors)",
                     "relance.duration": "\(ContinuousClock.now - started)",
                 ])
         } catch let error as ScoreModel.TrainError {

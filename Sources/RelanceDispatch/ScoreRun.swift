@@ -52,11 +52,29 @@ public enum ScoreRun {
         return results.withLock { $0 }
     }
 
-    /// Fits the models on the history known on `asOf` and keeps them in the ledger.
-    public static func train(_ ledger: any LedgerStore, asOf: CivilDate, now: Date) async throws -> ScoreModel {
-        let model = try ScoreModel.train(try await histories(ledger), asOf: asOf)
+    /// What a refit did: the models now in force, and how many debtors have a risk band.
+    public struct Training: Sendable {
+        public var model: ScoreModel
+        public var bandedDebtors: Int
+    }
+
+    /// Fits the models on the history known on `asOf`, keeps them in the ledger, and gives every
+    /// debtor with open items on `bandsOn` (today) the band of its riskiest item, by which the
+    /// dispatcher orders due work within a priority.
+    public static func train(_ ledger: any LedgerStore, asOf: CivilDate, bandsOn: CivilDate, now: Date) async throws -> Training {
+        let histories = try await histories(ledger)
+        let model = try ScoreModel.train(histories, asOf: asOf)
         try await ledger.saveScoreModel(model, trainedAt: now)
-        return model
+        let bands = riskBands(histories, model: model, on: bandsOn)
+        try await ledger.replaceRiskBands(bands)
+        return Training(model: model, bandedDebtors: bands.count)
+    }
+
+    /// Each debtor with open items on `day`, with the band of its riskiest one.
+    static func riskBands(_ histories: [DebtorHistory], model: ScoreModel, on day: CivilDate) -> [(debtor: String, band: Int)] {
+        histories.compactMap { history in
+            openItems(of: history, model: model, on: day).map(\.score.band).max().map { (history.debtor, $0) }
+        }
     }
 
     /// One open item's score: the invoice, what is left of it, and the model's answer.

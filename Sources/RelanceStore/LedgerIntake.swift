@@ -55,12 +55,12 @@ extension Ledger {
             let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
             try db.run(
                 sql: """
-                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
-                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
+                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = ?), 2))
                     """,
                 arguments: [
                     reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
-                    reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id,
+                    reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id, reminder.debtor.id,
                 ])
             try Self.insertEvent(
                 db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)

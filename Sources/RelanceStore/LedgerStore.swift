@@ -12,8 +12,8 @@ import RelanceCore
 ///   cancellations and pauses, the suppression list and the daily volume in the same transaction.
 /// - `recordOutcome`, `apply` and the other writes on the send path are durable before they return
 ///   (they may share a transaction with concurrent writes: group commit).
-/// - `due` hands out at most one delivery per debtor, highest priority then oldest first, and never
-///   one that `skip` names; what it prefetches was true in the snapshot it read.
+/// - `due` hands out at most one delivery per debtor, highest priority, then riskiest band, then
+///   oldest first, and never one that `skip` names; what it prefetches was true in the snapshot it read.
 /// - Ingest is idempotent on the reminder id: the same content is a duplicate, other content a conflict.
 ///
 /// The value types (`Ledger.Due`, `Ledger.Mark`, …) are shared by every implementation.
@@ -82,6 +82,11 @@ public protocol LedgerStore: ReceivablesStore {
 
     func saveScoreModel(_ model: ScoreModel, trainedAt: Date) async throws
     func latestScoreModel() async throws -> (model: ScoreModel, trainedAt: Date)?
+    /// Replaces every debtor's risk band (0 lowest … 4 highest) with these, and gives the deliveries
+    /// not settled yet their debtor's band (`Ledger.unscoredBand` for a debtor left out): `due`
+    /// orders by it within a priority. New deliveries take their debtor's band when recorded.
+    func replaceRiskBands(_ bands: [(debtor: String, band: Int)]) async throws
+    func riskBand(debtorID: String) async throws -> Int?
 
     // MARK: Reconciliation
 
@@ -93,6 +98,7 @@ public protocol LedgerStore: ReceivablesStore {
     func retentionCandidates(before cutoff: Date, limit: Int) async throws -> [String]
     func reminderIDs(debtorID: String) async throws -> [String]
     func erase(reminderIDs: [String], reason: String, now: Date) async throws -> Ledger.Erasure
+    /// Erases a debtor's contact details in the receivables ledger and its risk band.
     func eraseReceivablesDebtor(_ id: String, now: Date) async throws -> Bool
 
     // MARK: Health

@@ -83,9 +83,13 @@ extension Ledger {
     /// Erases the contact details of a receivables debtor (`relance forget`): name, email and phone.
     /// Its invoices and payments stay: they are the creditor's accounting record, which the law
     /// keeps for longer, and hold no contact detail. The plan then finds no channel to reach it
-    /// (`no_contact`). False when the receivables ledger does not know the debtor.
+    /// (`no_contact`). Its risk band goes too. False when the receivables ledger does not know the debtor.
     public func eraseReceivablesDebtor(_ id: String, now: Date) async throws -> Bool {
         try await pool.write { db in
+            // The risk band is a score, personal data: gone with the rest (a later refit gives the
+            // debtor one again only while it has open items, as `relance score` would show).
+            try db.execute(sql: "DELETE FROM debtor_risk WHERE debtor_id = ?", arguments: [id])
+            try db.execute(sql: "UPDATE delivery SET risk = \(Self.unscoredBand) WHERE debtor_id = ? AND risk != \(Self.unscoredBand)", arguments: [id])
             try db.execute(
                 sql: "UPDATE rec_debtor SET name = '[erased]', email = NULL, phone = NULL, updated_at = ? WHERE id = ?",
                 arguments: [now.timeIntervalSince1970, id])

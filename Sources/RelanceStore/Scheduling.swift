@@ -45,11 +45,11 @@ extension Ledger {
         }
     }
 
-    /// Pending deliveries due at `now`, highest priority first, then oldest first, skipping what
-    /// `skip` names (asked before a record is decoded: in flight, its debtor busy, already tried)
-    /// and at most one per debtor: a debtor's deliveries go one at a time, so one debtor's big
-    /// batch is interleaved with everyone else's instead of holding them back, while the oldest
-    /// delivery is still the first one looked at.
+    /// Pending deliveries due at `now`, highest priority first, then the riskiest debtors (their
+    /// band), then oldest first, skipping what `skip` names (asked before a record is decoded: in
+    /// flight, its debtor busy, already tried) and at most one per debtor: a debtor's deliveries go
+    /// one at a time, so one debtor's big batch is interleaved with everyone else's instead of
+    /// holding them back, while its oldest delivery is still the first one looked at.
     public func due(
         now: Date, limit: Int, prefetch: Prefetch? = nil, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool = { _, _ in false }
     ) async throws -> [Due] {
@@ -82,29 +82,53 @@ extension Ledger {
     }
 
     /// Walks the due deliveries; `skip` is asked before a record is decoded, `body` returns whether to go on.
+    ///
+    /// The order is priority, then the debtor's risk band (riskiest first, `debtor_risk`), then age.
+    /// It is walked one index range per (priority, band) present, each ending at `now`: rows not yet
+    /// due are never read, however many wait, and finding the next pair is one index seek.
     static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
         // Partial payments are rare: when the snapshot has none, no delivery is asked for its own.
         let anyPayment = try Self.anyPartialPayment(db)
-        let rows = try Row.fetchCursor(
-            db,
-            cachedSQL: """
-                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
-                FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                WHERE d.status = 'pending' AND d.due_at <= ?
-                  AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
-                ORDER BY d.priority DESC, d.due_at, d.reminder_id
-                """,
-            arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
-        while let row = try rows.next() {
-            let key = try row.deliveryKey()
-            if skip(key, row["debtor_id"]) { continue }
-            let due = Due(
-                key: key, reminder: try Reminder.stored(row["record"], id: key.reminderID), queue: row["queue"], attempts: row["attempts"],
-                firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                paid: anyPayment ? try payments(db, reminderID: key.reminderID) : [:])
-            if try !body(due) { return }
+        var group = try Row.fetchOne(
+            db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1")
+        while let current = group {
+            let (priority, risk): (Int, Int) = (current[0], current[1])
+            let rows = try Row.fetchCursor(
+                db,
+                cachedSQL: """
+                    SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
+                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                    WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.due_at <= ?
+                      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
+                    ORDER BY d.due_at, d.reminder_id
+                    """,
+                arguments: [priority, risk, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            while let row = try rows.next() {
+                let key = try row.deliveryKey()
+                if skip(key, row["debtor_id"]) { continue }
+                let due = Due(
+                    key: key, reminder: try Reminder.stored(row["record"], id: key.reminderID), queue: row["queue"], attempts: row["attempts"],
+                    firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    paid: anyPayment ? try payments(db, reminderID: key.reminderID) : [:])
+                if try !body(due) { return }
+            }
+            group = try nextDueGroup(db, after: (priority, risk))
         }
+    }
+
+    /// The (priority, band) pair that follows `after` in the due order among pending deliveries:
+    /// two seeks (a row-value comparison would scan the rest of the priority).
+    static func nextDueGroup(_ db: Database, after: (priority: Int, risk: Int)) throws -> Row? {
+        if let lowerBand = try Row.fetchOne(
+            db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' AND priority = ? AND risk < ? ORDER BY risk DESC LIMIT 1",
+            arguments: [after.priority, after.risk])
+        {
+            return lowerBand
+        }
+        return try Row.fetchOne(
+            db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' AND priority < ? ORDER BY priority DESC, risk DESC LIMIT 1",
+            arguments: [after.priority])
     }
 
     /// The keys of every delivery due at `now`, in sending order (keys only: a dry run then reads

@@ -270,7 +270,7 @@ extension Ledger {
         }
         m.registerMigration("v13-score-models") { db in
             // The fitted risk models, newest last: coefficients, standardisation and payment curves,
-            // no personal data (scores are computed when asked, never stored).
+            // no personal data (the only per-debtor trace of a score is its band, `debtor_risk`, v14).
             try db.execute(
                 sql: """
                     CREATE TABLE score_model (
@@ -279,6 +279,23 @@ extension Ledger {
                         as_of TEXT NOT NULL,
                         model TEXT NOT NULL
                     );
+                    """)
+        }
+        m.registerMigration("v14-risk-order") { db in
+            // The dispatcher orders due work by risk within a priority. `debtor_risk` keeps the
+            // risk band (0 lowest … 4 highest, the quintiles of the model in force) of each debtor
+            // with open items, replaced at each refit and erased by `relance forget`; a delivery
+            // carries its debtor's band (2, the middle one, when the debtor has none), and the due
+            // index serves the order (priority, band, age) one index range per (priority, band).
+            try db.execute(
+                sql: """
+                    CREATE TABLE debtor_risk (
+                        debtor_id TEXT PRIMARY KEY,
+                        band INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    ALTER TABLE delivery ADD COLUMN risk INTEGER NOT NULL DEFAULT 2;
+                    DROP INDEX delivery_due;
+                    CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, due_at);
                     """)
         }
         return m

@@ -245,12 +245,12 @@ extension Ledger {
             if exists { continue }
             try db.run(
                 sql: """
-                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
-                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
+                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = ?), 2))
                     """,
                 arguments: [
                     key.reminderID, channel.rawValue, row["queue"] as String, priority, due, reminder.expiresAt?.timeIntervalSince1970,
-                    now.timeIntervalSince1970, reminder.debtor.id,
+                    now.timeIntervalSince1970, reminder.debtor.id, reminder.debtor.id,
                 ])
             try insertEvent(
                 db, DeliveryKey(reminderID: key.reminderID, channel: channel), from: nil, to: .pending,

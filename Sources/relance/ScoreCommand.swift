@@ -50,11 +50,13 @@ struct ScoreCommand: AsyncParsableCommand {
             let ledger = try existingLedger(configuration)
             if train {
                 let writable = try Ledger(path: configuration.store.path)
-                let model: ScoreModel
-                do { model = try await ScoreRun.train(writable, asOf: day, now: Date()) } catch let error as ScoreModel.TrainError {
+                let training: ScoreRun.Training
+                do {
+                    training = try await ScoreRun.train(writable, asOf: day, bandsOn: CivilDate(Date(), in: zone), now: Date())
+                } catch let error as ScoreModel.TrainError {
                     throw Fail.runtime("cannot fit the risk models as of \(day): \(error)")
                 }
-                Self.printTraining(model)
+                Self.printTraining(training)
                 return
             }
             if backtest, let from, let start = CivilDate(from) {
@@ -98,8 +100,8 @@ struct ScoreCommand: AsyncParsableCommand {
         }
     }
 
-    static func printTraining(_ model: ScoreModel) {
-        let m = model.metrics
+    static func printTraining(_ training: ScoreRun.Training) {
+        let (model, m) = (training.model, training.model.metrics)
         print("risk models fitted as of \(model.asOf) on \(m.examples) invoices with a known outcome (\(m.late) paid late)")
         print("in-sample AUC \(m.auc.map { String(format: "%.3f", $0) } ?? "-"), Brier \(m.brier.map { String(format: "%.3f", $0) } ?? "-"); the backtest says how it does on what it has not seen")
         print("coefficients (log-odds per standard deviation):")
@@ -107,6 +109,7 @@ struct ScoreCommand: AsyncParsableCommand {
         for (name, c) in zip(model.featureNames, model.logistic.coefficients.dropFirst()).sorted(by: { abs($0.1) > abs($1.1) }) {
             print("  \(name)\t\(String(format: "%+.3f", c))\t\(ScoreFeatures.descriptions[name] ?? "")")
         }
+        print("risk bands: \(training.bandedDebtors) debtors with open items; their waiting reminders go first within their priority, riskiest band first")
     }
 
     static func printBacktest(_ result: Backtest.Result, format: Format) {

@@ -1,4 +1,5 @@
 import Foundation
+import RelanceDispatch
 import RelanceStore
 import Synchronization
 import RelanceCore
@@ -115,6 +116,44 @@ import Testing
         for bad in [["score", "--backtest"], ["score", "--explain"], ["score", "--train", "--backtest", "--from", "2025-01-01"], ["score", "--from", "2025-01-01"]] {
             #expect(try await sandbox.relance(bad).status == 2, "\(bad)")
         }
+    }
+
+    /// After a refit, each debtor with open items has the band of its riskiest one, and the
+    /// dispatcher takes due work riskiest band first within a priority: reminders due at the same
+    /// instant go high band, unscored (the middle band), low band, whatever their ids say.
+    @Test func dueWorkIsOrderedByRiskAfterARefit() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let file = sandbox.root + "/feed.jsonl"
+        try Self.feed().write(to: URL(fileURLWithPath: file))
+        #expect(try await sandbox.relance(["import", file]).status == 0)
+        let train = try await sandbox.relance(["score", "--train", "--as-of", "2025-06-01"])
+        #expect(train.status == 0, "\(train.stderr)")
+
+        // The bands kept are those of the open items today, under the model in force.
+        let ledger = try sandbox.ledger()
+        let model = try #require(try await ledger.latestScoreModel()?.model)
+        let items = try await ScoreRun.openItems(ledger, debtor: nil, model: model, on: CivilDate(Date(), in: TimeZone(identifier: "Europe/Paris") ?? .gmt))
+        var expected: [String: Int] = [:]
+        for item in items { expected[item.debtor] = max(expected[item.debtor] ?? 0, item.score.band) }
+        #expect(!expected.isEmpty && train.stdout.contains("risk bands: \(expected.count) debtors with open items"), "\(train.stdout)")
+        for debtor in (0..<60).map({ String(format: "C%03d", $0) }) {
+            #expect(try await ledger.riskBand(debtorID: debtor) == expected[debtor], "\(debtor)")
+        }
+        let high = try #require(expected.filter { $0.value > Ledger.unscoredBand }.keys.sorted().first, "a debtor in a high band")
+        let low = try #require(expected.filter { $0.value < Ledger.unscoredBand }.keys.sorted().first, "a debtor in a low band")
+
+        // Three reminders in one file (due at the same instant), their ids in the opposite order.
+        func reminder(_ id: String, debtor: String) -> [String: Any] {
+            Records.reminder(id, extra: ["debtor": Records.debtor(debtor)])
+        }
+        try sandbox.dropLines("due.jsonl", [reminder("R1", debtor: low), reminder("R2", debtor: "NEW-CUSTOMER"), reminder("R3", debtor: high)])
+        #expect(try await sandbox.relance(["pause", "--all", "--reason", "ordering test"]).status == 0)
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(try await sandbox.relance(["resume", "--all"]).status == 0)
+        let dry = try await sandbox.relance(["serve", "--dry-run"])
+        let order = dry.stdout.split(separator: "\n").filter { $0.hasPrefix("would send") }.compactMap { $0.split(separator: " ").dropFirst(2).first }
+        #expect(order == ["R3/email", "R2/email", "R1/email"], "\(dry.stdout)")
     }
 
     /// The daemon refits on `score.schedule` and keeps the models; `relance score` then uses them.
