@@ -26,4 +26,8 @@ public struct PollSchedule: Sendable, Hashable {
     /// How long a round waits before looking again: short enough to keep each delivery's schedule
     /// within a fraction of its interval, never busy.
     public var tick: Duration { max(.milliseconds(200), min(every, after, .seconds(30)) / 2) }
+
+    /// The SMS gateways (transport names) with a status API: the ledger schedules polls only for
+    /// what they accepted, and the reconciler has a client for each of them.
+    public static let gatewaysWithStatusAPI: Set<String> = ["twilio", "vonage", "brevo"]
 }

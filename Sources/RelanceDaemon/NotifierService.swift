@@ -21,8 +21,10 @@ struct NotifierService: Service {
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        notifier.notify("READY=1\nSTATUS=\(await status(rate: 0))")
+        // Ready as soon as every service runs; the status line (it counts the queue) follows.
+        notifier.notify("READY=1")
         logger.info("told systemd READY=1")
+        notifier.notify("STATUS=\(await status(rate: 0))")
         let tick = min(notifier.watchdogInterval ?? .seconds(5), .seconds(5))
         var lastSent = dispatcher.totals.sent
         var lastTime = ContinuousClock.now

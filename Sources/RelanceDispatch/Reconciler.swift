@@ -40,7 +40,9 @@ public final class Reconciler: Sendable {
         self.gates = GatewayGates(rate: rate)
     }
 
-    /// From the configuration in force: a status client per gateway in use that has a status API.
+    /// From the configuration in force: a status client per gateway in use that has a status API
+    /// (`PollSchedule.gatewaysWithStatusAPI`, which decides what the ledger schedules; a test keeps
+    /// the two in step).
     public static func clients(_ configuration: RelanceConfiguration) throws -> [String: SMSStatusClient] {
         let sms = configuration.sms
         var gateways: [(RelanceConfiguration.SMS.Provider, String?)] = [(sms.provider, sms.baseURL)]

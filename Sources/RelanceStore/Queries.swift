@@ -183,11 +183,24 @@ extension Ledger {
     /// Number of deliveries per (channel, status).
     public func statusCounts() async throws -> [(channel: String, status: String, count: Int)] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT channel, status, COUNT(*) AS n FROM delivery GROUP BY channel, status ORDER BY channel, status").map {
-                (channel: $0["channel"], status: $0["status"], count: $0["n"])
+            // One range of the due index per status, counted per channel in SQLite: no sorter (a
+            // GROUP BY over every delivery sorted them all in memory, 100 MiB for a million, at
+            // each /metrics scrape and systemd status line).
+            var counts: [(channel: String, status: String, count: Int)] = []
+            for status in DeliveryStatus.allCases {
+                guard let row = try Row.fetchOne(db, cachedSQL: Self.statusCountSQL, arguments: [status.rawValue]) else { continue }
+                for (i, channel) in Channel.allCases.enumerated() {
+                    let n: Int = row[i] ?? 0
+                    if n > 0 { counts.append((channel: channel.rawValue, status: status.rawValue, count: n)) }
+                }
             }
+            return counts.sorted { ($0.channel, $0.status) < ($1.channel, $1.status) }
         }
     }
+
+    /// Deliveries of one status, per channel (one column per `Channel` case, in its order).
+    static let statusCountSQL =
+        "SELECT " + Channel.allCases.map { "SUM(channel = '\($0.rawValue)')" }.joined(separator: ", ") + " FROM delivery WHERE status = ?"
 
     /// A delivery that went wrong, and why.
     public struct Problem: Sendable, Hashable {

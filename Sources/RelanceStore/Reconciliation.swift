@@ -6,7 +6,7 @@ import RelanceCore
 /// gateway can be asked for their status, in the order they fall due.
 extension Ledger {
     /// The transports whose gateways have a status API.
-    static let pollable: Set<String> = ["twilio", "vonage", "brevo"]
+    static var pollable: Set<String> { PollSchedule.gatewaysWithStatusAPI }
 
     /// One SMS to ask about: its gateway, the part ids still without a final status, when it was accepted.
     public struct PollCandidate: Sendable, Hashable {

@@ -84,12 +84,16 @@ public final class IMAPMailbox: @unchecked Sendable {
         }
     }
 
-    /// Creates `folder` unless it exists.
+    /// Creates `folder` unless it exists: a refused `CREATE` is fine when the server says
+    /// `[ALREADYEXISTS]` (RFC 5530) or, for a server without that code, when the folder can be
+    /// selected; any other refusal is an error.
     public func create(_ folder: String) async throws {
         do {
             _ = try await run(url: base + "/", custom: "CREATE \(Self.quoted(folder))")
-        } catch let error as CurlError where error.message.uppercased().contains("ALREADYEXISTS") || error.message.lowercased().contains("exists") {
-            return
+        } catch let error as CurlError {
+            if error.message.uppercased().contains("[ALREADYEXISTS]") { return }
+            if (try? await run(url: mailboxURL(folder), custom: "NOOP")) != nil { return }
+            throw error
         }
     }
 

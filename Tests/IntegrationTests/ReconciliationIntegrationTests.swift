@@ -1,5 +1,7 @@
 import Foundation
+import RelanceConfig
 import RelanceCore
+import RelanceDispatch
 import RelanceStore
 import Testing
 
@@ -7,6 +9,19 @@ import Testing
 /// callbacks; the daemon asks its status API about every SMS still `sent`, and every delivery
 /// reaches its final status, with at most one status request per delivery per polling interval.
 @Suite(.serialized) struct ReconciliationIntegrationTests {
+    /// The ledger schedules polls for the gateways of `PollSchedule.gatewaysWithStatusAPI`; the
+    /// reconciler must have a status client for exactly those, or a poll would find no one to ask.
+    @Test func theReconcilerAsksEveryGatewayTheLedgerSchedules() throws {
+        for provider in RelanceConfiguration.SMS.Provider.allCases {
+            var configuration = RelanceConfiguration()
+            configuration.sms.provider = provider
+            let clients = try Reconciler.clients(configuration)
+            #expect(
+                Set(clients.keys) == (PollSchedule.gatewaysWithStatusAPI.contains(provider.rawValue) ? [provider.rawValue] : []),
+                "\(provider)")
+        }
+    }
+
     /// A reminder to a number of its own; every 50th one fails at the carrier (…0013).
     static func reminder(_ i: Int) -> [String: Any] {
         var r = Records.reminder(String(format: "S-%04d", i), channels: ["sms"])

@@ -37,28 +37,24 @@ public struct ScoreModel: Sendable, Hashable, Codable {
         }
     }
 
-    /// The labelled examples on `asOf`: every invoice issued and due before it, its features on
-    /// its issue date, late when it was not paid by its due date.
+    /// The labelled examples on `asOf`: every invoice issued before it whose outcome is known on
+    /// it, its features on its issue date, late when it was not paid by its due date.
     public static func examples(_ histories: [DebtorHistory], asOf day: Int) -> (rows: [[Double]], labels: [Bool]) {
-        var rows: [[Double]] = []
-        var labels: [Bool] = []
-        for history in histories {
-            for (i, invoice) in history.invoices.enumerated() where invoice.issuedOn < day {
-                guard let late = invoice.late(knownOn: day) else { continue }
-                rows.append(ScoreFeatures.compute(history, index: i, on: invoice.issuedOn))
-                labels.append(late)
-            }
-        }
-        return (rows, labels)
+        let invoices = issuedBefore(day, histories)
+        return (invoices.labelled, invoices.labels)
     }
 
-    public static func train(_ histories: [DebtorHistory], asOf: CivilDate, lambda: Double = 1) throws -> ScoreModel {
-        let day = asOf.dayNumber
-        // Every invoice issued before the date, its features computed once: those with a known
-        // outcome train the regression; all of them (paid: an event; open: censored) the curves.
+    /// An invoice issued before the training date, for the payment curves: its features (as an
+    /// index into the labelled rows, or its own when its outcome is unknown), days from issue to
+    /// payment or to the date, and whether it was paid.
+    typealias CurveRow = (features: Int?, raw: [Double]?, duration: Double, paid: Bool)
+
+    /// Every invoice issued before `day`, its features computed once: those with a known outcome
+    /// train the regression; all of them (paid: an event; open: censored) the curves.
+    static func issuedBefore(_ day: Int, _ histories: [DebtorHistory]) -> (labelled: [[Double]], labels: [Bool], curves: [CurveRow]) {
         var raw: [[Double]] = []
         var labels: [Bool] = []
-        var everyRow: [(features: Int?, raw: [Double]?, duration: Double, paid: Bool)] = []
+        var curves: [CurveRow] = []
         for history in histories {
             for (i, invoice) in history.invoices.enumerated() where invoice.issuedOn < day {
                 let features = ScoreFeatures.compute(history, index: i, on: invoice.issuedOn)
@@ -70,9 +66,14 @@ public struct ScoreModel: Sendable, Hashable, Codable {
                 }
                 let paid = invoice.paidOn.map { $0 < day } ?? false
                 let end = paid ? invoice.paidOn ?? day : invoice.writtenOffOn.map { min($0, day) } ?? day
-                everyRow.append((index, index == nil ? features : nil, Double(max(0, end - invoice.issuedOn)), paid))
+                curves.append((index, index == nil ? features : nil, Double(max(0, end - invoice.issuedOn)), paid))
             }
         }
+        return (raw, labels, curves)
+    }
+
+    public static func train(_ histories: [DebtorHistory], asOf: CivilDate, lambda: Double = 1) throws -> ScoreModel {
+        let (raw, labels, everyRow) = issuedBefore(asOf.dayNumber, histories)
         guard raw.count >= 20 else { throw TrainError.tooFewExamples(raw.count) }
         let late = labels.lazy.filter { $0 }.count
         guard late > 0, late < labels.count else { throw TrainError.oneClass(late: late > 0) }
