@@ -19,18 +19,25 @@ extension Ledger {
     ) async throws -> IngestResult {
         try await pool.write { db in
             var result = IngestResult()
+            let banded = try Self.anyRiskBand(db)
             for encoded in reminders {
-                try Self.insert(db, encoded, sourceFile: sourceFile, queue: queue, priority: priority, now: now, into: &result)
+                try Self.insert(db, encoded, sourceFile: sourceFile, queue: queue, priority: priority, now: now, banded: banded, into: &result)
             }
             return result
         }
     }
 
+    /// Whether any debtor has a risk band: when none has (no model fitted, the usual case of a
+    /// spool-only user), a new delivery takes the default band without looking its debtor up.
+    static func anyRiskBand(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM debtor_risk)") ?? false
+    }
+
     /// Inserts one reminder and its deliveries in the open transaction, idempotently on its id
     /// (spool intake, and a committed plan in the same transaction as its run).
-    static func insert(_ db: Database, _ encoded: EncodedReminder, sourceFile: String, queue: String, priority: Int, now: Date, into result: inout IngestResult)
-        throws
-    {
+    static func insert(
+        _ db: Database, _ encoded: EncodedReminder, sourceFile: String, queue: String, priority: Int, now: Date, banded: Bool, into result: inout IngestResult
+    ) throws {
         let (reminder, record) = (encoded.reminder, encoded.record)
         // Inserted unless the id is known (one statement for the usual case, a new reminder).
         try db.run(
@@ -53,15 +60,24 @@ extension Ledger {
         }
         for channel in reminder.channels {
             let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
-            try db.run(
-                sql: """
-                    INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
-                    VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = ?), 2))
-                    """,
-                arguments: [
-                    reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
-                    reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id, reminder.debtor.id,
-                ])
+            var arguments: StatementArguments = [
+                reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
+                reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id,
+            ]
+            if banded {
+                arguments += [reminder.debtor.id]
+                try db.run(
+                    sql: """
+                        INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
+                        VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = ?), 2))
+                        """, arguments: arguments)
+            } else {
+                try db.run(
+                    sql: """
+                        INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
+                        VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+                        """, arguments: arguments)
+            }
             try Self.insertEvent(
                 db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)
         }

@@ -37,13 +37,14 @@ extension Ledger {
                 arguments: [asOf.timeIntervalSince1970, date.description, now.timeIntervalSince1970])
             var result = PlanCommitResult()
             result.runID = db.lastInsertedRowID
+            let banded = try Self.anyRiskBand(db)
             let ids = try String.fetchAll(db, sql: "SELECT id FROM rec_debtor ORDER BY id")
             for id in ids {
                 guard let snapshot = try Self.snapshot(db, debtor: id) else { continue }
                 let part = try plan(snapshot, last)
                 var ingest = IngestResult()
                 for reminder in part.reminders {
-                    try Self.insert(db, reminder, sourceFile: "plan", queue: "plan", priority: 0, now: now, into: &ingest)
+                    try Self.insert(db, reminder, sourceFile: "plan", queue: "plan", priority: 0, now: now, banded: banded, into: &ingest)
                 }
                 for step in part.steps {
                     try db.run(
