@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -61,6 +63,18 @@ let package = Package(
             dependencies: [
                 "RelanceCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RelancePostgres",
+            dependencies: [
+                "RelanceCore",
+                "RelanceStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -159,6 +173,7 @@ let package = Package(
                 "RelanceCore",
                 "RelanceDaemon",
                 "RelanceDispatch",
+                "RelancePostgres",
                 "RelanceSpool",
                 "RelanceStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -226,7 +241,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RelanceBounces", "RelanceConfig", "RelanceCore", "RelanceDaemon", "RelanceDispatch", "RelanceHTTP", "RelanceSpool", "RelanceStore", "RelanceTemplates",
+                "RelanceBounces", "RelanceConfig", "RelanceCore", "RelanceDaemon", "RelanceDispatch", "RelanceHTTP", "RelancePostgres", "RelanceSpool",
+                "RelanceStore", "RelanceTemplates",
                 "RelanceTransport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             exclude: ["Support"],

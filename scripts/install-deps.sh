@@ -5,13 +5,14 @@
 # a real browser, headless) and websocket-client from PyPI (to drive it over its DevTools protocol);
 # Postfix and Dovecot from Debian (bounces end to end: the tests start private instances in their
 # own directories); statsmodels, scikit-learn and lifelines from PyPI (the risk score's models are
-# checked against them). Their system services are never started: a policy-rc.d that refuses is in
+# checked against them); PostgreSQL from Debian (the tests start throwaway clusters with initdb in
+# their own directories). Their system services are never started: a policy-rc.d that refuses is in
 # place for the install (only if none is there), and Postfix is preseeded "No configuration".
 set -euo pipefail
 packages=(libcurl4-openssl-dev libsqlite3-dev python3 openssl)
 modules=(aiosmtpd:aiosmtpd)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium postfix dovecot-imapd bsdutils)
+  packages+=(chromium postfix dovecot-imapd bsdutils postgresql)
   modules+=(websocket:websocket-client statsmodels:statsmodels sklearn:scikit-learn lifelines:lifelines)
 fi
 need=()

@@ -130,11 +130,44 @@ extension RelanceConfiguration {
 
     /// `store:` — where the ledger lives.
     public struct Store: Sendable, Decodable {
+        /// The SQLite ledger (the embedded default), used when `url` is not set.
         public var path = "/var/lib/relance/ledger.sqlite"
-        enum CodingKeys: String, CodingKey, CaseIterable { case path }
+        /// A PostgreSQL ledger shared by several nodes (`postgres://USER@HOST:PORT/DATABASE`).
+        public var url: PostgresURL?
+        /// The PostgreSQL user's password: a credential (`$CREDENTIALS_DIRECTORY/store-password`).
+        public var password = ""
+        /// This node's name in a cluster (its claims' `locked_by`); default: host name and pid.
+        public var nodeID = ""
+        /// How long a node's claim on a delivery lasts without renewal (PostgreSQL).
+        public var lease = ConfigDuration(.seconds(60))
+        /// Connections of this node to PostgreSQL.
+        public var connections = 8
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case path, url, password
+            case nodeID = "node_id"
+            case lease, connections
+        }
         public init() {}
         public init(from decoder: any Decoder) throws {
-            path = try decoder.section(CodingKeys.self).value(.path, or: path)
+            let c = try decoder.section(CodingKeys.self)
+            path = try c.value(.path, or: path)
+            if let text: String = try c.value(.url), !text.isEmpty {
+                do { url = try PostgresURL(parsing: text) } catch { throw c.invalid(.url, error.description) }
+            }
+            password = try c.value(.password, or: password)
+            nodeID = try c.value(.nodeID, or: nodeID)
+            lease = try c.value(.lease, or: lease)
+            connections = try c.value(.connections, or: connections)
+            guard lease.value >= .seconds(5) else { throw c.invalid(.lease, "at least 5s (a node renews its claims at a third of it)") }
+            guard (1...100).contains(connections) else { throw c.invalid(.connections, "between 1 and 100") }
+            guard nodeID.utf8.count <= 200, !nodeID.contains(where: { $0.isNewline || $0 == " " }) else {
+                throw c.invalid(.nodeID, "at most 200 bytes, without spaces or line breaks")
+            }
+        }
+
+        /// This node's id: `node_id`, else the host name and the process id.
+        public var node: String {
+            nodeID.isEmpty ? "\(ProcessInfo.processInfo.hostName)-\(getpid())" : nodeID
         }
     }
 

@@ -46,8 +46,22 @@ public final class Ledger: Sendable {
             try pool.barrierWriteWithoutTransaction { db in try db.run(sql: "PRAGMA synchronous = FULL") }
         }
         self.batcher = GroupCommit(pool: pool)
+        // A ledger a newer Relance wrote has steps this one does not know: never use it (a
+        // downgrade would read and write columns with meanings it ignores).
+        if try pool.read({ db in try Self.migrator.hasBeenSuperseded(db) }) {
+            throw LedgerCorruption(
+                description: "the ledger at \(path) was written by a newer Relance (its schema has steps this one does not know): upgrade Relance")
+        }
         if !readOnly { try Self.migrator.migrate(pool) }
     }
+
+    /// The last step of the schema applied to this ledger (`v14-risk-order`…).
+    public func schemaVersion() async throws -> String {
+        try await pool.read { db in try Self.migrator.appliedMigrations(db).last ?? "none" }
+    }
+
+    /// The last step of the schema this build knows.
+    public static var currentSchemaVersion: String { migrator.migrations.last ?? "none" }
 
     // MARK: Status machine
 

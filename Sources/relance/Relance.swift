@@ -24,6 +24,7 @@ struct Relance: AsyncParsableCommand {
         subcommands: [
             Serve.self, Preview.self, Enqueue.self, Cancel.self, Pause.self, Resume.self, Suppress.self, Unsuppress.self, Receipts.self, Check.self,
             Status.self, Resolve.self, Purge.self, Forget.self, Import.self, PlanCommand.self, ReceivablesCommand.self, ReportCommand.self, BounceCommand.self, ScoreCommand.self,
+            Migrate.self, Export.self,
         ])
 
     /// ArgumentParser answers a usage error with 64 (EX_USAGE); Relance promises 2 for any bad usage.
@@ -49,8 +50,17 @@ struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Configuration file (default: /etc/relance/relance.yaml, else the embedded default).")
     var config: String?
 
-    func resolve() throws -> ResolvedConfiguration {
-        do { return try ResolvedConfiguration.resolve(configPath: config) } catch let error as UsageError { throw Fail.usage(error.description) }
+    /// The configuration in force. `postgres`: whether the command works on a PostgreSQL ledger
+    /// (`store.url`); the others refuse one rather than quietly use the SQLite file of `store.path`.
+    func resolve(postgres: Bool = false) throws -> ResolvedConfiguration {
+        let resolved: ResolvedConfiguration
+        do { resolved = try ResolvedConfiguration.resolve(configPath: config) } catch let error as UsageError { throw Fail.usage(error.description) }
+        if let url = resolved.configuration.store.url, !postgres {
+            throw Fail.usage(
+                "store.url is set (\(url)): in this version only relance migrate, relance export and relance check work on PostgreSQL; "
+                    + "the daemon and the other commands still run on the SQLite ledger (store.path): leave store.url out for them (docs/cluster.md)")
+        }
+        return resolved
     }
 }
 
@@ -113,7 +123,6 @@ func components(_ resolved: ResolvedConfiguration) throws -> Components {
     do { return try Components(resolved.configuration) } catch let error as UsageError { throw Fail.usage(error.description) }
 }
 
-/// The ledger, read-only, for the commands that only look; an error if it does not exist yet.
 /// A day given on the command line: `YYYY-MM-DD`, or an RFC 3339 instant (its date in `zone`);
 /// today in `zone` when absent.
 func parseDay(_ text: String?, option: String, in zone: TimeZone) throws -> CivilDate {
@@ -121,6 +130,7 @@ func parseDay(_ text: String?, option: String, in zone: TimeZone) throws -> Civi
     return CivilDate(try parseInstant(text, option: option) ?? Date(), in: zone)
 }
 
+/// The ledger, read-only, for the commands that only look; an error if it does not exist yet.
 func existingLedger(_ configuration: RelanceConfiguration) throws -> Ledger {
     guard FileManager.default.fileExists(atPath: configuration.store.path) else {
         throw Fail.runtime("no ledger at \(configuration.store.path) (nothing was ever ingested)")

@@ -54,8 +54,11 @@ struct Check: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             print("configuration: ok (\(resolved.provenance.file ?? "embedded default"))")
+            if let url = resolved.configuration.store.url {
+                print("store: PostgreSQL at \(url), node \(resolved.configuration.store.node), lease \(resolved.configuration.store.lease)")
+            }
             let components = try components(resolved)
             let problems = components.templateProblems(now: Date())
             if problems.isEmpty {

@@ -215,3 +215,38 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
         }
     }
 }
+
+@Suite struct StoreSettingsTests {
+    @Test func aPostgreSQLStoreWithItsPasswordFromACredential() throws {
+        let (defaults, _) = try ConfigurationLoader.load(file: nil, yaml: "", environment: [:])
+        #expect(defaults.store.url == nil && defaults.store.lease.value == .seconds(60) && defaults.store.connections == 8)
+        #expect(!defaults.store.node.isEmpty, "host name and pid by default")
+        let dir = NSTemporaryDirectory() + "relance-creds-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "s3cret-pg\n".write(toFile: dir + "/store-password", atomically: true, encoding: .utf8)
+        let (config, provenance) = try ConfigurationLoader.load(
+            file: nil, yaml: "store: { url: \"postgres://relance@db.example.fr/relance\", node_id: node-a, lease: 30s, connections: 4 }",
+            environment: ["CREDENTIALS_DIRECTORY": dir])
+        #expect(config.store.url?.host == "db.example.fr" && config.store.url?.tls == .verifyFull)
+        #expect(config.store.password == "s3cret-pg" && provenance.credentials == ["store-password"])
+        #expect(config.store.node == "node-a" && config.store.lease.value == .seconds(30) && config.store.connections == 4)
+        let (fromEnvironment, _) = try ConfigurationLoader.load(
+            file: nil, yaml: "", environment: ["RELANCE_STORE_URL": "postgres://relance@127.0.0.1:5433/relance", "RELANCE_STORE_PASSWORD": "pw"])
+        #expect(fromEnvironment.store.url?.port == 5433 && fromEnvironment.store.password == "pw")
+    }
+
+    @Test(arguments: [
+        ("store: { url: \"postgres://relance:pw@db/relance\" }", "store.url", "put it in store.password"),
+        ("store: { url: \"http://db/relance\" }", "store.url", "postgres://"),
+        ("store: { lease: 2s }", "store.lease", "at least 5s"),
+        ("store: { connections: 0 }", "store.connections", "between 1 and 100"),
+        ("store: { node_id: \"a b\" }", "store.node_id", "without spaces"),
+    ])
+    func badStoreSettingsAreRefused(_ yaml: String, _ path: String, _ reason: String) {
+        #expect {
+            try ConfigurationLoader.load(file: nil, yaml: yaml, environment: [:])
+        } throws: { error in
+            "\(error)".contains(path) && "\(error)".contains(reason) && !"\(error)".contains(":pw@")
+        }
+    }
+}

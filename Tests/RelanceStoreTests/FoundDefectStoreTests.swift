@@ -21,6 +21,21 @@ import Testing
 
     /// Erasure was detected by `"erased":` inside the record: a record whose `vars` held that key
     /// made a changed re-drop pass for a duplicate instead of a conflict.
+    /// A ledger written by a newer Relance (a schema step this build does not know) was opened,
+    /// read and written by an older one after a downgrade. It is now refused, read-only or not.
+    @Test func aLedgerFromANewerRelanceIsRefused() async throws {
+        let ledger = try temporaryLedger()
+        #expect(try await ledger.schemaVersion() == Ledger.currentSchemaVersion)
+        try await ledger.pool.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        for readOnly in [false, true] {
+            #expect {
+                _ = try Ledger(path: ledger.path, readOnly: readOnly)
+            } throws: { error in
+                "\(error)".contains("was written by a newer Relance") && "\(error)".contains("upgrade Relance")
+            }
+        }
+    }
+
     @Test func erasureIsTheErasedAtColumnNotAWordInTheRecord() async throws {
         let ledger = try temporaryLedger()
         var first = reminder("E-1")

@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+import RelanceCore
+
+/// How to reach the PostgreSQL ledger: `store.url`, `store.password`, `store.connections`.
+public struct PostgresSettings: Sendable {
+    public var url: PostgresURL
+    public var password: String
+    public var connections: Int
+
+    public init(url: PostgresURL, password: String, connections: Int = 8) {
+        self.url = url
+        self.password = password
+        self.connections = connections
+    }
+
+    /// postgres-nio's client configuration: TLS as the URL says (`verify-full` checks the
+    /// certificate chain and the host name; `require` only encrypts).
+    var clientConfiguration: PostgresClient.Configuration {
+        let password = self.password.isEmpty ? nil : self.password
+        var configuration: PostgresClient.Configuration
+        if let directory = url.socketDirectory {
+            configuration = .init(
+                unixSocketPath: directory + "/.s.PGSQL.\(url.port)", username: url.user, password: password, database: url.database)
+        } else {
+            let tls: PostgresClient.Configuration.TLS
+            switch url.tls {
+            case .disable: tls = .disable
+            case .require:
+                var unchecked = TLSConfiguration.makeClientConfiguration()
+                unchecked.certificateVerification = .none
+                tls = .require(unchecked)
+            case .verifyFull: tls = .require(.makeClientConfiguration())
+            }
+            configuration = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: password, database: url.database, tls: tls)
+        }
+        configuration.options.maximumConnections = connections
+        configuration.options.connectTimeout = .seconds(10)
+        return configuration
+    }
+}
+
+extension PostgresSettings {
+    /// The same, for one connection outside the pool.
+    var connectionConfiguration: PostgresConnection.Configuration {
+        get throws {
+            let password = self.password.isEmpty ? nil : self.password
+            var configuration: PostgresConnection.Configuration
+            if let directory = url.socketDirectory {
+                configuration = .init(unixSocketPath: directory + "/.s.PGSQL.\(url.port)", username: url.user, password: password, database: url.database)
+            } else {
+                let tls: PostgresConnection.Configuration.TLS
+                switch url.tls {
+                case .disable: tls = .disable
+                case .require:
+                    var unchecked = TLSConfiguration.makeClientConfiguration()
+                    unchecked.certificateVerification = .none
+                    tls = .require(try NIOSSLContext(configuration: unchecked))
+                case .verifyFull: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+                }
+                configuration = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: password, database: url.database, tls: tls)
+            }
+            configuration.options.connectTimeout = .seconds(10)
+            return configuration
+        }
+    }
+}
+
+/// A store error an operator can act on, naming the server (never the password).
+public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension PostgresSettings {
+    /// Runs `body` with a connection pool to the server, started for it and shut down after.
+    /// Connection failures are reported with the server's address and PostgreSQL's own words.
+    public func withClient<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        // The pool's own warnings would race the first lease against `run()` starting; what goes
+        // wrong reaches the caller as an error anyway.
+        var background = logger
+        if background.logLevel < .error { background.logLevel = .error }
+        // One connection first, so that a server that is down or refuses us is an error at once
+        // (the pool would retry for a minute before its circuit breaker gives up).
+        do {
+            let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration, id: 0, logger: background)
+            try await connection.close()
+        } catch let error as PSQLError {
+            throw PostgresStoreError("PostgreSQL at \(url): \(Self.explain(error))")
+        } catch {
+            throw PostgresStoreError("PostgreSQL at \(url): \(error)")
+        }
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: background)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                return try await body(client)
+            } catch let error as PSQLError {
+                throw PostgresStoreError("PostgreSQL at \(url): \(Self.explain(error))")
+            }
+        }
+    }
+
+    /// PostgreSQL's message for an error, or the connection problem behind it.
+    static func explain(_ error: PSQLError) -> String {
+        if let message = error.serverInfo?[.message] {
+            let code = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return message + code
+        }
+        if let underlying = error.underlying { return "cannot connect: \(underlying)" }
+        return "\(error.code)"
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import GRDB
+import RelanceCore
+import RelancePostgres
+import RelanceStore
+import Testing
+
+/// The PostgreSQL ledger's first parts (issue 16), against a throwaway cluster: `relance migrate`
+/// (versioned, idempotent, safe when nodes run it at once, refusing a newer schema) and
+/// `relance export` (a SQLite ledger copied whole, every count verified, content unchanged).
+@Suite(.serialized, .enabled(if: PostgresCluster.available, "Debian's postgresql package (make test installs it)"))
+struct PostgresStoreTests {
+    @Test func migrateCreatesTheSchemaOnceAndRefusesANewerOne() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        try await PostgresCluster.with(in: sandbox) { cluster in try await Self.migrate(sandbox, cluster) }
+    }
+
+    static func migrate(_ sandbox: Sandbox, _ cluster: PostgresCluster) async throws {
+        let env = ["RELANCE_STORE_URL": cluster.url]
+        let first = try await sandbox.relance(["migrate"], environment: env)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("schema migrated from version 0 to \(PostgresSchema.current)"), "\(first.stdout)")
+        #expect(first.stdout.contains("?sslmode=disable"), "a loopback server: no TLS unless asked")
+        // What several nodes need is there: each delivery's lease, each attempt's node.
+        let leaseColumns = try await cluster.psql(
+            "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'delivery' AND column_name IN ('locked_by', 'lease_until', 'attempts')"
+        )
+        #expect(leaseColumns == "attempts,lease_until,locked_by")
+
+        let again = try await sandbox.relance(["migrate"], environment: env)
+        #expect(again.status == 0 && again.stdout.contains("schema up to date (version \(PostgresSchema.current))"), "\(again.stdout)")
+
+        // Nodes started together migrate together: each step is applied once.
+        try await cluster.psql("CREATE DATABASE together")
+        let togetherURL = "postgres://\(PostgresCluster.user)@127.0.0.1:\(cluster.port)/together"
+        async let a = sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": togetherURL])
+        async let b = sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": togetherURL])
+        let (ra, rb) = try await (a, b)
+        #expect(ra.status == 0 && rb.status == 0, "\(ra.stderr) \(rb.stderr)")
+        #expect([ra.stdout, rb.stdout].filter { $0.contains("schema migrated") }.count == 1, "\(ra.stdout) | \(rb.stdout)")
+        #expect(try await cluster.psql("SELECT COUNT(*) FROM relance_schema", database: "together") == "\(PostgresSchema.migrations.count)")
+
+        // A schema a newer Relance wrote is never touched.
+        try await cluster.psql("INSERT INTO relance_schema (version, name, applied_at) VALUES (99, 'from the future', 0)")
+        let newer = try await sandbox.relance(["migrate"], environment: env)
+        #expect(newer.status == 1)
+        #expect(newer.stderr.contains("the schema is at version 99, newer than this Relance knows (\(PostgresSchema.current)): upgrade Relance"), "\(newer.stderr)")
+    }
+
+    @Test func exportCopiesTheWholeLedgerAndVerifiesEveryCount() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        // A ledger with a bit of everything: reminders sent (outbox), a suppression whose reason has
+        // a line break, receivables with payments and disputes, a risk model and the debtors' bands.
+        try sandbox.dropLines(
+            "a.jsonl",
+            (0..<30).map { Records.reminder("EX-\($0)", email: "ex\($0)@example.org", name: $0 == 0 ? "Zoë \\ Backslash" : "Élodie Martin") })
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(try await sandbox.relance(["suppress", "gone@example.org", "--reason", "asked by phone\nticket 42 \\ done"]).status == 0)
+        let feed = sandbox.root + "/feed.jsonl"
+        try ScoreCLITests.feed().write(to: URL(fileURLWithPath: feed))
+        #expect(try await sandbox.relance(["import", feed]).status == 0)
+        #expect(try await sandbox.relance(["score", "--train", "--as-of", "2025-06-01"]).status == 0)
+
+        try await PostgresCluster.with(in: sandbox) { cluster in try await Self.export(sandbox, cluster) }
+    }
+
+    static func export(_ sandbox: Sandbox, _ cluster: PostgresCluster) async throws {
+        let env = ["RELANCE_STORE_URL": cluster.url]
+        let notMigrated = try await sandbox.relance(["export", "--to", cluster.url])
+        #expect(notMigrated.status == 1 && notMigrated.stderr.contains("no Relance schema yet: run relance migrate first"), "\(notMigrated.stderr)")
+        #expect(try await sandbox.relance(["migrate"], environment: env).status == 0)
+
+        let export = try await sandbox.relance(["export", "--to", cluster.url])
+        #expect(export.status == 0, "\(export.stderr)")
+        let lines = export.stdout.split(separator: "\n")
+        #expect(lines.first == "TABLE\tSQLITE\tPOSTGRESQL")
+        #expect(export.stdout.contains("every count verified") && !export.stdout.contains("DIFFERS"), "\(export.stdout)")
+
+        // Every table, row for row; then values that test the copy's text: backslashes, line
+        // breaks, non-ASCII, instants to the last bit of their double.
+        let ledger = try sandbox.ledger()
+        for table in PostgresSchema.exportedTables {
+            let sqliteCount = try await Self.sqliteValue(ledger, "SELECT COUNT(*) FROM \(table)")
+            #expect(try await cluster.psql("SELECT COUNT(*) FROM \(table)") == sqliteCount, "\(table)")
+        }
+        let invoices = try await cluster.psql("SELECT COUNT(*) FROM rec_invoice")
+        let bands = try await cluster.psql("SELECT COUNT(*) FROM debtor_risk")
+        #expect(invoices != "0" && bands != "0")
+        let name = try await cluster.psql("SELECT record FROM reminder WHERE id = 'EX-0'")
+        let storedName = try #require(try await Self.sqliteValue(ledger, "SELECT record FROM reminder WHERE id = 'EX-0'"))
+        #expect(name == storedName && name.contains(#"Zoë \\ Backslash"#), "\(name)")
+        let reason = try await cluster.psql("SELECT reason FROM suppression WHERE address = 'gone@example.org'")
+        #expect(reason == "asked by phone\nticket 42 \\ done")
+        for (table, column) in [("event", "at"), ("attempt", "started_at"), ("rec_event", "at")] {
+            let queue = try DatabaseQueue(path: ledger.path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+            let stored = try await queue.read { db in try Double.fetchAll(db, sql: "SELECT \(column) FROM \(table) ORDER BY id") }
+            // PostgreSQL prints a double in its shortest exact form: parsed back, it is the same bits.
+            let copied = try await cluster.psql("SELECT \(column) FROM \(table) ORDER BY id").split(separator: "\n").compactMap { Double($0) }
+            #expect(!stored.isEmpty && copied == stored, "\(table).\(column)")
+        }
+        // Ids are kept, and new rows get new ones.
+        let lastEvent = try await cluster.psql("SELECT MAX(id) FROM event")
+        #expect(try await Self.sqliteValue(ledger, "SELECT MAX(id) FROM event") == lastEvent)
+        let next = try await cluster.psql("INSERT INTO event (reminder_id, channel, at, to_status, reason) VALUES ('X', 'email', 0, 'pending', 'test') RETURNING id")
+        #expect(Int(next) == (Int(lastEvent) ?? 0) + 1)
+
+        // Only into an empty database.
+        let twice = try await sandbox.relance(["export", "--to", cluster.url])
+        #expect(twice.status == 1 && twice.stderr.contains("already holds data (table reminder): export only into an empty database"), "\(twice.stderr)")
+    }
+
+    /// Every table of the SQLite ledger has its PostgreSQL twin: a new table without one fails here.
+    @Test func everyLedgerTableIsExported() async throws {
+        let ledger = try temporaryLedgerForIntegration()
+        #expect(Set(try await ledger.tableNames()) == Set(PostgresSchema.exportedTables))
+        #expect(Set(PostgresSchema.identityTables).isSubset(of: PostgresSchema.exportedTables))
+    }
+
+    @Test func badURLsAndUnreachableServersAreClearErrors() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        let withPassword = try await sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": "postgres://relance:hunter2@db.example:5432/relance"])
+        #expect(withPassword.status == 2 && withPassword.stderr.contains("put it in store.password") && !withPassword.stderr.contains("hunter2"))
+        let badExport = try await sandbox.relance(["export", "--to", "mysql://x@y/z"])
+        #expect(badExport.status == 2 && badExport.stderr.contains("--to: the scheme must be postgres:// or postgresql://"), "\(badExport.stderr)")
+        let port = try freePort()
+        let down = try await sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": "postgres://relance@127.0.0.1:\(port)/relance"])
+        #expect(down.status == 1 && down.stderr.contains("PostgreSQL at postgres://relance@127.0.0.1:\(port)/relance"), "\(down.stderr)")
+        // The other commands refuse a PostgreSQL store rather than quietly use the SQLite file.
+        let status = try await sandbox.relance(["status"], environment: ["RELANCE_STORE_URL": "postgres://relance@127.0.0.1:\(port)/relance"])
+        #expect(status.status == 2 && status.stderr.contains("only relance migrate, relance export and relance check work on PostgreSQL"))
+    }
+
+    static func sqliteValue(_ ledger: Ledger, _ sql: String) async throws -> String? {
+        let queue = try DatabaseQueue(path: ledger.path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        return try await queue.read { db in try String.fetchOne(db, sql: sql) }
+    }
+}
+
+/// A fresh ledger file in a temporary directory.
+func temporaryLedgerForIntegration() throws -> Ledger {
+    let dir = NSTemporaryDirectory() + "relance-pg-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return try Ledger(path: dir + "/ledger.sqlite")
+}
