@@ -68,6 +68,7 @@ install-data:
 		$(DESTDIR)/etc/relance $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/lib/tmpfiles.d
 	rm -rf $(DESTDIR)$(PREFIX)/share/relance/templates && cp -r templates $(DESTDIR)$(PREFIX)/share/relance/templates
 	sed 's|/usr/local|$(PREFIX)|g' systemd/relance.service > $(DESTDIR)$(UNITDIR)/relance.service && chmod 0644 $(DESTDIR)$(UNITDIR)/relance.service
+	sed 's|/usr/local|$(PREFIX)|g' systemd/relance@.service > $(DESTDIR)$(UNITDIR)/relance@.service && chmod 0644 $(DESTDIR)$(UNITDIR)/relance@.service
 	install -m 0644 systemd/relance.sysusers $(DESTDIR)/usr/lib/sysusers.d/relance.conf
 	install -m 0644 systemd/relance.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/relance.conf
 	install -m 0644 README.md docs/*.md config/relance.example.yaml $(DESTDIR)$(PREFIX)/share/doc/relance/

@@ -43,6 +43,23 @@ import Testing
         #expect(check.0 == 0, "\(check.1)")
         #expect(check.1.contains("configuration: ok"))
         #expect(check.1.contains("templates: ok"))
+        // The template for several instances on one host: each its own configuration and state.
+        let units = try FileManager.default.contentsOfDirectory(atPath: root + "/lib/systemd/system").sorted()
+        #expect(units.contains("relance.service") && units.contains("relance@.service"), "\(units)")
+        let template = try String(contentsOfFile: root + "/lib/systemd/system/relance@.service", encoding: .utf8)
+        #expect(template.contains("ExecStart=/usr/local/bin/relance serve --config /etc/relance/%i.yaml"))
+        #expect(template.contains("StateDirectory=relance/%i") && template.contains("Type=notify"))
+        // systemd itself accepts both units (pointed at the binary under test).
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze") {
+            let units = sandbox.root + "/units"
+            try FileManager.default.createDirectory(atPath: units, withIntermediateDirectories: true)
+            for unit in ["relance.service", "relance@.service"] {
+                let text = try String(contentsOfFile: root + "/lib/systemd/system/" + unit, encoding: .utf8)
+                try text.replacingOccurrences(of: "/usr/local/bin/relance", with: Package.relance).write(toFile: units + "/" + unit, atomically: true, encoding: .utf8)
+            }
+            let verify = try await run(["systemd-analyze", "verify", units + "/relance.service", units + "/relance@.service"], in: sandbox)
+            #expect(verify.0 == 0, "\(verify.1)")
+        }
         // Nobody else reads it: the file holds secrets.
         let other = try await run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Package.relance, "check", "--config", config], in: sandbox)
         #expect(other.0 == 2, "\(other.1)")
