@@ -78,21 +78,8 @@ extension PostgresSettings {
     /// Runs `body` with a connection pool to the server, started for it and shut down after.
     /// Connection failures are reported with the server's address and PostgreSQL's own words.
     public func withClient<T: Sendable>(logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        // The pool's own warnings would race the first lease against `run()` starting; what goes
-        // wrong reaches the caller as an error anyway.
-        var background = logger
-        if background.logLevel < .error { background.logLevel = .error }
-        // One connection first, so that a server that is down or refuses us is an error at once
-        // (the pool would retry for a minute before its circuit breaker gives up).
-        do {
-            let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration, id: 0, logger: background)
-            try await connection.close()
-        } catch let error as PSQLError {
-            throw PostgresStoreError("PostgreSQL at \(url): \(Self.explain(error))")
-        } catch {
-            throw PostgresStoreError("PostgreSQL at \(url): \(error)")
-        }
-        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: background)
+        try await probe(logger: logger)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: backgroundLogger(logger))
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
@@ -102,6 +89,27 @@ extension PostgresSettings {
                 throw PostgresStoreError("PostgreSQL at \(url): \(Self.explain(error))")
             }
         }
+    }
+
+    /// One connection, opened and closed, so that a server that is down or refuses us is an error
+    /// at once (the pool would retry for a minute before its circuit breaker gives up).
+    func probe(logger: Logger) async throws {
+        do {
+            let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration, id: 0, logger: backgroundLogger(logger))
+            try await connection.close()
+        } catch let error as PSQLError {
+            throw PostgresStoreError("PostgreSQL at \(url): \(Self.explain(error))")
+        } catch {
+            throw PostgresStoreError("PostgreSQL at \(url): \(error)")
+        }
+    }
+
+    /// The pool's own log: errors only (its warnings race the first lease against `run()`
+    /// starting); what goes wrong reaches the caller as an error anyway.
+    func backgroundLogger(_ logger: Logger) -> Logger {
+        var background = logger
+        if background.logLevel < .error { background.logLevel = .error }
+        return background
     }
 
     /// PostgreSQL's message for an error, or the connection problem behind it.

@@ -11,6 +11,7 @@ extension Ledger {
         public var duplicates: [String] = []
         /// Ids already in the ledger with different content: never overwritten.
         public var conflicts: [String] = []
+        public init() {}
     }
 
     /// Inserts the reminders of one spool file in one transaction, idempotently on reminder id.
@@ -99,7 +100,7 @@ extension Ledger {
     /// Whether a stored record and a canonical one hold the same reminder: the same text, or the
     /// same once the stored one is rewritten in today's canonical form (an earlier version wrote
     /// its keys and escapes another way).
-    static func sameRecord(_ stored: String, _ canonical: String) -> Bool {
+    public static func sameRecord(_ stored: String, _ canonical: String) -> Bool {
         stored == canonical || (try? Reminder.fromCanonicalJSON(stored).canonicalJSON()) == canonical
     }
 }

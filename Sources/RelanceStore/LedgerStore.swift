@@ -17,28 +17,38 @@ import RelanceCore
 /// - Ingest is idempotent on the reminder id: the same content is a duplicate, other content a conflict.
 ///
 /// The value types (`Ledger.Due`, `Ledger.Mark`, …) are shared by every implementation.
-public protocol LedgerStore: ReceivablesStore {
-    // MARK: Intake
+///
+/// `LedgerStore` is every capability at once; each capability is its own protocol below (intake,
+/// scheduling, policy, sending, callbacks, bounces, score, reconciliation, retention, health,
+/// receivables), so that code can ask for only what it uses and a new backend can be built and
+/// checked one capability at a time.
+public typealias LedgerStore = IntakeStore & SchedulingStore & PolicyStore & SendingStore & CallbackStore & BounceStore & ScoreStore
+    & ReconciliationStore & RetentionStore & HealthStore & ReceivablesStore
 
+/// Spool intake.
+public protocol IntakeStore: AnyObject, Sendable {
     /// Records the reminders of one spool file in one transaction, idempotently on their ids.
     func ingest(_ reminders: [EncodedReminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult
     func presence(of reminder: Reminder) async throws -> Ledger.Presence
-    /// Records a cancellation (or pause, or partial payment) and applies it to what is waiting.
-    func cancel(_ request: CancellationRequest, source: String, origin: String?, now: Date) async throws -> Ledger.CancelResult
+    /// The spool file a reminder came from.
+    func sourceFile(reminderID: String) async throws -> String?
+}
 
-    // MARK: Scheduling
-
+/// What is due, in the dispatcher's order.
+public protocol SchedulingStore: AnyObject, Sendable {
     func due(now: Date, limit: Int, prefetch: Ledger.Prefetch?, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool) async throws
         -> [Ledger.Due]
     func dueKeys(now: Date) async throws -> [DeliveryKey]
     func pendingDelivery(_ key: DeliveryKey) async throws -> Ledger.Due?
     func nextDueDate(now: Date) async throws -> Date?
-    func sourceFile(reminderID: String) async throws -> String?
     @discardableResult func expireOverdue(now: Date) async throws -> Int
     func resumePaused(now: Date) async throws -> Int
+}
 
-    // MARK: Contact policy
-
+/// The contact policy's reads and decisions, and cancellations.
+public protocol PolicyStore: AnyObject, Sendable {
+    /// Records a cancellation (or pause, or partial payment) and applies it to what is waiting.
+    func cancel(_ request: CancellationRequest, source: String, origin: String?, now: Date) async throws -> Ledger.CancelResult
     func contacts(debtorID: String, excludingReminder reminderID: String, since: Date) async throws -> [Date]
     func attemptCount(channel: Channel, since: Date) async throws -> Int
     func groupCandidates(for lead: Ledger.Due, now: Date, limit: Int) async throws -> [Ledger.Due]
@@ -56,30 +66,34 @@ public protocol LedgerStore: ReceivablesStore {
     func deferDelivery(_ key: DeliveryKey, until: Date, reason: String, now: Date) async throws
     func expire(_ key: DeliveryKey, reason: String, now: Date) async throws
     func cancelDelivery(_ key: DeliveryKey, reason: String, now: Date) async throws
+}
 
-    // MARK: Sending
-
+/// The send path: the intent to send, its outcome, and what a crash left in flight.
+public protocol SendingStore: AnyObject, Sendable {
     func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?) async throws
         -> [Ledger.Mark]
     func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws
     func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws
     /// At start-up: what a crash left `sending` becomes `unknown` (or `pending` with `resend`).
     func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey]
+}
 
-    // MARK: Callbacks and opt-outs
-
+/// Status callbacks and opt-outs.
+public protocol CallbackStore: AnyObject, Sendable {
     func apply(_ callback: StatusCallback, replayID: String?, now: Date, orphanTTL: Duration, replayWindow: Duration) async throws
         -> CallbackResult
     func suppress(_ address: String, reason: String, source: String, now: Date) async throws
     func forEachSuppression(_ body: @escaping @Sendable (Ledger.Suppression) throws -> Void) async throws
+}
 
-    // MARK: Bounces
-
+/// Bounces.
+public protocol BounceStore: AnyObject, Sendable {
     func applyBounce(_ notice: BounceNotice, rules: BounceRules, now: Date) async throws -> BounceResult
     func bounceCounts(since: Date) async throws -> [(channel: String, left: Int, bounced: Int)]
+}
 
-    // MARK: Risk score
-
+/// The risk score's models and the debtors' bands.
+public protocol ScoreStore: AnyObject, Sendable {
     func saveScoreModel(_ model: ScoreModel, trainedAt: Date) async throws
     func latestScoreModel() async throws -> (model: ScoreModel, trainedAt: Date)?
     /// Replaces every debtor's risk band (0 lowest … 4 highest) with these, and gives the deliveries
@@ -87,22 +101,25 @@ public protocol LedgerStore: ReceivablesStore {
     /// orders by it within a priority. New deliveries take their debtor's band when recorded.
     func replaceRiskBands(_ bands: [(debtor: String, band: Int)]) async throws
     func riskBand(debtorID: String) async throws -> Int?
+}
 
-    // MARK: Reconciliation
-
+/// SMS reconciliation.
+public protocol ReconciliationStore: AnyObject, Sendable {
     func pollCandidates(dueBy: Date, limit: Int) async throws -> [Ledger.PollCandidate]
     func polled(_ key: DeliveryKey, next: Date?, giveUp: String?, now: Date) async throws
+}
 
-    // MARK: Retention
-
+/// Retention and the right to erasure.
+public protocol RetentionStore: AnyObject, Sendable {
     func retentionCandidates(before cutoff: Date, limit: Int) async throws -> [String]
     func reminderIDs(debtorID: String) async throws -> [String]
     func erase(reminderIDs: [String], reason: String, now: Date) async throws -> Ledger.Erasure
     /// Erases a debtor's contact details in the receivables ledger and its risk band.
     func eraseReceivablesDebtor(_ id: String, now: Date) async throws -> Bool
+}
 
-    // MARK: Health
-
+/// Health and queue depths.
+public protocol HealthStore: AnyObject, Sendable {
     /// Why the store refuses a write now, or nil when it accepts them.
     func writeProblem(now: Date) async -> String?
     func statusCounts() async throws -> [(channel: String, status: String, count: Int)]
@@ -111,18 +128,24 @@ public protocol LedgerStore: ReceivablesStore {
 }
 
 /// Shorter forms of the requirements, with their usual arguments.
-extension LedgerStore {
+extension HealthStore {
     public func deliveries(reminderID: String) async throws -> [DeliverySummary] { try await deliveries(reminderID: reminderID, status: nil) }
+}
 
+extension PolicyStore {
     public func cancel(_ request: CancellationRequest, source: String, now: Date) async throws -> Ledger.CancelResult {
         try await cancel(request, source: source, origin: nil, now: now)
     }
+}
 
+extension IntakeStore {
     /// `ingest` of reminders not encoded yet (tests, tools).
     public func ingest(_ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult {
         try await ingest(reminders.map(EncodedReminder.init), sourceFile: sourceFile, queue: queue, priority: priority, now: now)
     }
+}
 
+extension SendingStore {
     public func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date) async throws -> [Ledger.Mark] {
         try await markGroup(keys, transport: transport, recipient: recipient, now: now, dailyCap: nil)
     }
@@ -136,7 +159,9 @@ extension LedgerStore {
     public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date) async throws {
         try await recordOutcome(key, attempt: attempt, outcome: outcome, retryAt: retryAt, now: now, via: nil)
     }
+}
 
+extension CallbackStore {
     public func apply(_ callback: StatusCallback, replayID: String? = nil, now: Date, orphanTTL: Duration = .seconds(86400)) async throws
         -> CallbackResult
     {
@@ -144,4 +169,6 @@ extension LedgerStore {
     }
 }
 
-extension Ledger: LedgerStore {}
+extension Ledger: IntakeStore, SchedulingStore, PolicyStore, SendingStore, CallbackStore, BounceStore, ScoreStore, ReconciliationStore,
+    RetentionStore, HealthStore
+{}

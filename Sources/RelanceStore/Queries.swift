@@ -92,6 +92,15 @@ public struct DeliverySummary: Sendable, Codable, Hashable {
     public var attempts: Int
     public var dueAt: Date
     public var lastError: String?
+
+    public init(reminderID: String, channel: String, status: String, attempts: Int, dueAt: Date, lastError: String?) {
+        self.reminderID = reminderID
+        self.channel = channel
+        self.status = status
+        self.attempts = attempts
+        self.dueAt = dueAt
+        self.lastError = lastError
+    }
 }
 
 extension Ledger {

@@ -17,6 +17,8 @@ struct StoreBackend: Sendable, CustomStringConvertible {
 
 /// The contract of `LedgerStore`, through the protocol only, for every backend: what the
 /// dispatcher, intake and the webhooks rely on. A backend that passes it plugs in unchanged.
+/// The capabilities a new backend has so far are checked against it, with the same bodies, in
+/// `IntegrationTests/StoreCapabilityConformance` (where the throwaway PostgreSQL cluster is).
 @Suite struct LedgerStoreConformance {
     static func email(_ id: String) -> DeliveryKey { DeliveryKey(reminderID: id, channel: .email) }
 
@@ -26,19 +28,6 @@ struct StoreBackend: Sendable, CustomStringConvertible {
         let key = DeliveryKey(reminderID: id, channel: .sms)
         #expect(try await store.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0) == 1)
         return key
-    }
-
-    @Test(arguments: StoreBackend.all)
-    func ingestIsIdempotentOnTheReminderID(_ backend: StoreBackend) async throws {
-        let store = try await backend.make()
-        let first = try await store.ingest([reminder("A"), reminder("B")], sourceFile: "f1", queue: "default", priority: 0, now: t0)
-        #expect(first.inserted == ["A", "B"])
-        let again = try await store.ingest([reminder("A"), reminder("B", amount: "99.00")], sourceFile: "f2", queue: "default", priority: 0, now: t0)
-        #expect(again.inserted.isEmpty && again.duplicates == ["A"] && again.conflicts == ["B"])
-        #expect(try await store.presence(of: reminder("A")) == .same)
-        #expect(try await store.presence(of: reminder("B", amount: "99.00")) == .conflict)
-        #expect(try await store.presence(of: reminder("Z")) == .absent)
-        #expect(try await store.sourceFile(reminderID: "B") == "f1")
     }
 
     @Test(arguments: StoreBackend.all)

@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import PostgresNIO
+import RelanceCore
+import RelanceStore
+
+/// The ledger on PostgreSQL (issue 16, being built one capability at a time; docs/cluster.md):
+/// the same contract as the SQLite `Ledger`, checked by the same conformance tests. It owns a
+/// `PostgresClient` pool, running from `open` until `close`.
+///
+/// Capabilities so far: `IntakeStore` (spool intake), `HealthStore` (write check and node heartbeat,
+/// queue depths). The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
+public final class PostgresLedger: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+    let url: PostgresURL
+    /// This node's id (`store.node_id`): its claims' `locked_by`.
+    public let node: String
+    private let running: Task<Void, Never>
+
+    private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger, url: PostgresURL, node: String) {
+        self.client = client
+        self.running = running
+        self.logger = logger
+        self.url = url
+        self.node = node
+    }
+
+    /// Connects (a first connection fails fast, in PostgreSQL's words), starts the pool, and
+    /// refuses a schema that is not the one this build knows.
+    public static func open(_ settings: PostgresSettings, node: String, logger: Logger) async throws -> PostgresLedger {
+        try await settings.probe(logger: logger)
+        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: settings.backgroundLogger(logger))
+        let running = Task { await client.run() }
+        let ledger = PostgresLedger(client: client, running: running, logger: logger, url: settings.url, node: node)
+        do {
+            try await ledger.translatingErrors { try await PostgresMigrator.requireCurrent(client, logger: logger) }
+        } catch {
+            await ledger.close()
+            throw error
+        }
+        return ledger
+    }
+
+    /// Stops the pool (its connections are closed).
+    public func close() async {
+        running.cancel()
+        await running.value
+    }
+
+    /// PostgreSQL's errors as store errors naming the server (never a password).
+    func translatingErrors<T>(_ body: () async throws -> sending T) async throws -> sending T {
+        do {
+            return try await body()
+        } catch let error as PSQLError {
+            throw PostgresStoreError("PostgreSQL at \(url): \(PostgresSettings.explain(error))")
+        }
+    }
+
+    /// Runs `body` in one transaction (committed when it returns, rolled back when it throws).
+    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await translatingErrors {
+            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        }
+    }
+}
