@@ -1,6 +1,8 @@
 /// The ledger's schema on PostgreSQL: the same tables and columns as the SQLite ledger at its
 /// version 14 (instants as epoch seconds in `double precision`, dates as `YYYY-MM-DD` text,
 /// amounts in minor units), so that `relance export` copies one into the other column for column;
+/// ids compared in ranges or merged in order (reminders, debtors) use the "C" collation, byte
+/// order, as SQLite's;
 /// plus what several nodes need: each delivery's lease (`locked_by`, `lease_until`), the node of
 /// each attempt, and the nodes seen (`relance_node`). Ids are identities "by default" so that an
 /// export keeps them. Migrations are numbered; a database is brought up to date by
@@ -32,12 +34,12 @@ public enum PostgresSchema {
             sql: [
                 """
                 CREATE TABLE reminder (
-                    id text PRIMARY KEY,
+                    id text COLLATE "C" PRIMARY KEY,
                     record text NOT NULL,
                     source_file text NOT NULL,
                     queue text NOT NULL,
                     ingested_at double precision NOT NULL,
-                    debtor_id text NOT NULL DEFAULT '',
+                    debtor_id text COLLATE "C" NOT NULL DEFAULT '',
                     erased_at double precision
                 )
                 """,
@@ -53,7 +55,7 @@ public enum PostgresSchema {
                 "CREATE INDEX reminder_invoice_reminder ON reminder_invoice(reminder_id)",
                 """
                 CREATE TABLE delivery (
-                    reminder_id text NOT NULL REFERENCES reminder(id),
+                    reminder_id text COLLATE "C" NOT NULL REFERENCES reminder(id),
                     channel text NOT NULL,
                     status text NOT NULL,
                     queue text NOT NULL,
@@ -66,7 +68,7 @@ public enum PostgresSchema {
                     last_code integer,
                     last_error text,
                     updated_at double precision NOT NULL,
-                    debtor_id text NOT NULL DEFAULT '',
+                    debtor_id text COLLATE "C" NOT NULL DEFAULT '',
                     paused_until double precision,
                     group_lead text,
                     poll_at double precision,
@@ -76,7 +78,9 @@ public enum PostgresSchema {
                     PRIMARY KEY (reminder_id, channel)
                 )
                 """,
-                "CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, due_at)",
+                // The due walk's order, to the last key: each (priority, band) range is read in order
+                // from the index, page after page, never sorted.
+                "CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, due_at, reminder_id, channel)",
                 "CREATE INDEX delivery_debtor ON delivery(debtor_id, status)",
                 "CREATE INDEX delivery_group ON delivery(group_lead, channel) WHERE group_lead IS NOT NULL",
                 "CREATE INDEX delivery_poll ON delivery(poll_at) WHERE poll_at IS NOT NULL",
@@ -182,7 +186,7 @@ public enum PostgresSchema {
                 """,
                 """
                 CREATE TABLE rec_debtor (
-                    id text PRIMARY KEY,
+                    id text COLLATE "C" PRIMARY KEY,
                     name text NOT NULL, email text, phone text,
                     country text NOT NULL, locale text NOT NULL, timezone text NOT NULL, kind text NOT NULL,
                     payment_terms text, ladder text,
@@ -193,7 +197,7 @@ public enum PostgresSchema {
                 """
                 CREATE TABLE rec_invoice (
                     number text PRIMARY KEY,
-                    debtor_id text NOT NULL,
+                    debtor_id text COLLATE "C" NOT NULL,
                     issued_on text NOT NULL, due_on text NOT NULL, due_from_terms integer NOT NULL,
                     amount bigint NOT NULL, currency text NOT NULL,
                     payment_url text, document text,
@@ -210,7 +214,7 @@ public enum PostgresSchema {
                 """
                 CREATE TABLE rec_movement (
                     key text PRIMARY KEY,
-                    kind text NOT NULL, debtor_id text NOT NULL, invoice text,
+                    kind text NOT NULL, debtor_id text COLLATE "C" NOT NULL, invoice text,
                     content text NOT NULL,
                     recorded_at double precision NOT NULL
                 )
@@ -233,7 +237,7 @@ public enum PostgresSchema {
                 """,
                 """
                 CREATE TABLE plan_step (
-                    debtor_id text NOT NULL, invoice text NOT NULL, instalment integer NOT NULL,
+                    debtor_id text COLLATE "C" NOT NULL, invoice text NOT NULL, instalment integer NOT NULL,
                     stage text NOT NULL, on_date text NOT NULL, reminder_id text NOT NULL, run_id bigint NOT NULL,
                     PRIMARY KEY (invoice, instalment, stage)
                 )
@@ -259,7 +263,7 @@ public enum PostgresSchema {
                     model text NOT NULL
                 )
                 """,
-                "CREATE TABLE debtor_risk (debtor_id text PRIMARY KEY, band integer NOT NULL)",
+                "CREATE TABLE debtor_risk (debtor_id text COLLATE \"C\" PRIMARY KEY, band integer NOT NULL)",
                 """
                 CREATE TABLE relance_node (
                     id text PRIMARY KEY,

@@ -42,13 +42,14 @@ public protocol SchedulingStore: AnyObject, Sendable {
     func pendingDelivery(_ key: DeliveryKey) async throws -> Ledger.Due?
     func nextDueDate(now: Date) async throws -> Date?
     @discardableResult func expireOverdue(now: Date) async throws -> Int
-    func resumePaused(now: Date) async throws -> Int
 }
 
 /// The contact policy's reads and decisions, and cancellations.
 public protocol PolicyStore: AnyObject, Sendable {
     /// Records a cancellation (or pause, or partial payment) and applies it to what is waiting.
     func cancel(_ request: CancellationRequest, source: String, origin: String?, now: Date) async throws -> Ledger.CancelResult
+    /// Paused deliveries whose pause ended go back to pending (unless another is in force).
+    func resumePaused(now: Date) async throws -> Int
     func contacts(debtorID: String, excludingReminder reminderID: String, since: Date) async throws -> [Date]
     func attemptCount(channel: Channel, since: Date) async throws -> Int
     func groupCandidates(for lead: Ledger.Due, now: Date, limit: Int) async throws -> [Ledger.Due]

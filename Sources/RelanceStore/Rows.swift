@@ -6,6 +6,7 @@ import RelanceCore
 /// does not know (a newer version wrote it, or the file was edited). Never read as a default.
 public struct LedgerCorruption: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 extension Row {
@@ -33,7 +34,7 @@ extension Row {
 
 extension Reminder {
     /// A reminder record stored in the ledger; a record that does not decode is corruption.
-    static func stored(_ text: String, id: String) throws -> Reminder {
+    public static func stored(_ text: String, id: String) throws -> Reminder {
         do { return try fromCanonicalJSON(text) } catch {
             throw LedgerCorruption(description: "the stored record of reminder \(id) does not decode: \(error)")
         }

@@ -18,6 +18,20 @@ extension Ledger {
         /// Read with it when `due` was asked to (`Prefetch`): what the policy and the grouping
         /// would otherwise each read again (nil: not read).
         public var prefetched: Prefetched?
+
+        public init(
+            key: DeliveryKey, reminder: Reminder, queue: String, attempts: Int, firstAttemptAt: Date?, expiresAt: Date?, paid: [String: String] = [:],
+            prefetched: Prefetched? = nil
+        ) {
+            self.key = key
+            self.reminder = reminder
+            self.queue = queue
+            self.attempts = attempts
+            self.firstAttemptAt = firstAttemptAt
+            self.expiresAt = expiresAt
+            self.paid = paid
+            self.prefetched = prefetched
+        }
     }
 
     /// What a delivery's run needs besides the delivery itself, read in the same snapshot.

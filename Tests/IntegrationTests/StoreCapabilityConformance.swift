@@ -5,16 +5,19 @@ import RelancePostgres
 import RelanceStore
 import Testing
 
+/// The capabilities the PostgreSQL ledger has so far; it grows until it is all of `LedgerStore`.
+typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore
+
 /// A ledger backend under test for the capabilities a new backend has so far: how to run a test
 /// body against a fresh, empty store of it (and clean up after).
-struct IntakeBackend: Sendable, CustomStringConvertible {
+struct PartialBackend: Sendable, CustomStringConvertible {
     var description: String
-    var run: @Sendable (_ body: @Sendable (any IntakeStore & HealthStore) async throws -> Void) async throws -> Void
+    var run: @Sendable (_ body: @Sendable (any PostgresCapabilities) async throws -> Void) async throws -> Void
 
-    static let sqlite = IntakeBackend(description: "sqlite") { body in try await body(try temporaryLedgerForIntegration()) }
+    static let sqlite = PartialBackend(description: "sqlite") { body in try await body(try temporaryLedgerForIntegration()) }
 
     /// A throwaway cluster per test, migrated in-process, then `PostgresLedger`.
-    static let postgres = IntakeBackend(description: "postgres") { body in
+    static let postgres = PartialBackend(description: "postgres") { body in
         let sandbox = try Sandbox()
         try await PostgresCluster.with(in: sandbox) { cluster in
             let ledger = try await cluster.openLedger(node: "test-node")
@@ -28,7 +31,7 @@ struct IntakeBackend: Sendable, CustomStringConvertible {
         }
     }
 
-    static var all: [IntakeBackend] { PostgresCluster.available ? [sqlite, postgres] : [sqlite] }
+    static var all: [PartialBackend] { PostgresCluster.available ? [sqlite, postgres] : [sqlite] }
 }
 
 extension PostgresCluster {
@@ -42,14 +45,18 @@ extension PostgresCluster {
     }
 }
 
-/// The intake and health capabilities, for every backend that has them (SQLite, and PostgreSQL as
-/// it is being built): the same test bodies, through the protocols only.
+/// The capabilities PostgreSQL has so far (intake, health, scheduling, score), for every backend
+/// that has them (SQLite, and PostgreSQL as it is being built): the same test bodies, through the
+/// protocols only. A test moves here from `LedgerStoreConformance` when PostgreSQL gains what it uses.
 @Suite(.serialized) struct StoreCapabilityConformance {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    static func email(_ id: String) -> DeliveryKey { DeliveryKey(reminderID: id, channel: .email) }
 
-    static func reminder(_ id: String, amount: String = "10.00", channels: [Channel] = [.email], debtor: String? = nil, notBefore: Date? = nil) -> Reminder {
+    static func reminder(
+        _ id: String, amount: String = "10.00", channels: [Channel] = [.email], notBefore: Date? = nil, expiresAt: Date? = nil, debtor: String? = nil
+    ) -> Reminder {
         Reminder(
-            id: id, stage: "reminder_1", channels: channels, notBefore: notBefore,
+            id: id, stage: "reminder_1", channels: channels, notBefore: notBefore, expiresAt: expiresAt,
             debtor: Debtor(
                 id: debtor ?? "C-\(id)", name: "Zoë \\ O'Brien", email: "n@example.org", phone: "+33612345678", country: "FR", locale: "fr-FR",
                 timezone: "Europe/Paris", kind: .consumer),
@@ -60,8 +67,8 @@ extension PostgresCluster {
             ])
     }
 
-    @Test(arguments: IntakeBackend.all)
-    func ingestIsIdempotentOnTheReminderID(_ backend: IntakeBackend) async throws {
+    @Test(arguments: PartialBackend.all)
+    func ingestIsIdempotentOnTheReminderID(_ backend: PartialBackend) async throws {
         try await backend.run { store in
             let first = try await store.ingest([Self.reminder("A"), Self.reminder("B")], sourceFile: "f1", queue: "default", priority: 0, now: Self.t0)
             #expect(first.inserted == ["A", "B"])
@@ -76,8 +83,8 @@ extension PostgresCluster {
         }
     }
 
-    @Test(arguments: IntakeBackend.all)
-    func eachChannelIsAPendingDeliveryCountedByStatus(_ backend: IntakeBackend) async throws {
+    @Test(arguments: PartialBackend.all)
+    func eachChannelIsAPendingDeliveryCountedByStatus(_ backend: PartialBackend) async throws {
         try await backend.run { store in
             let later = Self.t0.addingTimeInterval(3600)
             _ = try await store.ingest(
@@ -94,10 +101,25 @@ extension PostgresCluster {
         }
     }
 
+    @Test(arguments: PartialBackend.all)
+    func whatExpiredBeforeItCouldBeSentIsExpiredOnce(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(
+                [Self.reminder("GONE", channels: [.email, .sms], expiresAt: Self.t0.addingTimeInterval(-1)), Self.reminder("LIVE", expiresAt: Self.t0.addingTimeInterval(60))],
+                sourceFile: "x", queue: "default", priority: 0, now: Self.t0.addingTimeInterval(-10))
+            #expect(try await store.expireOverdue(now: Self.t0) == 2)
+            #expect(try await store.expireOverdue(now: Self.t0) == 0)
+            #expect(try await store.deliveries(reminderID: "GONE").map(\.status) == ["expired", "expired"])
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["LIVE"])
+            #expect(try await store.pendingDelivery(Self.email("GONE")) == nil)
+            #expect(try await store.nextDueDate(now: Self.t0)?.timeIntervalSince1970 == Self.t0.addingTimeInterval(-10).timeIntervalSince1970)
+        }
+    }
+
     /// Two intakes of the same file at once (two nodes, or a retry racing the first): each reminder
     /// is recorded once; the other intake counts it as a duplicate.
-    @Test(arguments: IntakeBackend.all)
-    func concurrentIntakesOfTheSameRemindersRecordEachOnce(_ backend: IntakeBackend) async throws {
+    @Test(arguments: PartialBackend.all)
+    func concurrentIntakesOfTheSameRemindersRecordEachOnce(_ backend: PartialBackend) async throws {
         try await backend.run { store in
             let batch = (0..<50).map { Self.reminder("R\($0)") }
             async let a = store.ingest(batch, sourceFile: "node-a", queue: "default", priority: 0, now: Self.t0)
@@ -106,6 +128,93 @@ extension PostgresCluster {
             #expect(ra.inserted.count + rb.inserted.count == 50)
             #expect(ra.duplicates.count + rb.duplicates.count == 50 && ra.conflicts.isEmpty && rb.conflicts.isEmpty)
             #expect(try await store.deliveries(reminderID: nil, status: .pending).count == 50)
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func dueIsByPriorityThenAgeOnePerDebtorAndHonoursSkip(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest([Self.reminder("OLD", notBefore: Self.t0.addingTimeInterval(-60))], sourceFile: "a", queue: "bulk", priority: 0, now: Self.t0)
+            _ = try await store.ingest([Self.reminder("NEW", notBefore: Self.t0.addingTimeInterval(-10))], sourceFile: "b", queue: "bulk", priority: 0, now: Self.t0)
+            _ = try await store.ingest([Self.reminder("URGENT", notBefore: Self.t0.addingTimeInterval(-1))], sourceFile: "c", queue: "urgent", priority: 10, now: Self.t0)
+            // Two of one debtor: only the older one is handed out.
+            _ = try await store.ingest(
+                [Self.reminder("D1", notBefore: Self.t0.addingTimeInterval(-30), debtor: "SAME"), Self.reminder("D2", notBefore: Self.t0.addingTimeInterval(-20), debtor: "SAME")],
+                sourceFile: "d", queue: "bulk", priority: 0, now: Self.t0)
+            _ = try await store.ingest([Self.reminder("LATER", notBefore: Self.t0.addingTimeInterval(3600))], sourceFile: "e", queue: "bulk", priority: 0, now: Self.t0)
+            let due = try await store.due(now: Self.t0, limit: 10, prefetch: nil) { _, _ in false }
+            #expect(due.map(\.key.reminderID) == ["URGENT", "OLD", "D1", "NEW"])
+            #expect(due.first?.queue == "urgent")
+            let skipping = try await store.due(now: Self.t0, limit: 10, prefetch: nil) { key, debtor in key.reminderID == "OLD" || debtor == "SAME" }
+            #expect(skipping.map(\.key.reminderID) == ["URGENT", "NEW"])
+            #expect(try await store.due(now: Self.t0, limit: 2, prefetch: nil) { _, _ in false }.count == 2)
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["URGENT", "OLD", "D1", "D2", "NEW"])
+            #expect(try await store.nextDueDate(now: Self.t0).map { $0.timeIntervalSince1970 } == Self.t0.addingTimeInterval(-60).timeIntervalSince1970)
+            #expect(try await store.pendingDelivery(Self.email("LATER"))?.reminder.id == "LATER")
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func dueOrdersByRiskBandWithinAPriorityAndFollowsEachRefit(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            func ingest(_ id: String, ago: TimeInterval, debtor: String, priority: Int = 0) async throws {
+                _ = try await store.ingest(
+                    [Self.reminder(id, notBefore: Self.t0.addingTimeInterval(-ago), debtor: debtor)], sourceFile: id, queue: priority > 0 ? "urgent" : "bulk",
+                    priority: priority, now: Self.t0)
+            }
+            try await ingest("A", ago: 60, debtor: "LOW")
+            try await ingest("C", ago: 40, debtor: "NONE")
+            try await ingest("B", ago: 20, debtor: "HIGH")
+            try await ingest("U", ago: 1, debtor: "LOW2", priority: 10)
+            func order() async throws -> [String] { try await store.due(now: Self.t0, limit: 10, prefetch: nil) { _, _ in false }.map(\.key.reminderID) }
+            // No bands yet: every debtor is in the middle one, so the order is priority then age.
+            #expect(try await order() == ["U", "A", "C", "B"])
+
+            try await store.replaceRiskBands([(debtor: "HIGH", band: 4), (debtor: "LOW", band: 0), (debtor: "LOW2", band: 0)])
+            // Priority first whatever the band; within it the riskiest band, the unscored in the middle.
+            #expect(try await order() == ["U", "B", "C", "A"])
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["U", "B", "C", "A"])
+            #expect(try await store.riskBand(debtorID: "HIGH") == 4)
+            #expect(try await store.riskBand(debtorID: "NONE") == nil)
+
+            // A reminder recorded after the refit takes its debtor's band; a fallback would as well.
+            try await ingest("D", ago: 50, debtor: "HIGH")
+            try await ingest("E", ago: 80, debtor: "LOW")
+            let due = try await store.due(now: Self.t0, limit: 10, prefetch: nil) { _, _ in false }.map(\.key.reminderID)
+            #expect(due == ["U", "D", "C", "E"])  // one per debtor: HIGH's older D, LOW's older E
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["U", "D", "B", "C", "E", "A"])
+
+            // A refit replaces every band: a debtor left out goes back to the middle.
+            try await store.replaceRiskBands([(debtor: "LOW", band: 0)])
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["U", "D", "C", "B", "E", "A"])
+            #expect(try await store.riskBand(debtorID: "HIGH") == nil)
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func riskBandsAreReplacedAcrossManyDebtorRanges(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            // More debtors than one range of the refit (1,000), ids whose byte order is not their
+            // numeric order, and one delivery each for a few of them.
+            let debtors = (0..<2_500).map { "D\($0)" }
+            try await store.replaceRiskBands(debtors.map { (debtor: $0, band: Int($0.dropFirst())! % 5) })
+            for id in ["D7", "D1000", "D2499", "D12"] {
+                _ = try await store.ingest([Self.reminder("R\(id)", notBefore: Self.t0.addingTimeInterval(-10), debtor: id)], sourceFile: id, queue: "bulk", priority: 0, now: Self.t0)
+            }
+            // Bands 2 (D7, D12), 0 (D1000), 4 (D2499): riskiest first, then age (equal here), then id.
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["RD2499", "RD12", "RD7", "RD1000"])
+            // Half of them keep a band, others lose theirs, one changes.
+            try await store.replaceRiskBands(debtors.filter { Int($0.dropFirst())! % 2 == 0 }.map { (debtor: $0, band: $0 == "D1000" ? 4 : 1) })
+            #expect(try await store.riskBand(debtorID: "D7") == nil)
+            #expect(try await store.riskBand(debtorID: "D12") == 1)
+            #expect(try await store.riskBand(debtorID: "D1000") == 4)
+            #expect(try await store.riskBand(debtorID: "D2499") == nil)
+            #expect(try await store.riskBand(debtorID: "D2498") == 1)
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["RD1000", "RD2499", "RD7", "RD12"])
+            // An empty refit (no open items anywhere) clears them all.
+            try await store.replaceRiskBands([])
+            #expect(try await store.riskBand(debtorID: "D1000") == nil)
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["RD1000", "RD12", "RD2499", "RD7"])
         }
     }
 }

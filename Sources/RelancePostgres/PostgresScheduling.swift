@@ -1,0 +1,211 @@
+import Foundation
+import PostgresNIO
+import RelanceCore
+import RelanceStore
+
+extension PostgresLedger: SchedulingStore {
+    /// Pending deliveries due at `now`, in `Ledger.due`'s order (priority, the debtor's risk band,
+    /// age), one per debtor, skipping what `skip` names. Nothing is prefetched (the policy reads
+    /// for itself). Claiming across nodes is the sending capability's (`FOR UPDATE SKIP LOCKED`).
+    public func due(
+        now: Date, limit: Int, prefetch: Ledger.Prefetch?, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
+    ) async throws -> [Ledger.Due] {
+        var result: [Ledger.Due] = []
+        var debtors: Set<String> = []
+        try await forEachDue(now: now) { key, debtor in
+            debtors.contains(debtor) || skip(key, debtor)
+        } body: { due in
+            debtors.insert(due.reminder.debtor.id)
+            result.append(due)
+            return result.count < limit
+        }
+        return result
+    }
+
+    public func dueKeys(now: Date) async throws -> [DeliveryKey] {
+        var keys: [DeliveryKey] = []
+        try await forEachDue(now: now) { key, _ in
+            keys.append(key)
+            return true
+        } body: { _ in true }
+        return keys
+    }
+
+    /// Walks the due deliveries in order: one index range per (priority, band), read in pages of
+    /// 256 by keyset (due_at, reminder_id, channel), so rows not yet due are never read and no
+    /// page is sorted. `skip` is asked before a record is decoded; `body` says whether to go on.
+    func forEachDue(now: Date, skip: (DeliveryKey, String) -> Bool, body: (Ledger.Due) throws -> Bool) async throws {
+        try await translatingErrors {
+            try await client.withConnection { connection in
+                let t = now.timeIntervalSince1970
+                let anyPayment = try await Self.anyPartialPayment(connection, logger: logger)
+                var group = try await Self.firstDueGroup(connection, logger: logger)
+                while let (priority, risk) = group {
+                    var after: (due: Double, id: String, channel: String) = (-Double.greatestFiniteMagnitude, "", "")
+                    while true {
+                        let (lastDue, lastID, lastChannel) = after
+                        let rows = try await connection.query(
+                            """
+                            SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
+                            FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                            WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
+                              AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
+                              AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
+                            ORDER BY d.due_at, d.reminder_id, d.channel
+                            LIMIT 256
+                            """, logger: logger)
+                        var page: [(key: DeliveryKey, row: (String, String, String, Int, Double?, Double?, String, Double, String))] = []
+                        for try await row in rows.decode((String, String, String, Int, Double?, Double?, String, Double, String).self) {
+                            guard let channel = Channel(rawValue: row.1) else {
+                                throw LedgerCorruption(description: "delivery \(row.0) has an unknown channel '\(row.1)'")
+                            }
+                            page.append((DeliveryKey(reminderID: row.0, channel: channel), row))
+                        }
+                        for (key, row) in page {
+                            after = (row.7, row.0, row.1)
+                            if skip(key, row.6) { continue }
+                            let due = Ledger.Due(
+                                key: key, reminder: try Reminder.stored(row.8, id: key.reminderID), queue: row.2, attempts: row.3,
+                                firstAttemptAt: row.4.map(Date.init(timeIntervalSince1970:)), expiresAt: row.5.map(Date.init(timeIntervalSince1970:)),
+                                paid: anyPayment ? try await Self.payments(connection, reminderID: key.reminderID, logger: logger) : [:])
+                            if try !body(due) { return }
+                        }
+                        if page.count < 256 { break }
+                    }
+                    group = try await Self.nextDueGroup(connection, after: (priority, risk), logger: logger)
+                }
+            }
+        }
+    }
+
+    static func firstDueGroup(_ connection: PostgresConnection, logger: Logger) async throws -> (Int, Int)? {
+        for try await group in try await connection.query(
+            "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1", logger: logger
+        ).decode((Int, Int).self) {
+            return group
+        }
+        return nil
+    }
+
+    /// The (priority, band) pair after `after` among pending deliveries: two index seeks.
+    static func nextDueGroup(_ connection: PostgresConnection, after: (priority: Int, risk: Int), logger: Logger) async throws -> (Int, Int)? {
+        let (priority, risk) = after
+        for try await group in try await connection.query(
+            "SELECT priority, risk FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk < \(risk) ORDER BY risk DESC LIMIT 1",
+            logger: logger
+        ).decode((Int, Int).self) {
+            return group
+        }
+        for try await group in try await connection.query(
+            "SELECT priority, risk FROM delivery WHERE status = 'pending' AND priority < \(priority) ORDER BY priority DESC, risk DESC LIMIT 1",
+            logger: logger
+        ).decode((Int, Int).self) {
+            return group
+        }
+        return nil
+    }
+
+    public func pendingDelivery(_ key: DeliveryKey) async throws -> Ledger.Due? {
+        try await translatingErrors {
+            try await client.withConnection { connection in
+                let (id, channel) = (key.reminderID, key.channel.rawValue)
+                for try await (queue, attempts, first, expires, record) in try await connection.query(
+                    """
+                    SELECT d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                    WHERE d.reminder_id = \(id) AND d.channel = \(channel) AND d.status = 'pending'
+                    """, logger: logger
+                ).decode((String, Int, Double?, Double?, String).self) {
+                    return Ledger.Due(
+                        key: key, reminder: try Reminder.stored(record, id: id), queue: queue, attempts: attempts,
+                        firstAttemptAt: first.map(Date.init(timeIntervalSince1970:)), expiresAt: expires.map(Date.init(timeIntervalSince1970:)),
+                        paid: try await Self.payments(connection, reminderID: id, logger: logger))
+                }
+                return nil
+            }
+        }
+    }
+
+    public func nextDueDate(now: Date) async throws -> Date? {
+        let t = now.timeIntervalSince1970
+        return try await translatingErrors {
+            // Held channels (relance pause) do not count: the dispatcher must not spin on them.
+            for try await (next) in try await client.query(
+                """
+                SELECT MIN(d.due_at) FROM delivery d WHERE d.status = 'pending'
+                  AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
+                """, logger: logger
+            ).decode(Double?.self) {
+                return next.map(Date.init(timeIntervalSince1970:))
+            }
+            return nil
+        }
+    }
+
+    @discardableResult
+    public func expireOverdue(now: Date) async throws -> Int {
+        let t = now.timeIntervalSince1970
+        return try await transaction { connection in
+            var overdue: [(DeliveryKey, DeliveryStatus)] = []
+            for try await (id, channel, status) in try await connection.query(
+                """
+                SELECT reminder_id, channel, status FROM delivery
+                WHERE status IN ('pending', 'paused') AND expires_at IS NOT NULL AND expires_at <= \(t) FOR UPDATE
+                """, logger: logger
+            ).decode((String, String, String).self) {
+                guard let channel = Channel(rawValue: channel), let status = DeliveryStatus(rawValue: status) else {
+                    throw LedgerCorruption(description: "delivery \(id) has an unknown channel or status")
+                }
+                overdue.append((DeliveryKey(reminderID: id, channel: channel), status))
+            }
+            for (key, status) in overdue {
+                try await Self.move(connection, key, from: status, to: .expired, reason: "expires_at passed before it could be sent", at: now, logger: logger)
+            }
+            return overdue.count
+        }
+    }
+
+    /// A delivery's status move and its event; a move the status machine forbids, or from a status
+    /// the delivery is no longer in, is an error (a bug or a race), never applied.
+    static func move(
+        _ connection: PostgresConnection, _ key: DeliveryKey, from: DeliveryStatus, to: DeliveryStatus, reason: String, at now: Date, logger: Logger
+    ) async throws {
+        guard from.canMove(to: to) else { throw StatusTransitionError(from: from, to: to) }
+        let (id, channel, fromStatus, toStatus, t) = (key.reminderID, key.channel.rawValue, from.rawValue, to.rawValue, now.timeIntervalSince1970)
+        var moved = 0
+        for try await _ in try await connection.query(
+            """
+            UPDATE delivery SET status = \(toStatus), updated_at = \(t), poll_at = NULL
+            WHERE reminder_id = \(id) AND channel = \(channel) AND status = \(fromStatus) RETURNING 1
+            """, logger: logger)
+        {
+            moved += 1
+        }
+        guard moved == 1 else { throw StatusTransitionError(from: from, to: to) }
+        try await insertEvent(connection, key, from: from, to: to, reason: reason, at: now, logger: logger)
+    }
+
+    static func anyPartialPayment(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        for try await (any) in try await connection.query(
+            "SELECT EXISTS (SELECT 1 FROM cancellation WHERE scope = 'invoice' AND amount_paid IS NOT NULL AND lifted_at IS NULL)", logger: logger
+        ).decode(Bool.self) {
+            return any
+        }
+        return false
+    }
+
+    /// Partial payments recorded on a reminder's invoices: invoice number → total paid.
+    static func payments(_ connection: PostgresConnection, reminderID: String, logger: Logger) async throws -> [String: String] {
+        var paid: [String: String] = [:]
+        for try await (invoice, amount) in try await connection.query(
+            """
+            SELECT value, amount_paid FROM cancellation
+            WHERE scope = 'invoice' AND amount_paid IS NOT NULL AND lifted_at IS NULL
+              AND value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = \(reminderID))
+            ORDER BY id
+            """, logger: logger
+        ).decode((String, String).self) {
+            paid[invoice] = amount
+        }
+        return paid
+    }
+}
