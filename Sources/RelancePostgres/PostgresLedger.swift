@@ -8,8 +8,10 @@ import RelanceStore
 /// the same contract as the SQLite `Ledger`, checked by the same conformance tests. It owns a
 /// `PostgresClient` pool, running from `open` until `close`.
 ///
-/// Capabilities so far: `IntakeStore` (spool intake), `HealthStore` (write check and node heartbeat,
-/// queue depths). The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
+/// Capabilities so far: `IntakeStore` (spool intake), `HealthStore` (write check and node
+/// heartbeat, queue depths), `SchedulingStore` (the due walk), `ScoreStore` (models, risk bands),
+/// `PolicyStore` (cancellations, pauses, kill switches, contact history). The daemon needs them all
+/// (`LedgerStore`); until then it refuses `store.url`.
 public final class PostgresLedger: Sendable {
     let client: PostgresClient
     let logger: Logger

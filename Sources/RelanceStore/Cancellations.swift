@@ -16,6 +16,7 @@ extension Ledger {
         public var matched = 0
         /// The same record (same `origin`) was applied before: nothing was done again.
         public var alreadyApplied = false
+        public init() {}
     }
 
     /// Records a cancellation, pause or partial payment and applies it to every waiting delivery it

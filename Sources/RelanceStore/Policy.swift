@@ -61,6 +61,13 @@ extension Ledger {
         public var until: Date?
         public var reason: String
         public var createdAt: Date
+
+        public init(channel: String, until: Date?, reason: String, createdAt: Date) {
+            self.channel = channel
+            self.until = until
+            self.reason = reason
+            self.createdAt = createdAt
+        }
     }
 
     /// Stops all sending on a channel (nil: every channel) until `until` or a `releaseHold`.

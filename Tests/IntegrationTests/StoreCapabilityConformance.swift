@@ -6,7 +6,7 @@ import RelanceStore
 import Testing
 
 /// The capabilities the PostgreSQL ledger has so far; it grows until it is all of `LedgerStore`.
-typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore
+typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore & PolicyStore
 
 /// A ledger backend under test for the capabilities a new backend has so far: how to run a test
 /// body against a fresh, empty store of it (and clean up after).
@@ -45,7 +45,7 @@ extension PostgresCluster {
     }
 }
 
-/// The capabilities PostgreSQL has so far (intake, health, scheduling, score), for every backend
+/// The capabilities PostgreSQL has so far (intake, health, scheduling, score, policy), for every backend
 /// that has them (SQLite, and PostgreSQL as it is being built): the same test bodies, through the
 /// protocols only. A test moves here from `LedgerStoreConformance` when PostgreSQL gains what it uses.
 @Suite(.serialized) struct StoreCapabilityConformance {
@@ -113,6 +113,79 @@ extension PostgresCluster {
             #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["LIVE"])
             #expect(try await store.pendingDelivery(Self.email("GONE")) == nil)
             #expect(try await store.nextDueDate(now: Self.t0)?.timeIntervalSince1970 == Self.t0.addingTimeInterval(-10).timeIntervalSince1970)
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func cancellationsPausesAndPartialPaymentsApplyToWhatWaits(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(
+                [Self.reminder("INV"), Self.reminder("DEBT1", debtor: "D"), Self.reminder("DEBT2", channels: [.email, .sms], debtor: "D"), Self.reminder("PART", amount: "50.00")],
+                sourceFile: "c", queue: "default", priority: 0, now: Self.t0)
+            func statuses() async throws -> [String: String] {
+                Dictionary(uniqueKeysWithValues: try await store.deliveries(reminderID: nil, status: nil).map { ("\($0.reminderID)/\($0.channel)", $0.status) })
+            }
+            let byInvoice = try await store.cancel(
+                CancellationRequest(scope: .invoice, value: "F-INV", reason: .paid), source: "api", origin: "file#1", now: Self.t0)
+            #expect(byInvoice.cancelled == 1 && byInvoice.matched == 1 && !byInvoice.alreadyApplied)
+            let again = try await store.cancel(
+                CancellationRequest(scope: .invoice, value: "F-INV", reason: .paid), source: "api", origin: "file#1", now: Self.t0)
+            #expect(again.alreadyApplied && again.cancelled == 0, "the same record twice is applied once")
+
+            let until = Self.t0.addingTimeInterval(3600)
+            let pause = try await store.cancel(CancellationRequest(scope: .debtor, value: "D", reason: .promiseToPay, until: until), source: "api", now: Self.t0)
+            #expect(pause.paused == 3 && pause.matched == 2)
+            #expect(try await store.blocker(for: Self.reminder("DEBT1", debtor: "D"), channel: .email, recipient: nil, sourceFile: nil, now: Self.t0)?
+                .hasPrefix("paused until") == true)
+            // A partial payment that does not cover the invoice cancels nothing; one that does, settles it.
+            let part = try await store.cancel(
+                CancellationRequest(scope: .invoice, value: "F-PART", reason: .paid, amountPaid: "20.00"), source: "bank", now: Self.t0)
+            #expect(part.settled == 0 && part.cancelled == 0)
+            #expect(try await store.paymentsFor(invoices: ["F-PART", "F-INV"]) == ["F-PART": "20.00"])
+            let full = try await store.cancel(
+                CancellationRequest(scope: .invoice, value: "F-PART", reason: .paid, amountPaid: "50.00"), source: "bank", now: Self.t0)
+            #expect(full.settled == 1 && full.cancelled == 1)
+            var now = try await statuses()
+            #expect(now == ["INV/email": "cancelled", "DEBT1/email": "paused", "DEBT2/email": "paused", "DEBT2/sms": "paused", "PART/email": "cancelled"])
+
+            // The pause ends by itself, or earlier when an operator lifts it.
+            #expect(try await store.lift(scope: .reminder, value: "DEBT1", now: Self.t0) == 0, "the debtor's pause still holds DEBT1")
+            #expect(try await store.lift(scope: .debtor, value: "D", now: Self.t0.addingTimeInterval(60)) == 3)
+            now = try await statuses()
+            #expect(now["DEBT1/email"] == "pending" && now["DEBT2/sms"] == "pending")
+            _ = try await store.cancel(CancellationRequest(scope: .reminder, value: "DEBT1", reason: .other, until: until), source: "api", now: Self.t0)
+            #expect(try await store.resumePaused(now: until.addingTimeInterval(-1)) == 0, "not before its end")
+            #expect(try await store.resumePaused(now: until) == 1)
+            #expect(try await statuses()["DEBT1/email"] == "pending")
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func killSwitchesDeferralsAndEnds(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(
+                [Self.reminder("M", channels: [.email, .sms]), Self.reminder("DEF"), Self.reminder("EXP"), Self.reminder("CAN")], sourceFile: "k",
+                queue: "default", priority: 0, now: Self.t0)
+            try await store.hold(channel: .email, until: nil, reason: "bad batch", now: Self.t0)
+            try await store.hold(channel: .email, until: nil, reason: "bad batch, again", now: Self.t0)
+            let holds = try await store.holds(now: Self.t0)
+            #expect(holds.map(\.channel) == ["email"] && holds.first?.reason == "bad batch, again")
+            #expect(try await store.dueKeys(now: Self.t0) == [DeliveryKey(reminderID: "M", channel: .sms)], "email held, SMS goes")
+            #expect(try await store.blocker(for: Self.reminder("M"), channel: .email, recipient: nil, sourceFile: nil, now: Self.t0) == "on hold: every email is paused (relance pause)")
+            #expect(try await store.releaseHold(channel: nil) == 1)
+            let (holdsAfter, dueAfter) = (try await store.holds(now: Self.t0), try await store.dueKeys(now: Self.t0))
+            #expect(holdsAfter.isEmpty && dueAfter.count == 5)
+
+            let later = Self.t0.addingTimeInterval(3600)
+            try await store.deferDelivery(Self.email("DEF"), until: later, reason: "quiet hours", now: Self.t0)
+            #expect(!(try await store.dueKeys(now: Self.t0).contains(Self.email("DEF"))))
+            #expect(try await store.dueKeys(now: later).contains(Self.email("DEF")))
+            try await store.expire(Self.email("EXP"), reason: "too late", now: Self.t0)
+            try await store.cancelDelivery(Self.email("CAN"), reason: "paid", now: Self.t0)
+            try await store.cancelDelivery(Self.email("CAN"), reason: "paid again", now: Self.t0)
+            let ended = Dictionary(uniqueKeysWithValues: try await store.deliveries(reminderID: nil, status: nil).map { ($0.reminderID + "/" + $0.channel, $0.status) })
+            #expect(ended["EXP/email"] == "expired" && ended["CAN/email"] == "cancelled" && ended["DEF/email"] == "pending")
+            #expect(try await store.blocker(for: Self.reminder("X"), channel: .sms, recipient: "+33612345678", sourceFile: nil, now: Self.t0) == nil)
         }
     }
 
