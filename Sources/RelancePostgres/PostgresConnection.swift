@@ -16,51 +16,46 @@ public struct PostgresSettings: Sendable {
         self.connections = connections
     }
 
-    /// postgres-nio's client configuration: TLS as the URL says (`verify-full` checks the
+    /// The TLS the URL asks for: nil (none), or a configuration (`verify-full` checks the
     /// certificate chain and the host name; `require` only encrypts).
+    var tlsConfiguration: TLSConfiguration? {
+        switch url.tls {
+        case .disable: return nil
+        case .require:
+            var unchecked = TLSConfiguration.makeClientConfiguration()
+            unchecked.certificateVerification = .none
+            return unchecked
+        case .verifyFull: return .makeClientConfiguration()
+        }
+    }
+
+    var passwordIfAny: String? { password.isEmpty ? nil : password }
+
+    /// postgres-nio's configuration of the pool.
     var clientConfiguration: PostgresClient.Configuration {
-        let password = self.password.isEmpty ? nil : self.password
         var configuration: PostgresClient.Configuration
         if let directory = url.socketDirectory {
-            configuration = .init(
-                unixSocketPath: directory + "/.s.PGSQL.\(url.port)", username: url.user, password: password, database: url.database)
+            configuration = .init(unixSocketPath: directory + "/.s.PGSQL.\(url.port)", username: url.user, password: passwordIfAny, database: url.database)
         } else {
-            let tls: PostgresClient.Configuration.TLS
-            switch url.tls {
-            case .disable: tls = .disable
-            case .require:
-                var unchecked = TLSConfiguration.makeClientConfiguration()
-                unchecked.certificateVerification = .none
-                tls = .require(unchecked)
-            case .verifyFull: tls = .require(.makeClientConfiguration())
-            }
-            configuration = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: password, database: url.database, tls: tls)
+            configuration = .init(
+                host: url.host ?? "localhost", port: url.port, username: url.user, password: passwordIfAny, database: url.database,
+                tls: tlsConfiguration.map { .require($0) } ?? .disable)
         }
         configuration.options.maximumConnections = connections
         configuration.options.connectTimeout = .seconds(10)
         return configuration
     }
-}
 
-extension PostgresSettings {
     /// The same, for one connection outside the pool.
     var connectionConfiguration: PostgresConnection.Configuration {
         get throws {
-            let password = self.password.isEmpty ? nil : self.password
             var configuration: PostgresConnection.Configuration
             if let directory = url.socketDirectory {
-                configuration = .init(unixSocketPath: directory + "/.s.PGSQL.\(url.port)", username: url.user, password: password, database: url.database)
+                configuration = .init(unixSocketPath: directory + "/.s.PGSQL.\(url.port)", username: url.user, password: passwordIfAny, database: url.database)
             } else {
-                let tls: PostgresConnection.Configuration.TLS
-                switch url.tls {
-                case .disable: tls = .disable
-                case .require:
-                    var unchecked = TLSConfiguration.makeClientConfiguration()
-                    unchecked.certificateVerification = .none
-                    tls = .require(try NIOSSLContext(configuration: unchecked))
-                case .verifyFull: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-                }
-                configuration = .init(host: url.host ?? "localhost", port: url.port, username: url.user, password: password, database: url.database, tls: tls)
+                configuration = .init(
+                    host: url.host ?? "localhost", port: url.port, username: url.user, password: passwordIfAny, database: url.database,
+                    tls: try tlsConfiguration.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
             }
             configuration.options.connectTimeout = .seconds(10)
             return configuration

@@ -26,7 +26,8 @@ final class PostgresCluster: @unchecked Sendable {
     /// `postgres://relance@127.0.0.1:PORT/relance`.
     var url: String { "postgres://\(Self.user)@127.0.0.1:\(port)/\(Self.database)" }
 
-    init(in sandbox: Sandbox) async throws {
+    /// `tls`: the server also speaks TLS, with a self-signed certificate for 127.0.0.1 made here.
+    init(in sandbox: Sandbox, tls: Bool = false) async throws {
         guard let bin = Self.bin else { throw ClusterFailed(description: "no PostgreSQL server installed (Debian's postgresql package)") }
         dir = sandbox.root + "/pg"
         port = try freePort()
@@ -37,12 +38,30 @@ final class PostgresCluster: @unchecked Sendable {
         let (initdbPath, initdbArguments) = Self.asOwner(bin + "/initdb", ["-D", dir + "/data", "-U", Self.user, "--auth=trust", "-E", "UTF8", "--no-locale", "-N"])
         let initdb = try Child(initdbPath, initdbArguments, directory: dir, outputDirectory: sandbox.root)
         guard try await initdb.wait(timeout: .seconds(120)) == 0 else { throw ClusterFailed(description: "initdb: \(initdb.stderr.suffix(800))") }
+        var tlsSettings: [String] = []
+        if tls {
+            let (cert, key) = (dir + "/server.crt", dir + "/server.key")
+            let openssl = try Child(
+                "/usr/bin/openssl",
+                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                directory: dir, outputDirectory: sandbox.root)
+            guard try await openssl.wait() == 0 else { throw ClusterFailed(description: "openssl: \(openssl.stderr.suffix(400))") }
+            chmod(key, 0o600)
+            if let owner = Self.owner {
+                chown(key, owner.uid, owner.gid)
+                chown(cert, owner.uid, owner.gid)
+            }
+            tlsSettings = ["-c", "ssl=on", "-c", "ssl_cert_file=\(cert)", "-c", "ssl_key_file=\(key)"]
+            // TCP only over TLS: a client that does not encrypt is refused.
+            try "local all all trust\nhostssl all all 127.0.0.1/32 trust\n".write(toFile: dir + "/data/pg_hba.conf", atomically: true, encoding: .utf8)
+            if let owner = Self.owner { chown(dir + "/data/pg_hba.conf", owner.uid, owner.gid) }
+        }
         let (serverPath, serverArguments) = Self.asOwner(
             bin + "/postgres",
             [
                 "-D", dir + "/data", "-p", "\(port)", "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
                 "-c", "synchronous_commit=off", "-c", "max_connections=60",
-            ])
+            ] + tlsSettings)
         server = try Child(serverPath, serverArguments, directory: dir, outputDirectory: sandbox.root)
         try await eventually("PostgreSQL to listen on \(port)", timeout: .seconds(60)) { canConnect(port) || !server.process.isRunning }
         guard server.process.isRunning else { throw ClusterFailed(description: "postgres did not start: \(server.stderr.suffix(800))") }
@@ -65,8 +84,8 @@ final class PostgresCluster: @unchecked Sendable {
     }
 
     /// Runs `body` with a cluster started in the sandbox, and stops it after, whatever happens.
-    static func with<T>(in sandbox: Sandbox, _ body: (PostgresCluster) async throws -> T) async throws -> T {
-        let cluster = try await PostgresCluster(in: sandbox)
+    static func with<T>(in sandbox: Sandbox, tls: Bool = false, _ body: (PostgresCluster) async throws -> T) async throws -> T {
+        let cluster = try await PostgresCluster(in: sandbox, tls: tls)
         do {
             let result = try await body(cluster)
             await cluster.stop()

@@ -118,6 +118,25 @@ struct PostgresStoreTests {
         #expect(Set(PostgresSchema.identityTables).isSubset(of: PostgresSchema.exportedTables))
     }
 
+    /// Against a server that takes TCP connections over TLS only, with a self-signed certificate:
+    /// `sslmode=require` encrypts without checking the certificate; `verify-full` (the default for
+    /// a remote server) refuses a certificate no trusted authority signed; `disable` is refused.
+    @Test func tlsModesAgainstASelfSignedServer() async throws {
+        let sandbox = try Sandbox()
+        try sandbox.writeConfig()
+        try await PostgresCluster.with(in: sandbox, tls: true) { cluster in
+            let base = "postgres://\(PostgresCluster.user)@127.0.0.1:\(cluster.port)/\(PostgresCluster.database)"
+            let encrypted = try await sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": base + "?sslmode=require"])
+            #expect(encrypted.status == 0 && encrypted.stdout.contains("?sslmode=require: schema migrated"), "\(encrypted.stderr)")
+            let checked = try await sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": base + "?sslmode=verify-full"])
+            #expect(checked.status == 1 && checked.stderr.contains("PostgreSQL at " + base + "?sslmode=verify-full"), "\(checked.stderr)")
+            #expect(checked.stderr.lowercased().contains("certificate"), "\(checked.stderr)")
+            // The server takes TCP connections over TLS only: the one that worked was encrypted.
+            let clear = try await sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": base + "?sslmode=disable"])
+            #expect(clear.status == 1 && clear.stderr.contains("no encryption"), "\(clear.stderr)")
+        }
+    }
+
     @Test func badURLsAndUnreachableServersAreClearErrors() async throws {
         let sandbox = try Sandbox()
         try sandbox.writeConfig()
