@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import RelanceCore
 import RelanceStore
+import Synchronization
 
 /// The ledger on PostgreSQL (issue 16, being built one capability at a time; docs/cluster.md):
 /// the same contract as the SQLite `Ledger`, checked by the same conformance tests. It owns a
@@ -10,31 +11,37 @@ import RelanceStore
 ///
 /// Capabilities so far: `IntakeStore` (spool intake), `HealthStore` (write check and node
 /// heartbeat, queue depths), `SchedulingStore` (the due walk), `ScoreStore` (models, risk bands),
-/// `PolicyStore` (cancellations, pauses, kill switches, contact history). The daemon needs them all
-/// (`LedgerStore`); until then it refuses `store.url`.
+/// `PolicyStore` (cancellations, pauses, kill switches, contact history), `SendingStore` (claims
+/// with leases, outcomes settled only by the claim's holder, rescue of lapsed claims) and
+/// `CallbackStore`. The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
 public final class PostgresLedger: Sendable {
     let client: PostgresClient
     let logger: Logger
     let url: PostgresURL
     /// This node's id (`store.node_id`): its claims' `locked_by`.
     public let node: String
+    /// How long a claim lasts without renewal (`store.lease`).
+    public let lease: Duration
     private let running: Task<Void, Never>
+    /// When the purges of expired replay ids and orphan callbacks last ran (at most once a second).
+    let purgedAt = Mutex<Double>(-.infinity)
 
-    private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger, url: PostgresURL, node: String) {
+    private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger, url: PostgresURL, node: String, lease: Duration) {
         self.client = client
         self.running = running
         self.logger = logger
         self.url = url
         self.node = node
+        self.lease = lease
     }
 
     /// Connects (a first connection fails fast, in PostgreSQL's words), starts the pool, and
     /// refuses a schema that is not the one this build knows.
-    public static func open(_ settings: PostgresSettings, node: String, logger: Logger) async throws -> PostgresLedger {
+    public static func open(_ settings: PostgresSettings, node: String, lease: Duration = .seconds(60), logger: Logger) async throws -> PostgresLedger {
         try await settings.probe(logger: logger)
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: settings.backgroundLogger(logger))
         let running = Task { await client.run() }
-        let ledger = PostgresLedger(client: client, running: running, logger: logger, url: settings.url, node: node)
+        let ledger = PostgresLedger(client: client, running: running, logger: logger, url: settings.url, node: node, lease: lease)
         do {
             try await ledger.translatingErrors { try await PostgresMigrator.requireCurrent(client, logger: logger) }
         } catch {

@@ -248,6 +248,13 @@ extension Ledger {
         /// Who put it there: `cli:USER`, a provider (`twilio`, `brevo`…).
         public var source: String
         public var since: Date
+
+        public init(address: String, reason: String, source: String, since: Date) {
+            self.address = address
+            self.reason = reason
+            self.source = source
+            self.since = since
+        }
     }
 
     /// The suppression list, oldest first, one entry at a time (`relance suppress --list`).

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import RelanceCore
 import RelancePostgres
 import RelanceStore
@@ -109,6 +110,45 @@ struct PostgresStoreTests {
         // Only into an empty database.
         let twice = try await sandbox.relance(["export", "--to", cluster.url])
         #expect(twice.status == 1 && twice.stderr.contains("already holds data (table reminder): export only into an empty database"), "\(twice.stderr)")
+    }
+
+    /// Two nodes on one database: a claim holds while its lease runs; once it lapses another node
+    /// rescues the delivery, and the first node's late outcome is kept as an event without
+    /// overwriting the newer attempt.
+    @Test func aLapsedClaimIsRescuedAndItsLateOutcomeOverwritesNothing() async throws {
+        let sandbox = try Sandbox()
+        try await PostgresCluster.with(in: sandbox) { cluster in
+            let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+            let settings = PostgresSettings(url: try PostgresURL(parsing: cluster.url), password: "", connections: 4)
+            _ = try await settings.withClient(logger: logger) { client in try await PostgresMigrator.migrate(client, logger: logger) }
+            let a = try await PostgresLedger.open(settings, node: "node-a", lease: .seconds(30), logger: logger)
+            let b = try await PostgresLedger.open(settings, node: "node-b", lease: .seconds(30), logger: logger)
+            let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+            let key = DeliveryKey(reminderID: "X", channel: .email)
+            _ = try await a.ingest([StoreCapabilityConformance.reminder("X"), StoreCapabilityConformance.reminder("Y")], sourceFile: "f", queue: "default", priority: 0, now: t0)
+            #expect(try await a.markSending(key, transport: "smtp", recipient: "n@example.org", now: t0) == 1)
+            #expect(try await b.markSending(key, transport: "smtp", recipient: "n@example.org", now: t0) == nil, "claimed by node-a")
+            // While node-a's lease runs, node-b leaves its claim alone.
+            #expect(try await b.recoverInDoubt(resend: true, now: t0.addingTimeInterval(29)).isEmpty)
+            // node-a froze past its lease: node-b rescues the delivery (resend) and sends it again.
+            #expect(try await b.recoverInDoubt(resend: true, now: t0.addingTimeInterval(31)) == [key])
+            #expect(try await b.markSending(key, transport: "smtp", recipient: "n@example.org", now: t0.addingTimeInterval(32)) == 2)
+            // node-a wakes up with the answer to attempt 1: kept, not applied.
+            try await a.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "A-1", code: 250, detail: "ok"), retryAt: nil, now: t0.addingTimeInterval(33))
+            #expect(try await a.deliveries(reminderID: "X").first?.status == "sending", "node-b's attempt 2 still runs")
+            try await b.recordOutcome(key, attempt: 2, outcome: .sent(providerID: "B-2", code: 250, detail: "ok"), retryAt: nil, now: t0.addingTimeInterval(34))
+            #expect(try await b.deliveries(reminderID: "X").first?.status == "sent")
+            let events = try await cluster.psql("SELECT reason FROM event WHERE reminder_id = 'X' ORDER BY id")
+            #expect(events.contains("in doubt (node node-a lost its claim)"), "\(events)")
+            #expect(events.contains("late outcome of attempt 1 on node node-a (its claim had lapsed): sent: ok; not applied"), "\(events)")
+            #expect(try await cluster.psql("SELECT number || ':' || node || ':' || outcome FROM attempt WHERE reminder_id = 'X' ORDER BY number") == "1:node-a:sent\n2:node-b:sent")
+            // Without resend, a lapsed claim is in doubt: `unknown`, for an operator.
+            #expect(try await a.markSending(DeliveryKey(reminderID: "Y", channel: .email), transport: "smtp", recipient: "y@example.org", now: t0) == 1)
+            #expect(try await b.recoverInDoubt(resend: false, now: t0.addingTimeInterval(60)) == [DeliveryKey(reminderID: "Y", channel: .email)])
+            #expect(try await b.deliveries(reminderID: "Y").first?.status == "unknown")
+            await a.close()
+            await b.close()
+        }
     }
 
     /// Every table of the SQLite ledger has its PostgreSQL twin: a new table without one fails here.

@@ -6,7 +6,7 @@ import RelanceStore
 import Testing
 
 /// The capabilities the PostgreSQL ledger has so far; it grows until it is all of `LedgerStore`.
-typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore & PolicyStore
+typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore & PolicyStore & SendingStore & CallbackStore
 
 /// A ledger backend under test for the capabilities a new backend has so far: how to run a test
 /// body against a fresh, empty store of it (and clean up after).
@@ -45,12 +45,21 @@ extension PostgresCluster {
     }
 }
 
-/// The capabilities PostgreSQL has so far (intake, health, scheduling, score, policy), for every backend
+/// The capabilities PostgreSQL has so far (intake, health, scheduling, score, policy, sending,
+/// callbacks), for every backend
 /// that has them (SQLite, and PostgreSQL as it is being built): the same test bodies, through the
 /// protocols only. A test moves here from `LedgerStoreConformance` when PostgreSQL gains what it uses.
 @Suite(.serialized) struct StoreCapabilityConformance {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
     static func email(_ id: String) -> DeliveryKey { DeliveryKey(reminderID: id, channel: .email) }
+
+    /// An SMS reminder ingested and marked `sending` through Twilio (attempt 1).
+    static func sendingSMS(_ store: any PostgresCapabilities, _ id: String) async throws -> DeliveryKey {
+        _ = try await store.ingest([reminder(id, channels: [.sms])], sourceFile: "f-\(id)", queue: "default", priority: 0, now: t0)
+        let key = DeliveryKey(reminderID: id, channel: .sms)
+        #expect(try await store.markSending(key, transport: "twilio", recipient: "+33612345678", now: t0) == 1)
+        return key
+    }
 
     static func reminder(
         _ id: String, amount: String = "10.00", channels: [Channel] = [.email], notBefore: Date? = nil, expiresAt: Date? = nil, debtor: String? = nil
@@ -288,6 +297,125 @@ extension PostgresCluster {
             try await store.replaceRiskBands([])
             #expect(try await store.riskBand(debtorID: "D1000") == nil)
             #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["RD1000", "RD12", "RD2499", "RD7"])
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func markingChecksHoldsCancellationsSuppressionAndTheDailyCap(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(
+                [Self.reminder("M1"), Self.reminder("M2"), Self.reminder("M3"), Self.reminder("M4"), Self.reminder("M5")], sourceFile: "m", queue: "default", priority: 0, now: Self.t0)
+            #expect(try await store.markGroup([Self.email("M1")], transport: "smtp", recipient: "a@example.org", now: Self.t0) == [.attempt(1)])
+            #expect(try await store.markGroup([Self.email("M1")], transport: "smtp", recipient: "a@example.org", now: Self.t0) == [.notPending])
+            // The daily cap counts the attempt just made.
+            #expect(
+                try await store.markGroup([Self.email("M2")], transport: "smtp", recipient: "b@example.org", now: Self.t0, dailyCap: (1, Self.t0.addingTimeInterval(-60)))
+                    == [.overDailyVolume])
+            try await store.hold(channel: .email, until: nil, reason: "test", now: Self.t0)
+            #expect(try await store.holds(now: Self.t0).count == 1)
+            #expect(try await store.markGroup([Self.email("M2")], transport: "smtp", recipient: "b@example.org", now: Self.t0) == [.held])
+            #expect(try await store.nextDueDate(now: Self.t0) == nil)
+            #expect(try await store.releaseHold(channel: .email) == 1)
+            try await store.suppress("c@example.org", reason: "STOP", source: "test", now: Self.t0)
+            #expect(try await store.markGroup([Self.email("M3")], transport: "smtp", recipient: "c@example.org", now: Self.t0) == [.suppressed])
+            _ = try await store.cancel(CancellationRequest(scope: .reminder, value: "M4", reason: .paid), source: "test", now: Self.t0)
+            #expect(try await store.pendingDelivery(Self.email("M4")) == nil)
+            let marks = try await store.markGroup([Self.email("M5"), Self.email("M2")], transport: "smtp", recipient: "d@example.org", now: Self.t0)
+            #expect(marks == [.attempt(1), .attempt(1)])
+            let statuses = Dictionary(uniqueKeysWithValues: try await store.deliveries(reminderID: nil, status: nil).map { ($0.reminderID, $0.status) })
+            #expect(statuses == ["M1": "sending", "M2": "sending", "M3": "suppressed", "M4": "cancelled", "M5": "sending"])
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func concurrentMarksOfOneDeliveryMakeOneAttempt(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest([Self.reminder("RACE")], sourceFile: "r", queue: "default", priority: 0, now: Self.t0)
+            let marks = try await withThrowingTaskGroup(of: Ledger.Mark?.self) { group in
+                for _ in 0..<40 {
+                    group.addTask { try await store.markGroup([Self.email("RACE")], transport: "smtp", recipient: "n@example.org", now: Self.t0).first }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(marks.filter { $0 == .attempt(1) }.count == 1)
+            #expect(marks.filter { $0 == .notPending }.count == 39)
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func outcomesMoveTheDeliveryAndACrashLeavesItInDoubt(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(["S", "T", "P", "U", "X"].map { Self.reminder($0) }, sourceFile: "o", queue: "default", priority: 0, now: Self.t0)
+            for id in ["S", "T", "P", "U", "X"] { _ = try await store.markSending(Self.email(id), transport: "smtp", recipient: "n@example.org", now: Self.t0) }
+            try await store.recordOutcome(Self.email("S"), attempt: 1, outcome: .sent(providerID: "MSG-S", code: 250, detail: "ok"), retryAt: nil, now: Self.t0)
+            let retry = Self.t0.addingTimeInterval(300)
+            try await store.recordOutcome(Self.email("T"), attempt: 1, outcome: .transient(code: 451, detail: "later", retryAfter: nil), retryAt: retry, now: Self.t0)
+            try await store.recordOutcome(Self.email("P"), attempt: 1, outcome: .permanent(code: 550, detail: "no such user"), retryAt: nil, now: Self.t0)
+            try await store.recordOutcome(Self.email("U"), attempt: 1, outcome: .inDoubt(detail: "no answer"), retryAt: nil, now: Self.t0)
+            // X stays `sending`, as a crash would leave it.
+            #expect(try await store.recoverInDoubt(resend: false, now: Self.t0) == [Self.email("X")])
+            let statuses = Dictionary(uniqueKeysWithValues: try await store.deliveries(reminderID: nil, status: nil).map { ($0.reminderID, $0.status) })
+            #expect(statuses == ["S": "sent", "T": "pending", "P": "failed", "U": "unknown", "X": "unknown"])
+            #expect(try await store.pendingDelivery(Self.email("T"))?.attempts == 1)
+            #expect(try await store.due(now: Self.t0, limit: 10, prefetch: nil) { _, _ in false }.isEmpty)
+            #expect(try await store.due(now: retry, limit: 10, prefetch: nil) { _, _ in false }.map(\.key.reminderID) == ["T"])
+            let counts = try await store.statusCounts()
+            #expect(counts.first { $0.status == "sent" }?.count == 1)
+            #expect(await store.writeProblem(now: Self.t0) == nil)
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func callbacksApplyOnceAndUnknownOnesWaitAsOrphans(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            let key = try await Self.sendingSMS(store, "CB")
+            let early = StatusCallback(provider: "twilio", messageID: "SM-LATE", status: .delivered, raw: ["MessageStatus": "delivered"])
+            #expect(try await store.apply(early, now: Self.t0) == .orphan)
+            try await store.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "SM-1", code: 201, detail: "queued"), retryAt: nil, now: Self.t0)
+            let delivered = StatusCallback(provider: "twilio", messageID: "SM-1", status: .delivered, raw: ["MessageStatus": "delivered", "Quote": "\"é\\"])
+            #expect(try await store.apply(delivered, replayID: "twilio:token-1", now: Self.t0) == .applied)
+            #expect(try await store.apply(delivered, replayID: "twilio:token-1", now: Self.t0) == .replay)
+            #expect(try await store.apply(delivered, now: Self.t0) == .duplicate)
+            #expect(try await store.deliveries(reminderID: "CB").first?.status == "delivered")
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func aFailoverRecordsTheProviderThatWasUsed(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            let key = try await Self.sendingSMS(store, "FO")
+            // Twilio was down: the backup provider took the message and gave its own id.
+            try await store.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "V-1", code: 200, detail: "ok"), retryAt: nil, now: Self.t0, via: "vonage")
+            let fromPrimary = StatusCallback(provider: "twilio", messageID: "V-1", status: .delivered, raw: [:])
+            #expect(try await store.apply(fromPrimary, now: Self.t0) == .orphan)
+            let fromBackup = StatusCallback(provider: "vonage", messageID: "V-1", status: .delivered, raw: [:])
+            #expect(try await store.apply(fromBackup, now: Self.t0) == .applied)
+            #expect(try await store.deliveries(reminderID: "FO").first?.status == "delivered")
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func policyDecisionsExpiryAndPauses(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(
+                [Self.reminder("DEF"), Self.reminder("EXP", expiresAt: Self.t0.addingTimeInterval(60)), Self.reminder("CAN"), Self.reminder("FAIL"), Self.reminder("PAUSE")],
+                sourceFile: "p", queue: "default", priority: 0, now: Self.t0)
+            let later = Self.t0.addingTimeInterval(3600)
+            try await store.deferDelivery(Self.email("DEF"), until: later, reason: "quiet hours", now: Self.t0)
+            #expect(try await store.pendingDelivery(Self.email("DEF")) != nil)
+            #expect(!(try await store.dueKeys(now: Self.t0).contains(Self.email("DEF"))))
+            #expect(try await store.dueKeys(now: later).contains(Self.email("DEF")))
+            #expect(try await store.expireOverdue(now: Self.t0.addingTimeInterval(120)) == 1)
+            try await store.cancelDelivery(Self.email("CAN"), reason: "paid", now: Self.t0)
+            try await store.fail(Self.email("FAIL"), recipient: "n@example.org", reason: "no window", now: Self.t0)
+            _ = try await store.cancel(CancellationRequest(scope: .reminder, value: "PAUSE", reason: .promiseToPay, until: later), source: "test", now: Self.t0)
+            var statuses = Dictionary(uniqueKeysWithValues: try await store.deliveries(reminderID: nil, status: nil).map { ($0.reminderID, $0.status) })
+            #expect(statuses == ["DEF": "pending", "EXP": "expired", "CAN": "cancelled", "FAIL": "failed", "PAUSE": "paused"])
+            #expect(try await store.resumePaused(now: later.addingTimeInterval(1)) == 1)
+            statuses = Dictionary(uniqueKeysWithValues: try await store.deliveries(reminderID: nil, status: nil).map { ($0.reminderID, $0.status) })
+            #expect(statuses["PAUSE"] == "pending")
+            let paid = try await store.paymentsFor(invoices: ["F"])
+            #expect(paid.isEmpty)
         }
     }
 }

@@ -1,0 +1,261 @@
+import Foundation
+import PostgresNIO
+import RelanceCore
+import RelanceStore
+
+/// The send path on PostgreSQL, as `Ledger`'s (Sending.swift), with the leases several nodes need:
+/// a claim (`pending → sending`) records the node (`locked_by`) and when its claim lapses
+/// (`lease_until`); an outcome settles the delivery only if this node still holds that attempt
+/// (`locked_by = me AND attempts = n`): a node that lost its claim (frozen, cut off) keeps its late
+/// outcome as an event and overwrites nothing.
+extension PostgresLedger: SendingStore {
+    public func markGroup(
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?
+    ) async throws -> [Ledger.Mark] {
+        try await transaction { connection in
+            if let dailyCap, let channel = keys.first?.channel {
+                // Concurrent claims on one channel count one after the other: the cap holds across nodes.
+                let lockKey = Int64(0x7265_6C63_6170) + Int64(RelanceCore.Channel.allCases.firstIndex(of: channel) ?? 0)
+                try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
+                if try await Self.messageCount(connection, channel: channel, since: dailyCap.since, logger: logger) >= dailyCap.limit {
+                    return keys.map { _ in .overDailyVolume }
+                }
+            }
+            let group = keys.count > 1 ? keys.first?.reminderID : nil
+            var marks: [Ledger.Mark] = []
+            for key in keys {
+                marks.append(try await mark(connection, key, transport: transport, recipient: recipient, group: group, now: now))
+            }
+            return marks
+        }
+    }
+
+    func mark(_ connection: PostgresConnection, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) async throws
+        -> Ledger.Mark
+    {
+        let (id, channel, t) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970)
+        // The row is locked until commit: a concurrent claim of it (another node) waits, then finds it no longer pending.
+        var attempts: Int?
+        for try await (status, count) in try await connection.query(
+            "SELECT status, attempts FROM delivery WHERE reminder_id = \(id) AND channel = \(channel) FOR UPDATE", logger: logger
+        ).decode((String, Int).self) where status == DeliveryStatus.pending.rawValue {
+            attempts = count
+        }
+        guard let attempts else { return .notPending }
+        if try await Self.isHeld(connection, channel: key.channel, now: now, logger: logger) { return .held }
+        if let cancellation = try await Self.cancellationInForce(connection, reminderID: id, now: now, logger: logger) {
+            if let until = cancellation.until {
+                let end = until.timeIntervalSince1970
+                try await connection.query("UPDATE delivery SET paused_until = \(end) WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger)
+                try await Self.move(connection, key, from: .pending, to: .paused, reason: "paused: \(cancellation.reason)", at: now, logger: logger)
+                return .paused(reason: cancellation.reason, until: until)
+            }
+            try await Self.move(connection, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now, logger: logger)
+            return .cancelled(reason: cancellation.reason)
+        }
+        if try await Self.isSuppressed(connection, recipient, logger: logger) {
+            try await Self.suppress(connection, key, recipient: recipient, at: now, logger: logger)
+            return .suppressed
+        }
+        let (number, node, leaseEnd) = (attempts + 1, self.node, t + lease.seconds)
+        try await connection.query(
+            """
+            UPDATE delivery SET status = 'sending', attempts = \(number), first_attempt_at = COALESCE(first_attempt_at, \(t)), updated_at = \(t),
+              group_lead = \(group), locked_by = \(node), lease_until = \(leaseEnd)
+            WHERE reminder_id = \(id) AND channel = \(channel)
+            """, logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id, node)
+            VALUES (\(id), \(channel), \(number), \(transport), \(recipient), \(t), 'sending', \(group), \(node))
+            """, logger: logger)
+        let grouped = group.map { $0 == id ? " (one message for several reminders)" : " (in one message with \($0))" } ?? ""
+        try await Self.insertEvent(connection, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)\(grouped)", at: now, logger: logger)
+        return .attempt(number)
+    }
+
+    public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws {
+        let (attemptOutcome, status, providerID): (String, DeliveryStatus, String?)
+        switch outcome {
+        case .sent(let id, _, _): (attemptOutcome, status, providerID) = ("sent", .sent, id)
+        case .transient: (attemptOutcome, status, providerID) = ("transient", .pending, nil)
+        case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
+        case .inDoubt: (attemptOutcome, status, providerID) = ("unknown", .unknown, nil)
+        }
+        guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
+        let (id, channel, t, code, detail, node) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, outcome.code, outcome.detail, self.node)
+        try await transaction { connection in
+            // The attempt is what happened, whoever holds the delivery now.
+            var transport: String?
+            for try await (used) in try await connection.query(
+                """
+                UPDATE attempt SET transport = COALESCE(\(via), transport), finished_at = \(t), outcome = \(attemptOutcome), code = \(code),
+                  detail = \(detail), provider_id = \(providerID)
+                WHERE reminder_id = \(id) AND channel = \(channel) AND number = \(attempt) RETURNING transport
+                """, logger: logger
+            ).decode(String.self) {
+                transport = used
+            }
+            // An SMS a gateway with a status API accepted is polled while no final status comes.
+            let pollAt: Double? =
+                status == .sent && key.channel == .sms && providerID != nil && PollSchedule.gatewaysWithStatusAPI.contains(transport ?? "") ? t : nil
+            let (newStatus, lastError, due) = (status.rawValue, status == .sent ? nil : detail, retryAt?.timeIntervalSince1970)
+            var settled = false
+            for try await _ in try await connection.query(
+                """
+                UPDATE delivery SET status = \(newStatus), updated_at = \(t), provider_id = COALESCE(\(providerID), provider_id), last_code = \(code),
+                  last_error = \(lastError), due_at = COALESCE(\(due), due_at), poll_at = \(pollAt), locked_by = NULL, lease_until = NULL
+                WHERE reminder_id = \(id) AND channel = \(channel) AND status = 'sending' AND locked_by = \(node) AND attempts = \(attempt)
+                RETURNING 1
+                """, logger: logger)
+            {
+                settled = true
+            }
+            guard settled else {
+                // This node no longer holds the attempt (its lease lapsed and the delivery was
+                // rescued, or a newer attempt runs): the outcome is kept, the status is not touched.
+                var current = "gone"
+                for try await (now) in try await connection.query(
+                    "SELECT status FROM delivery WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger
+                ).decode(String.self) {
+                    current = now
+                }
+                let state = DeliveryStatus(rawValue: current)
+                if let state {
+                    try await Self.insertEvent(
+                        connection, key, from: state, to: state,
+                        reason: "late outcome of attempt \(attempt) on node \(node) (its claim had lapsed): \(attemptOutcome): \(detail); not applied",
+                        at: now, logger: logger)
+                }
+                return
+            }
+            var reason = detail
+            if case .inDoubt = outcome { reason = "in doubt: \(detail); not resent by itself, settle with relance resolve" }
+            if case .transient = outcome {
+                reason =
+                    retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(detail)" } ?? "transient failures past the retry lifetime: \(detail)"
+            }
+            try await Self.insertEvent(connection, key, from: .sending, to: status, reason: reason, at: now, logger: logger)
+            if case .sent(let ids?, _, _) = outcome, let transport {
+                try await registerProviderMessages(connection, key, provider: transport, ids: ids, at: now)
+            }
+            if case .transient = outcome, retryAt == nil {
+                try await Self.move(connection, key, from: .pending, to: .expired, reason: "retry lifetime (delivery.retry.lifetime) exceeded", at: now, logger: logger)
+            }
+            if case .permanent = outcome { try await Self.fallBack(connection, from: key, reason: detail, at: now, logger: logger) }
+        }
+    }
+
+    public func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws {
+        let (id, channel, t) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970)
+        try await transaction { connection in
+            var attempts = 0
+            for try await (count) in try await connection.query(
+                "SELECT attempts FROM delivery WHERE reminder_id = \(id) AND channel = \(channel) FOR UPDATE", logger: logger
+            ).decode(Int.self) {
+                attempts = count
+            }
+            let number = attempts + 1
+            try await connection.query("UPDATE delivery SET last_error = \(reason) WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, finished_at, outcome, detail)
+                VALUES (\(id), \(channel), \(number), '-', \(recipient), \(t), \(t), 'not_sent', \(reason))
+                """, logger: logger)
+            try await Self.move(connection, key, from: .pending, to: .failed, reason: reason, at: now, logger: logger)
+            try await Self.fallBack(connection, from: key, reason: reason, at: now, logger: logger)
+        }
+    }
+
+    /// What is in doubt: this node's own claims from before (a restart with the same `node_id`),
+    /// and every claim whose lease has lapsed, whichever node made it (a node killed, frozen or cut
+    /// off). `resend: false` makes them `unknown`; `resend: true` puts them back to `pending`.
+    public func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey] {
+        let (t, node) = (now.timeIntervalSince1970, self.node)
+        return try await transaction { connection in
+            var keys: [(DeliveryKey, String?)] = []
+            for try await (id, channel, owner) in try await connection.query(
+                """
+                SELECT reminder_id, channel, locked_by FROM delivery
+                WHERE status = 'sending' AND (locked_by = \(node) OR locked_by IS NULL OR lease_until <= \(t))
+                ORDER BY reminder_id, channel FOR UPDATE SKIP LOCKED
+                """, logger: logger
+            ).decode((String, String, String?).self) {
+                keys.append((try Self.key(id, channel), owner))
+            }
+            for (key, owner) in keys {
+                let (id, channel) = (key.reminderID, key.channel.rawValue)
+                let who = owner.map { $0 == node ? "this node stopped" : "node \($0) lost its claim" } ?? "a node stopped"
+                try await connection.query(
+                    """
+                    UPDATE attempt SET outcome = 'unknown', detail = \("in doubt: \(who) during the transport call")
+                    WHERE reminder_id = \(id) AND channel = \(channel) AND outcome = 'sending'
+                    """, logger: logger)
+                try await connection.query(
+                    "UPDATE delivery SET locked_by = NULL, lease_until = NULL WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger)
+                if resend {
+                    try await connection.query("UPDATE delivery SET due_at = \(t) WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger)
+                    try await Self.move(
+                        connection, key, from: .sending, to: .pending, reason: "in doubt (\(who)); resent per delivery.in_doubt: resend", at: now, logger: logger)
+                } else {
+                    try await Self.move(
+                        connection, key, from: .sending, to: .unknown,
+                        reason: "in doubt (\(who)): the transport call may or may not have happened; settle with relance resolve", at: now, logger: logger)
+                }
+            }
+            return keys.map(\.0)
+        }
+    }
+
+    /// A waiting delivery whose recipient opted out: `pending → suppressed`, never sent, and its
+    /// fallback channels take over.
+    static func suppress(_ connection: PostgresConnection, _ key: DeliveryKey, recipient: String, at now: Date, logger: Logger) async throws {
+        let (id, channel, why) = (key.reminderID, key.channel.rawValue, "\(recipient) opted out")
+        try await connection.query("UPDATE delivery SET last_error = \(why) WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger)
+        try await move(connection, key, from: .pending, to: .suppressed, reason: "\(recipient) is on the suppression list (opt-out)", at: now, logger: logger)
+        try await fallBack(connection, from: key, reason: why, at: now, logger: logger)
+    }
+
+    /// When a channel fails for good (or the recipient opted out), the reminder's `fallback`
+    /// channels that it does not use yet get a delivery, due as early as the failed one.
+    static func fallBack(_ connection: PostgresConnection, from key: DeliveryKey, reason: String, at now: Date, logger: Logger) async throws {
+        let (id, channel) = (key.reminderID, key.channel.rawValue)
+        var stored: (String, String)?
+        for try await (record, queue, erasedAt) in try await connection.query(
+            "SELECT record, queue, erased_at FROM reminder WHERE id = \(id)", logger: logger
+        ).decode((String, String, Double?).self) where erasedAt == nil {
+            stored = (record, queue)
+        }
+        // An erased reminder (retention) keeps no address to fall back to.
+        guard let (record, queue) = stored else { return }
+        let reminder = try Reminder.stored(record, id: id)
+        var failed: (Int, Double)?
+        for try await row in try await connection.query(
+            "SELECT priority, due_at FROM delivery WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger
+        ).decode((Int, Double).self) {
+            failed = row
+        }
+        guard let (priority, failedDue) = failed else { return }
+        let (due, t, expires, debtor) = (min(failedDue, now.timeIntervalSince1970), now.timeIntervalSince1970, reminder.expiresAt?.timeIntervalSince1970, reminder.debtor.id)
+        for other in reminder.fallback where other != key.channel {
+            if reminder.debtor.address(on: other) == nil { continue }
+            let name = other.rawValue
+            var inserted = false
+            for try await _ in try await connection.query(
+                """
+                INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
+                VALUES (\(id), \(name), 'pending', \(queue), \(priority), \(due), \(expires), \(t), \(debtor),
+                        COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = \(debtor)), \(Ledger.unscoredBand)))
+                ON CONFLICT (reminder_id, channel) DO NOTHING RETURNING 1
+                """, logger: logger)
+            {
+                inserted = true
+            }
+            if inserted {
+                try await insertEvent(
+                    connection, DeliveryKey(reminderID: id, channel: other), from: nil, to: .pending, reason: "fallback from \(channel): \(reason)", at: now,
+                    logger: logger)
+            }
+        }
+    }
+}
