@@ -12,8 +12,8 @@ import Synchronization
 /// Capabilities so far: `IntakeStore` (spool intake), `HealthStore` (write check and node
 /// heartbeat, queue depths), `SchedulingStore` (the due walk), `ScoreStore` (models, risk bands),
 /// `PolicyStore` (cancellations, pauses, kill switches, contact history), `SendingStore` (claims
-/// with leases, outcomes settled only by the claim's holder, rescue of lapsed claims) and
-/// `CallbackStore`. The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
+/// with leases, outcomes settled only by the claim's holder, rescue of lapsed claims),
+/// `CallbackStore`, `BounceStore` and `ReconciliationStore`. The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
 public final class PostgresLedger: Sendable {
     let client: PostgresClient
     let logger: Logger

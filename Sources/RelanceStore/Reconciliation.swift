@@ -8,6 +8,10 @@ extension Ledger {
     /// The transports whose gateways have a status API.
     static var pollable: Set<String> { PollSchedule.gatewaysWithStatusAPI }
 
+    /// Seconds a candidate is kept from the next rounds while it is asked about (several nodes,
+    /// or a round whose request failed): `polled` sets its real next poll.
+    public static let askingHorizon: Double = 60
+
     /// One SMS to ask about: its gateway, the part ids still without a final status, when it was accepted.
     public struct PollCandidate: Sendable, Hashable {
         public var key: DeliveryKey
@@ -15,10 +19,19 @@ extension Ledger {
         public var recipient: String
         public var sentAt: Date
         public var messageIDs: [String]
+
+        public init(key: DeliveryKey, transport: String, recipient: String, sentAt: Date, messageIDs: [String]) {
+            self.key = key
+            self.transport = transport
+            self.recipient = recipient
+            self.sentAt = sentAt
+            self.messageIDs = messageIDs
+        }
     }
 
     /// The SMS due for a poll: accepted at or before `dueBy` (now - `sms.reconcile_after`) or last
-    /// polled a polling interval ago, oldest first. Deliveries that reached a final status
+    /// polled a polling interval ago, oldest first; each is kept from the next rounds for
+    /// `askingHorizon` unless `polled` comes first. Deliveries that reached a final status
     /// meanwhile leave the schedule here.
     public func pollCandidates(dueBy: Date, limit: Int) async throws -> [PollCandidate] {
         try await batcher.write { db in
@@ -37,6 +50,10 @@ extension Ledger {
                     try db.run(sql: "UPDATE delivery SET poll_at = NULL WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
                     continue
                 }
+                // Not handed out again while it is being asked about (`polled` sets the next poll).
+                try db.run(
+                    sql: "UPDATE delivery SET poll_at = ? WHERE reminder_id = ? AND channel = ?",
+                    arguments: [dueBy.timeIntervalSince1970 + Self.askingHorizon, key.reminderID, key.channel.rawValue])
                 let parts = try String.fetchAll(
                     db, cachedSQL: "SELECT message_id FROM provider_message WHERE reminder_id = ? AND channel = ? AND status IS NULL ORDER BY part",
                     arguments: [key.reminderID, key.channel.rawValue])

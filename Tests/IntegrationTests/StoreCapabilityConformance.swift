@@ -6,7 +6,8 @@ import RelanceStore
 import Testing
 
 /// The capabilities the PostgreSQL ledger has so far; it grows until it is all of `LedgerStore`.
-typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore & PolicyStore & SendingStore & CallbackStore
+typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore & PolicyStore & SendingStore & CallbackStore & BounceStore
+    & ReconciliationStore
 
 /// A ledger backend under test for the capabilities a new backend has so far: how to run a test
 /// body against a fresh, empty store of it (and clean up after).
@@ -46,7 +47,7 @@ extension PostgresCluster {
 }
 
 /// The capabilities PostgreSQL has so far (intake, health, scheduling, score, policy, sending,
-/// callbacks), for every backend
+/// callbacks, bounces, reconciliation), for every backend
 /// that has them (SQLite, and PostgreSQL as it is being built): the same test bodies, through the
 /// protocols only. A test moves here from `LedgerStoreConformance` when PostgreSQL gains what it uses.
 @Suite(.serialized) struct StoreCapabilityConformance {
@@ -418,4 +419,99 @@ extension PostgresCluster {
             #expect(paid.isEmpty)
         }
     }
+
+    /// An SMS sent through `transport` with `outcome` (reconciliation's candidates).
+    static func sentSMS(_ store: any PostgresCapabilities, _ id: String, transport: String = "twilio", outcome: SendOutcome, at: Date) async throws {
+        _ = try await store.ingest([reminder(id, channels: [.sms])], sourceFile: "f", queue: "default", priority: 0, now: at)
+        let key = DeliveryKey(reminderID: id, channel: .sms)
+        let n = try #require(try await store.markSending(key, transport: transport, recipient: "+33612345678", now: at))
+        try await store.recordOutcome(key, attempt: n, outcome: outcome, retryAt: nil, now: at)
+    }
+
+    /// The poll schedule of SMS reconciliation: what is due, in what order, and what never is (in
+    /// doubt, not accepted, no status API, a final status already).
+    @Test(arguments: PartialBackend.all)
+    func onlyAcceptedSMSWithAStatusAPIAreDueInOrder(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            let t0 = Self.t0
+            try await Self.sentSMS(store, "B", outcome: .sent(providerID: "SM2", code: 201, detail: "ok"), at: t0.addingTimeInterval(10))
+            try await Self.sentSMS(store, "A", outcome: .sent(providerID: "SM1", code: 201, detail: "ok"), at: t0)
+            try await Self.sentSMS(store, "V", transport: "vonage", outcome: .sent(providerID: "P1,P2", code: 200, detail: "ok"), at: t0)
+            try await Self.sentSMS(store, "U", outcome: .inDoubt(detail: "no answer"), at: t0)
+            try await Self.sentSMS(store, "O", transport: "outbox", outcome: .sent(providerID: "line-1", code: nil, detail: "ok"), at: t0)
+            try await Self.sentSMS(store, "G", transport: "generic", outcome: .sent(providerID: "g1", code: 200, detail: "ok"), at: t0)
+            #expect(try await store.pollCandidates(dueBy: t0.addingTimeInterval(-1), limit: 10).isEmpty, "nothing is due before its time")
+            let due = try await store.pollCandidates(dueBy: t0.addingTimeInterval(60), limit: 10)
+            #expect(Set(due.map(\.key.reminderID)) == ["A", "V", "B"], "never the in-doubt one, the outbox or a gateway without a status API")
+            #expect(due.last?.key.reminderID == "B", "oldest first")
+            #expect(due.first { $0.key.reminderID == "V" }?.messageIDs == ["P1", "P2"], "every part")
+            #expect(try await store.pollCandidates(dueBy: t0.addingTimeInterval(60), limit: 10).isEmpty, "not handed out again while asked about")
+            // A final status (a callback) takes it out; a poll puts it one interval later; giving up takes it out.
+            _ = try await store.apply(StatusCallback(provider: "twilio", messageID: "SM1", status: .delivered, raw: [:]), now: t0)
+            try await store.polled(DeliveryKey(reminderID: "B", channel: .sms), next: t0.addingTimeInterval(100), giveUp: nil, now: t0)
+            try await store.polled(DeliveryKey(reminderID: "V", channel: .sms), next: nil, giveUp: "vonage gave no final status", now: t0)
+            #expect(try await store.pollCandidates(dueBy: t0.addingTimeInterval(100), limit: 10).map(\.key.reminderID) == ["B"])
+            #expect(try await store.pollCandidates(dueBy: t0.addingTimeInterval(10_000), limit: 10).map(\.key.reminderID) == ["B"], "A final, V given up")
+            #expect(try await store.deliveries(reminderID: "V").first?.status == "sent")
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func aPartWithAFinalStatusIsNotAskedAboutAgain(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            try await Self.sentSMS(store, "V", transport: "vonage", outcome: .sent(providerID: "P1,P2", code: 200, detail: "ok"), at: Self.t0)
+            _ = try await store.apply(StatusCallback(provider: "vonage", messageID: "P1", status: .delivered, raw: [:]), now: Self.t0)
+            #expect(try await store.pollCandidates(dueBy: Self.t0, limit: 10).first?.messageIDs == ["P2"])
+        }
+    }
+
+    /// Bounces: a hard one bounces the delivery (and suppresses the address, and starts the
+    /// fallback), once however often it comes; soft ones count per message until the limit.
+    @Test(arguments: PartialBackend.all)
+    func bouncesApplyByTheRulesOnce(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            func sentEmail(_ id: String, to address: String, fallback: [Channel] = []) async throws -> DeliveryKey {
+                var reminder = Self.reminder(id)
+                reminder.fallback = fallback
+                _ = try await store.ingest([reminder], sourceFile: "b", queue: "default", priority: 0, now: Self.t0)
+                let key = Self.email(id)
+                let n = try #require(try await store.markSending(key, transport: "smtp", recipient: address, now: Self.t0))
+                try await store.recordOutcome(key, attempt: n, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: Self.t0)
+                return key
+            }
+            let rules = BounceRules(softLimit: 2)
+            let hardKey = try await sentEmail("H", to: "Gone@Example.org", fallback: [.sms])
+            let hard = BounceNotice(
+                key: hardKey, recipients: [.init(address: "gone@example.org", kind: .hard, status: "5.1.1", diagnostic: "no such user")], source: "pipe",
+                reference: "<dsn-1@mx>")
+            #expect(try await store.applyBounce(hard, rules: rules, now: Self.t0) == .bounced(address: "gone@example.org", fallback: [.sms]))
+            #expect(try await store.applyBounce(hard, rules: rules, now: Self.t0) == .duplicate)
+            let statuses = try await store.deliveries(reminderID: "H").map { "\($0.channel) \($0.status)" }
+            #expect(statuses == ["email bounced", "sms pending"])
+            var suppressed: [String] = []
+            let box = SuppressionBox()
+            try await store.forEachSuppression { box.append($0.address + " " + $0.reason + " " + $0.source) }
+            suppressed = box.items
+            #expect(suppressed == ["gone@example.org bounced bounce:pipe"])
+
+            let first = try await sentEmail("S1", to: "full@example.org")
+            let second = try await sentEmail("S2", to: "full@example.org")
+            func soft(_ key: DeliveryKey, _ reference: String) -> BounceNotice {
+                BounceNotice(key: key, recipients: [.init(address: "full@example.org", kind: .soft, status: "4.2.2")], source: "imap", reference: reference)
+            }
+            #expect(try await store.applyBounce(soft(first, "<s1@mx>"), rules: rules, now: Self.t0) == .softCounted(count: 1, limit: 2))
+            #expect(try await store.applyBounce(soft(first, "<s1-again@mx>"), rules: rules, now: Self.t0) == .softCounted(count: 1, limit: 2), "the same message counts once")
+            #expect(try await store.applyBounce(soft(second, "<s2@mx>"), rules: rules, now: Self.t0) == .bounced(address: "full@example.org", fallback: []))
+            let unsent = BounceNotice(key: Self.email("NEVER"), recipients: hard.recipients, source: "pipe", reference: "<x@mx>")
+            #expect(try await store.applyBounce(unsent, rules: rules, now: Self.t0) == .noDelivery)
+            let counts = try await store.bounceCounts(since: Self.t0.addingTimeInterval(-1)).map { "\($0.channel) \($0.left) \($0.bounced)" }
+            #expect(counts == ["email 3 2"])
+        }
+    }
+}
+
+final class SuppressionBox: @unchecked Sendable {
+    // @unchecked: appended serially by the store's read, read after it returns.
+    var items: [String] = []
+    func append(_ item: String) { items.append(item) }
 }
