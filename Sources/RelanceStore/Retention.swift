@@ -10,6 +10,7 @@ extension Ledger {
         public var reminders: [String] = []
         /// Outbox files written for them (Maildir messages), to delete.
         public var outboxFiles: [String] = []
+        public init() {}
     }
 
     /// Reminders whose personal data is past retention: not erased yet, nothing left to send or

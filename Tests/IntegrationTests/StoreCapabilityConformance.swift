@@ -7,7 +7,7 @@ import Testing
 
 /// The capabilities the PostgreSQL ledger has so far; it grows until it is all of `LedgerStore`.
 typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore & PolicyStore & SendingStore & CallbackStore & BounceStore
-    & ReconciliationStore
+    & ReconciliationStore & RetentionStore
 
 /// A ledger backend under test for the capabilities a new backend has so far: how to run a test
 /// body against a fresh, empty store of it (and clean up after).
@@ -47,7 +47,7 @@ extension PostgresCluster {
 }
 
 /// The capabilities PostgreSQL has so far (intake, health, scheduling, score, policy, sending,
-/// callbacks, bounces, reconciliation), for every backend
+/// callbacks, bounces, reconciliation, retention), for every backend
 /// that has them (SQLite, and PostgreSQL as it is being built): the same test bodies, through the
 /// protocols only. A test moves here from `LedgerStoreConformance` when PostgreSQL gains what it uses.
 @Suite(.serialized) struct StoreCapabilityConformance {
@@ -506,6 +506,40 @@ extension PostgresCluster {
             #expect(try await store.applyBounce(unsent, rules: rules, now: Self.t0) == .noDelivery)
             let counts = try await store.bounceCounts(since: Self.t0.addingTimeInterval(-1)).map { "\($0.channel) \($0.left) \($0.bounced)" }
             #expect(counts == ["email 3 2"])
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func forgettingADebtorErasesItsBand(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest([Self.reminder("A", notBefore: Self.t0.addingTimeInterval(-60), debtor: "LOW")], sourceFile: "a", queue: "bulk", priority: 0, now: Self.t0)
+            _ = try await store.ingest([Self.reminder("B", notBefore: Self.t0.addingTimeInterval(-20), debtor: "OTHER")], sourceFile: "b", queue: "bulk", priority: 0, now: Self.t0)
+            try await store.replaceRiskBands([(debtor: "LOW", band: 0)])
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["B", "A"])
+            // Forgetting a debtor erases its band (receivables record or not): back to age order.
+            _ = try await store.eraseReceivablesDebtor("LOW", now: Self.t0)
+            #expect(try await store.riskBand(debtorID: "LOW") == nil)
+            #expect(try await store.dueKeys(now: Self.t0).map(\.reminderID) == ["A", "B"])
+        }
+    }
+
+    @Test(arguments: PartialBackend.all)
+    func retentionErasesWhatIsDone(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest([Self.reminder("R1", debtor: "ERASE"), Self.reminder("R2")], sourceFile: "r", queue: "default", priority: 0, now: Self.t0)
+            _ = try await store.markSending(Self.email("R1"), transport: "smtp", recipient: "n@example.org", now: Self.t0)
+            try await store.recordOutcome(Self.email("R1"), attempt: 1, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: Self.t0)
+            #expect(try await store.reminderIDs(debtorID: "ERASE") == ["R1"])
+            let candidates = try await store.retentionCandidates(before: Self.t0.addingTimeInterval(86400), limit: 10)
+            #expect(candidates == ["R1"])
+            let erasure = try await store.erase(reminderIDs: candidates, reason: "retention", now: Self.t0)
+            #expect(erasure.reminders == ["R1"])
+            #expect(try await store.reminderIDs(debtorID: "ERASE").isEmpty, "the debtor's id left the erased reminder")
+            #expect(try await store.erase(reminderIDs: ["R1"], reason: "retention", now: Self.t0).reminders.isEmpty, "erasing twice changes nothing")
+            #expect(try await store.retentionCandidates(before: Self.t0.addingTimeInterval(86400), limit: 10).isEmpty)
+            #expect(try await store.deliveries(reminderID: "R1").first?.status == "sent", "statuses stay")
+            // An erased reminder dropped again is a duplicate, never sent twice.
+            #expect(try await store.ingest([Self.reminder("R1", debtor: "ERASE")], sourceFile: "again", queue: "default", priority: 0, now: Self.t0).duplicates == ["R1"])
         }
     }
 }

@@ -23,19 +23,6 @@ struct StoreBackend: Sendable, CustomStringConvertible {
     static func email(_ id: String) -> DeliveryKey { DeliveryKey(reminderID: id, channel: .email) }
 
     @Test(arguments: StoreBackend.all)
-    func forgettingADebtorErasesItsBand(_ backend: StoreBackend) async throws {
-        let store = try await backend.make()
-        _ = try await store.ingest([reminder("A", notBefore: t0.addingTimeInterval(-60), debtor: "LOW")], sourceFile: "a", queue: "bulk", priority: 0, now: t0)
-        _ = try await store.ingest([reminder("B", notBefore: t0.addingTimeInterval(-20), debtor: "OTHER")], sourceFile: "b", queue: "bulk", priority: 0, now: t0)
-        try await store.replaceRiskBands([(debtor: "LOW", band: 0)])
-        #expect(try await store.dueKeys(now: t0).map(\.reminderID) == ["B", "A"])
-        // Forgetting a debtor erases its band (receivables record or not): back to age order.
-        _ = try await store.eraseReceivablesDebtor("LOW", now: t0)
-        #expect(try await store.riskBand(debtorID: "LOW") == nil)
-        #expect(try await store.dueKeys(now: t0).map(\.reminderID) == ["A", "B"])
-    }
-
-    @Test(arguments: StoreBackend.all)
     func prefetchedContactsAndGroupCandidatesAreWhatTheQueriesSay(_ backend: StoreBackend) async throws {
         let store = try await backend.make()
         _ = try await store.ingest(
@@ -65,18 +52,4 @@ struct StoreBackend: Sendable, CustomStringConvertible {
         #expect(partly.map { $0.prefetched != nil } == [true, false])
     }
 
-    @Test(arguments: StoreBackend.all)
-    func retentionErasesWhatIsDone(_ backend: StoreBackend) async throws {
-        let store = try await backend.make()
-        _ = try await store.ingest([reminder("R1", debtor: "ERASE"), reminder("R2")], sourceFile: "r", queue: "default", priority: 0, now: t0)
-        _ = try await store.markSending(Self.email("R1"), transport: "smtp", recipient: "n@example.org", now: t0)
-        try await store.recordOutcome(Self.email("R1"), attempt: 1, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: t0)
-        #expect(try await store.reminderIDs(debtorID: "ERASE") == ["R1"])
-        let candidates = try await store.retentionCandidates(before: t0.addingTimeInterval(86400), limit: 10)
-        #expect(candidates == ["R1"])
-        let erasure = try await store.erase(reminderIDs: candidates, reason: "retention", now: t0)
-        #expect(erasure != Ledger.Erasure())
-        // An erased reminder dropped again is a duplicate, never sent twice.
-        #expect(try await store.ingest([reminder("R1", debtor: "ERASE")], sourceFile: "again", queue: "default", priority: 0, now: t0).duplicates == ["R1"])
-    }
 }
