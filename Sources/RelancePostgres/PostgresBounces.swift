@@ -64,18 +64,8 @@ extension PostgresLedger: BounceStore {
                 try await Self.move(connection, key, from: .sent, to: .bounced, reason: why, at: now, logger: logger)
                 var keys = [key]
                 if groupLead == id {
-                    var members: [String] = []
-                    for try await (member) in try await connection.query(
-                        "SELECT reminder_id FROM delivery WHERE group_lead = \(id) AND channel = \(channel) AND reminder_id != \(id) AND status = 'sent' ORDER BY reminder_id",
-                        logger: logger
-                    ).decode(String.self) {
-                        members.append(member)
-                    }
-                    for member in members {
-                        let memberKey = DeliveryKey(reminderID: member, channel: key.channel)
-                        try await Self.move(connection, memberKey, from: .sent, to: .bounced, reason: "\(why) (the message shared with \(id))", at: now, logger: logger)
-                        keys.append(memberKey)
-                    }
+                    keys += try await Self.moveGroupMembers(
+                        connection, of: key, to: .bounced, reason: "\(why) (the message shared with \(id))", at: now, logger: logger)
                 }
                 var fallback: Set<RelanceCore.Channel> = []
                 for bounced in keys {

@@ -108,17 +108,8 @@ extension PostgresLedger: CallbackStore {
                 parts.append(part)
             }
         }
-        let combined: DeliveryStatus?
-        if parts.contains(StatusCallback.Status.bounced.rawValue) {
-            combined = .bounced
-        } else if parts.contains(StatusCallback.Status.undelivered.rawValue) {
-            combined = .undelivered
-        } else if parts.allSatisfy({ $0 == StatusCallback.Status.delivered.rawValue }) {
-            combined = .delivered
-        } else {
-            combined = nil  // some parts still unknown
-        }
-        guard let combined, let current = owner.deliveryStatus else { return .recorded }
+        // Nothing settled while some parts are still unknown.
+        guard let combined = Settlement.combined(parts: parts), let current = owner.deliveryStatus else { return .recorded }
         guard current == .sent else {
             try await insertEvent(
                 connection, key, from: current, to: current,
@@ -130,19 +121,27 @@ extension PostgresLedger: CallbackStore {
             reason: "\(provider) reported \(combined.rawValue)\(late ? " (callback received before the send was committed)" : "")", at: now, logger: logger)
         // The other reminders sent in the same message share its fate.
         guard owner.groupLead == id else { return .applied }
-        var members: [String] = []
+        _ = try await moveGroupMembers(
+            connection, of: key, to: combined, reason: "\(provider) reported \(combined.rawValue) for the message shared with \(id)", at: now, logger: logger)
+        return .applied
+    }
+
+    /// The other reminders sent in `lead`'s message, still `sent`, moved with it; their keys.
+    static func moveGroupMembers(_ connection: PostgresConnection, of lead: DeliveryKey, to status: DeliveryStatus, reason: String, at now: Date, logger: Logger)
+        async throws -> [DeliveryKey]
+    {
+        let (id, channel) = (lead.reminderID, lead.channel.rawValue)
+        var members: [DeliveryKey] = []
         for try await (member) in try await connection.query(
             "SELECT reminder_id FROM delivery WHERE group_lead = \(id) AND channel = \(channel) AND reminder_id != \(id) AND status = 'sent' ORDER BY reminder_id",
             logger: logger
         ).decode(String.self) {
-            members.append(member)
+            members.append(DeliveryKey(reminderID: member, channel: lead.channel))
         }
         for member in members {
-            try await move(
-                connection, DeliveryKey(reminderID: member, channel: key.channel), from: .sent, to: combined,
-                reason: "\(provider) reported \(combined.rawValue) for the message shared with \(id)", at: now, logger: logger)
+            try await move(connection, member, from: .sent, to: status, reason: reason, at: now, logger: logger)
         }
-        return .applied
+        return members
     }
 
     /// Records every part id of an accepted send (Vonage gives one per segment, comma-separated),

@@ -75,13 +75,8 @@ extension PostgresLedger: SendingStore {
     }
 
     public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws {
-        let (attemptOutcome, status, providerID): (String, DeliveryStatus, String?)
-        switch outcome {
-        case .sent(let id, _, _): (attemptOutcome, status, providerID) = ("sent", .sent, id)
-        case .transient: (attemptOutcome, status, providerID) = ("transient", .pending, nil)
-        case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
-        case .inDoubt: (attemptOutcome, status, providerID) = ("unknown", .unknown, nil)
-        }
+        let settlement = Settlement(outcome, retryAt: retryAt)
+        let (attemptOutcome, status, providerID) = (settlement.attemptOutcome, settlement.status, settlement.providerID)
         guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
         let (id, channel, t, code, detail, node) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, outcome.code, outcome.detail, self.node)
         try await transaction { connection in
@@ -129,13 +124,7 @@ extension PostgresLedger: SendingStore {
                 }
                 return
             }
-            var reason = detail
-            if case .inDoubt = outcome { reason = "in doubt: \(detail); not resent by itself, settle with relance resolve" }
-            if case .transient = outcome {
-                reason =
-                    retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(detail)" } ?? "transient failures past the retry lifetime: \(detail)"
-            }
-            try await Self.insertEvent(connection, key, from: .sending, to: status, reason: reason, at: now, logger: logger)
+            try await Self.insertEvent(connection, key, from: .sending, to: status, reason: settlement.reason, at: now, logger: logger)
             if case .sent(let ids?, _, _) = outcome, let transport {
                 try await registerProviderMessages(connection, key, provider: transport, ids: ids, at: now)
             }

@@ -177,17 +177,7 @@ extension Ledger {
             ? [owner["status"] as String? ?? status.rawValue]
             : try String?.fetchAll(
                 db, cachedSQL: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
-        let combined: DeliveryStatus?
-        if parts.contains(StatusCallback.Status.bounced.rawValue) {
-            combined = .bounced
-        } else if parts.contains(StatusCallback.Status.undelivered.rawValue) {
-            combined = .undelivered
-        } else if parts.allSatisfy({ $0 == StatusCallback.Status.delivered.rawValue }) {
-            combined = .delivered
-        } else {
-            combined = nil  // some parts still unknown
-        }
-        guard let combined else { return .recorded }
+        guard let combined = Settlement.combined(parts: parts) else { return .recorded }  // some parts still unknown
         guard let current = (owner["delivery_status"] as String?).flatMap(DeliveryStatus.init(rawValue:)) else { return .recorded }
         guard current == .sent else {
             try insertEvent(

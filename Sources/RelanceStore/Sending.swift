@@ -87,13 +87,8 @@ extension Ledger {
     public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws {
         try await batcher.write { db in
             let t = now.timeIntervalSince1970
-            let (attemptOutcome, status, providerID): (String, DeliveryStatus, String?)
-            switch outcome {
-            case .sent(let id, _, _): (attemptOutcome, status, providerID) = ("sent", .sent, id)
-            case .transient: (attemptOutcome, status, providerID) = ("transient", .pending, nil)
-            case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
-            case .inDoubt: (attemptOutcome, status, providerID) = ("unknown", .unknown, nil)
-            }
+            let settlement = Settlement(outcome, retryAt: retryAt)
+            let (attemptOutcome, status, providerID) = (settlement.attemptOutcome, settlement.status, settlement.providerID)
             // One statement per row: the attempt (naming the transport a failover used, and saying
             // which one it was), then the delivery's move out of `sending` with what the provider said.
             let transport = try String.fetchOne(
@@ -117,16 +112,7 @@ extension Ledger {
                     key.reminderID, key.channel.rawValue,
                 ])
             guard db.changesCount == 1 else { throw StatusTransitionError(from: .sending, to: status) }
-            var reason = outcome.detail
-            if case .inDoubt = outcome {
-                reason = "in doubt: \(outcome.detail); not resent by itself, settle with relance resolve"
-            }
-            if case .transient = outcome {
-                reason =
-                    retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(outcome.detail)" }
-                    ?? "transient failures past the retry lifetime: \(outcome.detail)"
-            }
-            try Self.insertEvent(db, key, from: .sending, to: status, reason: reason, at: now)
+            try Self.insertEvent(db, key, from: .sending, to: status, reason: settlement.reason, at: now)
             if case .sent(let id?, _, _) = outcome, let transport {
                 try Self.registerProviderMessages(db, key, provider: transport, ids: id, at: now)
             }

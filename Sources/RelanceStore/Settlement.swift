@@ -1,0 +1,43 @@
+import Foundation
+import RelanceCore
+
+/// What the ledger records for an attempt's outcome and for a provider's report, whatever the
+/// backend: the attempt's outcome word, the delivery's next status, the event's reason, and how
+/// the parts of a multi-part message combine. Pure, shared by SQLite and PostgreSQL.
+public struct Settlement: Sendable, Hashable {
+    /// `sent`, `transient`, `permanent` or `unknown`, as kept on the attempt.
+    public var attemptOutcome: String
+    /// The delivery's status after `sending`.
+    public var status: DeliveryStatus
+    /// The provider's message id(s), when it accepted the message.
+    public var providerID: String?
+    /// The event's reason.
+    public var reason: String
+
+    public init(_ outcome: SendOutcome, retryAt: Date?) {
+        switch outcome {
+        case .sent(let id, _, _): (attemptOutcome, status, providerID) = ("sent", .sent, id)
+        case .transient: (attemptOutcome, status, providerID) = ("transient", .pending, nil)
+        case .permanent: (attemptOutcome, status, providerID) = ("permanent", .failed, nil)
+        case .inDoubt: (attemptOutcome, status, providerID) = ("unknown", .unknown, nil)
+        }
+        switch outcome {
+        case .inDoubt: reason = "in doubt: \(outcome.detail); not resent by itself, settle with relance resolve"
+        case .transient:
+            reason =
+                retryAt.map { "transient failure, retry at \(Timestamp.format($0)): \(outcome.detail)" }
+                ?? "transient failures past the retry lifetime: \(outcome.detail)"
+        default: reason = outcome.detail
+        }
+    }
+
+    /// A message's status from its parts' reported statuses (nil: a part not reported yet): any
+    /// bounced part bounces it, then any undelivered one; delivered when every part is; else
+    /// nothing is settled yet.
+    public static func combined(parts: [String?]) -> DeliveryStatus? {
+        if parts.contains(StatusCallback.Status.bounced.rawValue) { return .bounced }
+        if parts.contains(StatusCallback.Status.undelivered.rawValue) { return .undelivered }
+        if parts.allSatisfy({ $0 == StatusCallback.Status.delivered.rawValue }) { return .delivered }
+        return nil
+    }
+}
