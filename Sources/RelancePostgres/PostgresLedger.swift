@@ -13,8 +13,9 @@ import Synchronization
 /// heartbeat, queue depths), `SchedulingStore` (the due walk), `ScoreStore` (models, risk bands),
 /// `PolicyStore` (cancellations, pauses, kill switches, contact history), `SendingStore` (claims
 /// with leases, outcomes settled only by the claim's holder, rescue of lapsed claims),
-/// `CallbackStore`, `BounceStore`, `ReconciliationStore` and `RetentionStore`: all of `LedgerStore`
-/// but the receivables (`ReceivablesStore`). The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
+/// `CallbackStore`, `BounceStore`, `ReconciliationStore`, `RetentionStore` and `ReceivablesStore`
+/// (import, snapshots, plan commits under an advisory lock, the report's reads): all of
+/// `LedgerStore`. The daemon is not wired to it yet and still refuses `store.url`. The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
 public final class PostgresLedger: Sendable {
     let client: PostgresClient
     let logger: Logger

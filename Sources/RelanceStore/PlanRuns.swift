@@ -10,6 +10,7 @@ public struct PlanCommitResult: Sendable {
     public var handoffs = 0
     public var held = 0
     public var rejected: [(id: String, reason: String)] = []
+    public init() {}
 }
 
 public enum PlanCommitError: Error, CustomStringConvertible {

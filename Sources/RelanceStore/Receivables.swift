@@ -37,6 +37,15 @@ public struct ReminderTrace: Sendable, Hashable {
     /// When it went out (its first attempt that reached the transport), if it did.
     public var sentAt: Date?
     public var recipient: String?
+
+    public init(reminderID: String, stage: String, channel: String, status: String, sentAt: Date?, recipient: String?) {
+        self.reminderID = reminderID
+        self.stage = stage
+        self.channel = channel
+        self.status = status
+        self.sentAt = sentAt
+        self.recipient = recipient
+    }
 }
 
 public enum ReceivablesImport {
@@ -425,11 +434,9 @@ extension Ledger: ReceivablesStore {
         debtorRow row: Row, invoiceRows: [Row], instalments: [String: [Instalment]], movements contents: [String], stepRows: [Row], offset o: Int
     ) throws -> DebtorSnapshot {
         let id: String = row["id"]
-        let debtor = ReceivableDebtor(
-            debtor: Debtor(
-                id: id, name: row["name"], email: row["email"], phone: row["phone"], country: row["country"], locale: row["locale"],
-                timezone: row["timezone"], kind: DebtorKind(rawValue: row["kind"]) ?? .business),
-            paymentTerms: (row["payment_terms"] as String?).flatMap(PaymentTerms.init), ladder: row["ladder"])
+        let debtor = StoredSnapshot.debtor(
+            id: id, name: row["name"], email: row["email"], phone: row["phone"], country: row["country"], locale: row["locale"], timezone: row["timezone"],
+            kind: row["kind"], paymentTerms: row["payment_terms"], ladder: row["ladder"])
         // Columns by position: a lookup by name lower-cases and hashes it, for each of a million rows.
         var invoices: [ReceivableInvoice] = []
         invoices.reserveCapacity(invoiceRows.count)
@@ -443,25 +450,8 @@ extension Ledger: ReceivablesStore {
                     number: number, debtor: id, issuedOn: issued, dueOn: due, amount: inv[o + 3], currency: inv[o + 4],
                     instalments: instalments[number] ?? [], paymentURL: inv[o + 5], document: inv[o + 6]))
         }
-        var movements: [ReceivableMovement] = []
-        movements.reserveCapacity(contents.count)
-        for content in contents {
-            // As the ledger wrote it (one pass), else through the general parser.
-            var fields = JSONText.stringObject(content)
-            if fields == nil, case .object(let object) = try JSONParser.parse(Array(content.utf8)) {
-                fields = object.compactMapValues { if case .string(let s) = $0 { s } else { nil } }
-            }
-            guard let fields, let movement = ReceivableMovement(fields: fields) else {
-                throw LedgerCorruption(description: "debtor \(id): an unreadable movement \(content)")
-            }
-            movements.append(movement)
-        }
-        var taken: [ItemID: [TakenStep]] = [:]
-        for step in stepRows {
-            guard let on = CivilDate(step[o + 3] as String) else { continue }
-            let instalment: Int = step[o + 1]
-            taken[ItemID(invoice: step[o], instalment: instalment == 0 ? nil : instalment), default: []].append(TakenStep(stage: step[o + 2], on: on))
-        }
+        let movements = try StoredSnapshot.movements(contents, debtor: id)
+        let taken = StoredSnapshot.taken(stepRows.map { (invoice: $0[o] as String, instalment: $0[o + 1] as Int, stage: $0[o + 2] as String, on: $0[o + 3] as String) })
         return DebtorSnapshot(debtor: debtor, invoices: invoices, movements: movements, taken: taken)
     }
 
@@ -495,5 +485,46 @@ extension Ledger: ReceivablesStore {
         try await pool.read { db in
             try String.fetchOne(db, cachedSQL: "SELECT as_of_date FROM plan_run ORDER BY as_of_date DESC LIMIT 1").flatMap(CivilDate.init)
         }
+    }
+}
+
+/// A debtor's snapshot from what a backend stored, in plain values: shared by every backend.
+public enum StoredSnapshot {
+    public static func debtor(
+        id: String, name: String, email: String?, phone: String?, country: String, locale: String, timezone: String, kind: String, paymentTerms: String?,
+        ladder: String?
+    ) -> ReceivableDebtor {
+        ReceivableDebtor(
+            debtor: Debtor(
+                id: id, name: name, email: email, phone: phone, country: country, locale: locale, timezone: timezone, kind: DebtorKind(rawValue: kind) ?? .business),
+            paymentTerms: paymentTerms.flatMap(PaymentTerms.init), ladder: ladder)
+    }
+
+    /// The stored movements (one JSON object of strings each), read back as the ledger wrote them
+    /// (one pass), else through the general parser.
+    public static func movements(_ contents: [String], debtor id: String) throws -> [ReceivableMovement] {
+        var movements: [ReceivableMovement] = []
+        movements.reserveCapacity(contents.count)
+        for content in contents {
+            var fields = JSONText.stringObject(content)
+            if fields == nil, case .object(let object) = try JSONParser.parse(Array(content.utf8)) {
+                fields = object.compactMapValues { if case .string(let s) = $0 { s } else { nil } }
+            }
+            guard let fields, let movement = ReceivableMovement(fields: fields) else {
+                throw LedgerCorruption(description: "debtor \(id): an unreadable movement \(content)")
+            }
+            movements.append(movement)
+        }
+        return movements
+    }
+
+    /// The plan steps each item took (`instalment` 0: the whole invoice); unreadable dates skipped.
+    public static func taken(_ steps: [(invoice: String, instalment: Int, stage: String, on: String)]) -> [ItemID: [TakenStep]] {
+        var taken: [ItemID: [TakenStep]] = [:]
+        for step in steps {
+            guard let on = CivilDate(step.on) else { continue }
+            taken[ItemID(invoice: step.invoice, instalment: step.instalment == 0 ? nil : step.instalment), default: []].append(TakenStep(stage: step.stage, on: on))
+        }
+        return taken
     }
 }

@@ -5,9 +5,8 @@ import RelancePostgres
 import RelanceStore
 import Testing
 
-/// The capabilities the PostgreSQL ledger has so far; it grows until it is all of `LedgerStore`.
-typealias PostgresCapabilities = IntakeStore & HealthStore & SchedulingStore & ScoreStore & PolicyStore & SendingStore & CallbackStore & BounceStore
-    & ReconciliationStore & RetentionStore
+/// The capabilities the PostgreSQL ledger has: all of `LedgerStore` now.
+typealias PostgresCapabilities = LedgerStore
 
 /// A ledger backend under test for the capabilities a new backend has so far: how to run a test
 /// body against a fresh, empty store of it (and clean up after).
@@ -542,6 +541,101 @@ extension PostgresCluster {
             #expect(try await store.ingest([Self.reminder("R1", debtor: "ERASE")], sourceFile: "again", queue: "default", priority: 0, now: Self.t0).duplicates == ["R1"])
         }
     }
+
+    /// The receivables ledger, end to end, on each backend: two years of a small business's
+    /// feed, an amended and a refused record, a committed plan, a payment that stops a planned
+    /// reminder, the report's reads. Each backend tells the same story, line for line.
+    @Test func theReceivablesLedgerTellsTheSameStoryOnEveryBackend() async throws {
+        let stories = StoryBox()
+        for backend in PartialBackend.all {
+            try await backend.run { store in stories.append(try await Self.receivablesStory(store)) }
+        }
+        #expect(stories.items.count == PartialBackend.all.count)
+        // The story is worth telling: a plan with reminders, one stopped by the payment, every debtor.
+        let story = stories.items.first ?? []
+        #expect(story.contains { $0.hasPrefix("plan: [") && !$0.hasPrefix("plan: []") }, "\(story.prefix(8))")
+        #expect(story.contains { $0.hasSuffix(" email cancelled") }, "the payment stopped NEW-1's reminder")
+        #expect(story.contains { $0.hasPrefix("amended 2 applied, rejected [\"2 invoice\"]") }, "\(story.prefix(4))")
+        #expect(story.filter { $0.hasPrefix("C0") && $0.contains("|") }.count >= 60, "every debtor's snapshot")
+        for (i, story) in stories.items.enumerated().dropFirst() {
+            let first = stories.items[0]
+            let differing = zip(first, story).first { $0 != $1 }
+            #expect(story == first, "\(PartialBackend.all[i]) differs from \(PartialBackend.all[0]): \(String(describing: differing))")
+        }
+    }
+
+    static func receivablesStory(_ store: any PostgresCapabilities) async throws -> [String] {
+        let validator = ReceivableValidator(rules: RecordRules())
+        func lines(_ data: Data) throws -> [ReceivablesImport.Line] {
+            try data.split(separator: UInt8(ascii: "\n")).enumerated().compactMap { i, line in
+                switch validator.validate(Array(line)) {
+                case .success(let record): return ReceivablesImport.Line(line: i + 1, record: record)
+                case .failure(let issues): throw issues
+                }
+            }
+        }
+        func noon(_ day: String) -> Date { Timestamp.parse(day + "T12:00:00+01:00") ?? Date(timeIntervalSince1970: 0) }
+        var story: [String] = []
+        let first = try await store.importReceivables(try lines(try ScoreCLITests.feed()), source: "feed", defaults: .init(), now: noon("2025-12-20"))
+        story.append("import \(first.applied) applied, \(first.unchanged) unchanged, \(first.rejected.map(\.line))")
+        let again = try await store.importReceivables(try lines(try ScoreCLITests.feed()), source: "feed", defaults: .init(), now: noon("2025-12-21"))
+        story.append("again \(again.applied) applied, \(again.unchanged) unchanged")
+        let amendments = Data(
+            """
+            {"type":"debtor","id":"C001","name":"Client 1 (renamed)","email":"c1@example.com","country":"FR","locale":"fr-FR","timezone":"Europe/Paris","kind":"business","payment_terms":"45d-eom"}
+            {"type":"instalment","invoice":"NO-SUCH","due_on":"2026-01-31","amount":"10.00"}
+            {"type":"invoice","number":"NEW-1","debtor":"C002","issued_on":"2025-12-01","amount":"4000.00","currency":"EUR"}
+            """.utf8)
+        let amended = try await store.importReceivables(try lines(amendments), source: "fix", defaults: .init(), now: noon("2025-12-22"))
+        story.append("amended \(amended.applied) applied, rejected \(amended.rejected.map { "\($0.line) \($0.issue.field)" })")
+
+        let rules = PlanRules(ladders: ["default": PlanRules.defaultLadder], minGap: 7, afterPayment: 7, minAmount: ["EUR": 100])
+        let recordValidator = RecordValidator(rules: RecordRules())
+        func commit(_ day: String) async throws -> PlanCommitResult {
+            let asOf = noon(day)
+            let date = CivilDate(day) ?? CivilDate(year: 2026, month: 1, day: 1)
+            return try await store.commitPlan(asOf: asOf, date: date, now: asOf) { snapshot, previous in
+                PlanRecords.commit(snapshot, previousRun: previous, rules: rules, date: date, expiresAt: asOf.addingTimeInterval(7 * 86_400), validator: recordValidator)
+            }
+        }
+        let plan = try await commit("2026-01-15")
+        story.append("plan: \(plan.created.sorted()) existing \(plan.existing.count) held \(plan.held) handoffs \(plan.handoffs) rejected \(plan.rejected.map(\.id).sorted())")
+        story.append("last run \(try await store.lastPlanRun().map(\.description) ?? "-")")
+        // A payment of the new invoice: its planned reminder stops.
+        let payment = Data(
+            #"{"type":"payment","id":"PAY-NEW-1","debtor":"C002","amount":"4000.00","currency":"EUR","paid_on":"2026-01-16","invoice":"NEW-1"}"#.utf8)
+        _ = try await store.importReceivables(try lines(payment), source: "bank", defaults: .init(), now: noon("2026-01-16"))
+        let deliveries = try await store.deliveries(reminderID: nil, status: nil).map { "\($0.reminderID) \($0.channel) \($0.status)" }
+        story += deliveries
+        story += try await store.reminderHistory(invoice: "NEW-1").map { "history \($0.reminderID) \($0.stage) \($0.channel) \($0.status)" }
+        let snapshots = StoryBox()
+        try await store.forEachDebtorSnapshot(debtor: nil) { snapshots.append([Self.canonical($0)]) }
+        story += snapshots.items.flatMap { $0 }
+        let one = StoryBox()
+        try await store.forEachDebtorSnapshot(debtor: "C002") { one.append([Self.canonical($0)]) }
+        story += one.items.flatMap { $0 }
+        let reports = StoryBox()
+        try await store.forEachReportSnapshot { snapshot, sent in reports.append([snapshot.debtor.debtor.id + " sent \(sent.count)"]) }
+        story += reports.items.flatMap { $0 }
+        story += try await store.deliveryCounts(asOf: noon("2026-01-17")).map { "\($0.channel) \($0.stage) \($0.status) \($0.count)" }
+        return story
+    }
+
+    /// A snapshot as text, every collection in a fixed order.
+    static func canonical(_ s: DebtorSnapshot) -> String {
+        let d = s.debtor
+        var parts = ["\(d.debtor.id)|\(d.debtor.name)|\(d.debtor.email ?? "-")|\(d.debtor.kind.rawValue)|\(d.paymentTerms?.description ?? "-")|\(d.ladder ?? "-")"]
+        parts += s.invoices.map { "inv \($0.number) \($0.issuedOn) \($0.dueOn) \($0.amount) \($0.currency) \($0.instalments.map { "\($0.dueOn)=\($0.amount)" })" }
+        parts += s.movements.map { "mov " + $0.fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+        parts += s.taken.map { "\($0.key.invoice)#\($0.key.instalment ?? 0) \($0.value.map { "\($0.stage)@\($0.on)" })" }.sorted()
+        return parts.joined(separator: "\n")
+    }
+}
+
+final class StoryBox: @unchecked Sendable {
+    // @unchecked: appended serially (one backend, one read at a time), read after.
+    var items: [[String]] = []
+    func append(_ item: [String]) { items.append(item) }
 }
 
 final class SuppressionBox: @unchecked Sendable {
