@@ -153,6 +153,7 @@ let package = Package(
                 "RelanceCore",
                 "RelanceDispatch",
                 "RelanceHTTP",
+                "RelancePostgres",
                 "RelanceSpool",
                 "RelanceStore",
                 .product(name: "Hummingbird", package: "hummingbird"),

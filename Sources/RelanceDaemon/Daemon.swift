@@ -7,6 +7,7 @@ import RelanceConfig
 import RelanceCore
 import RelanceDispatch
 import RelanceHTTP
+import RelancePostgres
 import RelanceSpool
 import RelanceStore
 import ServiceLifecycle
@@ -43,8 +44,9 @@ public struct Daemon: Sendable {
         let current = CurrentSnapshot(snapshot)
         let layout = snapshot.components.layout
         try layout.create()
-        let lock = try LedgerLock(ledgerPath: configuration.store.path)
-        let ledger = try Ledger(path: configuration.store.path)
+        let store = try await OpenedStore.open(configuration, logger: logger)
+        let ledger = store.ledger
+        let lock = store.lock
         let inDoubt = try await ledger.recoverInDoubt(resend: configuration.delivery.inDoubt == .resend, now: clock())
         for key in inDoubt {
             logger.warning(
@@ -71,6 +73,7 @@ public struct Daemon: Sendable {
                     "relance.sent": "\(totals.sent)", "relance.failed": "\(totals.failed)", "relance.retry_later": "\(totals.retried)",
                 ])
             withExtendedLifetime(lock) {}
+            await store.close()
             return
         }
 
@@ -96,6 +99,10 @@ public struct Daemon: Sendable {
         services.append(.init(service: ReconcileService(ledger: ledger, current: current, logger: logger, clock: clock)))
         services.append(.init(service: BounceIMAPService(ledger: ledger, current: current, dispatcher: dispatcher, logger: logger, clock: clock)))
         services.append(.init(service: BusinessMetricsService(ledger: ledger, current: current, logger: logger, clock: clock)))
+        if let lease = store.lease {
+            // Several nodes: claims of a node that stopped or froze are rescued once their lease lapses.
+            services.append(.init(service: RescueService(ledger: ledger, lease: lease, current: current, dispatcher: dispatcher, logger: logger, clock: clock)))
+        }
         services.append(.init(service: NotifierService(notifier: notifier, health: health, ledger: ledger, dispatcher: dispatcher, logger: logger)))
         services.append(
             .init(
@@ -108,6 +115,7 @@ public struct Daemon: Sendable {
         try await group.run()
         logger.info("relance serve stopped", metadata: ["relance.sent": "\(dispatcher.totals.sent)"])
         withExtendedLifetime(lock) {}
+        await store.close()
     }
 
     /// The Hummingbird application of the webhook server, or nil when `webhooks.listen` is empty.

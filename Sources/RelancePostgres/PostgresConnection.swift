@@ -99,12 +99,12 @@ extension PostgresSettings {
         }
     }
 
-    /// The pool's own log: errors only (its warnings race the first lease against `run()`
-    /// starting); what goes wrong reaches the caller as an error anyway.
+    /// The pool's own log: none. Its warnings race the first lease against `run()` starting, and
+    /// what goes wrong reaches the caller as an error anyway. (Not a copy of the caller's logger
+    /// with a higher level: the daemon's handler keeps its level in a shared box, so that would
+    /// silence the whole daemon.)
     func backgroundLogger(_ logger: Logger) -> Logger {
-        var background = logger
-        if background.logLevel < .error { background.logLevel = .error }
-        return background
+        Logger(label: logger.label + ".postgres") { _ in SwiftLogNoOpLogHandler() }
     }
 
     /// PostgreSQL's message for an error, or the connection problem behind it.

@@ -15,7 +15,7 @@ import Synchronization
 /// with leases, outcomes settled only by the claim's holder, rescue of lapsed claims),
 /// `CallbackStore`, `BounceStore`, `ReconciliationStore`, `RetentionStore` and `ReceivablesStore`
 /// (import, snapshots, plan commits under an advisory lock, the report's reads): all of
-/// `LedgerStore`. The daemon is not wired to it yet and still refuses `store.url`. The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
+/// `LedgerStore`; `relance serve` runs on it (`store.url`). The daemon needs them all (`LedgerStore`); until then it refuses `store.url`.
 public final class PostgresLedger: Sendable {
     let client: PostgresClient
     let logger: Logger
@@ -46,6 +46,8 @@ public final class PostgresLedger: Sendable {
         let ledger = PostgresLedger(client: client, running: running, logger: logger, url: settings.url, node: node, lease: lease)
         do {
             try await ledger.translatingErrors { try await PostgresMigrator.requireCurrent(client, logger: logger) }
+            // The node says it is here (`relance_node`); the health checks keep its `seen_at` fresh.
+            if let problem = await ledger.writeProblem(now: Date()) { throw PostgresStoreError(problem) }
         } catch {
             await ledger.close()
             throw error

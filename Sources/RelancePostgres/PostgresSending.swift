@@ -21,6 +21,31 @@ extension PostgresLedger: SendingStore {
                     return keys.map { _ in .overDailyVolume }
                 }
             }
+            // One message at a time per debtor across nodes (each node's dispatcher keeps it for
+            // its own claims): claims for one debtor are taken one after the other, and none while
+            // another node is sending to it. The delivery stays pending for a later pass.
+            if let first = keys.first {
+                let (id, channel, seed) = (first.reminderID, first.channel.rawValue, Self.debtorLockSeed)
+                var debtor: String?
+                for try await (owner) in try await connection.query(
+                    """
+                    SELECT debtor_id FROM delivery, LATERAL (SELECT pg_advisory_xact_lock(hashtextextended(debtor_id, \(seed)))) AS locked
+                    WHERE reminder_id = \(id) AND channel = \(channel)
+                    """, logger: logger
+                ).decode(String.self) {
+                    debtor = owner
+                }
+                // A statement of its own, after the lock: it sees what the previous holder committed.
+                if let debtor, !debtor.isEmpty {
+                    var busy = false
+                    for try await (sending) in try await connection.query(
+                        "SELECT EXISTS (SELECT 1 FROM delivery WHERE debtor_id = \(debtor) AND status = 'sending')", logger: logger
+                    ).decode(Bool.self) {
+                        busy = sending
+                    }
+                    if busy { return keys.map { _ in .notPending } }
+                }
+            }
             let group = keys.count > 1 ? keys.first?.reminderID : nil
             var marks: [Ledger.Mark] = []
             for key in keys {
@@ -29,6 +54,9 @@ extension PostgresLedger: SendingStore {
             return marks
         }
     }
+
+    /// Seed of the per-debtor advisory locks of claims.
+    static let debtorLockSeed: Int64 = 0x7265_6C64_6562
 
     func mark(_ connection: PostgresConnection, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) async throws
         -> Ledger.Mark
@@ -160,13 +188,22 @@ extension PostgresLedger: SendingStore {
     /// and every claim whose lease has lapsed, whichever node made it (a node killed, frozen or cut
     /// off). `resend: false` makes them `unknown`; `resend: true` puts them back to `pending`.
     public func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey] {
-        let (t, node) = (now.timeIntervalSince1970, self.node)
+        try await recover(resend: resend, now: now, ownClaims: true)
+    }
+
+    /// Only the claims whose lease lapsed, whichever node made them (this one's running claims stay).
+    public func rescueLapsedClaims(resend: Bool, now: Date) async throws -> [DeliveryKey] {
+        try await recover(resend: resend, now: now, ownClaims: false)
+    }
+
+    func recover(resend: Bool, now: Date, ownClaims: Bool) async throws -> [DeliveryKey] {
+        let (t, node, own) = (now.timeIntervalSince1970, self.node, ownClaims)
         return try await transaction { connection in
             var keys: [(DeliveryKey, String?)] = []
             for try await (id, channel, owner) in try await connection.query(
                 """
                 SELECT reminder_id, channel, locked_by FROM delivery
-                WHERE status = 'sending' AND (locked_by = \(node) OR locked_by IS NULL OR lease_until <= \(t))
+                WHERE status = 'sending' AND ((\(own) AND locked_by = \(node)) OR locked_by IS NULL OR lease_until <= \(t))
                 ORDER BY reminder_id, channel FOR UPDATE SKIP LOCKED
                 """, logger: logger
             ).decode((String, String, String?).self) {

@@ -77,6 +77,9 @@ public protocol SendingStore: AnyObject, Sendable {
     func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws
     /// At start-up: what a crash left `sending` becomes `unknown` (or `pending` with `resend`).
     func recoverInDoubt(resend: Bool, now: Date) async throws -> [DeliveryKey]
+    /// While running, with several nodes: the claims whose lease lapsed (their node stopped, froze
+    /// or was cut off) become in doubt as after a crash. A store without leases has none.
+    func rescueLapsedClaims(resend: Bool, now: Date) async throws -> [DeliveryKey]
 }
 
 /// Status callbacks and opt-outs.

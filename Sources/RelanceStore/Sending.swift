@@ -173,6 +173,9 @@ extension Ledger {
         }
     }
 
+    /// One daemon per SQLite ledger (its lock): no claim of another node can lapse.
+    public func rescueLapsedClaims(resend: Bool, now: Date) async throws -> [DeliveryKey] { [] }
+
     /// How an operator settles an in-doubt delivery.
     public enum Resolution: String, Sendable, CaseIterable {
         /// The message did go out (checked at the relay or gateway): `unknown → sent`.

@@ -22,7 +22,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: !dryRun)
             let logger = makeLogger(resolved.configuration)
             resolved.logSource(logger)
             if now != nil && !dryRun { throw Fail.usage("--now only goes with --dry-run: a real pass always runs at the real time") }

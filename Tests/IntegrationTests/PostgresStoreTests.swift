@@ -128,10 +128,11 @@ struct PostgresStoreTests {
             _ = try await a.ingest([StoreCapabilityConformance.reminder("X"), StoreCapabilityConformance.reminder("Y")], sourceFile: "f", queue: "default", priority: 0, now: t0)
             #expect(try await a.markSending(key, transport: "smtp", recipient: "n@example.org", now: t0) == 1)
             #expect(try await b.markSending(key, transport: "smtp", recipient: "n@example.org", now: t0) == nil, "claimed by node-a")
-            // While node-a's lease runs, node-b leaves its claim alone.
-            #expect(try await b.recoverInDoubt(resend: true, now: t0.addingTimeInterval(29)).isEmpty)
+            // While node-a's lease runs, node-b leaves its claim alone, and so does node-a's own round.
+            #expect(try await b.rescueLapsedClaims(resend: true, now: t0.addingTimeInterval(29)).isEmpty)
+            #expect(try await a.rescueLapsedClaims(resend: true, now: t0.addingTimeInterval(1)).isEmpty, "its own running claim stays")
             // node-a froze past its lease: node-b rescues the delivery (resend) and sends it again.
-            #expect(try await b.recoverInDoubt(resend: true, now: t0.addingTimeInterval(31)) == [key])
+            #expect(try await b.rescueLapsedClaims(resend: true, now: t0.addingTimeInterval(31)) == [key])
             #expect(try await b.markSending(key, transport: "smtp", recipient: "n@example.org", now: t0.addingTimeInterval(32)) == 2)
             // node-a wakes up with the answer to attempt 1: kept, not applied.
             try await a.recordOutcome(key, attempt: 1, outcome: .sent(providerID: "A-1", code: 250, detail: "ok"), retryAt: nil, now: t0.addingTimeInterval(33))
@@ -148,6 +149,40 @@ struct PostgresStoreTests {
             #expect(try await b.deliveries(reminderID: "Y").first?.status == "unknown")
             await a.close()
             await b.close()
+        }
+    }
+
+    /// Two daemons on one database, each with its own spool, sending to one relay: every
+    /// reminder goes out once, including those dropped into both spools, and both nodes work.
+    @Test func twoNodesShareOneDatabaseAndSendEachReminderOnce() async throws {
+        let (a, b) = (try Sandbox(), try Sandbox())
+        let smtp = try await SMTPServer(sandbox: a)
+        try a.writeConfig(smtpPort: smtp.port, concurrency: 4, connections: 2)
+        try b.writeConfig(smtpPort: smtp.port, concurrency: 4, connections: 2)
+        try await PostgresCluster.with(in: a) { cluster in
+            let env = ["RELANCE_STORE_URL": cluster.url]
+            #expect(try await a.relance(["migrate"], environment: env).status == 0)
+            func reminders(_ range: Range<Int>) -> [[String: Any]] {
+                range.map { Records.reminder("N-\($0)", email: "n\($0)@example.org") }
+            }
+            try a.dropLines("a.jsonl", reminders(0..<60) + reminders(120..<140))
+            try b.dropLines("b.jsonl", reminders(60..<120) + reminders(120..<140))
+            let nodeA = try a.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-a"]) { _, n in n })
+            let nodeB = try b.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-b"]) { _, n in n })
+            try await eventually("140 reminders sent", timeout: .seconds(120)) {
+                (try? await cluster.psql("SELECT COUNT(*) FROM delivery WHERE status = 'sent'")) == "140"
+            }
+            nodeA.signal(SIGTERM)
+            nodeB.signal(SIGTERM)
+            #expect(try await nodeA.wait() == 0, "\(nodeA.stderr.suffix(1500))")
+            #expect(try await nodeB.wait() == 0, "\(nodeB.stderr.suffix(1500))")
+            let received = try recipients(of: smtp)
+            #expect(received.count == 140 && received.values.allSatisfy { $0 == 1 }, "\(received.filter { $0.value > 1 })")
+            #expect(try await cluster.psql("SELECT COUNT(*) FROM delivery WHERE status != 'sent'") == "0")
+            let nodes = try await cluster.psql("SELECT node || ' ' || (COUNT(*) > 0) FROM attempt GROUP BY node ORDER BY node")
+            #expect(nodes == "node-a true\nnode-b true", "both nodes sent")
+            #expect(try await cluster.psql("SELECT COUNT(*) FROM relance_node") == "2", "each node's heartbeat")
+            #expect(nodeA.stderr.contains("ledger on PostgreSQL") && nodeA.stderr.contains("relance.node=node-a"), "\(nodeA.stderr.prefix(1500)) | \(nodeA.stdout.prefix(500))")
         }
     }
 
@@ -189,7 +224,7 @@ struct PostgresStoreTests {
         #expect(down.status == 1 && down.stderr.contains("PostgreSQL at postgres://relance@127.0.0.1:\(port)/relance"), "\(down.stderr)")
         // The other commands refuse a PostgreSQL store rather than quietly use the SQLite file.
         let status = try await sandbox.relance(["status"], environment: ["RELANCE_STORE_URL": "postgres://relance@127.0.0.1:\(port)/relance"])
-        #expect(status.status == 2 && status.stderr.contains("only relance migrate, relance export and relance check work on PostgreSQL"))
+        #expect(status.status == 2 && status.stderr.contains("relance serve, migrate, export and check work on PostgreSQL; this command still runs on the SQLite ledger"))
     }
 
     static func sqliteValue(_ ledger: Ledger, _ sql: String) async throws -> String? {
