@@ -222,6 +222,19 @@ struct DeliveryRun {
 
     func send(_ claim: Claim) async -> (SendOutcome, via: String) {
         let started = ContinuousClock.now
+        // Several nodes: the claim's lease is renewed while the call runs, so no other node takes
+        // a long send for one whose node stopped.
+        let renewal = ledger.claimRenewalInterval.map { interval in
+            Task { [ledger, clock, logger] in
+                let keys = claim.members.map(\.due.key)
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled { return }
+                    do { try await ledger.renewClaims(keys, now: clock()) } catch { logger.warning("cannot renew a claim's lease", metadata: ["error": "\(error)"]) }
+                }
+            }
+        }
+        defer { renewal?.cancel() }
         let result: (SendOutcome, via: String)
         switch claim.message {
         case .email(let from, let to, let data): result = await settings.transports.sendEmail(from, to, data)

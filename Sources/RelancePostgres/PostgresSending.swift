@@ -196,6 +196,20 @@ extension PostgresLedger: SendingStore {
         try await recover(resend: resend, now: now, ownClaims: false)
     }
 
+    public var claimRenewalInterval: Duration? { lease / 3 }
+
+    public func renewClaims(_ keys: [DeliveryKey], now: Date) async throws {
+        guard !keys.isEmpty else { return }
+        let (node, until, channel, ids) = (self.node, now.timeIntervalSince1970 + lease.seconds, keys[0].channel.rawValue, keys.map(\.reminderID))
+        _ = try await translatingErrors {
+            try await client.query(
+                """
+                UPDATE delivery SET lease_until = \(until)
+                WHERE reminder_id = ANY(\(ids)) AND channel = \(channel) AND status = 'sending' AND locked_by = \(node)
+                """, logger: logger)
+        }
+    }
+
     func recover(resend: Bool, now: Date, ownClaims: Bool) async throws -> [DeliveryKey] {
         let (t, node, own) = (now.timeIntervalSince1970, self.node, ownClaims)
         return try await transaction { connection in

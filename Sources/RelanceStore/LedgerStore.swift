@@ -80,6 +80,11 @@ public protocol SendingStore: AnyObject, Sendable {
     /// While running, with several nodes: the claims whose lease lapsed (their node stopped, froze
     /// or was cut off) become in doubt as after a crash. A store without leases has none.
     func rescueLapsedClaims(resend: Bool, now: Date) async throws -> [DeliveryKey]
+    /// How often a claim must be renewed while its transport call runs (a third of its lease);
+    /// nil when claims carry no lease.
+    var claimRenewalInterval: Duration? { get }
+    /// Renews this node's running claims on these deliveries: their lease starts again at `now`.
+    func renewClaims(_ keys: [DeliveryKey], now: Date) async throws
 }
 
 /// Status callbacks and opt-outs.

@@ -176,6 +176,10 @@ extension Ledger {
     /// One daemon per SQLite ledger (its lock): no claim of another node can lapse.
     public func rescueLapsedClaims(resend: Bool, now: Date) async throws -> [DeliveryKey] { [] }
 
+    /// Claims on SQLite carry no lease.
+    public var claimRenewalInterval: Duration? { nil }
+    public func renewClaims(_ keys: [DeliveryKey], now: Date) async throws {}
+
     /// How an operator settles an in-doubt delivery.
     public enum Resolution: String, Sendable, CaseIterable {
         /// The message did go out (checked at the relay or gateway): `unknown → sent`.

@@ -143,6 +143,14 @@ struct PostgresStoreTests {
             #expect(events.contains("in doubt (node node-a lost its claim)"), "\(events)")
             #expect(events.contains("late outcome of attempt 1 on node node-a (its claim had lapsed): sent: ok; not applied"), "\(events)")
             #expect(try await cluster.psql("SELECT number || ':' || node || ':' || outcome FROM attempt WHERE reminder_id = 'X' ORDER BY number") == "1:node-a:sent\n2:node-b:sent")
+            // A claim renewed while its call runs is not rescued; once renewals stop, it is.
+            let z = DeliveryKey(reminderID: "Z", channel: .email)
+            _ = try await a.ingest([StoreCapabilityConformance.reminder("Z")], sourceFile: "f", queue: "default", priority: 0, now: t0)
+            #expect(try await a.markSending(z, transport: "smtp", recipient: "z@example.org", now: t0) == 1)
+            #expect(a.claimRenewalInterval == .seconds(10))
+            try await a.renewClaims([z], now: t0.addingTimeInterval(25))
+            #expect(try await b.rescueLapsedClaims(resend: false, now: t0.addingTimeInterval(40)).isEmpty, "renewed at 25 s: good until 55 s")
+            #expect(try await b.rescueLapsedClaims(resend: false, now: t0.addingTimeInterval(56)) == [z])
             // Without resend, a lapsed claim is in doubt: `unknown`, for an operator.
             #expect(try await a.markSending(DeliveryKey(reminderID: "Y", channel: .email), transport: "smtp", recipient: "y@example.org", now: t0) == 1)
             #expect(try await b.recoverInDoubt(resend: false, now: t0.addingTimeInterval(60)) == [DeliveryKey(reminderID: "Y", channel: .email)])
@@ -183,6 +191,34 @@ struct PostgresStoreTests {
             #expect(nodes == "node-a true\nnode-b true", "both nodes sent")
             #expect(try await cluster.psql("SELECT COUNT(*) FROM relance_node") == "2", "each node's heartbeat")
             #expect(nodeA.stderr.contains("ledger on PostgreSQL") && nodeA.stderr.contains("relance.node=node-a"), "\(nodeA.stderr.prefix(1500)) | \(nodeA.stdout.prefix(500))")
+        }
+    }
+
+    /// A send that lasts longer than the lease (a slow relay): its node renews the claim while
+    /// the call runs, so the other node's rescue leaves it alone and it is settled `sent`, once.
+    @Test func aClaimIsRenewedWhileItsSendRuns() async throws {
+        let (a, b) = (try Sandbox(), try Sandbox())
+        let smtp = try await SMTPServer(sandbox: a, slow: 8)
+        try a.writeConfig(smtpPort: smtp.port)
+        try b.writeConfig(smtpPort: smtp.port)
+        try await PostgresCluster.with(in: a) { cluster in
+            let env = ["RELANCE_STORE_URL": cluster.url, "RELANCE_STORE_LEASE": "5s"]
+            #expect(try await a.relance(["migrate"], environment: env).status == 0)
+            try a.dropLines("slow.jsonl", [Records.reminder("SLOW-1", email: "slow-1@example.org")])
+            let nodeA = try a.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-a"]) { _, n in n })
+            let nodeB = try b.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-b"]) { _, n in n })
+            try await eventually("the slow send to settle", timeout: .seconds(60)) {
+                (try? await cluster.psql("SELECT status FROM delivery WHERE reminder_id = 'SLOW-1'")) == "sent"
+            }
+            nodeA.signal(SIGTERM)
+            nodeB.signal(SIGTERM)
+            let (exitA, exitB) = (try await nodeA.wait(), try await nodeB.wait())
+            #expect(exitA == 0 && exitB == 0)
+            let attempts = try await cluster.psql("SELECT number || ' ' || outcome || ' ' || (finished_at - started_at > 5) FROM attempt WHERE reminder_id = 'SLOW-1'")
+            #expect(attempts == "1 sent true", "one attempt, longer than the lease, settled by its node")
+            let events = try await cluster.psql("SELECT string_agg(reason, ' | ') FROM event WHERE reminder_id = 'SLOW-1'")
+            #expect(!events.contains("lost its claim") && !events.contains("late outcome"), "\(events)")
+            #expect(try recipients(of: smtp) == ["slow-1@example.org": 1])
         }
     }
 
