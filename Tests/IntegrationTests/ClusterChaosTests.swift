@@ -44,10 +44,17 @@ struct ClusterChaosTests {
                     running[frozen].signal(SIGCONT)
                 }
             }
-            try await eventually("every delivery settled", timeout: .seconds(180)) {
-                let open = try? await cluster.psql("SELECT COUNT(*) FROM delivery WHERE status IN ('pending', 'sending')")
-                let all = try? await cluster.psql("SELECT COUNT(*) FROM delivery")
-                return open == "0" && all == "\(count)"
+            do {
+                try await eventually("every delivery settled", timeout: .seconds(180 + count / 25)) {
+                    let open = try? await cluster.psql("SELECT COUNT(*) FROM delivery WHERE status IN ('pending', 'sending')")
+                    let all = try? await cluster.psql("SELECT COUNT(*) FROM delivery")
+                    return open == "0" && all == "\(count)"
+                }
+            } catch {
+                let statuses = (try? await cluster.psql("SELECT status || '=' || COUNT(*) FROM delivery GROUP BY status")) ?? "?"
+                let stuck = (try? await cluster.psql("SELECT reminder_id || ' ' || status || ' ' || COALESCE(locked_by, '-') || ' ' || due_at FROM delivery WHERE status IN ('pending', 'sending') LIMIT 5")) ?? "?"
+                Issue.record("not settled (seed \(seed)): \(statuses); e.g. \(stuck); node-0: \(running[0].stderr.suffix(600))")
+                throw error
             }
             for node in running { node.signal(SIGTERM) }
             for node in running { _ = try await node.wait() }
