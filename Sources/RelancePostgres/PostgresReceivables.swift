@@ -267,14 +267,7 @@ extension PostgresLedger: ReceivablesStore {
         guard let snapshot = try await snapshot(connection, debtor: debtor) else { return }
         let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
         let byItem = Dictionary(standing.items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        func stop(_ item: ItemID) -> CancellationRequest.Reason? {
-            guard let standing = byItem[item] else { return nil }
-            if standing.settled != nil { return .paid }
-            if Planner.activeDispute(snapshot.movements, invoice: item.invoice, on: date) != nil { return .disputed }
-            if Planner.activePromise(snapshot.movements, invoice: item.invoice, on: date) != nil { return .promiseToPay }
-            if Planner.activeHold(snapshot.movements, invoice: item.invoice, on: date) != nil { return .other }
-            return nil
-        }
+        func stop(_ item: ItemID) -> CancellationRequest.Reason? { Ledger.chaseStop(item, byItem: byItem, movements: snapshot.movements, on: date) }
         var planned: [String] = []
         for try await (id) in try await connection.query(
             "SELECT DISTINCT s.reminder_id FROM plan_step s JOIN reminder r ON r.id = s.reminder_id WHERE s.debtor_id = \(debtor) ORDER BY s.reminder_id",

@@ -73,6 +73,19 @@ extension Ledger {
         }
     }
 
+    /// Why an item's reminders stop after an import (settled, disputed, promised, held), or nil:
+    /// shared by every backend.
+    public static func chaseStop(_ item: ItemID, byItem: [ItemID: ItemStanding], movements: [ReceivableMovement], on date: CivilDate)
+        -> CancellationRequest.Reason?
+    {
+        guard let standing = byItem[item] else { return nil }
+        if standing.settled != nil { return .paid }
+        if Planner.activeDispute(movements, invoice: item.invoice, on: date) != nil { return .disputed }
+        if Planner.activePromise(movements, invoice: item.invoice, on: date) != nil { return .promiseToPay }
+        if Planner.activeHold(movements, invoice: item.invoice, on: date) != nil { return .other }
+        return nil
+    }
+
     /// After an import: the waiting reminders of items that were settled, disputed, put on hold or
     /// promised stop, in the import's transaction (a send checks cancellations in the transaction
     /// that marks it, so none goes out after this commits).
@@ -84,14 +97,7 @@ extension Ledger {
         guard let snapshot = try snapshot(db, debtor: debtor) else { return }
         let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
         let byItem = Dictionary(standing.items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        func stop(_ item: ItemID) -> CancellationRequest.Reason? {
-            guard let standing = byItem[item] else { return nil }
-            if standing.settled != nil { return .paid }
-            if Planner.activeDispute(snapshot.movements, invoice: item.invoice, on: date) != nil { return .disputed }
-            if Planner.activePromise(snapshot.movements, invoice: item.invoice, on: date) != nil { return .promiseToPay }
-            if Planner.activeHold(snapshot.movements, invoice: item.invoice, on: date) != nil { return .other }
-            return nil
-        }
+        func stop(_ item: ItemID) -> CancellationRequest.Reason? { Self.chaseStop(item, byItem: byItem, movements: snapshot.movements, on: date) }
         // Every planned reminder of the debtor with such an item: a waiting one is cancelled, one
         // already under way or sent gets the event (its receipt shows the payment came after).
         // Once per reminder and reason (the cancellation's origin).
