@@ -54,4 +54,35 @@ extension PostgresLedger: HealthStore {
             return result
         }
     }
+
+    public func lastProblems(limit: Int) async throws -> [Ledger.Problem] {
+        try await translatingErrors {
+            var problems: [Ledger.Problem] = []
+            for try await (id, channel, status, at, reason) in try await client.query(
+                """
+                SELECT d.reminder_id, d.channel, d.status, d.updated_at,
+                  COALESCE(d.last_error, (SELECT e.reason FROM event e WHERE e.reminder_id = d.reminder_id AND e.channel = d.channel ORDER BY e.id DESC LIMIT 1), '')
+                FROM delivery d
+                WHERE d.status IN ('failed', 'unknown', 'expired', 'suppressed', 'undelivered', 'bounced')
+                   OR (d.status = 'pending' AND d.last_error IS NOT NULL)
+                ORDER BY d.updated_at DESC, d.reminder_id LIMIT \(limit)
+                """, logger: logger
+            ).decode((String, String, String, Double, String).self) {
+                problems.append(Ledger.Problem(key: try Self.key(id, channel), status: status, at: Date(timeIntervalSince1970: at), reason: reason))
+            }
+            return problems
+        }
+    }
+
+    public func clusterNodes() async throws -> [(id: String, version: String, startedAt: Date, seenAt: Date)] {
+        try await translatingErrors {
+            var nodes: [(id: String, version: String, startedAt: Date, seenAt: Date)] = []
+            for try await (id, version, started, seen) in try await client.query(
+                "SELECT id, version, started_at, seen_at FROM relance_node ORDER BY id COLLATE \"C\"", logger: logger
+            ).decode((String, String, Double, Double).self) {
+                nodes.append((id: id, version: version, startedAt: Date(timeIntervalSince1970: started), seenAt: Date(timeIntervalSince1970: seen)))
+            }
+            return nodes
+        }
+    }
 }

@@ -39,7 +39,10 @@ public final class PostgresLedger: Sendable {
 
     /// Connects (a first connection fails fast, in PostgreSQL's words), starts the pool, and
     /// refuses a schema that is not the one this build knows.
-    public static func open(_ settings: PostgresSettings, node: String, lease: Duration = .seconds(60), logger: Logger) async throws -> PostgresLedger {
+    /// `asNode`: a daemon records itself in `relance_node`; a command that only reads does not.
+    public static func open(_ settings: PostgresSettings, node: String, lease: Duration = .seconds(60), asNode: Bool = true, logger: Logger) async throws
+        -> PostgresLedger
+    {
         try await settings.probe(logger: logger)
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: settings.backgroundLogger(logger))
         let running = Task { await client.run() }
@@ -47,7 +50,7 @@ public final class PostgresLedger: Sendable {
         do {
             try await ledger.translatingErrors { try await PostgresMigrator.requireCurrent(client, logger: logger) }
             // The node says it is here (`relance_node`); the health checks keep its `seen_at` fresh.
-            if let problem = await ledger.writeProblem(now: Date()) { throw PostgresStoreError(problem) }
+            if asNode, let problem = await ledger.writeProblem(now: Date()) { throw PostgresStoreError(problem) }
         } catch {
             await ledger.close()
             throw error

@@ -134,6 +134,11 @@ public protocol HealthStore: AnyObject, Sendable {
     func statusCounts() async throws -> [(channel: String, status: String, count: Int)]
     /// Deliveries with their status, optionally of one reminder or in one status.
     func deliveries(reminderID: String?, status: DeliveryStatus?) async throws -> [DeliverySummary]
+    /// The latest deliveries that went wrong (failed, in doubt, expired, opted out, bounced, or
+    /// waiting after an error), newest first.
+    func lastProblems(limit: Int) async throws -> [Ledger.Problem]
+    /// The nodes that share the store, with when each was last seen (none for a one-daemon store).
+    func clusterNodes() async throws -> [(id: String, version: String, startedAt: Date, seenAt: Date)]
 }
 
 /// Shorter forms of the requirements, with their usual arguments.

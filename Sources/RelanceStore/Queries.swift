@@ -217,7 +217,17 @@ extension Ledger {
         public var status: String
         public var at: Date
         public var reason: String
+
+        public init(key: DeliveryKey, status: String, at: Date, reason: String) {
+            self.key = key
+            self.status = status
+            self.at = at
+            self.reason = reason
+        }
     }
+
+    /// One daemon per SQLite ledger: no cluster.
+    public func clusterNodes() async throws -> [(id: String, version: String, startedAt: Date, seenAt: Date)] { [] }
 
     /// The most recent problems, newest first: deliveries that failed, are in doubt, expired, were
     /// suppressed, bounced or undelivered, or wait for a retry, with or without an attempt.

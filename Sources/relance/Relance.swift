@@ -57,7 +57,7 @@ struct ConfigOption: ParsableArguments {
         do { resolved = try ResolvedConfiguration.resolve(configPath: config) } catch let error as UsageError { throw Fail.usage(error.description) }
         if let url = resolved.configuration.store.url, !postgres {
             throw Fail.usage(
-                "store.url is set (\(url)): in this version relance serve, migrate, export and check work on PostgreSQL; "
+                "store.url is set (\(url)): in this version relance serve, status, migrate, export and check work on PostgreSQL; "
                     + "this command still runs on the SQLite ledger (store.path) only: leave store.url out for it (docs/cluster.md)")
         }
         return resolved

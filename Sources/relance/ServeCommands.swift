@@ -80,7 +80,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             let configuration = resolved.configuration
             let layout = SpoolLayout(root: configuration.spool.root)
             let waiting = layout.waitingFiles()
@@ -88,12 +88,17 @@ struct Status: AsyncParsableCommand {
             print(
                 "spool \(configuration.spool.root): \(waiting.count) file(s) waiting, \(layout.activeFiles().count) active, \(failed.count) quarantined in failed/"
             )
-            guard FileManager.default.fileExists(atPath: configuration.store.path) else {
+            guard let store = try await openStoreToRead(configuration) else {
                 print("ledger \(configuration.store.path): not created yet")
                 return
             }
-            let ledger = try Ledger(path: configuration.store.path, readOnly: true)
-            print("ledger \(configuration.store.path):")
+            let ledger = store.ledger
+            print("ledger \(store.name):")
+            let now = Date()
+            for node in try await ledger.clusterNodes() {
+                let seen = Int(now.timeIntervalSince(node.seenAt))
+                print("  node \(node.id)\tseen \(seen) s ago\tsince \(Timestamp.format(node.startedAt))\t\(node.version)")
+            }
             for hold in try await ledger.holds(now: Date()) {
                 print(
                     "ON HOLD: \(hold.channel == "*" ? "every channel" : hold.channel) since \(Timestamp.format(hold.createdAt))"
@@ -114,6 +119,7 @@ struct Status: AsyncParsableCommand {
                 print("last problems:")
                 for p in problems { print("  \(Timestamp.format(p.at)) \(p.key) \(p.status): \(p.reason)") }
             }
+            await store.close()
         }
     }
 }

@@ -191,6 +191,12 @@ struct PostgresStoreTests {
             #expect(nodes == "node-a true\nnode-b true", "both nodes sent")
             #expect(try await cluster.psql("SELECT COUNT(*) FROM relance_node") == "2", "each node's heartbeat")
             #expect(nodeA.stderr.contains("ledger on PostgreSQL") && nodeA.stderr.contains("relance.node=node-a"), "\(nodeA.stderr.prefix(1500)) | \(nodeA.stdout.prefix(500))")
+            // `relance status` reads the shared ledger: the nodes, the queue (and does not count itself as a node).
+            let status = try await a.relance(["status"], environment: env)
+            #expect(status.status == 0, "\(status.stderr)")
+            #expect(status.stdout.contains("ledger \(try PostgresURL(parsing: cluster.url)):") && status.stdout.contains("email\tsent\t140"), "\(status.stdout)")
+            #expect(status.stdout.contains("node node-a\tseen") && status.stdout.contains("node node-b\tseen"), "\(status.stdout)")
+            #expect(try await cluster.psql("SELECT COUNT(*) FROM relance_node") == "2")
         }
     }
 
@@ -259,8 +265,10 @@ struct PostgresStoreTests {
         let down = try await sandbox.relance(["migrate"], environment: ["RELANCE_STORE_URL": "postgres://relance@127.0.0.1:\(port)/relance"])
         #expect(down.status == 1 && down.stderr.contains("PostgreSQL at postgres://relance@127.0.0.1:\(port)/relance"), "\(down.stderr)")
         // The other commands refuse a PostgreSQL store rather than quietly use the SQLite file.
-        let status = try await sandbox.relance(["status"], environment: ["RELANCE_STORE_URL": "postgres://relance@127.0.0.1:\(port)/relance"])
-        #expect(status.status == 2 && status.stderr.contains("relance serve, migrate, export and check work on PostgreSQL; this command still runs on the SQLite ledger"))
+        let receipts = try await sandbox.relance(["receipts"], environment: ["RELANCE_STORE_URL": "postgres://relance@127.0.0.1:\(port)/relance"])
+        #expect(
+            receipts.status == 2 && receipts.stderr.contains("relance serve, status, migrate, export and check work on PostgreSQL; this command still runs on the SQLite ledger"),
+            "\(receipts.stderr)")
     }
 
     static func sqliteValue(_ ledger: Ledger, _ sql: String) async throws -> String? {
