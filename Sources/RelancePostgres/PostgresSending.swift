@@ -120,8 +120,7 @@ extension PostgresLedger: SendingStore {
                 transport = used
             }
             // An SMS a gateway with a status API accepted is polled while no final status comes.
-            let pollAt: Double? =
-                status == .sent && key.channel == .sms && providerID != nil && PollSchedule.gatewaysWithStatusAPI.contains(transport ?? "") ? t : nil
+            let pollAt: Double? = settlement.polled(channel: key.channel, transport: transport) ? t : nil
             let (newStatus, lastError, due) = (status.rawValue, status == .sent ? nil : detail, retryAt?.timeIntervalSince1970)
             var settled = false
             for try await _ in try await connection.query(

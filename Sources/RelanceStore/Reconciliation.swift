@@ -5,9 +5,6 @@ import RelanceCore
 /// SMS reconciliation (DESIGN.md "Bounces and reconciliation"): the deliveries still `sent` whose
 /// gateway can be asked for their status, in the order they fall due.
 extension Ledger {
-    /// The transports whose gateways have a status API.
-    static var pollable: Set<String> { PollSchedule.gatewaysWithStatusAPI }
-
     /// Seconds a candidate is kept from the next rounds while it is asked about (several nodes,
     /// or a round whose request failed): `polled` sets its real next poll.
     public static let askingHorizon: Double = 60
@@ -45,7 +42,7 @@ extension Ledger {
             var candidates: [PollCandidate] = []
             for row in rows {
                 let key = try row.deliveryKey()
-                guard row["status"] as String? == DeliveryStatus.sent.rawValue, let transport = row["transport"] as String?, Self.pollable.contains(transport)
+                guard row["status"] as String? == DeliveryStatus.sent.rawValue, let transport = row["transport"] as String?, PollSchedule.gatewaysWithStatusAPI.contains(transport)
                 else {
                     try db.run(sql: "UPDATE delivery SET poll_at = NULL WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
                     continue

@@ -100,7 +100,7 @@ extension Ledger {
                 arguments: [via, t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
             guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
             // An SMS a gateway with a status API accepted is polled while no final status comes (reconciliation).
-            let pollAt: Double? = status == .sent && key.channel == .sms && providerID != nil && Self.pollable.contains(transport ?? "") ? t : nil
+            let pollAt: Double? = settlement.polled(channel: key.channel, transport: transport) ? t : nil
             try db.run(
                 sql: """
                     UPDATE delivery SET status = ?, updated_at = ?, provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at),

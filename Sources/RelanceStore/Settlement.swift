@@ -31,6 +31,12 @@ public struct Settlement: Sendable, Hashable {
         }
     }
 
+    /// Whether the delivery is then polled for its final status (SMS reconciliation): an SMS
+    /// accepted, with an id, by a gateway that has a status API.
+    public func polled(channel: Channel, transport: String?) -> Bool {
+        status == .sent && channel == .sms && providerID != nil && PollSchedule.gatewaysWithStatusAPI.contains(transport ?? "")
+    }
+
     /// A message's status from its parts' reported statuses (nil: a part not reported yet): any
     /// bounced part bounces it, then any undelivered one; delivered when every part is; else
     /// nothing is settled yet.
