@@ -63,9 +63,9 @@ struct DeliveryRun {
     func run() async -> Result {
         let now = clock()
         do {
-            guard let reminder = try await decide(now: now) else { return settle(.notAttempted) }
+            guard let (reminder, contacts) = try await decide(now: now) else { return settle(.notAttempted) }
             guard let assembly = try await assemble(reminder, now: now) else { return settle(.notAttempted, failed: 1) }
-            guard let claim = try await claim(assembly) else { return settle(.notAttempted) }
+            guard let claim = try await claim(assembly, contacts: contacts) else { return settle(.notAttempted) }
             let (outcome, via) = await send(claim)
             return try await settle(claim, outcome: outcome, via: via, now: now)
         } catch let failure as SettleFailure {
@@ -78,10 +78,21 @@ struct DeliveryRun {
 
     // MARK: decide
 
-    /// The contact policy's verdict; nil when it settled the delivery without sending.
-    func decide(now: Date) async throws -> Reminder? {
-        switch try await settings.policy.decide(due.reminder, channel: channel, paid: due.paid, now: now, ledger: ledger, contacts: due.prefetched?.contacts) {
-        case .send(let reminder): return reminder
+    /// The contact policy's verdict, with the contact history it saw (the claim checks it again);
+    /// nil when it settled the delivery without sending.
+    func decide(now: Date) async throws -> (Reminder, Ledger.ContactFence)? {
+        let debtor = due.reminder.debtor.id
+        let fence: Ledger.ContactFence
+        if let prefetched = due.prefetched {
+            fence = .init(debtorID: debtor, reminderID: key.reminderID, since: prefetched.contactsSince, seen: prefetched.contacts)
+        } else {
+            let since = now.addingTimeInterval(-PolicyStep.contactHistory)
+            fence = .init(
+                debtorID: debtor, reminderID: key.reminderID, since: since,
+                seen: try await ledger.contacts(debtorID: debtor, excludingReminder: key.reminderID, since: since))
+        }
+        switch try await settings.policy.decide(due.reminder, channel: channel, paid: due.paid, now: now, ledger: ledger, contacts: fence.seen) {
+        case .send(let reminder): return (reminder, fence)
         case .deferred(let until, let reason):
             if let expiry = due.expiresAt, until >= expiry {
                 try await ledger.expire(key, reason: "expired: the policy would defer it past expires_at (\(reason))", now: now)
@@ -169,14 +180,15 @@ struct DeliveryRun {
     // MARK: claim
 
     /// Marks every member `sending` in one transaction (or finds it cancelled, paused, held,
-    /// suppressed, over the daily volume). Nil when none is marked.
-    func claim(_ assembly: Assembly) async throws -> Claim? {
+    /// suppressed, over the daily volume, or its debtor contacted since `contacts` was read).
+    /// Nil when none is marked.
+    func claim(_ assembly: Assembly, contacts: Ledger.ContactFence) async throws -> Claim? {
         let transport = channel == .email ? settings.transports.emailName : settings.transports.smsName
         let markedAt = clock()
         let cap = settings.policy.dailyCap(channel, now: markedAt)
         let marks = try await ledger.markGroup(
             assembly.members.map(\.due.key), transport: transport, recipient: assembly.message.recipient, now: markedAt,
-            dailyCap: cap.map { ($0.limit, $0.since) })
+            dailyCap: cap.map { ($0.limit, $0.since) }, contacts: contacts)
         var marked: [(due: Ledger.Due, reminder: Reminder, attempt: Int)] = []
         for (member, mark) in zip(assembly.members, marks) {
             let memberLogger = logger.with("relance.reminder.id", member.due.key.reminderID)
@@ -192,6 +204,10 @@ struct DeliveryRun {
                 Counter(label: "relance_deliveries_total", dimensions: [("channel", channel.rawValue), ("outcome", "cancelled")]).increment()
             case .paused(let reason, _):
                 memberLogger.notice("paused before sending", metadata: ["relance.reason": "\(reason)"])
+            case .contactedMeanwhile:
+                // Another node reached the debtor since the policy read its history: still pending
+                // and due, so the next look decides again (its frequency caps now count that contact).
+                memberLogger.info("the debtor was contacted meanwhile (another node): the contact policy decides again")
             case .overDailyVolume:
                 if let deferral = cap?.deferral {
                     try await ledger.deferDelivery(member.due.key, until: deferral.until, reason: deferral.reason, now: markedAt)

@@ -283,20 +283,28 @@ extension PostgresLedger: PolicyStore {
     // MARK: Contact history
 
     public func contacts(debtorID: String, excludingReminder reminderID: String, since: Date) async throws -> [Date] {
-        let t = since.timeIntervalSince1970
-        return try await translatingErrors {
-            var contacts: [Date] = []
-            for try await (first) in try await client.query(
-                """
-                SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
-                WHERE r.debtor_id = \(debtorID) AND a.reminder_id != \(reminderID) AND a.outcome IN ('sending', 'sent', 'unknown')
-                GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= \(t)
-                """, logger: logger
-            ).decode(Double.self) {
-                contacts.append(Date(timeIntervalSince1970: first))
+        try await translatingErrors {
+            try await client.withConnection { connection in
+                try await Self.contacts(connection, debtorID: debtorID, excludingReminder: reminderID, since: since, logger: logger)
             }
-            return contacts
         }
+    }
+
+    static func contacts(_ connection: PostgresConnection, debtorID: String, excludingReminder reminderID: String, since: Date, logger: Logger)
+        async throws -> [Date]
+    {
+        let t = since.timeIntervalSince1970
+        var contacts: [Date] = []
+        for try await (first) in try await connection.query(
+            """
+            SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
+            WHERE r.debtor_id = \(debtorID) AND a.reminder_id != \(reminderID) AND a.outcome IN ('sending', 'sent', 'unknown')
+            GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= \(t)
+            """, logger: logger
+        ).decode(Double.self) {
+            contacts.append(Date(timeIntervalSince1970: first))
+        }
+        return contacts
     }
 
     public func attemptCount(channel: RelanceCore.Channel, since: Date) async throws -> Int {

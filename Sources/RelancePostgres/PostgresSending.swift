@@ -10,7 +10,7 @@ import RelanceStore
 /// outcome as an event and overwrites nothing.
 extension PostgresLedger: SendingStore {
     public func markGroup(
-        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?, contacts: Ledger.ContactFence?
     ) async throws -> [Ledger.Mark] {
         try await transaction { connection in
             if let dailyCap, let channel = keys.first?.channel {
@@ -45,6 +45,12 @@ extension PostgresLedger: SendingStore {
                     }
                     if busy { return keys.map { _ in .notPending } }
                 }
+            }
+            // The frequency caps: the debtor's history, read again under its lock, is what the
+            // policy decided on, or another node reached the debtor since and the policy decides again.
+            if let contacts {
+                let current = try await Self.contacts(connection, debtorID: contacts.debtorID, excludingReminder: contacts.reminderID, since: contacts.since, logger: logger)
+                if contacts.isStale(current) { return keys.map { _ in .contactedMeanwhile } }
             }
             let group = keys.count > 1 ? keys.first?.reminderID : nil
             var marks: [Ledger.Mark] = []

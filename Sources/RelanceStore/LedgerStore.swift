@@ -71,8 +71,9 @@ public protocol PolicyStore: AnyObject, Sendable {
 
 /// The send path: the intent to send, its outcome, and what a crash left in flight.
 public protocol SendingStore: AnyObject, Sendable {
-    func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?) async throws
-        -> [Ledger.Mark]
+    func markGroup(
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?, contacts: Ledger.ContactFence?
+    ) async throws -> [Ledger.Mark]
     func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date, via: String?) async throws
     func fail(_ key: DeliveryKey, recipient: String, reason: String, now: Date) async throws
     /// At start-up: what a crash left `sending` becomes `unknown` (or `pending` with `resend`).
@@ -161,12 +162,19 @@ extension IntakeStore {
 
 extension SendingStore {
     public func markGroup(_ keys: [DeliveryKey], transport: String, recipient: String, now: Date) async throws -> [Ledger.Mark] {
-        try await markGroup(keys, transport: transport, recipient: recipient, now: now, dailyCap: nil)
+        try await markGroup(keys, transport: transport, recipient: recipient, now: now, dailyCap: nil, contacts: nil)
+    }
+
+    /// `markGroup` without a contact history to check (tools, tests).
+    public func markGroup(
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?
+    ) async throws -> [Ledger.Mark] {
+        try await markGroup(keys, transport: transport, recipient: recipient, now: now, dailyCap: dailyCap, contacts: nil)
     }
 
     /// One delivery's `markGroup`, reduced to the attempt number (nil when not marked).
     public func markSending(_ key: DeliveryKey, transport: String, recipient: String, now: Date) async throws -> Int? {
-        if case .attempt(let n) = try await markGroup([key], transport: transport, recipient: recipient, now: now, dailyCap: nil).first { return n }
+        if case .attempt(let n) = try await markGroup([key], transport: transport, recipient: recipient, now: now, dailyCap: nil, contacts: nil).first { return n }
         return nil
     }
 

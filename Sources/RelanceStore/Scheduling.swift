@@ -38,6 +38,8 @@ extension Ledger {
     public struct Prefetched: Sendable {
         /// The debtor's contacts since `Prefetch.contactsSince` (`contacts(debtorID:excludingReminder:since:)`).
         public var contacts: [Date]
+        /// Since when `contacts` were read.
+        public var contactsSince: Date
         /// The debtor's other deliveries due on the channel (`groupCandidates`), when grouping.
         public var groupCandidates: [Due]?
     }
@@ -76,6 +78,7 @@ extension Ledger {
                 if let prefetch, result.count < prefetch.deliveries {
                     due.prefetched = Prefetched(
                         contacts: try Self.contacts(db, debtorID: due.reminder.debtor.id, excludingReminder: due.key.reminderID, since: prefetch.contactsSince),
+                        contactsSince: prefetch.contactsSince,
                         groupCandidates: try prefetch.groupLimit.map { try Self.groupCandidates(db, for: due, now: now, limit: $0) })
                 }
                 result.append(due)

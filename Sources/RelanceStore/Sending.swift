@@ -20,6 +20,34 @@ extension Ledger {
         case held
         /// The channel's daily volume cap is reached: stays pending.
         case overDailyVolume
+        /// The debtor was contacted since the contact policy read its history (by another node):
+        /// stays pending, for the policy to decide again with what is known now.
+        case contactedMeanwhile
+    }
+
+    /// The debtor's contact history the contact policy decided on (its frequency caps): a claim
+    /// reads it again in its transaction and refuses when a contact was made since, so the caps
+    /// hold when several nodes decide for one debtor at once.
+    public struct ContactFence: Sendable, Equatable {
+        public var debtorID: String
+        /// The reminder the decision was for (its own attempts are not contacts of it).
+        public var reminderID: String
+        public var since: Date
+        /// What the decision saw (`contacts(debtorID:excludingReminder:since:)`).
+        public var seen: [Date]
+
+        public init(debtorID: String, reminderID: String, since: Date, seen: [Date]) {
+            self.debtorID = debtorID
+            self.reminderID = reminderID
+            self.since = since
+            self.seen = seen
+        }
+
+        /// Whether `current` (the same read, now) holds a contact the decision did not see.
+        public func isStale(_ current: [Date]) -> Bool {
+            let known = Set(seen)
+            return current.contains { !known.contains($0) }
+        }
     }
 
     /// Durably records the intent to send: `pending → sending` and a new attempt row. The same
@@ -29,12 +57,16 @@ extension Ledger {
     /// gets its own attempt, tied to the others by the lead's reminder id. Returns each one's mark.
     /// `dailyCap`: at most `limit` messages on this channel since `since` (`policy.max_per_day`),
     /// counted in the same transaction, so concurrent sends cannot overshoot it.
+    /// `contacts`: the history the contact policy decided on, read again here (`ContactFence`).
     public func markGroup(
-        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?
+        _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?, contacts: ContactFence?
     ) async throws -> [Mark] {
         try await batcher.write { db in
             if let dailyCap, let channel = keys.first?.channel, try Self.messageCount(db, channel: channel, since: dailyCap.since) >= dailyCap.limit {
                 return keys.map { _ in .overDailyVolume }
+            }
+            if let contacts, contacts.isStale(try Self.contacts(db, debtorID: contacts.debtorID, excludingReminder: contacts.reminderID, since: contacts.since)) {
+                return keys.map { _ in .contactedMeanwhile }
             }
             let group = keys.count > 1 ? keys.first?.reminderID : nil
             return try keys.map { try Self.mark(db, $0, transport: transport, recipient: recipient, group: group, now: now) }

@@ -327,6 +327,41 @@ extension PostgresCluster {
         }
     }
 
+    /// Two nodes decide for one debtor from the same (empty) history: the first claim goes, the
+    /// second finds the debtor contacted since its policy read and makes no attempt.
+    @Test(arguments: PartialBackend.all)
+    func aClaimRefusesWhenTheDebtorWasContactedSinceThePolicyRead(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(
+                [Self.reminder("P1", debtor: "D"), Self.reminder("P2", channels: [.sms], debtor: "D"), Self.reminder("OTHER", debtor: "E")],
+                sourceFile: "p", queue: "default", priority: 0, now: Self.t0)
+            let since = Self.t0.addingTimeInterval(-31 * 86400)
+            func fence(_ id: String, debtor: String = "D") async throws -> Ledger.ContactFence {
+                .init(
+                    debtorID: debtor, reminderID: id, since: since,
+                    seen: try await store.contacts(debtorID: debtor, excludingReminder: id, since: since))
+            }
+            let (first, second, other) = (try await fence("P1"), try await fence("P2"), try await fence("OTHER", debtor: "E"))
+            #expect(first.seen.isEmpty && second.seen.isEmpty)
+            let marked = try await store.markGroup(
+                [Self.email("P1")], transport: "smtp", recipient: "n@example.org", now: Self.t0, dailyCap: nil, contacts: first)
+            #expect(marked == [.attempt(1)])
+            try await store.recordOutcome(Self.email("P1"), attempt: 1, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: Self.t0)
+            let sms = DeliveryKey(reminderID: "P2", channel: .sms)
+            let stale = try await store.markGroup([sms], transport: "twilio", recipient: "+33612345678", now: Self.t0, dailyCap: nil, contacts: second)
+            #expect(stale == [.contactedMeanwhile], "P1's message is a contact P2's decision did not see")
+            #expect(try await store.deliveries(reminderID: "P2").map(\.status) == ["pending"], "left for the policy to decide again")
+            // Decided again with what is known now, the claim goes (the caps are the policy's business).
+            let fresh = try await fence("P2")
+            #expect(fresh.seen == [Self.t0])
+            #expect(try await store.markGroup([sms], transport: "twilio", recipient: "+33612345678", now: Self.t0, dailyCap: nil, contacts: fresh) == [.attempt(1)])
+            // Another debtor's contacts do not matter.
+            #expect(
+                try await store.markGroup([Self.email("OTHER")], transport: "smtp", recipient: "o@example.org", now: Self.t0, dailyCap: nil, contacts: other)
+                    == [.attempt(1)])
+        }
+    }
+
     @Test(arguments: PartialBackend.all)
     func concurrentMarksOfOneDeliveryMakeOneAttempt(_ backend: PartialBackend) async throws {
         try await backend.run { store in
