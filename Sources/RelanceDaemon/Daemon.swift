@@ -45,6 +45,10 @@ public struct Daemon: Sendable {
         let layout = snapshot.components.layout
         try layout.create()
         let store = try await OpenedStore.open(configuration, logger: logger)
+        if store.lease != nil {
+            // Which node answers a scrape (the cluster's figures are the same at every node).
+            Gauge(label: "relance_node_info", dimensions: [("node", configuration.store.node)]).record(1)
+        }
         let ledger = store.ledger
         let lock = store.lock
         let inDoubt = try await ledger.recoverInDoubt(resend: configuration.delivery.inDoubt == .resend, now: clock())

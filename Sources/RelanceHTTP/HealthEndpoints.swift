@@ -19,7 +19,15 @@ extension WebhookRoutes {
 
     /// `GET /metrics`: Prometheus text. Queue depths are read at scrape time, every (channel,
     /// status) pair included, so a status that dropped to zero reads 0 instead of its last value.
+    /// With several nodes the depths are the cluster's (one shared ledger), and each node's
+    /// claims and last heartbeat are listed; counters and timings are this node's.
     func metrics() async -> Response {
+        if let nodes = try? await ledger.clusterNodes() {
+            for node in nodes {
+                Gauge(label: "relance_node_claims", dimensions: [("node", node.id)]).record(node.claims)
+                Gauge(label: "relance_node_seen_timestamp_seconds", dimensions: [("node", node.id)]).record(node.seenAt.timeIntervalSince1970)
+            }
+        }
         if let counts = try? await ledger.statusCounts() {
             var depth: [String: [String: Int]] = [:]
             for row in counts { depth[row.channel, default: [:]][row.status, default: 0] += row.count }

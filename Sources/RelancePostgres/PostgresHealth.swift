@@ -74,13 +74,20 @@ extension PostgresLedger: HealthStore {
         }
     }
 
-    public func clusterNodes() async throws -> [(id: String, version: String, startedAt: Date, seenAt: Date)] {
+    public func clusterNodes() async throws -> [Ledger.ClusterNode] {
         try await translatingErrors {
-            var nodes: [(id: String, version: String, startedAt: Date, seenAt: Date)] = []
-            for try await (id, version, started, seen) in try await client.query(
-                "SELECT id, version, started_at, seen_at FROM relance_node ORDER BY id COLLATE \"C\"", logger: logger
-            ).decode((String, String, Double, Double).self) {
-                nodes.append((id: id, version: version, startedAt: Date(timeIntervalSince1970: started), seenAt: Date(timeIntervalSince1970: seen)))
+            var nodes: [Ledger.ClusterNode] = []
+            // The claims are the rows `sending` (a short range of the status index), by holder.
+            for try await (id, version, started, seen, claims) in try await client.query(
+                """
+                SELECT n.id, n.version, n.started_at, n.seen_at, COALESCE(c.claims, 0)
+                FROM relance_node n
+                LEFT JOIN (SELECT locked_by, COUNT(*) AS claims FROM delivery WHERE status = 'sending' GROUP BY locked_by) c ON c.locked_by = n.id
+                ORDER BY n.id COLLATE "C"
+                """, logger: logger
+            ).decode((String, String, Double, Double, Int).self) {
+                nodes.append(
+                    .init(id: id, version: version, startedAt: Date(timeIntervalSince1970: started), seenAt: Date(timeIntervalSince1970: seen), claims: claims))
             }
             return nodes
         }

@@ -26,11 +26,31 @@ extension PostgresLedger: IntakeStore {
         let t = now.timeIntervalSince1970
         let (reminder, record) = (encoded.reminder, encoded.record)
         let (id, debtor) = (reminder.id, reminder.debtor.id)
+        let invoices = Set(reminder.invoices.map(\.number)).sorted()
+        let channels = reminder.channels.map(\.rawValue)
+        let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0)).timeIntervalSince1970
+        let expires = reminder.expiresAt?.timeIntervalSince1970
+        let (reason, unscored) = ("ingested from \(sourceFile)", Ledger.unscoredBand)
+        // The reminder, its invoices, a delivery per channel and their events: one statement,
+        // and nothing but the reminder's absence when its id is there already.
         var isNew = false
         for try await _ in try await connection.query(
             """
-            INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id)
-            VALUES (\(id), \(record), \(sourceFile), \(queue), \(t), \(debtor)) ON CONFLICT (id) DO NOTHING RETURNING id
+            WITH new AS (
+              INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id)
+              VALUES (\(id), \(record), \(sourceFile), \(queue), \(t), \(debtor)) ON CONFLICT (id) DO NOTHING RETURNING id
+            ), invoices AS (
+              INSERT INTO reminder_invoice (invoice, reminder_id) SELECT invoice, new.id FROM new, unnest(\(invoices)::text[]) AS invoice
+            ), deliveries AS (
+              INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
+              SELECT new.id, channel, 'pending', \(queue), \(priority), \(due), \(expires), \(t), \(debtor),
+                     COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = \(debtor)), \(unscored))
+              FROM new, unnest(\(channels)::text[]) AS channel
+            ), events AS (
+              INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason)
+              SELECT new.id, c.channel, \(t), NULL, 'pending', \(reason) FROM new, unnest(\(channels)::text[]) WITH ORDINALITY AS c(channel, n) ORDER BY c.n
+            )
+            SELECT id FROM new
             """, logger: logger)
         {
             isNew = true
@@ -45,22 +65,6 @@ extension PostgresLedger: IntakeStore {
             }
             if handled { result.duplicates.append(id) } else { result.conflicts.append(id) }
             return
-        }
-        for invoice in Set(reminder.invoices.map(\.number)).sorted() {
-            try await connection.query("INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (\(invoice), \(id))", logger: logger)
-        }
-        for channel in reminder.channels {
-            let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0)).timeIntervalSince1970
-            let expires = reminder.expiresAt?.timeIntervalSince1970
-            let name = channel.rawValue
-            try await connection.query(
-                """
-                INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
-                VALUES (\(id), \(name), 'pending', \(queue), \(priority), \(due), \(expires), \(t), \(debtor),
-                        COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = \(debtor)), \(Ledger.unscoredBand)))
-                """, logger: logger)
-            try await Self.insertEvent(
-                connection, DeliveryKey(reminderID: id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now, logger: logger)
         }
         result.inserted.append(id)
     }

@@ -27,8 +27,14 @@ public final class PostgresLedger: Sendable {
     private let running: Task<Void, Never>
     /// When the purges of expired replay ids and orphan callbacks last ran (at most once a second).
     let purgedAt = Mutex<Double>(-.infinity)
+    /// When the busy tables' statistics were last checked (`refreshStatistics`).
+    let analyzedAt = Mutex<Double>(-.infinity)
 
-    private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger, url: PostgresURL, node: String, lease: Duration) {
+    /// A daemon's node (`open(asNode: true)`); a command that only reads is not one.
+    let registered: Bool
+
+    private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger, url: PostgresURL, node: String, lease: Duration, registered: Bool) {
+        self.registered = registered
         self.client = client
         self.running = running
         self.logger = logger
@@ -46,7 +52,7 @@ public final class PostgresLedger: Sendable {
         try await settings.probe(logger: logger)
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: settings.backgroundLogger(logger))
         let running = Task { await client.run() }
-        let ledger = PostgresLedger(client: client, running: running, logger: logger, url: settings.url, node: node, lease: lease)
+        let ledger = PostgresLedger(client: client, running: running, logger: logger, url: settings.url, node: node, lease: lease, registered: asNode)
         do {
             try await ledger.translatingErrors { try await PostgresMigrator.requireCurrent(client, logger: logger) }
             // The node says it is here (`relance_node`); the health checks keep its `seen_at` fresh.
@@ -60,6 +66,11 @@ public final class PostgresLedger: Sendable {
 
     /// Stops the pool (its connections are closed).
     public func close() async {
+        if registered {
+            // What this node reserved and did not claim is every node's again at once (else when the reservations lapse).
+            let node = self.node
+            _ = try? await client.query("UPDATE delivery SET locked_by = NULL, lease_until = NULL WHERE status = 'pending' AND locked_by = \(node)", logger: logger)
+        }
         running.cancel()
         await running.value
     }

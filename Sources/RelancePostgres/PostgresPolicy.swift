@@ -113,12 +113,17 @@ extension PostgresLedger: PolicyStore {
             LIMIT 1
             """, logger: logger
         ).decode((String, String, String, Double?, String).self) {
-            let end = until.map(Date.init(timeIntervalSince1970:))
-            var text = "\(scope) \(value): \(reason)"
-            if let end { text += " until \(Timestamp.format(end))" }
-            return (text + " (\(source))", end)
+            return Self.cancellation(scope: scope, value: value, reason: reason, until: until, source: source)
         }
         return nil
+    }
+
+    /// How a cancellation in force is told (the event's reason), and its end.
+    static func cancellation(scope: String, value: String, reason: String, until: Double?, source: String) -> (reason: String, until: Date?) {
+        let end = until.map(Date.init(timeIntervalSince1970:))
+        var text = "\(scope) \(value): \(reason)"
+        if let end { text += " until \(Timestamp.format(end))" }
+        return (text + " (\(source))", end)
     }
 
     public func resumePaused(now: Date) async throws -> Int {
@@ -293,18 +298,34 @@ extension PostgresLedger: PolicyStore {
     static func contacts(_ connection: PostgresConnection, debtorID: String, excludingReminder reminderID: String, since: Date, logger: Logger)
         async throws -> [Date]
     {
-        let t = since.timeIntervalSince1970
         var contacts: [Date] = []
-        for try await (first) in try await connection.query(
-            """
-            SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
-            WHERE r.debtor_id = \(debtorID) AND a.reminder_id != \(reminderID) AND a.outcome IN ('sending', 'sent', 'unknown')
-            GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= \(t)
-            """, logger: logger
-        ).decode(Double.self) {
+        let binds = contactsBinds(debtor: debtorID, excluding: reminderID, since: since)
+        for try await (first) in try await connection.query(PostgresQuery(unsafeSQL: contactsSQL, binds: binds), logger: logger).decode(Double.self) {
             contacts.append(Date(timeIntervalSince1970: first))
         }
         return contacts
+    }
+
+    /// The debtor's contacts (`contacts(debtorID:excludingReminder:since:)`), with `$1` the debtor,
+    /// `$2` the reminder left out and `$3` the start (`contactsBinds`); claims read it inside a
+    /// statement of their own. The debtor's reminders (an index range), then each one's attempts
+    /// (an index range): `OFFSET 0` keeps the planner from hashing every attempt instead, which it
+    /// does when the tables have no statistics yet (see `refreshStatistics`).
+    static let contactsSQL = """
+        SELECT MIN(a.started_at) FROM reminder r,
+          LATERAL (SELECT a.started_at, a.group_id, a.reminder_id FROM attempt a
+                   WHERE a.reminder_id = r.id AND a.outcome IN ('sending', 'sent', 'unknown') OFFSET 0) a
+        WHERE r.debtor_id = $1 AND r.id != $2
+        GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= $3
+        """
+
+    /// The binds of `contactsSQL`; no `since`: none (an empty history).
+    static func contactsBinds(debtor: String, excluding reminderID: String, since: Date?) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: 3)
+        binds.append(debtor)
+        binds.append(reminderID)
+        binds.append(since?.timeIntervalSince1970 ?? Double.greatestFiniteMagnitude)
+        return binds
     }
 
     public func attemptCount(channel: RelanceCore.Channel, since: Date) async throws -> Int {

@@ -12,7 +12,11 @@ extension PostgresLedger: SchedulingStore {
     ) async throws -> [Ledger.Due] {
         var result: [Ledger.Due] = []
         var debtors: Set<String> = []
-        try await forEachDue(now: now) { key, debtor in
+        // A first page just over what is asked for (rows are records of a kilobyte or so, and the
+        // dispatcher asks after each delivery that ends); more pages only when many are skipped.
+        // What this node is given is reserved for it, so the nodes do not all decide, render and
+        // then race to claim the same deliveries.
+        try await forEachDue(now: now, firstPage: min(Self.duePage, limit + 32), reserve: true) { key, debtor in
             debtors.contains(debtor) || skip(key, debtor)
         } body: { due in
             debtors.insert(due.reminder.debtor.id)
@@ -31,29 +35,62 @@ extension PostgresLedger: SchedulingStore {
         return keys
     }
 
-    /// Walks the due deliveries in order: one index range per (priority, band), read in pages of
-    /// 256 by keyset (due_at, reminder_id, channel), so rows not yet due are never read and no
-    /// page is sorted. `skip` is asked before a record is decoded; `body` says whether to go on.
-    func forEachDue(now: Date, skip: (DeliveryKey, String) -> Bool, body: (Ledger.Due) throws -> Bool) async throws {
+    /// Rows per page of the due walk, at most.
+    static let duePage = 256
+
+    /// Walks the due deliveries in order: one index range per (priority, band), read in pages by
+    /// keyset (due_at, reminder_id, channel), so rows not yet due are never read and no page is
+    /// sorted. Pages start at `firstPage` rows and grow fourfold up to `duePage`. `skip` is asked
+    /// before a record is decoded; `body` says whether to go on.
+    ///
+    /// `reserve` (the dispatcher's walk): each page is reserved for this node (`locked_by`, and
+    /// `lease_until` a lease ahead, the delivery still `pending`), skipping the rows another node
+    /// reserved (until their reservation lapses) or is reserving now (`FOR UPDATE SKIP LOCKED`).
+    /// A reservation only steers: the claim (`markGroup`) decides, whoever reserved.
+    func forEachDue(
+        now: Date, firstPage: Int = duePage, reserve: Bool = false, skip: (DeliveryKey, String) -> Bool, body: (Ledger.Due) throws -> Bool
+    ) async throws {
+        let (node, leaseEnd) = (self.node, now.timeIntervalSince1970 + lease.seconds)
         try await translatingErrors {
             try await client.withConnection { connection in
                 let t = now.timeIntervalSince1970
                 let anyPayment = try await Self.anyPartialPayment(connection, logger: logger)
                 var group = try await Self.firstDueGroup(connection, logger: logger)
+                var pageSize = max(1, min(firstPage, Self.duePage))
                 while let (priority, risk) = group {
                     var after: (due: Double, id: String, channel: String) = (-Double.greatestFiniteMagnitude, "", "")
                     while true {
-                        let (lastDue, lastID, lastChannel) = after
+                        let (lastDue, lastID, lastChannel, size) = (after.due, after.id, after.channel, pageSize)
                         let rows = try await connection.query(
-                            """
-                            SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
-                            FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                            WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
-                              AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
-                              AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
-                            ORDER BY d.due_at, d.reminder_id, d.channel
-                            LIMIT 256
-                            """, logger: logger)
+                            reserve
+                                ? """
+                                WITH picked AS (
+                                  SELECT d.reminder_id, d.channel FROM delivery d
+                                  WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
+                                    AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
+                                    AND (d.locked_by IS NULL OR d.locked_by = \(node) OR d.lease_until <= \(t))
+                                    AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
+                                  ORDER BY d.due_at, d.reminder_id, d.channel
+                                  LIMIT \(size)
+                                  FOR UPDATE OF d SKIP LOCKED
+                                ), reserved AS (
+                                  UPDATE delivery d SET locked_by = \(node), lease_until = \(leaseEnd) FROM picked p
+                                  WHERE d.reminder_id = p.reminder_id AND d.channel = p.channel
+                                  RETURNING d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at
+                                )
+                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
+                                FROM reserved d JOIN reminder r ON r.id = d.reminder_id
+                                ORDER BY d.due_at, d.reminder_id, d.channel
+                                """
+                                : """
+                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
+                                FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+                                WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
+                                  AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
+                                  AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
+                                ORDER BY d.due_at, d.reminder_id, d.channel
+                                LIMIT \(size)
+                                """, logger: logger)
                         var page: [(key: DeliveryKey, row: (String, String, String, Int, Double?, Double?, String, Double, String))] = []
                         for try await row in rows.decode((String, String, String, Int, Double?, Double?, String, Double, String).self) {
                             guard let channel = Channel(rawValue: row.1) else {
@@ -70,7 +107,8 @@ extension PostgresLedger: SchedulingStore {
                                 paid: anyPayment ? try await Self.payments(connection, reminderID: key.reminderID, logger: logger) : [:])
                             if try !body(due) { return }
                         }
-                        if page.count < 256 { break }
+                        if page.count < size { break }
+                        pageSize = min(size * 4, Self.duePage)
                     }
                     group = try await Self.nextDueGroup(connection, after: (priority, risk), logger: logger)
                 }
@@ -143,6 +181,8 @@ extension PostgresLedger: SchedulingStore {
 
     @discardableResult
     public func expireOverdue(now: Date) async throws -> Int {
+        // Once a second from the dispatcher's housekeeping: also when the planner's statistics are looked at.
+        await refreshStatistics(now: now)
         let t = now.timeIntervalSince1970
         return try await transaction { connection in
             var overdue: [(DeliveryKey, DeliveryStatus)] = []

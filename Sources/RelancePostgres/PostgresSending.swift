@@ -24,6 +24,7 @@ extension PostgresLedger: SendingStore {
             // One message at a time per debtor across nodes (each node's dispatcher keeps it for
             // its own claims): claims for one debtor are taken one after the other, and none while
             // another node is sending to it. The delivery stays pending for a later pass.
+            var fenceChecked = contacts == nil
             if let first = keys.first {
                 let (id, channel, seed) = (first.reminderID, first.channel.rawValue, Self.debtorLockSeed)
                 var debtor: String?
@@ -35,20 +36,29 @@ extension PostgresLedger: SendingStore {
                 ).decode(String.self) {
                     debtor = owner
                 }
-                // A statement of its own, after the lock: it sees what the previous holder committed.
+                // A statement of its own, after the lock, so it sees what the previous holder
+                // committed: whether another node is sending to the debtor, and its contact history
+                // (the frequency caps), which must be what the policy decided on, or another node
+                // reached the debtor since and the policy decides again.
                 if let debtor, !debtor.isEmpty {
-                    var busy = false
-                    for try await (sending) in try await connection.query(
-                        "SELECT EXISTS (SELECT 1 FROM delivery WHERE debtor_id = \(debtor) AND status = 'sending')", logger: logger
-                    ).decode(Bool.self) {
-                        busy = sending
+                    let fence = contacts?.debtorID == debtor ? contacts : nil
+                    let binds = Self.contactsBinds(debtor: debtor, excluding: fence?.reminderID ?? "", since: fence?.since)
+                    var (busy, current) = (false, [Double]())
+                    for try await (sending, history) in try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: "SELECT EXISTS (SELECT 1 FROM delivery WHERE debtor_id = $1 AND status = 'sending'), ARRAY(\(Self.contactsSQL))",
+                            binds: binds), logger: logger
+                    ).decode((Bool, [Double]).self) {
+                        (busy, current) = (sending, history)
                     }
                     if busy { return keys.map { _ in .notPending } }
+                    if let fence {
+                        if fence.isStale(current.map(Date.init(timeIntervalSince1970:))) { return keys.map { _ in .contactedMeanwhile } }
+                        fenceChecked = true
+                    }
                 }
             }
-            // The frequency caps: the debtor's history, read again under its lock, is what the
-            // policy decided on, or another node reached the debtor since and the policy decides again.
-            if let contacts {
+            if !fenceChecked, let contacts {
                 let current = try await Self.contacts(connection, debtorID: contacts.debtorID, excludingReminder: contacts.reminderID, since: contacts.since, logger: logger)
                 if contacts.isStale(current) { return keys.map { _ in .contactedMeanwhile } }
             }
@@ -64,20 +74,43 @@ extension PostgresLedger: SendingStore {
     /// Seed of the per-debtor advisory locks of claims.
     static let debtorLockSeed: Int64 = 0x7265_6C64_6562
 
+    /// Claims one delivery in two statements: a look (its row locked until commit, so a concurrent
+    /// claim by another node waits, then finds it no longer pending; the kill switches, the
+    /// cancellation in force and the suppression list read with it), then the claim itself (the
+    /// delivery, its attempt and its event in one statement).
     func mark(_ connection: PostgresConnection, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) async throws
         -> Ledger.Mark
     {
-        let (id, channel, t) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970)
-        // The row is locked until commit: a concurrent claim of it (another node) waits, then finds it no longer pending.
-        var attempts: Int?
-        for try await (status, count) in try await connection.query(
-            "SELECT status, attempts FROM delivery WHERE reminder_id = \(id) AND channel = \(channel) FOR UPDATE", logger: logger
-        ).decode((String, Int).self) where status == DeliveryStatus.pending.rawValue {
-            attempts = count
+        let (id, channel, t, address) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, recipient.lowercased())
+        var look: (attempts: Int, held: Bool, suppressed: Bool, cancellation: (reason: String, until: Date?)?)?
+        for try await (status, attempts, held, suppressed, scope, value, reason, until, source) in try await connection.query(
+            """
+            SELECT d.status, d.attempts,
+              EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t))),
+              EXISTS (SELECT 1 FROM suppression WHERE address = \(address)),
+              c.scope, c.value, c.reason, c.until, c.source
+            FROM delivery d
+            LEFT JOIN LATERAL (
+              SELECT c.scope, c.value, c.reason, c.until, c.source FROM cancellation c, reminder r
+              WHERE r.id = d.reminder_id AND c.lifted_at IS NULL AND c.amount_paid IS NULL AND (c.until IS NULL OR c.until > \(t))
+                AND ((c.scope = 'reminder' AND c.value = r.id) OR (c.scope = 'debtor' AND c.value = r.debtor_id)
+                  OR (c.scope = 'file' AND c.value = r.source_file)
+                  OR (c.scope = 'invoice' AND c.value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = r.id)))
+              ORDER BY c.until IS NOT NULL, c.until DESC
+              LIMIT 1) c ON true
+            WHERE d.reminder_id = \(id) AND d.channel = \(channel)
+            FOR UPDATE OF d
+            """, logger: logger
+        ).decode((String, Int, Bool, Bool, String?, String?, String?, Double?, String?).self) where status == DeliveryStatus.pending.rawValue {
+            var cancellation: (reason: String, until: Date?)?
+            if let scope, let value, let reason, let source {
+                cancellation = Self.cancellation(scope: scope, value: value, reason: reason, until: until, source: source)
+            }
+            look = (attempts, held, suppressed, cancellation)
         }
-        guard let attempts else { return .notPending }
-        if try await Self.isHeld(connection, channel: key.channel, now: now, logger: logger) { return .held }
-        if let cancellation = try await Self.cancellationInForce(connection, reminderID: id, now: now, logger: logger) {
+        guard let look else { return .notPending }
+        if look.held { return .held }
+        if let cancellation = look.cancellation {
             if let until = cancellation.until {
                 let end = until.timeIntervalSince1970
                 try await connection.query("UPDATE delivery SET paused_until = \(end) WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger)
@@ -87,24 +120,26 @@ extension PostgresLedger: SendingStore {
             try await Self.move(connection, key, from: .pending, to: .cancelled, reason: "cancelled: \(cancellation.reason)", at: now, logger: logger)
             return .cancelled(reason: cancellation.reason)
         }
-        if try await Self.isSuppressed(connection, recipient, logger: logger) {
+        if look.suppressed {
             try await Self.suppress(connection, key, recipient: recipient, at: now, logger: logger)
             return .suppressed
         }
-        let (number, node, leaseEnd) = (attempts + 1, self.node, t + lease.seconds)
-        try await connection.query(
-            """
-            UPDATE delivery SET status = 'sending', attempts = \(number), first_attempt_at = COALESCE(first_attempt_at, \(t)), updated_at = \(t),
-              group_lead = \(group), locked_by = \(node), lease_until = \(leaseEnd)
-            WHERE reminder_id = \(id) AND channel = \(channel)
-            """, logger: logger)
-        try await connection.query(
-            """
-            INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id, node)
-            VALUES (\(id), \(channel), \(number), \(transport), \(recipient), \(t), 'sending', \(group), \(node))
-            """, logger: logger)
+        let (number, node, leaseEnd) = (look.attempts + 1, self.node, t + lease.seconds)
         let grouped = group.map { $0 == id ? " (one message for several reminders)" : " (in one message with \($0))" } ?? ""
-        try await Self.insertEvent(connection, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)\(grouped)", at: now, logger: logger)
+        let reason = "attempt \(number) via \(transport)\(grouped)"
+        try await connection.query(
+            """
+            WITH claimed AS (
+              UPDATE delivery SET status = 'sending', attempts = \(number), first_attempt_at = COALESCE(first_attempt_at, \(t)), updated_at = \(t),
+                group_lead = \(group), locked_by = \(node), lease_until = \(leaseEnd)
+              WHERE reminder_id = \(id) AND channel = \(channel)
+              RETURNING 1
+            ), tried AS (
+              INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id, node)
+              VALUES (\(id), \(channel), \(number), \(transport), \(recipient), \(t), 'sending', \(group), \(node))
+            )
+            INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason) VALUES (\(id), \(channel), \(t), 'pending', 'sending', \(reason))
+            """, logger: logger)
         return .attempt(number)
     }
 
@@ -113,6 +148,35 @@ extension PostgresLedger: SendingStore {
         let (attemptOutcome, status, providerID) = (settlement.attemptOutcome, settlement.status, settlement.providerID)
         guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
         let (id, channel, t, code, detail, node) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, outcome.code, outcome.detail, self.node)
+        let lateReason = "late outcome of attempt \(attempt) on node \(node) (its claim had lapsed): \(attemptOutcome): \(detail); not applied"
+        if Self.settlesInOneStatement(outcome, retryAt: retryAt) {
+            // Nothing follows (no provider ids to register, no fallback, no expiry): the attempt,
+            // the delivery and its event in one statement, atomic without a transaction around it.
+            let (newStatus, lastError, due) = (status.rawValue, status == .sent ? nil : detail, retryAt?.timeIntervalSince1970)
+            let reason = settlement.reason
+            _ = try await translatingErrors {
+                try await client.query(
+                    """
+                    WITH tried AS (
+                      UPDATE attempt SET transport = COALESCE(\(via), transport), finished_at = \(t), outcome = \(attemptOutcome), code = \(code),
+                        detail = \(detail), provider_id = \(providerID)
+                      WHERE reminder_id = \(id) AND channel = \(channel) AND number = \(attempt)
+                    ), settled AS (
+                      UPDATE delivery SET status = \(newStatus), updated_at = \(t), provider_id = COALESCE(\(providerID), provider_id), last_code = \(code),
+                        last_error = \(lastError), due_at = COALESCE(\(due), due_at), poll_at = NULL, locked_by = NULL, lease_until = NULL
+                      WHERE reminder_id = \(id) AND channel = \(channel) AND status = 'sending' AND locked_by = \(node) AND attempts = \(attempt)
+                      RETURNING status
+                    ), recorded AS (
+                      INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason)
+                      SELECT \(id), \(channel), \(t), 'sending', status, \(reason) FROM settled
+                    )
+                    INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason)
+                    SELECT d.reminder_id, d.channel, \(t), d.status, d.status, \(lateReason) FROM delivery d
+                    WHERE d.reminder_id = \(id) AND d.channel = \(channel) AND NOT EXISTS (SELECT 1 FROM settled)
+                    """, logger: logger)
+            }
+            return
+        }
         try await transaction { connection in
             // The attempt is what happened, whoever holds the delivery now.
             var transport: String?
@@ -152,7 +216,7 @@ extension PostgresLedger: SendingStore {
                 if let state {
                     try await Self.insertEvent(
                         connection, key, from: state, to: state,
-                        reason: "late outcome of attempt \(attempt) on node \(node) (its claim had lapsed): \(attemptOutcome): \(detail); not applied",
+                        reason: lateReason,
                         at: now, logger: logger)
                 }
                 return
@@ -165,6 +229,17 @@ extension PostgresLedger: SendingStore {
                 try await Self.move(connection, key, from: .pending, to: .expired, reason: "retry lifetime (delivery.retry.lifetime) exceeded", at: now, logger: logger)
             }
             if case .permanent = outcome { try await Self.fallBack(connection, from: key, reason: detail, at: now, logger: logger) }
+        }
+    }
+
+    /// Whether an outcome is settled by the attempt, the delivery and an event alone: accepted
+    /// without a provider id to register (SMTP), a retry with its time, or in doubt.
+    static func settlesInOneStatement(_ outcome: SendOutcome, retryAt: Date?) -> Bool {
+        switch outcome {
+        case .sent(let id, _, _): return id == nil
+        case .transient: return retryAt != nil
+        case .inDoubt: return true
+        case .permanent: return false
         }
     }
 

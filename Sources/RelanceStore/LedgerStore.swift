@@ -138,8 +138,9 @@ public protocol HealthStore: AnyObject, Sendable {
     /// The latest deliveries that went wrong (failed, in doubt, expired, opted out, bounced, or
     /// waiting after an error), newest first.
     func lastProblems(limit: Int) async throws -> [Ledger.Problem]
-    /// The nodes that share the store, with when each was last seen (none for a one-daemon store).
-    func clusterNodes() async throws -> [(id: String, version: String, startedAt: Date, seenAt: Date)]
+    /// The nodes that share the store, with when each was last seen and how many claims each
+    /// holds (none for a one-daemon store).
+    func clusterNodes() async throws -> [Ledger.ClusterNode]
 }
 
 /// Shorter forms of the requirements, with their usual arguments.

@@ -226,8 +226,28 @@ extension Ledger {
         }
     }
 
+    /// A node sharing the store (several nodes on PostgreSQL; `relance_node`).
+    public struct ClusterNode: Sendable, Equatable {
+        public var id: String
+        /// What it runs (`schema N`).
+        public var version: String
+        public var startedAt: Date
+        /// Its last heartbeat (every health check: `/healthz`, the systemd watchdog).
+        public var seenAt: Date
+        /// Deliveries it holds `sending` now (its claims).
+        public var claims: Int
+
+        public init(id: String, version: String, startedAt: Date, seenAt: Date, claims: Int) {
+            self.id = id
+            self.version = version
+            self.startedAt = startedAt
+            self.seenAt = seenAt
+            self.claims = claims
+        }
+    }
+
     /// One daemon per SQLite ledger: no cluster.
-    public func clusterNodes() async throws -> [(id: String, version: String, startedAt: Date, seenAt: Date)] { [] }
+    public func clusterNodes() async throws -> [ClusterNode] { [] }
 
     /// The most recent problems, newest first: deliveries that failed, are in doubt, expired, were
     /// suppressed, bounced or undelivered, or wait for a retry, with or without an attempt.

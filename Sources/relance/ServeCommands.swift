@@ -97,7 +97,7 @@ struct Status: AsyncParsableCommand {
             let now = Date()
             for node in try await ledger.clusterNodes() {
                 let seen = Int(now.timeIntervalSince(node.seenAt))
-                print("  node \(node.id)\tseen \(seen) s ago\tsince \(Timestamp.format(node.startedAt))\t\(node.version)")
+                print("  node \(node.id)\tseen \(seen) s ago\tsince \(Timestamp.format(node.startedAt))\t\(node.version)\t\(node.claims) sending")
             }
             for hold in try await ledger.holds(now: Date()) {
                 print(

@@ -4,6 +4,7 @@ import Logging
 import RelanceCore
 import RelancePostgres
 import RelanceStore
+import RelanceTransport
 import Testing
 
 /// The PostgreSQL ledger's first parts (issue 16), against a throwaway cluster: `relance migrate`
@@ -205,14 +206,26 @@ struct PostgresStoreTests {
     @Test func aClaimIsRenewedWhileItsSendRuns() async throws {
         let (a, b) = (try Sandbox(), try Sandbox())
         let smtp = try await SMTPServer(sandbox: a, slow: 8)
+        let port = WebhookIntegrationTests.freePort()
         try a.writeConfig(smtpPort: smtp.port)
-        try b.writeConfig(smtpPort: smtp.port)
+        try b.writeConfig(smtpPort: smtp.port, listen: "127.0.0.1:\(port)")
         try await PostgresCluster.with(in: a) { cluster in
             let env = ["RELANCE_STORE_URL": cluster.url, "RELANCE_STORE_LEASE": "5s"]
             #expect(try await a.relance(["migrate"], environment: env).status == 0)
             try a.dropLines("slow.jsonl", [Records.reminder("SLOW-1", email: "slow-1@example.org")])
             let nodeA = try a.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-a"]) { _, n in n })
             let nodeB = try b.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-b"]) { _, n in n })
+            // While node-a's send runs, node-b's /metrics shows the cluster: node-a holds one claim.
+            let client = try HTTPClient(configuration: .init(connections: 1))
+            func scrape() async -> String {
+                guard let response = try? await client.execute(HTTPClient.Request(method: "GET", url: "http://127.0.0.1:\(port)/metrics")).get() else { return "" }
+                return String(decoding: response.body, as: UTF8.self)
+            }
+            try await eventually("node-a's claim on node-b's /metrics", timeout: .seconds(30)) {
+                let metrics = await scrape()
+                return metrics.contains(#"relance_node_claims{node="node-a"} 1"#) && metrics.contains(#"relance_node_claims{node="node-b"} 0"#)
+                    && metrics.contains(#"relance_node_info{node="node-b"} 1"#)
+            }
             try await eventually("the slow send to settle", timeout: .seconds(60)) {
                 (try? await cluster.psql("SELECT status FROM delivery WHERE reminder_id = 'SLOW-1'")) == "sent"
             }

@@ -17,11 +17,15 @@ Groups (BENCH_GROUPS, default all, in this order):
             RSS of the daemon sending with 1,000,000 pending
   webhooks  signed Twilio callbacks for distinct messages, each applied in the ledger, against a
             bare Hummingbird endpoint (wrk, 64 connections)
+  cluster   `relance serve --once` over N reminders with 3 nodes on one PostgreSQL database (a
+            throwaway cluster, fsync and synchronous_commit on), each node with its own spool of
+            N/3, against 1 node on SQLite, interleaved; the clock runs until the sink has them all
   plan      `relance import` of a receivables feed (100,000 debtors, 1,000,000 invoices), then
             `relance plan --format json` over it, then `relance report --format html` with
             2,000,000 deliveries as well, then `relance score --train` and `relance score` over it
 
 Environment: BENCH_N (20000), BENCH_RUNS (3), BENCH_GROUPS, BENCH_SMTP_CONNECTIONS (16),
+BENCH_CLUSTER_NODES (3), BENCH_PG_CONNECTIONS (8 per node),
 BENCH_CONCURRENCY (32), BENCH_SMS_CONNECTIONS (16), BENCH_FLAT_N (200000), BENCH_SCALE_N (1000000),
 BENCH_PLAN_DEBTORS (100000), BENCH_PLAN_ITEMS (1000000).
 Results: one `NAME VALUE UNIT` line per figure as it is measured, then a summary with the ratios the
@@ -55,7 +59,9 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 SMS_CONNECTIONS = int(os.environ.get("BENCH_SMS_CONNECTIONS", "16"))
 FLAT_N = int(os.environ.get("BENCH_FLAT_N", "200000"))
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000000"))
-GROUPS = os.environ.get("BENCH_GROUPS", "email sms flat scale webhooks plan").split()
+PG_CONNECTIONS = int(os.environ.get("BENCH_PG_CONNECTIONS", "8"))
+CLUSTER_NODES = int(os.environ.get("BENCH_CLUSTER_NODES", "3"))
+GROUPS = os.environ.get("BENCH_GROUPS", "email sms flat scale webhooks cluster plan").split()
 HOST = "127.0.0.1"
 SMS_PATH = "/2010-04-01/Accounts/AC123/Messages.json"
 SMS_USER, SMS_TOKEN = "AC123", "bench-token"
@@ -290,14 +296,15 @@ def record(name, unit, runs, n=None):
 # Reminders and configuration
 
 
-def write_spool(spool, n, channel, per_file=1000, prefix="B"):
-    """n reminders due now, in JSON-lines files of `per_file`, written in tmp/ then renamed."""
+def write_spool(spool, n, channel, per_file=1000, prefix="B", first=0):
+    """n reminders due now (numbers first..first+n-1, one debtor each), in JSON-lines files of
+    `per_file`, written in tmp/ then renamed."""
     os.makedirs(f"{spool}/incoming", exist_ok=True)
     os.makedirs(f"{spool}/tmp", exist_ok=True)
     stages = ["pre_due", "reminder_1", "reminder_2", "final_notice"]
-    for start in range(0, n, per_file):
+    for start in range(first, first + n, per_file):
         lines = []
-        for i in range(start, min(n, start + per_file)):
+        for i in range(start, min(first + n, start + per_file)):
             lines.append(json.dumps({
                 "id": f"{prefix}-{i:07d}", "stage": stages[i % 4], "channels": [channel],
                 "debtor": {"id": f"C-{i:07d}", "name": f"Débiteur {i}", "email": f"d{i}@example.org",
@@ -305,17 +312,19 @@ def write_spool(spool, n, channel, per_file=1000, prefix="B"):
                            "timezone": "Europe/Paris", "kind": "business" if i % 2 else "consumer"},
                 "invoices": [{"number": f"F-{i:07d}", "amount": "%d.%02d" % (100 + i % 9000, i % 100), "currency": "EUR",
                               "issued_on": "2026-09-01", "due_on": "2026-10-01"}]}, ensure_ascii=False))
-        name = f"{prefix.lower()}-{start // per_file:05d}.jsonl"
+        name = f"{prefix.lower()}-{(start - first) // per_file:05d}.jsonl"
         with open(f"{spool}/tmp/{name}", "w") as f:
             f.write("\n".join(lines) + "\n")
         os.rename(f"{spool}/tmp/{name}", f"{spool}/incoming/{name}")
 
 
-def config(run, *, smtp=None, sms=None, webhooks=None):
-    """A relance.yaml for one run: spool and ledger in `run`, the contact policy lifted (throughput,
-    not restraint: quiet hours would hold a night-time benchmark)."""
+def config(run, *, smtp=None, sms=None, webhooks=None, store_url=None):
+    """A relance.yaml for one run: spool and ledger in `run` (or the ledger on PostgreSQL at
+    `store_url`), the contact policy lifted (throughput, not restraint: quiet hours would hold a
+    night-time benchmark)."""
+    store = f'url: "{store_url}", connections: {PG_CONNECTIONS}' if store_url else f'path: "{run}/ledger.sqlite"'
     text = f"""spool: {{ root: "{run}/spool", keep_done: false }}
-store: {{ path: "{run}/ledger.sqlite" }}
+store: {{ {store} }}
 templates: {{ path: "{ROOT}/templates" }}
 delivery: {{ concurrency: {CONCURRENCY} }}
 log: {{ level: warning }}
@@ -526,6 +535,119 @@ def group_scale():
         sink.stop()
 
 
+class Postgres:
+    """A throwaway PostgreSQL cluster: initdb in STATE, its own loopback port and socket directory,
+    run as `postgres` when this runs as root (the server refuses root). Durable as shipped (fsync
+    and synchronous_commit on): the ledger's commits reach the disk, as SQLite's do."""
+
+    def __init__(self, settings=()):
+        versions = sorted(int(v) for v in os.listdir("/usr/lib/postgresql") if v.isdigit())
+        self.bin = f"/usr/lib/postgresql/{versions[-1]}/bin"
+        self.dir = f"{STATE}/pg"
+        self.port = free_port()
+        os.makedirs(self.dir)
+        self.owner = None
+        if os.geteuid() == 0:
+            import pwd
+            pw = pwd.getpwnam("postgres")
+            self.owner = (pw.pw_uid, pw.pw_gid)
+            os.chown(self.dir, *self.owner)
+        subprocess.run(self.as_owner([f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-U", "relance", "--auth=trust", "-E", "UTF8",
+                                      "--no-locale"]), check=True, capture_output=True)
+        self.server = Server(self.as_owner([f"{self.bin}/postgres", "-D", f"{self.dir}/data", "-p", str(self.port), "-k", self.dir,
+                                            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=100",
+                                            *[a for kv in settings for a in ("-c", kv)]]), f"{STATE}/postgres.log")
+        wait_port(self.port)
+        deadline = time.monotonic() + 30
+        while self.psql("SELECT 1", check=False).returncode != 0:  # accepting connections lags the socket
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL did not accept connections")
+            time.sleep(0.1)
+
+    def as_owner(self, argv):
+        if not self.owner:
+            return argv
+        return ["setpriv", f"--reuid={self.owner[0]}", f"--regid={self.owner[1]}", "--init-groups", "--", *argv]
+
+    def psql(self, sql, database="postgres", check=True):
+        return subprocess.run([f"{self.bin}/psql", "-h", HOST, "-p", str(self.port), "-U", "relance", "-d", database, "-v", "ON_ERROR_STOP=1",
+                               "-Atq", "-c", sql], capture_output=True, text=True, check=check)
+
+    def fresh_database(self, name):
+        self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.psql(f"CREATE DATABASE {name}")
+        return f"postgres://relance@{HOST}:{self.port}/{name}?sslmode=disable"
+
+    def stop(self):
+        self.server.stop(signal.SIGINT)
+
+
+def group_cluster():
+    """Several nodes on PostgreSQL against one node on SQLite (issue 16: at least 1,000 deliveries/s)."""
+    sink = Sink()
+    pg = Postgres()
+    try:
+        name = f"relance.email.postgres_{CLUSTER_NODES}_nodes"
+        figures = {"relance.email.sqlite_1_node": lambda: relance_once(sink, None, "email", N, name="cluster-sqlite"),
+                   name: lambda: relance_nodes(sink, pg, CLUSTER_NODES, N)}
+        runs = {figure: [] for figure in figures}
+        for _ in range(RUNS):
+            for figure, run in figures.items():
+                runs[figure].append(run())
+        for figure in figures:
+            record(figure, "msg/s", runs[figure], n=N)
+    finally:
+        pg.stop()
+        sink.stop()
+
+
+def relance_nodes(sink, pg, nodes, n):
+    """`relance serve --once` on `nodes` nodes at once, each with its own spool (n/nodes reminders)
+    and the one database; CPU and peak RSS are the nodes' (PostgreSQL's own CPU is not counted)."""
+    run = fresh_run(f"cluster-{nodes}")
+    url = pg.fresh_database("bench")
+    confs = []
+    first = 0
+    for k in range(nodes):
+        # Distinct reminders and debtors on each node (a debtor's messages go one at a time).
+        share = n // nodes + (1 if k < n % nodes else 0)
+        write_spool(f"{run}/node{k}/spool", share, "email", prefix=f"N{k}", first=first)
+        first += share
+        confs.append(config(f"{run}/node{k}", smtp=sink.port, store_url=url))
+    relance("migrate", "--config", confs[0])
+    before = sink.count()
+    start = time.perf_counter()
+    procs = []
+    for k, conf in enumerate(confs):
+        rss_file = f"{run}/node{k}/rss"
+        env = dict(os.environ, RELANCE_STORE_NODE_ID=f"node-{k}")
+        procs.append((subprocess.Popen(["/usr/bin/time", "-q", "-o", rss_file, "-f", "%M", RELANCE, "serve", "--once", "--config", conf], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), rss_file))
+    cpu, peak = 0.0, 0.0
+    for proc, rss_file in procs:
+        _, status, usage = os.wait4(proc.pid, 0)
+        stderr = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"a node exited with {os.waitstatus_to_exitcode(status)}: {stderr[-800:]}")
+        cpu += usage.ru_utime + usage.ru_stime
+        with open(rss_file) as f:
+            peak = max(peak, int(f.read().split()[-1]) / 1024)
+    deadline = time.perf_counter() + 60
+    while sink.count() - before < n:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("the sink did not count every message")
+        time.sleep(0.002)
+    seconds = time.perf_counter() - start
+    sent = int(pg.psql("SELECT COUNT(*) FROM delivery WHERE status = 'sent'", database="bench").stdout.strip())
+    by_node = pg.psql("SELECT string_agg(node || '=' || n, ' ') FROM (SELECT node, COUNT(*) n FROM attempt GROUP BY node ORDER BY node) a",
+                      database="bench").stdout.strip()
+    log(f"bench cluster: {nodes} nodes sent {sent} in {seconds:.2f} s; attempts per node: {by_node}")
+    if sent != n:
+        raise RuntimeError(f"the nodes sent {sent} of {n}")
+    return seconds, cpu, peak
+
+
 PLAN_DEBTORS = int(os.environ.get("BENCH_PLAN_DEBTORS", "100000"))
 PLAN_ITEMS = int(os.environ.get("BENCH_PLAN_ITEMS", "1000000"))
 
@@ -684,7 +806,7 @@ def summary():
     for label, value, goal in checks:
         if value is not None:
             lines.append(f"| {label} | {value:.2f}× | ≥ {goal}× | {'yes' if value >= goal else 'no'} |")
-    for name, goal, unit, higher in (("relance.intake", 50000, "reminders/s", True), ("relance.ready", 1.0, "s", False),
+    for name, goal, unit, higher in ((f"relance.email.postgres_{CLUSTER_NODES}_nodes", 1000, "msg/s", True), ("relance.intake", 50000, "reminders/s", True), ("relance.ready", 1.0, "s", False),
                                      ("relance.rss_pending", 100, "MiB", False)):
         if name in RESULTS:
             v = RESULTS[name]["value"]
@@ -718,7 +840,8 @@ def main():
     try:
         for group in GROUPS:
             log(f"bench: group {group}")
-            {"email": group_email, "sms": group_sms, "flat": group_flat, "scale": group_scale, "webhooks": group_webhooks, "plan": group_plan}[group]()
+            {"email": group_email, "sms": group_sms, "flat": group_flat, "scale": group_scale, "webhooks": group_webhooks, "cluster": group_cluster,
+             "plan": group_plan}[group]()
     finally:
         summary()
         shutil.rmtree(STATE, ignore_errors=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What `make bench` needs, installed idempotently: Postfix (smtp-sink, smtp-source and the private
-# relay), nginx (the SMS gateway stub), wrk, curl, sqlite3 and script(1) from Debian; requests from
+# relay), nginx (the SMS gateway stub), wrk, curl, sqlite3, script(1) and PostgreSQL (a throwaway
+# cluster for the `cluster` group) from Debian; requests from
 # PyPI. The packages' system services are never started: a policy-rc.d that refuses is in place
 # for the install (only if none is there), and Postfix is preseeded "No configuration".
 set -euo pipefail
@@ -12,6 +13,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 [ -x /usr/bin/time ] || need+=(time)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bench: installing ${need[*]}" >&2
