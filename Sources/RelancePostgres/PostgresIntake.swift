@@ -10,10 +10,83 @@ extension PostgresLedger: IntakeStore {
     public func ingest(_ reminders: [EncodedReminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult {
         try await transaction { connection in
             var result = Ledger.IngestResult()
-            for encoded in reminders {
-                try await insert(connection, encoded, sourceFile: sourceFile, queue: queue, priority: priority, now: now, into: &result)
+            var start = 0
+            while start < reminders.count {
+                let batch = Array(reminders[start..<min(reminders.count, start + Self.ingestBatch)])
+                try await insertBatch(connection, batch, sourceFile: sourceFile, queue: queue, priority: priority, now: now, into: &result)
+                start += batch.count
             }
             return result
+        }
+    }
+
+    /// Reminders per statement of an intake.
+    static let ingestBatch = 500
+
+    /// Reminders in one statement (`SendPath.IngestBatch`): the new ones, their invoices, their
+    /// deliveries and events, in id order (two nodes taking in the same ids lock them in the same
+    /// order, never each waiting for the other); then those already there are told apart,
+    /// duplicates or conflicts, as one by one. A batch that names an id twice goes one by one.
+    func insertBatch(
+        _ connection: PostgresConnection, _ batch: [EncodedReminder], sourceFile: String, queue: String, priority: Int, now: Date,
+        into result: inout Ledger.IngestResult
+    ) async throws {
+        let ids = batch.map(\.reminder.id)
+        guard Set(ids).count == ids.count else {
+            for encoded in batch { try await insert(connection, encoded, sourceFile: sourceFile, queue: queue, priority: priority, now: now, into: &result) }
+            return
+        }
+        var (invoiceOwners, invoices, channelOwners, channels) = ([String](), [String](), [String](), [String]())
+        for encoded in batch {
+            for invoice in Set(encoded.reminder.invoices.map(\.number)).sorted() {
+                invoiceOwners.append(encoded.reminder.id)
+                invoices.append(invoice)
+            }
+            for channel in encoded.reminder.channels {
+                channelOwners.append(encoded.reminder.id)
+                channels.append(channel.rawValue)
+            }
+        }
+        var binds = PostgresBindings(capacity: 15)
+        binds.append(ids)
+        binds.append(batch.map(\.record))
+        binds.append(batch.map(\.reminder.debtor.id))
+        binds.append(batch.map { max($0.reminder.notBefore ?? now, Date(timeIntervalSince1970: 0)).timeIntervalSince1970 })
+        // No expiry: the end of time, made NULL again in the statement (arrays of nullable doubles do not bind).
+        binds.append(batch.map { $0.reminder.expiresAt?.timeIntervalSince1970 ?? .infinity })
+        binds.append(sourceFile)
+        binds.append(queue)
+        binds.append(now.timeIntervalSince1970)
+        binds.append(invoiceOwners)
+        binds.append(invoices)
+        binds.append(channelOwners)
+        binds.append(channels)
+        binds.append(priority)
+        binds.append(Ledger.unscoredBand)
+        binds.append("ingested from \(sourceFile)")
+        var inserted: Set<String> = []
+        for try await row in try await connection.execute(SendPath.IngestBatch(bindings: binds), logger: logger) {
+            inserted.insert(try row.decode(String.self))
+        }
+        let existing = ids.filter { !inserted.contains($0) }
+        var stored: [String: (record: String, erased: Bool)] = [:]
+        if !existing.isEmpty {
+            for try await (id, record, erasedAt) in try await connection.query(
+                "SELECT id, record, erased_at FROM reminder WHERE id = ANY(\(existing))", logger: logger
+            ).decode((String, String, Double?).self) {
+                stored[id] = (record, erasedAt != nil)
+            }
+        }
+        for encoded in batch {
+            let id = encoded.reminder.id
+            if inserted.contains(id) {
+                result.inserted.append(id)
+            } else if let known = stored[id], known.erased || Ledger.sameRecord(known.record, encoded.record) {
+                // An erased reminder (retention) is one already handled: never sent again.
+                result.duplicates.append(id)
+            } else {
+                result.conflicts.append(id)
+            }
         }
     }
 
@@ -34,25 +107,21 @@ extension PostgresLedger: IntakeStore {
         // The reminder, its invoices, a delivery per channel and their events: one statement,
         // and nothing but the reminder's absence when its id is there already.
         var isNew = false
-        for try await _ in try await connection.query(
-            """
-            WITH new AS (
-              INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id)
-              VALUES (\(id), \(record), \(sourceFile), \(queue), \(t), \(debtor)) ON CONFLICT (id) DO NOTHING RETURNING id
-            ), invoices AS (
-              INSERT INTO reminder_invoice (invoice, reminder_id) SELECT invoice, new.id FROM new, unnest(\(invoices)::text[]) AS invoice
-            ), deliveries AS (
-              INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
-              SELECT new.id, channel, 'pending', \(queue), \(priority), \(due), \(expires), \(t), \(debtor),
-                     COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = \(debtor)), \(unscored))
-              FROM new, unnest(\(channels)::text[]) AS channel
-            ), events AS (
-              INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason)
-              SELECT new.id, c.channel, \(t), NULL, 'pending', \(reason) FROM new, unnest(\(channels)::text[]) WITH ORDINALITY AS c(channel, n) ORDER BY c.n
-            )
-            SELECT id FROM new
-            """, logger: logger)
-        {
+        var binds = PostgresBindings(capacity: 13)
+        binds.append(id)
+        binds.append(record)
+        binds.append(sourceFile)
+        binds.append(queue)
+        binds.append(t)
+        binds.append(debtor)
+        binds.append(invoices)
+        binds.append(channels)
+        binds.append(priority)
+        binds.append(due)
+        binds.append(expires)
+        binds.append(unscored)
+        binds.append(reason)
+        for try await _ in try await connection.execute(SendPath.Ingest(bindings: binds), logger: logger) {
             isNew = true
         }
         guard isNew else {

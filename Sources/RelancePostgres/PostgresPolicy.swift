@@ -300,8 +300,8 @@ extension PostgresLedger: PolicyStore {
     {
         var contacts: [Date] = []
         let binds = contactsBinds(debtor: debtorID, excluding: reminderID, since: since)
-        for try await (first) in try await connection.query(PostgresQuery(unsafeSQL: contactsSQL, binds: binds), logger: logger).decode(Double.self) {
-            contacts.append(Date(timeIntervalSince1970: first))
+        for try await row in try await connection.execute(SendPath.Contacts(bindings: binds), logger: logger) {
+            contacts.append(Date(timeIntervalSince1970: try row.decode(Double.self)))
         }
         return contacts
     }

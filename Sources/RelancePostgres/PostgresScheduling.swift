@@ -5,8 +5,9 @@ import RelanceStore
 
 extension PostgresLedger: SchedulingStore {
     /// Pending deliveries due at `now`, in `Ledger.due`'s order (priority, the debtor's risk band,
-    /// age), one per debtor, skipping what `skip` names. Nothing is prefetched (the policy reads
-    /// for itself). Claiming across nodes is the sending capability's (`FOR UPDATE SKIP LOCKED`).
+    /// age), one per debtor, skipping what `skip` names. With `prefetch`, each one comes with its
+    /// debtor's contact history (checked again when claimed: `ContactFence`) and, when grouping,
+    /// whether the debtor has other deliveries due on the channel (none: no group to look for).
     public func due(
         now: Date, limit: Int, prefetch: Ledger.Prefetch?, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
     ) async throws -> [Ledger.Due] {
@@ -16,7 +17,7 @@ extension PostgresLedger: SchedulingStore {
         // dispatcher asks after each delivery that ends); more pages only when many are skipped.
         // What this node is given is reserved for it, so the nodes do not all decide, render and
         // then race to claim the same deliveries.
-        try await forEachDue(now: now, firstPage: min(Self.duePage, limit + 32), reserve: true) { key, debtor in
+        try await forEachDue(now: now, firstPage: min(Self.duePage, limit + 32), reserve: true, prefetch: prefetch) { key, debtor in
             debtors.contains(debtor) || skip(key, debtor)
         } body: { due in
             debtors.insert(due.reminder.debtor.id)
@@ -48,9 +49,12 @@ extension PostgresLedger: SchedulingStore {
     /// reserved (until their reservation lapses) or is reserving now (`FOR UPDATE SKIP LOCKED`).
     /// A reservation only steers: the claim (`markGroup`) decides, whoever reserved.
     func forEachDue(
-        now: Date, firstPage: Int = duePage, reserve: Bool = false, skip: (DeliveryKey, String) -> Bool, body: (Ledger.Due) throws -> Bool
+        now: Date, firstPage: Int = duePage, reserve: Bool = false, prefetch: Ledger.Prefetch? = nil, skip: (DeliveryKey, String) -> Bool,
+        body: (Ledger.Due) throws -> Bool
     ) async throws {
         let (node, leaseEnd) = (self.node, now.timeIntervalSince1970 + lease.seconds)
+        // The contact history from this instant (nothing before the end of time: none asked for).
+        let contactsSince = prefetch?.contactsSince.timeIntervalSince1970 ?? .greatestFiniteMagnitude
         try await translatingErrors {
             try await client.withConnection { connection in
                 let t = now.timeIntervalSince1970
@@ -78,12 +82,20 @@ extension PostgresLedger: SchedulingStore {
                                   WHERE d.reminder_id = p.reminder_id AND d.channel = p.channel
                                   RETURNING d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at
                                 )
-                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
+                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record,
+                                  ARRAY(SELECT MIN(a.started_at) FROM reminder o,
+                                          LATERAL (SELECT a.started_at, a.group_id, a.reminder_id FROM attempt a
+                                                   WHERE a.reminder_id = o.id AND a.outcome IN ('sending', 'sent', 'unknown') OFFSET 0) a
+                                        WHERE o.debtor_id = d.debtor_id AND o.id <> d.reminder_id
+                                        GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= \(contactsSince)),
+                                  EXISTS (SELECT 1 FROM delivery o WHERE o.debtor_id = d.debtor_id AND o.channel = d.channel AND o.status = 'pending'
+                                            AND o.due_at <= \(t) AND o.reminder_id <> d.reminder_id)
                                 FROM reserved d JOIN reminder r ON r.id = d.reminder_id
                                 ORDER BY d.due_at, d.reminder_id, d.channel
                                 """
                                 : """
-                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
+                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record,
+                                  '{}'::double precision[], true
                                 FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                                 WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
                                   AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
@@ -91,8 +103,8 @@ extension PostgresLedger: SchedulingStore {
                                 ORDER BY d.due_at, d.reminder_id, d.channel
                                 LIMIT \(size)
                                 """, logger: logger)
-                        var page: [(key: DeliveryKey, row: (String, String, String, Int, Double?, Double?, String, Double, String))] = []
-                        for try await row in rows.decode((String, String, String, Int, Double?, Double?, String, Double, String).self) {
+                        var page: [(key: DeliveryKey, row: (String, String, String, Int, Double?, Double?, String, Double, String, [Double], Bool))] = []
+                        for try await row in rows.decode((String, String, String, Int, Double?, Double?, String, Double, String, [Double], Bool).self) {
                             guard let channel = Channel(rawValue: row.1) else {
                                 throw LedgerCorruption(description: "delivery \(row.0) has an unknown channel '\(row.1)'")
                             }
@@ -101,10 +113,16 @@ extension PostgresLedger: SchedulingStore {
                         for (key, row) in page {
                             after = (row.7, row.0, row.1)
                             if skip(key, row.6) { continue }
-                            let due = Ledger.Due(
+                            var due = Ledger.Due(
                                 key: key, reminder: try Reminder.stored(row.8, id: key.reminderID), queue: row.2, attempts: row.3,
                                 firstAttemptAt: row.4.map(Date.init(timeIntervalSince1970:)), expiresAt: row.5.map(Date.init(timeIntervalSince1970:)),
                                 paid: anyPayment ? try await Self.payments(connection, reminderID: key.reminderID, logger: logger) : [:])
+                            if reserve, let prefetch {
+                                // Others due for the debtor on the channel: the run looks for its group itself.
+                                due.prefetched = Ledger.Prefetched(
+                                    contacts: row.9.map(Date.init(timeIntervalSince1970:)), contactsSince: prefetch.contactsSince,
+                                    groupCandidates: prefetch.groupLimit != nil && !row.10 ? [] : nil)
+                            }
                             if try !body(due) { return }
                         }
                         if page.count < size { break }

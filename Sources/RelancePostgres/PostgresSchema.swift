@@ -272,6 +272,89 @@ public enum PostgresSchema {
                     seen_at double precision NOT NULL
                 )
                 """,
-            ])
+            ]),
+        Migration(version: 2, name: "claim in one call", sql: [PostgresSchema.claimFunction]),
     ]
+
+    /// `relance_claim`: a claim of one delivery in one call, for the common case (one reminder in
+    /// the message, no daily volume cap), as `markGroup` does it in several statements: the
+    /// debtor's advisory lock, then (a statement after it, so it sees what the previous holder
+    /// committed) no other claim sending to the debtor and the contact history the policy decided
+    /// on unchanged, then the delivery's row locked and still pending. When all holds and nothing
+    /// stops it (kill switch, suppression, cancellation in force), it is claimed: `sending` under
+    /// this node's lease, its attempt, its event; the verdict is `attempt` with the attempt's
+    /// number. Otherwise nothing is written and the verdict says why: `not_pending`,
+    /// `contacted_meanwhile`, or `look_again` (something stops it, or the contact history belongs
+    /// to another debtor): `markGroup`'s full path then decides and records it. Each statement of
+    /// a PL/pgSQL function sees what was committed before it ran (READ COMMITTED).
+    static let claimFunction = """
+        CREATE FUNCTION relance_claim(
+            p_id text, p_channel text, p_now double precision, p_address text, p_recipient text, p_transport text, p_node text,
+            p_lease_end double precision, p_seed bigint, p_fence_debtor text, p_fence_reminder text, p_fence_since double precision,
+            p_fence_seen double precision[])
+        RETURNS TABLE (claim_verdict text, claim_attempt integer) LANGUAGE plpgsql AS $fn$
+        DECLARE
+            v_debtor text;
+            v_status text;
+            v_attempts integer;
+        BEGIN
+            SELECT d.debtor_id INTO v_debtor FROM delivery d WHERE d.reminder_id = p_id AND d.channel = p_channel;
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT 'not_pending'::text, NULL::integer;
+                RETURN;
+            END IF;
+            IF v_debtor <> '' THEN
+                PERFORM pg_advisory_xact_lock(hashtextextended(v_debtor, p_seed));
+                IF EXISTS (SELECT 1 FROM delivery d WHERE d.debtor_id = v_debtor AND d.status = 'sending') THEN
+                    RETURN QUERY SELECT 'not_pending'::text, NULL::integer;
+                    RETURN;
+                END IF;
+            END IF;
+            IF p_fence_debtor IS NOT NULL THEN
+                IF p_fence_debtor IS DISTINCT FROM v_debtor OR v_debtor = '' THEN
+                    RETURN QUERY SELECT 'look_again'::text, NULL::integer;
+                    RETURN;
+                END IF;
+                IF EXISTS (
+                    SELECT 1 FROM (
+                        SELECT MIN(a.started_at) AS first FROM reminder r,
+                          LATERAL (SELECT a.started_at, a.group_id, a.reminder_id FROM attempt a
+                                   WHERE a.reminder_id = r.id AND a.outcome IN ('sending', 'sent', 'unknown') OFFSET 0) a
+                        WHERE r.debtor_id = p_fence_debtor AND r.id <> p_fence_reminder
+                        GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= p_fence_since
+                    ) c WHERE c.first <> ALL (COALESCE(p_fence_seen, '{}'::double precision[])))
+                THEN
+                    RETURN QUERY SELECT 'contacted_meanwhile'::text, NULL::integer;
+                    RETURN;
+                END IF;
+            END IF;
+            SELECT d.status, d.attempts INTO v_status, v_attempts FROM delivery d
+            WHERE d.reminder_id = p_id AND d.channel = p_channel FOR UPDATE;
+            IF v_status IS DISTINCT FROM 'pending' THEN
+                RETURN QUERY SELECT 'not_pending'::text, NULL::integer;
+                RETURN;
+            END IF;
+            IF EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', p_channel) AND (h.until IS NULL OR h.until > p_now))
+               OR EXISTS (SELECT 1 FROM suppression s WHERE s.address = p_address)
+               OR EXISTS (
+                   SELECT 1 FROM cancellation c, reminder r
+                   WHERE r.id = p_id AND c.lifted_at IS NULL AND c.amount_paid IS NULL AND (c.until IS NULL OR c.until > p_now)
+                     AND ((c.scope = 'reminder' AND c.value = r.id) OR (c.scope = 'debtor' AND c.value = r.debtor_id)
+                       OR (c.scope = 'file' AND c.value = r.source_file)
+                       OR (c.scope = 'invoice' AND c.value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = r.id))))
+            THEN
+                RETURN QUERY SELECT 'look_again'::text, NULL::integer;
+                RETURN;
+            END IF;
+            UPDATE delivery SET status = 'sending', attempts = v_attempts + 1, first_attempt_at = COALESCE(first_attempt_at, p_now), updated_at = p_now,
+                group_lead = NULL, locked_by = p_node, lease_until = p_lease_end
+            WHERE reminder_id = p_id AND channel = p_channel;
+            INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id, node)
+            VALUES (p_id, p_channel, v_attempts + 1, p_transport, p_recipient, p_now, 'sending', NULL, p_node);
+            INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason)
+            VALUES (p_id, p_channel, p_now, 'pending', 'sending', 'attempt ' || (v_attempts + 1) || ' via ' || p_transport);
+            RETURN QUERY SELECT 'attempt'::text, v_attempts + 1;
+        END
+        $fn$
+        """
 }

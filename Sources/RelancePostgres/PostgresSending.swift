@@ -12,7 +12,10 @@ extension PostgresLedger: SendingStore {
     public func markGroup(
         _ keys: [DeliveryKey], transport: String, recipient: String, now: Date, dailyCap: (limit: Int, since: Date)?, contacts: Ledger.ContactFence?
     ) async throws -> [Ledger.Mark] {
-        try await transaction { connection in
+        if keys.count == 1, dailyCap == nil, let key = keys.first, let mark = try await claimInOneCall(key, transport: transport, recipient: recipient, now: now, contacts: contacts) {
+            return [mark]
+        }
+        return try await transaction { connection in
             if let dailyCap, let channel = keys.first?.channel {
                 // Concurrent claims on one channel count one after the other: the cap holds across nodes.
                 let lockKey = Int64(0x7265_6C63_6170) + Int64(RelanceCore.Channel.allCases.firstIndex(of: channel) ?? 0)
@@ -28,13 +31,12 @@ extension PostgresLedger: SendingStore {
             if let first = keys.first {
                 let (id, channel, seed) = (first.reminderID, first.channel.rawValue, Self.debtorLockSeed)
                 var debtor: String?
-                for try await (owner) in try await connection.query(
-                    """
-                    SELECT debtor_id FROM delivery, LATERAL (SELECT pg_advisory_xact_lock(hashtextextended(debtor_id, \(seed)))) AS locked
-                    WHERE reminder_id = \(id) AND channel = \(channel)
-                    """, logger: logger
-                ).decode(String.self) {
-                    debtor = owner
+                var lockBinds = PostgresBindings(capacity: 3)
+                lockBinds.append(seed)
+                lockBinds.append(id)
+                lockBinds.append(channel)
+                for try await row in try await connection.execute(SendPath.LockDebtor(bindings: lockBinds), logger: logger) {
+                    debtor = try row.decode(String.self)
                 }
                 // A statement of its own, after the lock, so it sees what the previous holder
                 // committed: whether another node is sending to the debtor, and its contact history
@@ -44,12 +46,8 @@ extension PostgresLedger: SendingStore {
                     let fence = contacts?.debtorID == debtor ? contacts : nil
                     let binds = Self.contactsBinds(debtor: debtor, excluding: fence?.reminderID ?? "", since: fence?.since)
                     var (busy, current) = (false, [Double]())
-                    for try await (sending, history) in try await connection.query(
-                        PostgresQuery(
-                            unsafeSQL: "SELECT EXISTS (SELECT 1 FROM delivery WHERE debtor_id = $1 AND status = 'sending'), ARRAY(\(Self.contactsSQL))",
-                            binds: binds), logger: logger
-                    ).decode((Bool, [Double]).self) {
-                        (busy, current) = (sending, history)
+                    for try await row in try await connection.execute(SendPath.BusyAndContacts(bindings: binds), logger: logger) {
+                        (busy, current) = try row.decode((Bool, [Double]).self)
                     }
                     if busy { return keys.map { _ in .notPending } }
                     if let fence {
@@ -71,6 +69,41 @@ extension PostgresLedger: SendingStore {
         }
     }
 
+    /// The common claim (one reminder in the message, no daily volume cap) in one round trip
+    /// (`relance_claim`, with the same checks as below); nil when something stops it, for the
+    /// full path to decide and record (`look_again`: nothing was written).
+    func claimInOneCall(_ key: DeliveryKey, transport: String, recipient: String, now: Date, contacts: Ledger.ContactFence?) async throws -> Ledger.Mark? {
+        var binds = PostgresBindings(capacity: 13)
+        binds.append(key.reminderID)
+        binds.append(key.channel.rawValue)
+        binds.append(now.timeIntervalSince1970)
+        binds.append(recipient.lowercased())
+        binds.append(recipient)
+        binds.append(transport)
+        binds.append(node)
+        binds.append(now.timeIntervalSince1970 + lease.seconds)
+        binds.append(Self.debtorLockSeed)
+        binds.append(contacts?.debtorID)
+        binds.append(contacts?.reminderID)
+        binds.append(contacts?.since.timeIntervalSince1970)
+        binds.append(contacts.map { $0.seen.map(\.timeIntervalSince1970) })
+        return try await translatingErrors {
+            try await client.withConnection { connection in
+                var mark: Ledger.Mark?
+                for try await row in try await connection.execute(SendPath.ClaimOne(bindings: binds), logger: logger) {
+                    let (verdict, attempt) = try row.decode((String, Int?).self)
+                    switch verdict {
+                    case "attempt": if let attempt { mark = .attempt(attempt) }
+                    case "not_pending": mark = .notPending
+                    case "contacted_meanwhile": mark = .contactedMeanwhile
+                    default: mark = nil
+                    }
+                }
+                return mark
+            }
+        }
+    }
+
     /// Seed of the per-debtor advisory locks of claims.
     static let debtorLockSeed: Int64 = 0x7265_6C64_6562
 
@@ -83,25 +116,15 @@ extension PostgresLedger: SendingStore {
     {
         let (id, channel, t, address) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, recipient.lowercased())
         var look: (attempts: Int, held: Bool, suppressed: Bool, cancellation: (reason: String, until: Date?)?)?
-        for try await (status, attempts, held, suppressed, scope, value, reason, until, source) in try await connection.query(
-            """
-            SELECT d.status, d.attempts,
-              EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t))),
-              EXISTS (SELECT 1 FROM suppression WHERE address = \(address)),
-              c.scope, c.value, c.reason, c.until, c.source
-            FROM delivery d
-            LEFT JOIN LATERAL (
-              SELECT c.scope, c.value, c.reason, c.until, c.source FROM cancellation c, reminder r
-              WHERE r.id = d.reminder_id AND c.lifted_at IS NULL AND c.amount_paid IS NULL AND (c.until IS NULL OR c.until > \(t))
-                AND ((c.scope = 'reminder' AND c.value = r.id) OR (c.scope = 'debtor' AND c.value = r.debtor_id)
-                  OR (c.scope = 'file' AND c.value = r.source_file)
-                  OR (c.scope = 'invoice' AND c.value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = r.id)))
-              ORDER BY c.until IS NOT NULL, c.until DESC
-              LIMIT 1) c ON true
-            WHERE d.reminder_id = \(id) AND d.channel = \(channel)
-            FOR UPDATE OF d
-            """, logger: logger
-        ).decode((String, Int, Bool, Bool, String?, String?, String?, Double?, String?).self) where status == DeliveryStatus.pending.rawValue {
+        var lookBinds = PostgresBindings(capacity: 4)
+        lookBinds.append(t)
+        lookBinds.append(address)
+        lookBinds.append(id)
+        lookBinds.append(channel)
+        for try await row in try await connection.execute(SendPath.Look(bindings: lookBinds), logger: logger) {
+            let (status, attempts, held, suppressed, scope, value, reason, until, source) = try row.decode(
+                (String, Int, Bool, Bool, String?, String?, String?, Double?, String?).self)
+            guard status == DeliveryStatus.pending.rawValue else { continue }
             var cancellation: (reason: String, until: Date?)?
             if let scope, let value, let reason, let source {
                 cancellation = Self.cancellation(scope: scope, value: value, reason: reason, until: until, source: source)
@@ -127,19 +150,18 @@ extension PostgresLedger: SendingStore {
         let (number, node, leaseEnd) = (look.attempts + 1, self.node, t + lease.seconds)
         let grouped = group.map { $0 == id ? " (one message for several reminders)" : " (in one message with \($0))" } ?? ""
         let reason = "attempt \(number) via \(transport)\(grouped)"
-        try await connection.query(
-            """
-            WITH claimed AS (
-              UPDATE delivery SET status = 'sending', attempts = \(number), first_attempt_at = COALESCE(first_attempt_at, \(t)), updated_at = \(t),
-                group_lead = \(group), locked_by = \(node), lease_until = \(leaseEnd)
-              WHERE reminder_id = \(id) AND channel = \(channel)
-              RETURNING 1
-            ), tried AS (
-              INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id, node)
-              VALUES (\(id), \(channel), \(number), \(transport), \(recipient), \(t), 'sending', \(group), \(node))
-            )
-            INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason) VALUES (\(id), \(channel), \(t), 'pending', 'sending', \(reason))
-            """, logger: logger)
+        var claimBinds = PostgresBindings(capacity: 10)
+        claimBinds.append(number)
+        claimBinds.append(t)
+        claimBinds.append(group)
+        claimBinds.append(node)
+        claimBinds.append(leaseEnd)
+        claimBinds.append(id)
+        claimBinds.append(channel)
+        claimBinds.append(transport)
+        claimBinds.append(recipient)
+        claimBinds.append(reason)
+        try await SendPath.Claim(bindings: claimBinds).run(on: connection, logger: logger)
         return .attempt(number)
     }
 
@@ -154,26 +176,24 @@ extension PostgresLedger: SendingStore {
             // the delivery and its event in one statement, atomic without a transaction around it.
             let (newStatus, lastError, due) = (status.rawValue, status == .sent ? nil : detail, retryAt?.timeIntervalSince1970)
             let reason = settlement.reason
-            _ = try await translatingErrors {
-                try await client.query(
-                    """
-                    WITH tried AS (
-                      UPDATE attempt SET transport = COALESCE(\(via), transport), finished_at = \(t), outcome = \(attemptOutcome), code = \(code),
-                        detail = \(detail), provider_id = \(providerID)
-                      WHERE reminder_id = \(id) AND channel = \(channel) AND number = \(attempt)
-                    ), settled AS (
-                      UPDATE delivery SET status = \(newStatus), updated_at = \(t), provider_id = COALESCE(\(providerID), provider_id), last_code = \(code),
-                        last_error = \(lastError), due_at = COALESCE(\(due), due_at), poll_at = NULL, locked_by = NULL, lease_until = NULL
-                      WHERE reminder_id = \(id) AND channel = \(channel) AND status = 'sending' AND locked_by = \(node) AND attempts = \(attempt)
-                      RETURNING status
-                    ), recorded AS (
-                      INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason)
-                      SELECT \(id), \(channel), \(t), 'sending', status, \(reason) FROM settled
-                    )
-                    INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason)
-                    SELECT d.reminder_id, d.channel, \(t), d.status, d.status, \(lateReason) FROM delivery d
-                    WHERE d.reminder_id = \(id) AND d.channel = \(channel) AND NOT EXISTS (SELECT 1 FROM settled)
-                    """, logger: logger)
+            var binds = PostgresBindings(capacity: 15)
+            binds.append(via)
+            binds.append(t)
+            binds.append(attemptOutcome)
+            binds.append(code)
+            binds.append(detail)
+            binds.append(providerID)
+            binds.append(id)
+            binds.append(channel)
+            binds.append(attempt)
+            binds.append(newStatus)
+            binds.append(lastError)
+            binds.append(due)
+            binds.append(node)
+            binds.append(reason)
+            binds.append(lateReason)
+            try await translatingErrors {
+                try await client.withConnection { connection in try await SendPath.Settle(bindings: binds).run(on: connection, logger: logger) }
             }
             return
         }

@@ -42,6 +42,12 @@ extension Ledger {
         public var contactsSince: Date
         /// The debtor's other deliveries due on the channel (`groupCandidates`), when grouping.
         public var groupCandidates: [Due]?
+
+        public init(contacts: [Date], contactsSince: Date, groupCandidates: [Due]?) {
+            self.contacts = contacts
+            self.contactsSince = contactsSince
+            self.groupCandidates = groupCandidates
+        }
     }
 
     /// Asks `due` to read each delivery's contact history (and group candidates) in its snapshot:
