@@ -50,6 +50,17 @@ public struct PostgresSettings: Sendable {
         return configuration
     }
 
+    /// The pool of a node: as `clientConfiguration`, and a transaction left open longer than
+    /// half a lease (a node frozen or cut off in the middle of one; Relance's own last
+    /// milliseconds) is ended by the server, so the row and advisory locks it holds do not stop
+    /// the other nodes' claims and rescues for good.
+    func nodeConfiguration(lease: Duration) -> PostgresClient.Configuration {
+        var configuration = clientConfiguration
+        let milliseconds = max(1000, Int(lease.components.seconds * 1000 / 2))
+        configuration.options.additionalStartupParameters.append(("idle_in_transaction_session_timeout", "\(milliseconds)"))
+        return configuration
+    }
+
     /// The same, for one connection outside the pool.
     var connectionConfiguration: PostgresConnection.Configuration {
         get throws {

@@ -50,7 +50,7 @@ public final class PostgresLedger: Sendable {
         -> PostgresLedger
     {
         try await settings.probe(logger: logger)
-        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: settings.backgroundLogger(logger))
+        let client = PostgresClient(configuration: settings.nodeConfiguration(lease: lease), backgroundLogger: settings.backgroundLogger(logger))
         let running = Task { await client.run() }
         let ledger = PostgresLedger(client: client, running: running, logger: logger, url: settings.url, node: node, lease: lease, registered: asNode)
         do {

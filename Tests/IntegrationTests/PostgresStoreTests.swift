@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import RelanceCore
-import RelancePostgres
+@testable import RelancePostgres
 import RelanceStore
 import RelanceTransport
 import Testing
@@ -238,6 +238,94 @@ struct PostgresStoreTests {
             let events = try await cluster.psql("SELECT string_agg(reason, ' | ') FROM event WHERE reminder_id = 'SLOW-1'")
             #expect(!events.contains("lost its claim") && !events.contains("late outcome"), "\(events)")
             #expect(try recipients(of: smtp) == ["slow-1@example.org": 1])
+        }
+    }
+
+    /// Failover: a node frozen for good (SIGSTOP, never resumed) with sends in flight. Its claims
+    /// become in doubt once their lease lapses, the other node carries on with everything else,
+    /// nothing is sent twice. The time to rescue is printed against two lease lengths (measured,
+    /// not asserted).
+    @Test func aNodeFrozenForGoodIsRescuedAndTheOtherCarriesOn() async throws {
+        let (a, b) = (try Sandbox(), try Sandbox())
+        let smtp = try await SMTPServer(sandbox: a, slow: 3)
+        try a.writeConfig(smtpPort: smtp.port, concurrency: 4, connections: 4)
+        try b.writeConfig(smtpPort: smtp.port, concurrency: 4, connections: 4)
+        try await PostgresCluster.with(in: a) { cluster in
+            let env = ["RELANCE_STORE_URL": cluster.url, "RELANCE_STORE_LEASE": "5s"]
+            #expect(try await a.relance(["migrate"], environment: env).status == 0)
+            // The slow ones go first (ids in order) and fill node-a's 4 sending slots for 3 s; the
+            // others wait, reserved by node-a; more arrive at node-b after the freeze.
+            let reminders = (0..<4).map { Records.reminder("E-SLOW-\($0)", email: "slow-\($0)@example.org") }
+                + (0..<30).map { Records.reminder("F-\($0)", email: "f\($0)@example.org") }
+            let later = (0..<10).map { Records.reminder("G-\($0)", email: "g\($0)@example.org") }
+            try a.dropLines("a.jsonl", reminders)
+            let nodeA = try a.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-a"]) { _, n in n })
+            try await eventually("node-a sending to the slow relay", timeout: .seconds(60)) {
+                let claims = try? await cluster.psql("SELECT COUNT(*) FROM delivery WHERE status = 'sending' AND locked_by = 'node-a' AND reminder_id LIKE 'E-SLOW-%'")
+                return (Int(claims ?? "") ?? 0) > 0
+            }
+            nodeA.signal(SIGSTOP)
+            let frozenAt = ContinuousClock.now
+            let claimed = try await cluster.psql("SELECT reminder_id FROM delivery WHERE status = 'sending' AND locked_by = 'node-a' ORDER BY reminder_id")
+                .split(separator: "\n").map(String.init)
+            try b.dropLines("b.jsonl", later)
+            let nodeB = try b.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-b"]) { _, n in n })
+            let list = claimed.map { "'\($0)'" }.joined(separator: ",")
+            do {
+                // (An outcome node-a sent just before the freeze may still settle its claim `sent`.)
+                try await eventually("node-a's claims rescued", timeout: .seconds(60)) {
+                    (try? await cluster.psql("SELECT COUNT(*) FROM delivery WHERE reminder_id IN (\(list)) AND status = 'sending'")) == "0"
+                }
+            } catch {
+                let rows = (try? await cluster.psql("SELECT reminder_id || ' ' || status || ' ' || COALESCE(locked_by, '-') || ' ' || COALESCE(lease_until::text, '-') FROM delivery WHERE status IN ('sending', 'pending')")) ?? "?"
+                let sessions = (try? await cluster.psql("SELECT state || ' ' || COALESCE(wait_event_type, '-') || ' ' || left(query, 80) FROM pg_stat_activity WHERE datname = 'relance'")) ?? "?"
+                Issue.record("claimed \(claimed); rows: \(rows); sessions: \(sessions); node-b: \(nodeB.stderr.suffix(2000))")
+                throw error
+            }
+            let rescuedAfter = ContinuousClock.now - frozenAt
+            try await eventually("node-b carries on with the rest", timeout: .seconds(90)) {
+                (try? await cluster.psql("SELECT COUNT(*) FROM delivery WHERE status IN ('pending', 'sending')")) == "0"
+            }
+            print("failover: node-a frozen with \(claimed.count) claim(s) in flight; in doubt \(rescuedAfter) after the freeze (lease 5 s, two leases 10 s)")
+            nodeA.signal(SIGKILL)
+            nodeB.signal(SIGTERM)
+            _ = try await nodeA.wait()
+            #expect(try await nodeB.wait() == 0, "\(nodeB.stderr.suffix(1500))")
+            let unknown = try await cluster.psql("SELECT reminder_id FROM delivery WHERE status = 'unknown' ORDER BY reminder_id").split(separator: "\n").map(String.init)
+            #expect(Set(unknown).isSubset(of: claimed), "only the frozen node's claims are in doubt: \(unknown) of \(claimed)")
+            // A send to the slow relay was waiting for its reply when the node froze: in doubt for sure.
+            #expect(claimed.filter { $0.hasPrefix("E-SLOW") }.allSatisfy(unknown.contains), "\(claimed) \(unknown)")
+            #expect(!unknown.isEmpty)
+            for id in unknown {
+                let reasons = try await cluster.psql("SELECT string_agg(reason, ' | ') FROM event WHERE reminder_id = '\(id)'")
+                #expect(reasons.contains("in doubt"), "\(reasons)")
+            }
+            #expect(try await cluster.psql("SELECT COUNT(*) FROM delivery WHERE status = 'sent'") == "\(reminders.count + later.count - unknown.count)")
+            let received = try recipients(of: smtp)
+            #expect(received.values.allSatisfy { $0 == 1 }, "nothing twice: \(received.filter { $0.value > 1 })")
+            let byB = Int(try await cluster.psql("SELECT COUNT(*) FROM attempt WHERE node = 'node-b' AND outcome = 'sent'")) ?? 0
+            #expect(byB >= later.count, "node-b carried on: its own reminders and what node-a had reserved")
+        }
+    }
+
+    /// Each node's sessions end a transaction left idle past half a lease (a node frozen inside
+    /// one), so its locks cannot stop the other nodes for good.
+    @Test func aNodesSessionsEndATransactionLeftOpenPastHalfALease() async throws {
+        let sandbox = try Sandbox()
+        try await PostgresCluster.with(in: sandbox) { cluster in
+            let url = try PostgresURL(parsing: cluster.url)
+            let configuration = PostgresSettings(url: url, password: "", connections: 2).nodeConfiguration(lease: .seconds(12))
+            #expect(configuration.options.additionalStartupParameters.contains { $0 == ("idle_in_transaction_session_timeout", "6000") })
+            let ledger = try await cluster.openLedger(node: "n")
+            let setting = try await ledger.client.withConnection { connection in
+                var value = ""
+                for try await (text) in try await connection.query("SHOW idle_in_transaction_session_timeout", logger: ledger.logger).decode(String.self) {
+                    value = text
+                }
+                return value
+            }
+            await ledger.close()
+            #expect(setting == "30s", "half of the default lease (60 s)")
         }
     }
 

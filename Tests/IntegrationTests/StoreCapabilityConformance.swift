@@ -327,6 +327,37 @@ extension PostgresCluster {
         }
     }
 
+    /// What the due walk prefetches is what the queries say: the contact history, and the group
+    /// candidates when it gives them (nil: the run asks for them itself).
+    @Test(arguments: PartialBackend.all)
+    func prefetchedContactsAndGroupsAreWhatTheQueriesSay(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            let t0 = Self.t0
+            _ = try await store.ingest(
+                [Self.reminder("P1", notBefore: t0.addingTimeInterval(-30), debtor: "G"), Self.reminder("P2", notBefore: t0.addingTimeInterval(-20), debtor: "G")],
+                sourceFile: "g", queue: "default", priority: 0, now: t0)
+            _ = try await store.ingest(
+                [Self.reminder("EARLIER", notBefore: t0.addingTimeInterval(-90), debtor: "G"), Self.reminder("ALONE", notBefore: t0.addingTimeInterval(-10))],
+                sourceFile: "h", queue: "default", priority: 0, now: t0)
+            let earlier = try #require(
+                try await store.markSending(Self.email("EARLIER"), transport: "smtp", recipient: "n@example.org", now: t0.addingTimeInterval(-5)))
+            try await store.recordOutcome(Self.email("EARLIER"), attempt: earlier, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: t0)
+            let since = t0.addingTimeInterval(-86400)
+            let due = try await store.due(now: t0, limit: 10, prefetch: Ledger.Prefetch(contactsSince: since, groupLimit: 49)) { _, _ in false }
+            #expect(due.map(\.key.reminderID) == ["P1", "ALONE"], "one per debtor, oldest first")
+            for lead in due {
+                let prefetched = try #require(lead.prefetched, "\(lead.key)")
+                let contacts = try await store.contacts(debtorID: lead.reminder.debtor.id, excludingReminder: lead.key.reminderID, since: since)
+                #expect(prefetched.contacts == contacts && prefetched.contactsSince == since)
+                let group = try await store.groupCandidates(for: lead, now: t0, limit: 49).map(\.key.reminderID)
+                if let candidates = prefetched.groupCandidates { #expect(candidates.map(\.key.reminderID) == group) }
+            }
+            #expect(due[0].prefetched?.contacts.count == 1, "EARLIER's message")
+            #expect(try await store.groupCandidates(for: due[0], now: t0, limit: 49).map(\.key.reminderID) == ["P2"])
+            #expect(due[1].prefetched?.groupCandidates.map { $0.isEmpty } ?? true, "nothing to group with: none, or left to the run")
+        }
+    }
+
     /// Two nodes decide for one debtor from the same (empty) history: the first claim goes, the
     /// second finds the debtor contacted since its policy read and makes no attempt.
     @Test(arguments: PartialBackend.all)
