@@ -48,7 +48,7 @@ struct Cancel: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             var body: [String: JSONValue] = ["reason": .string(reason.rawValue)]
             let targets = [("invoice", invoice), ("reminder", reminder), ("debtor", debtor), ("file", file)].filter { $0.1 != nil }
             guard targets.count == 1, let (scope, value) = targets.first.flatMap({ t in t.1.map { (t.0, $0) } }) else {
@@ -67,8 +67,9 @@ struct Cancel: AsyncParsableCommand {
                         .joined(separator: "; "))
             }
             if let until = request.until, until <= Date() { throw Fail.usage("--until \(self.until ?? ""): a pause must end in the future") }
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            let result = try await ledger.cancel(request, source: "cli:\(operatorName)", now: Date())
+            let result = try await withLedger(resolved.configuration, write: true, create: true) { ledger in
+                try await ledger.cancel(request, source: "cli:\(operatorName)", now: Date())
+            }
             print(
                 "\(request.summary): \(result.matched) reminders matched, \(result.cancelled) deliveries cancelled, \(result.paused) paused"
                     + (request.amountPaid != nil ? ", \(result.settled) reminders fully paid" : ""))
@@ -93,11 +94,12 @@ struct Pause: AsyncParsableCommand {
             guard all else {
                 throw Fail.usage("relance pause needs --all (optionally with --channel); to pause one debtor or invoice use relance cancel --until")
             }
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             let channel = try channelOption(channel)
             let until = try parseFutureInstant(until, option: "--until")
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            try await ledger.hold(channel: channel, until: until, reason: reason ?? "paused by \(operatorName)", now: Date())
+            try await withLedger(resolved.configuration, write: true, create: true) { ledger in
+                try await ledger.hold(channel: channel, until: until, reason: reason ?? "paused by \(operatorName)", now: Date())
+            }
             print("on hold: \(channel?.rawValue ?? "every channel")\(until.map { " until " + Timestamp.format($0) } ?? " until relance resume")")
         }
     }
@@ -117,21 +119,22 @@ struct Resume: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            let targets: [(CancellationRequest.Scope, String?)] = [(.invoice, invoice), (.reminder, reminder), (.debtor, debtor), (.file, file)]
-            let chosen = targets.filter { $0.1 != nil }
-            if all || channel != nil {
-                guard chosen.isEmpty else { throw Fail.usage("--all/--channel lift holds; --invoice/--reminder/--debtor/--file lift pauses: not both") }
-                let lifted = try await ledger.releaseHold(channel: all ? nil : try channelOption(channel))
-                print(lifted == 0 ? "no hold to lift" : "lifted \(lifted) hold(s): sending resumes")
-                return
+            let resolved = try options.resolve(postgres: true)
+            try await withLedger(resolved.configuration, write: true, create: true) { ledger in
+                let targets: [(CancellationRequest.Scope, String?)] = [(.invoice, invoice), (.reminder, reminder), (.debtor, debtor), (.file, file)]
+                let chosen = targets.filter { $0.1 != nil }
+                if all || channel != nil {
+                    guard chosen.isEmpty else { throw Fail.usage("--all/--channel lift holds; --invoice/--reminder/--debtor/--file lift pauses: not both") }
+                    let lifted = try await ledger.releaseHold(channel: all ? nil : try channelOption(channel))
+                    print(lifted == 0 ? "no hold to lift" : "lifted \(lifted) hold(s): sending resumes")
+                    return
+                }
+                guard chosen.count == 1, let (scope, value) = chosen.first.flatMap({ t in t.1.map { (t.0, $0) } }) else {
+                    throw Fail.usage("give --all, --channel, or exactly one of --invoice, --reminder, --debtor, --file")
+                }
+                let resumed = try await ledger.lift(scope: scope, value: value, now: Date())
+                print("\(scope.rawValue) \(value): \(resumed) paused deliveries back to pending")
             }
-            guard chosen.count == 1, let (scope, value) = chosen.first.flatMap({ t in t.1.map { (t.0, $0) } }) else {
-                throw Fail.usage("give --all, --channel, or exactly one of --invoice, --reminder, --debtor, --file")
-            }
-            let resumed = try await ledger.lift(scope: scope, value: value, now: Date())
-            print("\(scope.rawValue) \(value): \(resumed) paused deliveries back to pending")
         }
     }
 }
@@ -160,11 +163,12 @@ struct Suppress: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             guard let address else { return try await Self.list(resolved.configuration, format: format) }
             let normalised = try normaliseAddress(address, country: resolved.configuration.defaults.country)
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            try await ledger.suppress(normalised, reason: reason ?? "suppressed by \(operatorName)", source: "cli:\(operatorName)", now: Date())
+            try await withLedger(resolved.configuration, write: true, create: true) { ledger in
+                try await ledger.suppress(normalised, reason: reason ?? "suppressed by \(operatorName)", source: "cli:\(operatorName)", now: Date())
+            }
             print("suppressed: \(normalised)")
         }
     }
@@ -177,8 +181,12 @@ struct Suppress: AsyncParsableCommand {
         case .csv: print(columns.joined(separator: ","))
         case .json: break
         }
-        guard FileManager.default.fileExists(atPath: configuration.store.path) else { return }
-        try await existingLedger(configuration).forEachSuppression { entry in
+        guard configuration.store.url != nil || FileManager.default.fileExists(atPath: configuration.store.path) else { return }
+        try await withLedger(configuration, write: false) { ledger in try await list(ledger, format: format) }
+    }
+
+    static func list(_ ledger: any LedgerStore, format: Format) async throws {
+        try await ledger.forEachSuppression { entry in
             let values = [entry.address, entry.reason, entry.source, Timestamp.format(entry.since)]
             switch format {
             // One line per entry: a tab or a line break in a reason would break the columns.

@@ -39,7 +39,7 @@ struct Import: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve().configuration
+            let configuration = try options.resolve(postgres: true).configuration
             let validator = ReceivableValidator(
                 rules: RecordRules(
                     stages: configuration.stages, defaultCountry: configuration.defaults.country, defaultLocale: configuration.defaults.locale,
@@ -47,28 +47,37 @@ struct Import: AsyncParsableCommand {
             let defaults = ReceivablesImport.Defaults(
                 country: configuration.defaults.country, locale: configuration.defaults.locale, timezone: configuration.defaults.timezone,
                 terms: configuration.receivables.defaultTerms)
-            let ledger = try Ledger(path: configuration.store.path)
-            var rejectedAny = false
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { throw Fail.runtime("\(file): cannot be read") }
-                var lines: [ReceivablesImport.Line] = []
-                var rejected: [ReceivablesImport.Rejection] = []
-                let fec = FECReader(accounts: configuration.receivables.fec.accounts, salesJournals: configuration.receivables.fec.salesJournals)
-                for (line, value) in try records(Array(data), file: file, validator: validator, fec: fec) {
-                    switch value {
-                    case .success(let record): lines.append(.init(line: line, record: record))
-                    case .failure(let issues): rejected += issues.issues.map { .init(line: line, issue: $0) }
-                    }
-                }
-                let result = try await ledger.importReceivables(lines, source: (file as NSString).lastPathComponent, defaults: defaults, now: Date())
-                rejected = (rejected + result.rejected).sorted { $0.line < $1.line }
-                for r in rejected { FileHandle.standardError.write(Data("\(file):\(r.line): \(r.issue)\n".utf8)) }
-                let lineCount = Set(rejected.map(\.line)).count
-                print("\(file): \(result.applied) applied, \(result.unchanged) unchanged, \(lineCount) rejected")
-                rejectedAny = rejectedAny || !rejected.isEmpty
+            let rejectedAny = try await withLedger(configuration, write: true, create: true) { ledger in
+                try await importFiles(into: ledger, configuration: configuration, validator: validator, defaults: defaults)
             }
             if rejectedAny { throw ExitCode(2) }
         }
+    }
+
+    /// Imports each file in turn; whether any record was rejected.
+    func importFiles(
+        into ledger: any LedgerStore, configuration: RelanceConfiguration, validator: ReceivableValidator, defaults: ReceivablesImport.Defaults
+    ) async throws -> Bool {
+        var rejectedAny = false
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else { throw Fail.runtime("\(file): cannot be read") }
+            var lines: [ReceivablesImport.Line] = []
+            var rejected: [ReceivablesImport.Rejection] = []
+            let fec = FECReader(accounts: configuration.receivables.fec.accounts, salesJournals: configuration.receivables.fec.salesJournals)
+            for (line, value) in try records(Array(data), file: file, validator: validator, fec: fec) {
+                switch value {
+                case .success(let record): lines.append(.init(line: line, record: record))
+                case .failure(let issues): rejected += issues.issues.map { .init(line: line, issue: $0) }
+                }
+            }
+            let result = try await ledger.importReceivables(lines, source: (file as NSString).lastPathComponent, defaults: defaults, now: Date())
+            rejected = (rejected + result.rejected).sorted { $0.line < $1.line }
+            for r in rejected { FileHandle.standardError.write(Data("\(file):\(r.line): \(r.issue)\n".utf8)) }
+            let lineCount = Set(rejected.map(\.line)).count
+            print("\(file): \(result.applied) applied, \(result.unchanged) unchanged, \(lineCount) rejected")
+            rejectedAny = rejectedAny || !rejected.isEmpty
+        }
+        return rejectedAny
     }
 
     /// Each record of a file with the line it starts on, validated.
@@ -133,7 +142,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             let configuration = resolved.configuration
             let instant = try parseInstant(asOf, option: "--as-of") ?? Date()
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
@@ -143,35 +152,34 @@ struct PlanCommand: AsyncParsableCommand {
                 try await Self.commit(components: try components(resolved), instant: instant, date: date, format: format)
                 return
             }
-            guard FileManager.default.fileExists(atPath: configuration.store.path) else {
-                throw Fail.runtime("no ledger at \(configuration.store.path): import receivables first (relance import)")
+            try await withLedger(configuration, write: false, absent: Self.noLedger) { ledger in
+                let previous = try await ledger.lastPlanRun()
+                let rules = try await PlanRun.rules(configuration, ledger: ledger)
+                let output = PlanOutput(format: format, asOf: instant, date: date, zone: configuration.defaults.timezone)
+                try output.begin()
+                try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in
+                    let part = Planner.plan(snapshot, rules: rules, asOf: date, previousRun: previous)
+                    try output.add(part.reminders, part.held)
+                }
+                try output.finish()
             }
-            let ledger = try existingLedger(configuration)
-            let previous = try await ledger.lastPlanRun()
-            let rules = try await PlanRun.rules(configuration, ledger: ledger)
-            let output = PlanOutput(format: format, asOf: instant, date: date, zone: configuration.defaults.timezone)
-            try output.begin()
-            try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in
-                let part = Planner.plan(snapshot, rules: rules, asOf: date, previousRun: previous)
-                try output.add(part.reminders, part.held)
-            }
-            try output.finish()
         }
     }
 }
 
 extension PlanCommand {
+    /// What a plan says without a ledger.
+    static let noLedger = ": import receivables first (relance import)"
+
     /// Commits the run: the planner and the record validation run per debtor inside the ledger's
     /// write transaction (all or nothing).
     static func commit(components: Components, instant: Date, date: CivilDate, format: Format) async throws {
         let configuration = components.configuration
-        guard FileManager.default.fileExists(atPath: configuration.store.path) else {
-            throw Fail.runtime("no ledger at \(configuration.store.path): import receivables first (relance import)")
-        }
-        let ledger = try Ledger(path: configuration.store.path)
         let result: PlanCommitResult
         do {
-            result = try await PlanRun.commit(ledger: ledger, components: components, instant: instant, date: date, now: Date())
+            result = try await withLedger(configuration, write: true, absent: Self.noLedger) { ledger in
+                try await PlanRun.commit(ledger: ledger, components: components, instant: instant, date: date, now: Date())
+            }
         } catch let error as PlanCommitError {
             throw Fail.usage("--as-of \(date): \(error)")
         }
@@ -343,7 +351,7 @@ struct ReceivablesCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve().configuration
+            let configuration = try options.resolve(postgres: true).configuration
             let instant = try parseInstant(asOf, option: "--as-of") ?? Date()
             let date = CivilDate(instant, in: TimeZone(identifier: configuration.defaults.timezone) ?? .gmt)
             let (format, wanted) = (self.format, self.status)
@@ -355,40 +363,41 @@ struct ReceivablesCommand: AsyncParsableCommand {
             case .csv: print(columns.joined(separator: ","))
             case .json: break
             }
-            guard FileManager.default.fileExists(atPath: configuration.store.path) else { return }
-            let ledger = try existingLedger(configuration)
-            let exported = Mutex<[(values: [String], invoice: String)]>([])
-            try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in
-                let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
-                let issued = Dictionary(snapshot.invoices.map { ($0.number, $0.issuedOn) }, uniquingKeysWith: { a, _ in a })
-                for item in standing.items {
-                    let last = snapshot.taken[item.id]?.last
-                    let status = Self.status(item, last: last, snapshot: snapshot, on: date, handoffStages: handoffStages)
-                    if let wanted, wanted != status { continue }
-                    let values = [
-                        snapshot.debtor.debtor.id, item.id.invoice, item.id.instalment.map(String.init) ?? "", issued[item.id.invoice]?.description ?? "",
-                        item.dueOn.description, MinorAmount(units: item.amount, currency: item.currency).text,
-                        MinorAmount(units: item.outstanding, currency: item.currency).text, item.currency, status.rawValue, last?.stage ?? "",
-                        last?.on.description ?? "",
-                    ]
-                    if export {
-                        let d = snapshot.debtor.debtor
-                        exported.withLock { $0.append((values + [d.name, d.kind.rawValue, d.email ?? "", d.phone ?? ""], item.id.invoice)) }
-                    } else {
-                        Self.emit(values, columns: columns, format: format)
+            guard configuration.store.url != nil || FileManager.default.fileExists(atPath: configuration.store.path) else { return }
+            try await withLedger(configuration, write: false) { ledger in
+                let exported = Mutex<[(values: [String], invoice: String)]>([])
+                try await ledger.forEachDebtorSnapshot(debtor: debtor) { snapshot in
+                    let standing = DebtorStanding.compute(invoices: snapshot.invoices, movements: snapshot.movements, on: date)
+                    let issued = Dictionary(snapshot.invoices.map { ($0.number, $0.issuedOn) }, uniquingKeysWith: { a, _ in a })
+                    for item in standing.items {
+                        let last = snapshot.taken[item.id]?.last
+                        let status = Self.status(item, last: last, snapshot: snapshot, on: date, handoffStages: handoffStages)
+                        if let wanted, wanted != status { continue }
+                        let values = [
+                            snapshot.debtor.debtor.id, item.id.invoice, item.id.instalment.map(String.init) ?? "", issued[item.id.invoice]?.description ?? "",
+                            item.dueOn.description, MinorAmount(units: item.amount, currency: item.currency).text,
+                            MinorAmount(units: item.outstanding, currency: item.currency).text, item.currency, status.rawValue, last?.stage ?? "",
+                            last?.on.description ?? "",
+                        ]
+                        if export {
+                            let d = snapshot.debtor.debtor
+                            exported.withLock { $0.append((values + [d.name, d.kind.rawValue, d.email ?? "", d.phone ?? ""], item.id.invoice)) }
+                        } else {
+                            Self.emit(values, columns: columns, format: format)
+                        }
                     }
                 }
-            }
-            // The hand-off export: each item with every reminder about its invoice.
-            for (values, invoice) in exported.withLock({ $0 }) {
-                let history = try await ledger.reminderHistory(invoice: invoice).map { trace in
-                    [
-                        trace.sentAt.map { Timestamp.format($0) } ?? "not sent", trace.channel, trace.stage, trace.status, trace.recipient ?? "",
-                        trace.reminderID,
-                    ]
-                    .joined(separator: " ")
+                // The hand-off export: each item with every reminder about its invoice.
+                for (values, invoice) in exported.withLock({ $0 }) {
+                    let history = try await ledger.reminderHistory(invoice: invoice).map { trace in
+                        [
+                            trace.sentAt.map { Timestamp.format($0) } ?? "not sent", trace.channel, trace.stage, trace.status, trace.recipient ?? "",
+                            trace.reminderID,
+                        ]
+                        .joined(separator: " ")
+                    }
+                    Self.emit(values + [history.joined(separator: "; ")], columns: columns, format: format)
                 }
-                Self.emit(values + [history.joined(separator: "; ")], columns: columns, format: format)
             }
         }
     }

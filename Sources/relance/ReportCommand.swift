@@ -49,12 +49,15 @@ struct ReportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve().configuration
+            let configuration = try options.resolve(postgres: true).configuration
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
             let date = try parseDay(asOf, option: "--as-of", in: zone)
-            let ledger = FileManager.default.fileExists(atPath: configuration.store.path) ? try existingLedger(configuration) : nil
             let options = ReceivablesReport.Options(asOf: date, months: months, disputed: disputed, top: top, zone: zone)
-            let report = try await ReportRun.build(ledger: ledger, options: options)
+            // No ledger yet: an empty report.
+            let report =
+                configuration.store.url != nil || FileManager.default.fileExists(atPath: configuration.store.path)
+                ? try await withLedger(configuration, write: false) { ledger in try await ReportRun.build(ledger: ledger, options: options) }
+                : try await ReportRun.build(ledger: nil, options: options)
             let language = ReportHTML.Language(locale: locale ?? configuration.report.locale ?? configuration.defaults.locale)
             if let mailTo {
                 guard let recipient = Mailbox(parsing: mailTo) else {

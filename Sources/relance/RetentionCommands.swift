@@ -18,10 +18,10 @@ struct Purge: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            let report = try await Retention(configuration: resolved.configuration, ledger: ledger, logger: makeLogger(resolved.configuration)).purge(
-                now: Date())
+            let resolved = try options.resolve(postgres: true)
+            let report = try await withLedger(resolved.configuration, write: true, create: true) { ledger in
+                try await Retention(configuration: resolved.configuration, ledger: ledger, logger: makeLogger(resolved.configuration)).purge(now: Date())
+            }
             print("purged (older than \(resolved.configuration.retention.personalData)): \(report)")
         }
     }
@@ -41,17 +41,18 @@ struct Forget: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            let waiting = try await ledger.reminderIDs(debtorID: debtor).asyncFlatMap { try await ledger.deliveries(reminderID: $0) }
-                .filter { ["pending", "paused", "sending"].contains($0.status) }
-            guard waiting.isEmpty else {
-                throw Fail.usage(
-                    "debtor \(debtor) still has \(waiting.count) waiting deliveries; cancel them first: relance cancel --debtor \(debtor) --reason other")
+            let resolved = try options.resolve(postgres: true)
+            try await withLedger(resolved.configuration, write: true, create: true) { ledger in
+                let waiting = try await ledger.reminderIDs(debtorID: debtor).asyncFlatMap { try await ledger.deliveries(reminderID: $0) }
+                    .filter { ["pending", "paused", "sending"].contains($0.status) }
+                guard waiting.isEmpty else {
+                    throw Fail.usage(
+                        "debtor \(debtor) still has \(waiting.count) waiting deliveries; cancel them first: relance cancel --debtor \(debtor) --reason other")
+                }
+                let report = try await Retention(configuration: resolved.configuration, ledger: ledger, logger: makeLogger(resolved.configuration))
+                    .forget(debtorID: debtor, now: Date())
+                print("debtor \(debtor): \(report)")
             }
-            let report = try await Retention(configuration: resolved.configuration, ledger: ledger, logger: makeLogger(resolved.configuration))
-                .forget(debtorID: debtor, now: Date())
-            print("debtor \(debtor): \(report)")
         }
     }
 }

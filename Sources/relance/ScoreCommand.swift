@@ -44,34 +44,36 @@ struct ScoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve().configuration
+            let configuration = try options.resolve(postgres: true).configuration
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
             let day = try parseDay(asOf, option: "--as-of", in: zone)
-            let ledger = try existingLedger(configuration)
-            if train {
-                let writable = try Ledger(path: configuration.store.path)
-                let training: ScoreRun.Training
-                do {
-                    training = try await ScoreRun.train(writable, asOf: day, bandsOn: CivilDate(Date(), in: zone), now: Date())
-                } catch let error as ScoreModel.TrainError {
-                    throw Fail.runtime("cannot fit the risk models as of \(day): \(error)")
-                }
-                Self.printTraining(training)
-                return
-            }
-            if backtest, let from, let start = CivilDate(from) {
-                let histories = try await ScoreRun.histories(ledger, debtor: debtor)
-                return Self.printBacktest(Backtest.run(histories, from: start, end: day.adding(days: 1)), format: format)
-            }
-            guard let (model, trainedAt) = try await ledger.latestScoreModel() else {
-                throw Fail.runtime("no risk model yet: fit one with relance score --train")
-            }
-            let items = try await ScoreRun.openItems(ledger, debtor: debtor, model: model, on: day)
-            if explain {
-                return Self.printExplanation(items, model: model, trainedAt: trainedAt, debtor: debtor ?? "")
-            }
-            Self.printItems(items, format: format)
+            try await withLedger(configuration, write: train) { ledger in try await run(ledger, day: day, zone: zone) }
         }
+    }
+
+    func run(_ ledger: any LedgerStore, day: CivilDate, zone: TimeZone) async throws {
+        if train {
+            let training: ScoreRun.Training
+            do {
+                training = try await ScoreRun.train(ledger, asOf: day, bandsOn: CivilDate(Date(), in: zone), now: Date())
+            } catch let error as ScoreModel.TrainError {
+                throw Fail.runtime("cannot fit the risk models as of \(day): \(error)")
+            }
+            Self.printTraining(training)
+            return
+        }
+        if backtest, let from, let start = CivilDate(from) {
+            let histories = try await ScoreRun.histories(ledger, debtor: debtor)
+            return Self.printBacktest(Backtest.run(histories, from: start, end: day.adding(days: 1)), format: format)
+        }
+        guard let (model, trainedAt) = try await ledger.latestScoreModel() else {
+            throw Fail.runtime("no risk model yet: fit one with relance score --train")
+        }
+        let items = try await ScoreRun.openItems(ledger, debtor: debtor, model: model, on: day)
+        if explain {
+            return Self.printExplanation(items, model: model, trainedAt: trainedAt, debtor: debtor ?? "")
+        }
+        Self.printItems(items, format: format)
     }
 
     static let columns = ["debtor", "invoice", "issued_on", "due_on", "amount", "p_late", "expected_payment", "weighs_most"]

@@ -72,7 +72,7 @@ struct Enqueue: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             let components = try components(resolved)
             if let queue, queue.isEmpty || queue.contains("/") || queue.hasPrefix(".") { throw Fail.usage("--queue must be a plain directory name") }
             try components.layout.create()

@@ -103,3 +103,30 @@ func openStoreToRead(_ configuration: RelanceConfiguration) async throws -> (led
     guard FileManager.default.fileExists(atPath: configuration.store.path) else { return nil }
     return (try Ledger(path: configuration.store.path, readOnly: true), configuration.store.path, {})
 }
+
+/// The ledger a command works on, opened for `body` and closed after, whatever happens: the
+/// PostgreSQL database of `store.url` (a command is not a node: it neither registers nor takes
+/// claims), or the SQLite file of `store.path`, read-only unless `write`. An absent SQLite file is
+/// an error (`no ledger at PATH` and `absent`), unless `create` (a first import creates it).
+func withLedger<T>(
+    _ configuration: RelanceConfiguration, write: Bool, create: Bool = false, absent: String = " (nothing was ever ingested)",
+    _ body: (any LedgerStore) async throws -> T
+) async throws -> T {
+    if let settings = postgresSettings(configuration) {
+        let quiet = Logger(label: "relance") { _ in SwiftLogNoOpLogHandler() }
+        let ledger = try await PostgresLedger.open(
+            settings, node: configuration.store.node, lease: configuration.store.lease.value, asNode: false, logger: quiet)
+        do {
+            let result = try await body(ledger)
+            await ledger.close()
+            return result
+        } catch {
+            await ledger.close()
+            throw error
+        }
+    }
+    if !create && !FileManager.default.fileExists(atPath: configuration.store.path) {
+        throw Fail.runtime("no ledger at \(configuration.store.path)\(absent)")
+    }
+    return try await body(try Ledger(path: configuration.store.path, readOnly: !write))
+}
