@@ -38,7 +38,12 @@ public enum LedgerExport {
                     throw PostgresStoreError("\(settings.url) already holds data (table \(table)): export only into an empty database, just migrated")
                 }
             }
-            let rows = try await copy(ledger, tables: tables, into: client, logger: logger)
+            let rows: [String: Int]
+            do {
+                rows = try await copy(ledger, tables: tables, into: client, logger: logger)
+            } catch let error as PostgresTransactionError {
+                throw error.cause
+            }
             var result: [Table] = []
             for table in tables {
                 var copied = 0

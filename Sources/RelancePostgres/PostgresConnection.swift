@@ -132,3 +132,9 @@ extension PostgresSettings {
         return "\(error.code)"
     }
 }
+
+extension PostgresTransactionError {
+    /// What went wrong, as it was thrown: the transaction's body (a refusal of Relance's own
+    /// keeps its words), else BEGIN, COMMIT or ROLLBACK.
+    var cause: any Error { closureError ?? beginError ?? commitError ?? rollbackError ?? self }
+}

@@ -80,14 +80,26 @@ public final class PostgresLedger: Sendable {
         do {
             return try await body()
         } catch let error as PSQLError {
-            throw PostgresStoreError("PostgreSQL at \(url): \(PostgresSettings.explain(error))")
+            throw translated(error)
         }
     }
 
+    /// An error as the ledger's callers see it: PostgreSQL's explained and naming the server;
+    /// any other (a refusal of the ledger's own, a corruption) as it was thrown.
+    func translated(_ error: any Error) -> any Error {
+        if let error = error as? PSQLError { return PostgresStoreError("PostgreSQL at \(url): \(PostgresSettings.explain(error))") }
+        return error
+    }
+
     /// Runs `body` in one transaction (committed when it returns, rolled back when it throws).
+    /// What `body` throws reaches the caller as it was thrown (postgres-nio wraps it).
     func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await translatingErrors {
-            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        do {
+            return try await translatingErrors {
+                try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            }
+        } catch let error as PostgresTransactionError {
+            throw translated(error.cause)
         }
     }
 }

@@ -43,6 +43,14 @@ public enum PostgresMigrator {
 
     /// Applies the missing steps; refuses a schema newer than this build knows.
     public static func migrate(_ client: PostgresClient, logger: Logger, now: Date = Date()) async throws -> Report {
+        do {
+            return try await steps(client, logger: logger, now: now)
+        } catch let error as PostgresTransactionError {
+            throw error.cause
+        }
+    }
+
+    static func steps(_ client: PostgresClient, logger: Logger, now: Date) async throws -> Report {
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
             try await connection.query(

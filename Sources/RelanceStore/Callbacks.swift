@@ -47,6 +47,15 @@ public struct CallbackRecord: Sendable, Codable, Hashable {
     public var status: String
     public var raw: String
     public var result: String
+
+    public init(provider: String, messageID: String, receivedAt: Date, status: String, raw: String, result: String) {
+        self.provider = provider
+        self.messageID = messageID
+        self.receivedAt = receivedAt
+        self.status = status
+        self.raw = raw
+        self.result = result
+    }
 }
 
 extension Ledger {

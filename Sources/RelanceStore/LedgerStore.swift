@@ -23,7 +23,22 @@ import RelanceCore
 /// receivables), so that code can ask for only what it uses and a new backend can be built and
 /// checked one capability at a time.
 public typealias LedgerStore = IntakeStore & SchedulingStore & PolicyStore & SendingStore & CallbackStore & BounceStore & ScoreStore
-    & ReconciliationStore & RetentionStore & HealthStore & ReceivablesStore
+    & ReconciliationStore & RetentionStore & HealthStore & ReceivablesStore & AuditStore
+
+/// What an operator reads and settles by hand: receipts, a reminder's events and callbacks, an
+/// in-doubt delivery resolved, an opt-out lifted.
+public protocol AuditStore: AnyObject, Sendable {
+    /// Receipts as `filter` says, oldest first, streamed to `body` (never all in memory).
+    func receipts(_ filter: ReceiptFilter, _ body: @escaping @Sendable (Receipt) throws -> Void) async throws
+    /// A reminder's status changes, oldest first.
+    func events(reminderID: String) async throws -> [DeliveryEvent]
+    /// The callbacks kept for one reminder (or every orphan, with nil), oldest first.
+    func callbacks(reminderID: String?) async throws -> [CallbackRecord]
+    /// An in-doubt delivery settled by an operator: `unknown → sent`, or `unknown → pending` due now.
+    func resolve(_ key: DeliveryKey, as resolution: Ledger.Resolution, operator name: String, now: Date) async throws
+    /// Removes an address or number from the suppression list; whether it was there.
+    func unsuppress(_ address: String) async throws -> Bool
+}
 
 /// Spool intake.
 public protocol IntakeStore: AnyObject, Sendable {
@@ -193,5 +208,5 @@ extension CallbackStore {
 }
 
 extension Ledger: IntakeStore, SchedulingStore, PolicyStore, SendingStore, CallbackStore, BounceStore, ScoreStore, ReconciliationStore,
-    RetentionStore, HealthStore
+    RetentionStore, HealthStore, AuditStore
 {}

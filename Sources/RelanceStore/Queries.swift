@@ -34,6 +34,27 @@ public struct Receipt: Sendable, Codable, Hashable {
         case providerID = "provider_id"
         case status, stage, invoices, amounts
     }
+
+    public init(
+        reminderID: String, channel: String, attempt: Int, transport: String, recipient: String, startedAt: Date, finishedAt: Date?, outcome: String,
+        code: Int?, detail: String?, providerID: String?, status: String, stage: String?, invoices: [String], amounts: [String]
+    ) {
+        self.reminderID = reminderID
+        self.channel = channel
+        self.attempt = attempt
+        self.transport = transport
+        self.recipient = recipient
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.outcome = outcome
+        self.code = code
+        self.detail = detail
+        self.providerID = providerID
+        self.status = status
+        self.stage = stage
+        self.invoices = invoices
+        self.amounts = amounts
+    }
 }
 
 extension Receipt {
@@ -82,6 +103,15 @@ public struct DeliveryEvent: Sendable, Codable, Hashable {
     public var from: String?
     public var to: String
     public var reason: String
+
+    public init(reminderID: String, channel: String, at: Date, from: String?, to: String, reason: String) {
+        self.reminderID = reminderID
+        self.channel = channel
+        self.at = at
+        self.from = from
+        self.to = to
+        self.reason = reason
+    }
 }
 
 /// A delivery's current state.

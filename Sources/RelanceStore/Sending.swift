@@ -243,6 +243,7 @@ extension Ledger {
 
     public struct ResolveError: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// When a channel fails for good (or the recipient opted out), the reminder's `fallback`

@@ -206,11 +206,10 @@ struct Unsuppress: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             let normalised = try normaliseAddress(address, country: resolved.configuration.defaults.country)
-            let ledger = try Ledger(path: resolved.configuration.store.path)
-            print(
-                try await ledger.unsuppress(normalised) ? "removed from the suppression list: \(normalised)" : "\(normalised) was not on the suppression list")
+            let removed = try await withLedger(resolved.configuration, write: true, create: true) { ledger in try await ledger.unsuppress(normalised) }
+            print(removed ? "removed from the suppression list: \(normalised)" : "\(normalised) was not on the suppression list")
         }
     }
 }

@@ -32,7 +32,7 @@ struct Receipts: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             var statusFilter: DeliveryStatus?
             if let status {
                 guard let s = DeliveryStatus(rawValue: status) else {
@@ -48,35 +48,36 @@ struct Receipts: AsyncParsableCommand {
             case .csv: print(ReceiptFormat.csvHeader)
             case .json: break
             }
-            guard FileManager.default.fileExists(atPath: resolved.configuration.store.path) else {
+            guard resolved.configuration.store.url != nil || FileManager.default.fileExists(atPath: resolved.configuration.store.path) else {
                 if reminder != nil { throw Fail.runtime("no ledger at \(resolved.configuration.store.path) (nothing was ever ingested)") }
                 return
             }
-            let ledger = try existingLedger(resolved.configuration)
-            let filter = ReceiptFilter(
-                status: statusFilter, since: sinceDate, reminderID: reminder, invoice: invoice, debtorID: debtor, everyDelivery: true)
-            try await ledger.receipts(filter) { receipt in
-                switch format {
-                case .table: print(ReceiptFormat.tableRow(receipt))
-                case .csv: print(ReceiptFormat.csvRow(receipt))
-                case .json: print(ReceiptFormat.json(receipt))
+            try await withLedger(resolved.configuration, write: false) { ledger in
+                let filter = ReceiptFilter(
+                    status: statusFilter, since: sinceDate, reminderID: reminder, invoice: invoice, debtorID: debtor, everyDelivery: true)
+                try await ledger.receipts(filter) { receipt in
+                    switch format {
+                    case .table: print(ReceiptFormat.tableRow(receipt))
+                    case .csv: print(ReceiptFormat.csvRow(receipt))
+                    case .json: print(ReceiptFormat.json(receipt))
+                    }
                 }
-            }
-            guard let reminder else { return }
-            let deliveries = try await ledger.deliveries(reminderID: reminder)
-            if deliveries.isEmpty { throw Fail.runtime("no reminder \(reminder) in the ledger") }
-            // One reminder, in a table: its whole history, every gateway callback and every status change.
-            guard format == .table else { return }
-            print("\ndeliveries:")
-            for d in deliveries { print("  \(d.channel)\t\(d.status)\tattempts \(d.attempts)\(d.lastError.map { "\tlast error: \($0)" } ?? "")") }
-            let callbacks = try await ledger.callbacks(reminderID: reminder)
-            print("\ncallbacks:\(callbacks.isEmpty ? " none" : "")")
-            for c in callbacks {
-                print("  \(Timestamp.format(c.receivedAt)) \(c.provider) \(c.messageID) \(c.status) → \(c.result) \(c.raw)")
-            }
-            print("\nevents:")
-            for e in try await ledger.events(reminderID: reminder) {
-                print("  \(Timestamp.format(e.at)) \(e.channel) \(e.from ?? "-") → \(e.to): \(e.reason)")
+                guard let reminder else { return }
+                let deliveries = try await ledger.deliveries(reminderID: reminder)
+                if deliveries.isEmpty { throw Fail.runtime("no reminder \(reminder) in the ledger") }
+                // One reminder, in a table: its whole history, every gateway callback and every status change.
+                guard format == .table else { return }
+                print("\ndeliveries:")
+                for d in deliveries { print("  \(d.channel)\t\(d.status)\tattempts \(d.attempts)\(d.lastError.map { "\tlast error: \($0)" } ?? "")") }
+                let callbacks = try await ledger.callbacks(reminderID: reminder)
+                print("\ncallbacks:\(callbacks.isEmpty ? " none" : "")")
+                for c in callbacks {
+                    print("  \(Timestamp.format(c.receivedAt)) \(c.provider) \(c.messageID) \(c.status) → \(c.result) \(c.raw)")
+                }
+                print("\nevents:")
+                for e in try await ledger.events(reminderID: reminder) {
+                    print("  \(Timestamp.format(e.at)) \(e.channel) \(e.from ?? "-") → \(e.to): \(e.reason)")
+                }
             }
         }
     }

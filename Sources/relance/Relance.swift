@@ -57,7 +57,7 @@ struct ConfigOption: ParsableArguments {
         do { resolved = try ResolvedConfiguration.resolve(configPath: config) } catch let error as UsageError { throw Fail.usage(error.description) }
         if let url = resolved.configuration.store.url, !postgres {
             throw Fail.usage(
-                "store.url is set (\(url)): this command (receipts, resolve, unsuppress, bounce, preview, serve --dry-run) still runs on "
+                "store.url is set (\(url)): this command (bounce, preview, serve --dry-run) still runs on "
                     + "the SQLite ledger (store.path) only: leave store.url out for it (docs/cluster.md lists what runs on PostgreSQL)")
         }
         return resolved

@@ -150,13 +150,18 @@ struct Resolve: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve()
+            let resolved = try options.resolve(postgres: true)
             guard let channel = try channelOption(channel) else { throw Fail.usage("--channel: email or sms") }
             let key = DeliveryKey(reminderID: reminder, channel: channel)
-            guard let resolution else { return try await Self.check(key, configuration: resolved.configuration) }
-            let ledger = try Ledger(path: resolved.configuration.store.path)
+            guard let resolution else {
+                return try await withLedger(resolved.configuration, write: false) { ledger in
+                    try await Self.check(key, ledger: ledger, configuration: resolved.configuration)
+                }
+            }
             do {
-                try await ledger.resolve(key, as: resolution == .sent ? .sent : .resend, operator: operatorName, now: Date())
+                try await withLedger(resolved.configuration, write: true) { ledger in
+                    try await ledger.resolve(key, as: resolution == .sent ? .sent : .resend, operator: operatorName, now: Date())
+                }
             } catch let error as Ledger.ResolveError {
                 throw Fail.usage(error.description)
             }
@@ -165,10 +170,9 @@ struct Resolve: AsyncParsableCommand {
     }
 
     /// What the gateway says it sent to the delivery's recipient since its last attempt started.
-    static func check(_ key: DeliveryKey, configuration: RelanceConfiguration) async throws {
-        let ledger = try existingLedger(configuration)
+    static func check(_ key: DeliveryKey, ledger: any LedgerStore, configuration: RelanceConfiguration) async throws {
         let box = ReceiptList()
-        try await ledger.receipts(reminderID: key.reminderID) { box.append($0) }
+        try await ledger.receipts(ReceiptFilter(reminderID: key.reminderID)) { box.append($0) }
         guard let attempt = box.items.last(where: { $0.channel == key.channel.rawValue && $0.outcome != "not_sent" }) else {
             throw Fail.runtime("\(key.reminderID)/\(key.channel.rawValue): no attempt in the ledger")
         }

@@ -327,6 +327,45 @@ extension PostgresCluster {
         }
     }
 
+    /// What an operator reads and settles: receipts (filtered, with the record's invoices and
+    /// amounts), events, an in-doubt delivery resolved (and nothing else), an opt-out lifted.
+    @Test(arguments: PartialBackend.all)
+    func receiptsEventsAndResolutions(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            let t0 = Self.t0
+            _ = try await store.ingest([Self.reminder("R1"), Self.reminder("R2", amount: "99.50")], sourceFile: "r", queue: "default", priority: 0, now: t0)
+            let sent = try #require(try await store.markSending(Self.email("R1"), transport: "smtp", recipient: "a@example.org", now: t0))
+            try await store.recordOutcome(Self.email("R1"), attempt: sent, outcome: .sent(providerID: nil, code: 250, detail: "ok"), retryAt: nil, now: t0)
+            #expect(try await store.markSending(Self.email("R2"), transport: "smtp", recipient: "b@example.org", now: t0) == 1)
+            #expect(try await store.recoverInDoubt(resend: false, now: t0.addingTimeInterval(1)) == [Self.email("R2")])
+            final class Box: @unchecked Sendable { var items: [Receipt] = [] }
+            let box = Box()
+            try await store.receipts(ReceiptFilter(everyDelivery: true)) { box.items.append($0) }
+            #expect(box.items.map { "\($0.reminderID) \($0.attempt) \($0.outcome) \($0.status) \($0.recipient)" } == ["R1 1 sent sent a@example.org", "R2 1 unknown unknown b@example.org"])
+            #expect(box.items.map(\.invoices) == [["F-R1"], ["F-R2"]] && box.items.map(\.amounts) == [["10.00 EUR"], ["99.50 EUR"]])
+            #expect(box.items.map(\.stage) == ["reminder_1", "reminder_1"])
+            box.items = []
+            try await store.receipts(ReceiptFilter(status: .unknown)) { box.items.append($0) }
+            #expect(box.items.map(\.reminderID) == ["R2"])
+            box.items = []
+            try await store.receipts(ReceiptFilter(invoice: "F-R1")) { box.items.append($0) }
+            #expect(box.items.map(\.reminderID) == ["R1"])
+            // Only what is in doubt is resolved.
+            await #expect(throws: Ledger.ResolveError.self) { try await store.resolve(Self.email("R1"), as: .resend, operator: "op", now: t0) }
+            await #expect(throws: Ledger.ResolveError.self) { try await store.resolve(Self.email("NOPE"), as: .sent, operator: "op", now: t0) }
+            try await store.resolve(Self.email("R2"), as: .resend, operator: "op", now: t0.addingTimeInterval(2))
+            #expect(try await store.deliveries(reminderID: "R2").map(\.status) == ["pending"])
+            let events = try await store.events(reminderID: "R2").map { "\($0.from ?? "-")→\($0.to)" }
+            #expect(events == ["-→pending", "pending→sending", "sending→unknown", "unknown→pending"])
+            #expect(try await store.events(reminderID: "R2").last?.reason == "resolved by op as resend (relance resolve)")
+            let (kept, orphans) = (try await store.callbacks(reminderID: "R1"), try await store.callbacks(reminderID: nil))
+            #expect(kept.isEmpty && orphans.isEmpty)
+            try await store.suppress("Gone@Example.org", reason: "STOP", source: "test", now: t0)
+            #expect(try await store.unsuppress("gone@example.org"))
+            #expect(try await store.unsuppress("gone@example.org") == false)
+        }
+    }
+
     /// What the due walk prefetches is what the queries say: the contact history, and the group
     /// candidates when it gives them (nil: the run asks for them itself).
     @Test(arguments: PartialBackend.all)
