@@ -57,9 +57,10 @@ struct BounceCommand: AsyncParsableCommand {
         }
         let outcome: BounceIntake.Outcome
         do {
-            let ledger = try Ledger(path: configuration.store.path)
-            let intake = BounceIntake(verp: VERP(domain: bounce.domain, secret: bounce.secret), rules: bounce.rules, ledger: ledger, logger: logger)
-            outcome = try await intake.process(message, source: "pipe", now: Date())
+            outcome = try await withLedger(configuration, write: true, create: true) { ledger in
+                let intake = BounceIntake(verp: VERP(domain: bounce.domain, secret: bounce.secret), rules: bounce.rules, ledger: ledger, logger: logger)
+                return try await intake.process(message, source: "pipe", now: Date())
+            }
         } catch {
             return try Self.defer("the ledger refused the bounce: \(error)")
         }

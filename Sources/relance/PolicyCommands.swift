@@ -48,7 +48,7 @@ struct Cancel: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             var body: [String: JSONValue] = ["reason": .string(reason.rawValue)]
             let targets = [("invoice", invoice), ("reminder", reminder), ("debtor", debtor), ("file", file)].filter { $0.1 != nil }
             guard targets.count == 1, let (scope, value) = targets.first.flatMap({ t in t.1.map { (t.0, $0) } }) else {
@@ -94,7 +94,7 @@ struct Pause: AsyncParsableCommand {
             guard all else {
                 throw Fail.usage("relance pause needs --all (optionally with --channel); to pause one debtor or invoice use relance cancel --until")
             }
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             let channel = try channelOption(channel)
             let until = try parseFutureInstant(until, option: "--until")
             try await withLedger(resolved.configuration, write: true, create: true) { ledger in
@@ -119,7 +119,7 @@ struct Resume: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             try await withLedger(resolved.configuration, write: true, create: true) { ledger in
                 let targets: [(CancellationRequest.Scope, String?)] = [(.invoice, invoice), (.reminder, reminder), (.debtor, debtor), (.file, file)]
                 let chosen = targets.filter { $0.1 != nil }
@@ -163,7 +163,7 @@ struct Suppress: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             guard let address else { return try await Self.list(resolved.configuration, format: format) }
             let normalised = try normaliseAddress(address, country: resolved.configuration.defaults.country)
             try await withLedger(resolved.configuration, write: true, create: true) { ledger in
@@ -206,7 +206,7 @@ struct Unsuppress: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             let normalised = try normaliseAddress(address, country: resolved.configuration.defaults.country)
             let removed = try await withLedger(resolved.configuration, write: true, create: true) { ledger in try await ledger.unsuppress(normalised) }
             print(removed ? "removed from the suppression list: \(normalised)" : "\(normalised) was not on the suppression list")

@@ -32,7 +32,7 @@ struct Receipts: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             var statusFilter: DeliveryStatus?
             if let status {
                 guard let s = DeliveryStatus(rawValue: status) else {

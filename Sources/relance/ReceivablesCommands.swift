@@ -39,7 +39,7 @@ struct Import: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve(postgres: true).configuration
+            let configuration = try options.resolve().configuration
             let validator = ReceivableValidator(
                 rules: RecordRules(
                     stages: configuration.stages, defaultCountry: configuration.defaults.country, defaultLocale: configuration.defaults.locale,
@@ -142,7 +142,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             let configuration = resolved.configuration
             let instant = try parseInstant(asOf, option: "--as-of") ?? Date()
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
@@ -351,7 +351,7 @@ struct ReceivablesCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve(postgres: true).configuration
+            let configuration = try options.resolve().configuration
             let instant = try parseInstant(asOf, option: "--as-of") ?? Date()
             let date = CivilDate(instant, in: TimeZone(identifier: configuration.defaults.timezone) ?? .gmt)
             let (format, wanted) = (self.format, self.status)

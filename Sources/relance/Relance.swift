@@ -50,17 +50,9 @@ struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Configuration file (default: /etc/relance/relance.yaml, else the embedded default).")
     var config: String?
 
-    /// The configuration in force. `postgres`: whether the command works on a PostgreSQL ledger
-    /// (`store.url`); the others refuse one rather than quietly use the SQLite file of `store.path`.
-    func resolve(postgres: Bool = false) throws -> ResolvedConfiguration {
-        let resolved: ResolvedConfiguration
-        do { resolved = try ResolvedConfiguration.resolve(configPath: config) } catch let error as UsageError { throw Fail.usage(error.description) }
-        if let url = resolved.configuration.store.url, !postgres {
-            throw Fail.usage(
-                "store.url is set (\(url)): this command (bounce, preview, serve --dry-run) still runs on "
-                    + "the SQLite ledger (store.path) only: leave store.url out for it (docs/cluster.md lists what runs on PostgreSQL)")
-        }
-        return resolved
+    /// The configuration in force (its ledger: `store.url`'s PostgreSQL, else `store.path`'s SQLite).
+    func resolve() throws -> ResolvedConfiguration {
+        do { return try ResolvedConfiguration.resolve(configPath: config) } catch let error as UsageError { throw Fail.usage(error.description) }
     }
 }
 

@@ -49,7 +49,7 @@ struct ReportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve(postgres: true).configuration
+            let configuration = try options.resolve().configuration
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
             let date = try parseDay(asOf, option: "--as-of", in: zone)
             let options = ReceivablesReport.Options(asOf: date, months: months, disputed: disputed, top: top, zone: zone)

@@ -18,7 +18,7 @@ struct Purge: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             let report = try await withLedger(resolved.configuration, write: true, create: true) { ledger in
                 try await Retention(configuration: resolved.configuration, ledger: ledger, logger: makeLogger(resolved.configuration)).purge(now: Date())
             }
@@ -41,7 +41,7 @@ struct Forget: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             try await withLedger(resolved.configuration, write: true, create: true) { ledger in
                 let waiting = try await ledger.reminderIDs(debtorID: debtor).asyncFlatMap { try await ledger.deliveries(reminderID: $0) }
                     .filter { ["pending", "paused", "sending"].contains($0.status) }

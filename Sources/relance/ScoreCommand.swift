@@ -44,7 +44,7 @@ struct ScoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve(postgres: true).configuration
+            let configuration = try options.resolve().configuration
             let zone = TimeZone(identifier: configuration.defaults.timezone) ?? .gmt
             let day = try parseDay(asOf, option: "--as-of", in: zone)
             try await withLedger(configuration, write: train) { ledger in try await run(ledger, day: day, zone: zone) }

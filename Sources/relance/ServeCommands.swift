@@ -22,16 +22,17 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: !dryRun)
+            let resolved = try options.resolve()
             let logger = makeLogger(resolved.configuration)
             resolved.logSource(logger)
             if now != nil && !dryRun { throw Fail.usage("--now only goes with --dry-run: a real pass always runs at the real time") }
             if dryRun {
                 let components = try components(resolved)
                 let instant = try parseInstant(now, option: "--now") ?? Date()
-                let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { instant })
                 print("DRY RUN: nothing is sent, no spool file is moved, the ledger is not changed.")
-                let totals = try await previewer.dryRun { print($0) }
+                let totals = try await withLedgerIfPresent(resolved.configuration) { ledger in
+                    try await Previewer(components: components, ledger: ledger, clock: { instant }).dryRun { print($0) }
+                }
                 print(
                     "DRY RUN: \(totals.wouldSend) deliveries would be sent, \(totals.notNow) deferred or held, \(totals.wouldFail) would fail, "
                         + "\(totals.invalidLines) invalid record problems.")
@@ -54,7 +55,7 @@ struct Check: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             print("configuration: ok (\(resolved.provenance.file ?? "embedded default"))")
             if let url = resolved.configuration.store.url {
                 print("store: PostgreSQL at \(url), node \(resolved.configuration.store.node), lease \(resolved.configuration.store.lease)")
@@ -80,7 +81,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             let configuration = resolved.configuration
             let layout = SpoolLayout(root: configuration.spool.root)
             let waiting = layout.waitingFiles()
@@ -150,7 +151,7 @@ struct Resolve: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             guard let channel = try channelOption(channel) else { throw Fail.usage("--channel: email or sms") }
             let key = DeliveryKey(reminderID: reminder, channel: channel)
             guard let resolution else {

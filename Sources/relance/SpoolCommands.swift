@@ -29,32 +29,34 @@ struct Preview: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: file) else { throw Fail.usage("\(file): no such file") }
             let instant = try parseInstant(now, option: "--now") ?? Date()
             let parsed = components.parser.parse(path: file)
-            let previewer = Previewer(components: components, ledger: Previewer.openLedgerIfPresent(resolved.configuration), clock: { instant })
-            print("Policy evaluated as of \(Timestamp.format(instant, in: previewer.policy.home)).\n")
-            for (line, reminder) in parsed.reminders {
-                for item in await previewer.items(for: reminder, sourceFile: (file as NSString).lastPathComponent) {
-                    print("=== \(item.key) (line \(line)) — decision: \(item.decision)")
-                    switch item.message {
-                    case .email(let from, let to, let data)?:
-                        print("envelope: MAIL FROM:<\(from)> RCPT TO:<\(to)>")
-                        if raw {
-                            print(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"))
-                        } else {
-                            print(MIMEReader.render(MIMEReader.read(data)))
+            try await withLedgerIfPresent(resolved.configuration) { ledger in
+                let previewer = Previewer(components: components, ledger: ledger, clock: { instant })
+                print("Policy evaluated as of \(Timestamp.format(instant, in: previewer.policy.home)).\n")
+                for (line, reminder) in parsed.reminders {
+                    for item in await previewer.items(for: reminder, sourceFile: (file as NSString).lastPathComponent) {
+                        print("=== \(item.key) (line \(line)) — decision: \(item.decision)")
+                        switch item.message {
+                        case .email(let from, let to, let data)?:
+                            print("envelope: MAIL FROM:<\(from)> RCPT TO:<\(to)>")
+                            if raw {
+                                print(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"))
+                            } else {
+                                print(MIMEReader.render(MIMEReader.read(data)))
+                            }
+                        case .sms(let sms)?:
+                            print("SMS from \(sms.from) to \(sms.to): \(sms.analysis)")
+                            print(sms.text)
+                        case nil:
+                            break
                         }
-                    case .sms(let sms)?:
-                        print("SMS from \(sms.from) to \(sms.to): \(sms.analysis)")
-                        print(sms.text)
-                    case nil:
-                        break
+                        print("")
                     }
-                    print("")
                 }
+                for error in parsed.errors {
+                    print("INVALID line \(error.line)\(error.field.isEmpty ? "" : " field \(error.field)"): \(error.reason)")
+                }
+                if !parsed.errors.isEmpty { throw ExitCode(2) }
             }
-            for error in parsed.errors {
-                print("INVALID line \(error.line)\(error.field.isEmpty ? "" : " field \(error.field)"): \(error.reason)")
-            }
-            if !parsed.errors.isEmpty { throw ExitCode(2) }
         }
     }
 }
@@ -72,7 +74,7 @@ struct Enqueue: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let resolved = try options.resolve(postgres: true)
+            let resolved = try options.resolve()
             let components = try components(resolved)
             if let queue, queue.isEmpty || queue.contains("/") || queue.hasPrefix(".") { throw Fail.usage("--queue must be a plain directory name") }
             try components.layout.create()

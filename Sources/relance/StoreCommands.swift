@@ -4,6 +4,7 @@ import Logging
 import RelanceConfig
 import RelanceCore
 import RelanceDaemon
+import RelanceDispatch
 import RelancePostgres
 import RelanceStore
 
@@ -20,7 +21,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve(postgres: true).configuration
+            let configuration = try options.resolve().configuration
             guard let settings = postgresSettings(configuration) else {
                 let ledger = try Ledger(path: configuration.store.path)
                 print("SQLite ledger \(configuration.store.path): schema up to date (\(try await ledger.schemaVersion()))")
@@ -53,7 +54,7 @@ struct Export: AsyncParsableCommand {
 
     func run() async throws {
         try await Self.guarded {
-            let configuration = try options.resolve(postgres: true).configuration
+            let configuration = try options.resolve().configuration
             let url: PostgresURL
             do { url = try PostgresURL(parsing: to) } catch { throw Fail.usage("--to: \(error)") }
             let lock: LedgerLock
@@ -102,6 +103,13 @@ func openStoreToRead(_ configuration: RelanceConfiguration) async throws -> (led
     }
     guard FileManager.default.fileExists(atPath: configuration.store.path) else { return nil }
     return (try Ledger(path: configuration.store.path, readOnly: true), configuration.store.path, {})
+}
+
+/// The ledger a preview or a dry run reads, when there is one: PostgreSQL (`store.url`), or the
+/// SQLite file read-only if it exists (a dry run never creates one).
+func withLedgerIfPresent<T>(_ configuration: RelanceConfiguration, _ body: ((any LedgerStore)?) async throws -> T) async throws -> T {
+    if configuration.store.url != nil { return try await withLedger(configuration, write: false) { ledger in try await body(ledger) } }
+    return try await body(Previewer.openLedgerIfPresent(configuration))
 }
 
 /// The ledger a command works on, opened for `body` and closed after, whatever happens: the
