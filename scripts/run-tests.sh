@@ -6,9 +6,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 LOG=.build/test-output.log
 mkdir -p .build
-echo "running the tests (full output in $LOG)…"
+# The tests' sandboxes (spools, ledgers, throwaway PostgreSQL clusters) go here: what the previous
+# run left is removed first, and a passing run removes its own (a failing one keeps them to look at).
+export TMPDIR="${TMPDIR:-/tmp}/relance-tests"
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR" && chmod 755 "$TMPDIR"
+echo "running the tests (full output in $LOG, sandboxes in $TMPDIR)…"
 swift test --skip-build "$@" > "$LOG" 2>&1
 status=$?
+[ $status -ne 0 ] || rm -rf "$TMPDIR"
 # Suites, measurements the tests print, failures and their details (↳ lines after a ✘).
 awk '
   /^✘/ { print; detail = 1; next }

@@ -51,7 +51,8 @@ public struct Daemon: Sendable {
         }
         let ledger = store.ledger
         let lock = store.lock
-        let inDoubt = try await ledger.recoverInDoubt(resend: configuration.delivery.inDoubt == .resend, now: clock())
+        // In doubt first; with `in_doubt: resend`, resent after asking the provider where it can be asked.
+        let inDoubt = try await ledger.recoverInDoubt(resend: false, now: clock())
         for key in inDoubt {
             logger.warning(
                 "delivery was in flight when the daemon stopped: in doubt",
@@ -59,6 +60,9 @@ public struct Daemon: Sendable {
                     "relance.reminder.id": "\(key.reminderID)", "relance.delivery.channel": "\(key.channel.rawValue)",
                     "relance.in_doubt": "\(configuration.delivery.inDoubt.rawValue)",
                 ])
+        }
+        if configuration.delivery.inDoubt == .resend && !inDoubt.isEmpty {
+            await InDoubtCheck.settle(inDoubt, ledger: ledger, clients: (try? Reconciler.clients(configuration)) ?? [:], logger: logger, clock: clock)
         }
         let intake = Intake(layout: layout, settings: { current.current.intake }, ledger: ledger, logger: logger, clock: clock)
         let dispatcher = Dispatcher(ledger: ledger, settings: { current.current.dispatch }, logger: logger, clock: clock)

@@ -84,7 +84,7 @@ extension PostgresLedger: AuditStore {
         }
     }
 
-    public func resolve(_ key: DeliveryKey, as resolution: Ledger.Resolution, operator name: String, now: Date) async throws {
+    public func resolve(_ key: DeliveryKey, as resolution: Ledger.Resolution, reason: String, now: Date) async throws {
         let (id, channel, t) = (key.reminderID, key.channel.rawValue, now.timeIntervalSince1970)
         try await transaction { connection in
             var status: String?
@@ -100,9 +100,7 @@ extension PostgresLedger: AuditStore {
             if resolution == .resend {
                 try await connection.query("UPDATE delivery SET due_at = \(t) WHERE reminder_id = \(id) AND channel = \(channel)", logger: logger)
             }
-            try await Self.move(
-                connection, key, from: .unknown, to: resolution == .sent ? .sent : .pending,
-                reason: "resolved by \(name) as \(resolution.rawValue) (relance resolve)", at: now, logger: logger)
+            try await Self.move(connection, key, from: .unknown, to: resolution == .sent ? .sent : .pending, reason: reason, at: now, logger: logger)
         }
     }
 

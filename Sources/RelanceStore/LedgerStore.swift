@@ -34,8 +34,9 @@ public protocol AuditStore: AnyObject, Sendable {
     func events(reminderID: String) async throws -> [DeliveryEvent]
     /// The callbacks kept for one reminder (or every orphan, with nil), oldest first.
     func callbacks(reminderID: String?) async throws -> [CallbackRecord]
-    /// An in-doubt delivery settled by an operator: `unknown → sent`, or `unknown → pending` due now.
-    func resolve(_ key: DeliveryKey, as resolution: Ledger.Resolution, operator name: String, now: Date) async throws
+    /// An in-doubt delivery settled (by an operator, or after asking the provider):
+    /// `unknown → sent`, or `unknown → pending` due now; `reason` is the event's.
+    func resolve(_ key: DeliveryKey, as resolution: Ledger.Resolution, reason: String, now: Date) async throws
     /// Removes an address or number from the suppression list; whether it was there.
     func unsuppress(_ address: String) async throws -> Bool
 }
@@ -173,6 +174,13 @@ extension IntakeStore {
     /// `ingest` of reminders not encoded yet (tests, tools).
     public func ingest(_ reminders: [Reminder], sourceFile: String, queue: String, priority: Int, now: Date) async throws -> Ledger.IngestResult {
         try await ingest(reminders.map(EncodedReminder.init), sourceFile: sourceFile, queue: queue, priority: priority, now: now)
+    }
+}
+
+extension AuditStore {
+    /// `relance resolve`: the decision recorded with the operator's name.
+    public func resolve(_ key: DeliveryKey, as resolution: Ledger.Resolution, operator name: String, now: Date) async throws {
+        try await resolve(key, as: resolution, reason: "resolved by \(name) as \(resolution.rawValue) (relance resolve)", now: now)
     }
 }
 

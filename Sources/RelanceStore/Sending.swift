@@ -221,7 +221,7 @@ extension Ledger {
     }
 
     /// Settles an `unknown` delivery, audited as an event naming the operator.
-    public func resolve(_ key: DeliveryKey, as resolution: Resolution, operator name: String, now: Date) async throws {
+    public func resolve(_ key: DeliveryKey, as resolution: Resolution, reason: String, now: Date) async throws {
         try await batcher.write { db in
             guard
                 let status = try String.fetchOne(
@@ -235,9 +235,7 @@ extension Ledger {
                     sql: "UPDATE delivery SET due_at = ? WHERE reminder_id = ? AND channel = ?",
                     arguments: [now.timeIntervalSince1970, key.reminderID, key.channel.rawValue])
             }
-            try Self.move(
-                db, key, from: .unknown, to: resolution == .sent ? .sent : .pending,
-                reason: "resolved by \(name) as \(resolution.rawValue) (relance resolve)", at: now)
+            try Self.move(db, key, from: .unknown, to: resolution == .sent ? .sent : .pending, reason: reason, at: now)
         }
     }
 

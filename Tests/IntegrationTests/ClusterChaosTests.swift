@@ -101,6 +101,11 @@ struct ClusterChaosTests {
             print(
                 "cluster chaos: seed=\(seed) nodes=3 kills=\(kills) freeze=1 reminders=\(count) pairs=\(plan.pairs) statuses=\(byStatus) at-sinks=\(received.count) duplicates=\(duplicates.count) lost=\(lost) unexplained=\(unexplained) deferred-by-cap=\(deferred) over-cap=\(overCap) attempts=\(attemptsByNode)"
             )
+            if lost > 0 {
+                let sample = try await cluster.psql(
+                    "SELECT d.reminder_id || ' ' || d.status || ' due ' || (d.due_at - EXTRACT(EPOCH FROM now()))::int || 's: ' || (SELECT string_agg(reason, ' | ' ORDER BY id) FROM event e WHERE e.reminder_id = d.reminder_id) FROM delivery d WHERE d.status NOT IN ('sent', 'unknown') LIMIT 4")
+                Issue.record("lost, e.g. (seed \(seed)): \(sample)")
+            }
             #expect(rows.count == count, "every reminder recorded once (seed \(seed))")
             #expect(duplicates.isEmpty, "nothing sent twice (seed \(seed)): \(duplicates)")
             #expect(lost == 0, "every delivery sent and received once, in doubt, or held by the cap (seed \(seed)): \(byStatus)")

@@ -206,26 +206,14 @@ struct PostgresStoreTests {
     @Test func aClaimIsRenewedWhileItsSendRuns() async throws {
         let (a, b) = (try Sandbox(), try Sandbox())
         let smtp = try await SMTPServer(sandbox: a, slow: 8)
-        let port = WebhookIntegrationTests.freePort()
         try a.writeConfig(smtpPort: smtp.port)
-        try b.writeConfig(smtpPort: smtp.port, listen: "127.0.0.1:\(port)")
+        try b.writeConfig(smtpPort: smtp.port)
         try await PostgresCluster.with(in: a) { cluster in
             let env = ["RELANCE_STORE_URL": cluster.url, "RELANCE_STORE_LEASE": "5s"]
             #expect(try await a.relance(["migrate"], environment: env).status == 0)
             try a.dropLines("slow.jsonl", [Records.reminder("SLOW-1", email: "slow-1@example.org")])
             let nodeA = try a.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-a"]) { _, n in n })
             let nodeB = try b.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-b"]) { _, n in n })
-            // While node-a's send runs, node-b's /metrics shows the cluster: node-a holds one claim.
-            let client = try HTTPClient(configuration: .init(connections: 1))
-            func scrape() async -> String {
-                guard let response = try? await client.execute(HTTPClient.Request(method: "GET", url: "http://127.0.0.1:\(port)/metrics")).get() else { return "" }
-                return String(decoding: response.body, as: UTF8.self)
-            }
-            try await eventually("node-a's claim on node-b's /metrics", timeout: .seconds(30)) {
-                let metrics = await scrape()
-                return metrics.contains(#"relance_node_claims{node="node-a"} 1"#) && metrics.contains(#"relance_node_claims{node="node-b"} 0"#)
-                    && metrics.contains(#"relance_node_info{node="node-b"} 1"#)
-            }
             try await eventually("the slow send to settle", timeout: .seconds(60)) {
                 (try? await cluster.psql("SELECT status FROM delivery WHERE reminder_id = 'SLOW-1'")) == "sent"
             }
@@ -384,6 +372,34 @@ struct PostgresStoreTests {
             // And the story did happen (not two empty outputs alike).
             #expect(onPostgres[0].contains("6 applied, 0 unchanged, 1 rejected") && onPostgres[4].contains("\"created\":[\""), "\(onPostgres.prefix(5))")
             #expect(try await cluster.psql("SELECT COUNT(*) FROM rec_invoice") != "0")
+        }
+    }
+
+    /// Each node's /metrics shows the cluster: every node's claims and heartbeat, and which node
+    /// answered. Another node ("ghost", in this process, a minute's lease) holds one claim.
+    @Test func everyNodesClaimsAreOnEachNodesMetrics() async throws {
+        let b = try Sandbox()
+        let port = WebhookIntegrationTests.freePort()
+        try b.writeConfig(listen: "127.0.0.1:\(port)")
+        try await PostgresCluster.with(in: b) { cluster in
+            let env = ["RELANCE_STORE_URL": cluster.url, "RELANCE_STORE_NODE_ID": "node-b"]
+            #expect(try await b.relance(["migrate"], environment: env).status == 0)
+            let ghost = try await cluster.openLedger(node: "ghost")
+            _ = try await ghost.ingest([StoreCapabilityConformance.reminder("G-1")], sourceFile: "g", queue: "default", priority: 0, now: Date())
+            #expect(try await ghost.markSending(DeliveryKey(reminderID: "G-1", channel: .email), transport: "smtp", recipient: "n@example.org", now: Date()) == 1)
+            let nodeB = try b.start(["serve"], environment: env)
+            let client = try HTTPClient(configuration: .init(connections: 1))
+            var metrics = ""
+            try await eventually("the cluster on node-b's /metrics", timeout: .seconds(60)) {
+                guard let response = try? await client.execute(HTTPClient.Request(method: "GET", url: "http://127.0.0.1:\(port)/metrics")).get() else { return false }
+                metrics = String(decoding: response.body, as: UTF8.self)
+                return metrics.contains(#"relance_node_claims{node="ghost"} 1"#)
+            }
+            #expect(metrics.contains(#"relance_node_claims{node="node-b"} 0"#) && metrics.contains(#"relance_node_info{node="node-b"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"relance_node_seen_timestamp_seconds{node="ghost"}"#) && metrics.contains(#"relance_deliveries{channel="email",status="sending"} 1"#))
+            nodeB.signal(SIGTERM)
+            #expect(try await nodeB.wait() == 0, "\(nodeB.stderr.suffix(1500))")
+            await ghost.close()
         }
     }
 

@@ -246,6 +246,45 @@ import Testing
         #expect(try await statuses(try sandbox.ledger())["SLOW/sms"] == "sent")
     }
 
+    /// `in_doubt: resend` after a crash mid-send: the gateway is asked first. The message whose
+    /// request reached it is recorded as sent, not sent again; the one it never got is resent.
+    @Test func inDoubtResendAsksTheGatewayFirst() async throws {
+        let sandbox = try Sandbox()
+        let sim = try await GatewaySimulator(sandbox: sandbox)
+        try sandbox.writeConfig(sms: smsSection("twilio", sim), delivery: "in_doubt: resend")
+        // Both taken in while SMS are on hold, then the hold lifted: pending, nothing sent yet.
+        #expect(try await sandbox.relance(["pause", "--all", "--channel", "sms"]).status == 0)
+        try sandbox.dropLines("a.jsonl", [Self.smsReminder("WENT", phone: "+33612345601"), Self.smsReminder("NEVER", phone: "+33612345602")])
+        #expect(try await sandbox.relance(["serve", "--once"]).status == 0)
+        #expect(try await sandbox.relance(["resume", "--all"]).status == 0)
+        // The crash: both claimed; only WENT's request reached the gateway.
+        do {
+            let ledger = try Ledger(path: sandbox.ledgerPath)
+            for (id, phone) in [("WENT", "+33612345601"), ("NEVER", "+33612345602")] {
+                #expect(try await ledger.markSending(DeliveryKey(reminderID: id, channel: .sms), transport: "twilio", recipient: phone, now: Date()) == 1)
+            }
+        }
+        let client = try HTTPClient(configuration: .init(connections: 1))
+        let form = "To=%2B33612345601&From=EXEMPLE&Body=Exemple"
+        let posted = try await client.execute(
+            HTTPClient.Request(
+                method: "POST", url: sim.baseURL + "/2010-04-01/Accounts/\(GatewaySimulator.twilioSID)/Messages.json",
+                headers: ["Content-Type": "application/x-www-form-urlencoded"], body: Data(form.utf8),
+                basicAuth: .init(user: GatewaySimulator.twilioSID, password: GatewaySimulator.twilioToken))
+        ).get()
+        #expect(posted.status == 201)
+        let run = try await sandbox.relance(["serve", "--once"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let ledger = try sandbox.ledger()
+        #expect(try await statuses(ledger) == ["WENT/sms": "sent", "NEVER/sms": "sent"])
+        let accepted = sim.requests.filter { $0["outcome"] as? String == "accepted" }.compactMap { ($0["form"] as? [String: String])?["To"] }
+        #expect(accepted.sorted() == ["+33612345601", "+33612345602"], "WENT once (before the crash), NEVER once (resent): \(accepted)")
+        let went = try await ledger.events(reminderID: "WENT").map(\.reason)
+        #expect(went.contains { $0.hasPrefix("in doubt, not resent: twilio says it sent SM") && $0.hasSuffix("to +33612345601 since the attempt") }, "\(went)")
+        let never = try await ledger.events(reminderID: "NEVER").map(\.reason)
+        #expect(never.contains("in doubt, resent: twilio sent nothing to +33612345602 since the attempt (delivery.in_doubt: resend)"), "\(never)")
+    }
+
     /// Nothing listens: the request never left, so the failure is transient and retried later.
     @Test func anUnreachableGatewayIsTransient() async throws {
         let sandbox = try Sandbox()
