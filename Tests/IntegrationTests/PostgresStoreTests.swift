@@ -390,10 +390,15 @@ struct PostgresStoreTests {
             let nodeB = try b.start(["serve"], environment: env)
             let client = try HTTPClient(configuration: .init(connections: 1))
             var metrics = ""
-            try await eventually("the cluster on node-b's /metrics", timeout: .seconds(60)) {
-                guard let response = try? await client.execute(HTTPClient.Request(method: "GET", url: "http://127.0.0.1:\(port)/metrics")).get() else { return false }
-                metrics = String(decoding: response.body, as: UTF8.self)
-                return metrics.contains(#"relance_node_claims{node="ghost"} 1"#)
+            do {
+                try await eventually("the cluster on node-b's /metrics", timeout: .seconds(60)) {
+                    guard let response = try? await client.execute(HTTPClient.Request(method: "GET", url: "http://127.0.0.1:\(port)/metrics")).get() else { return false }
+                    metrics = String(decoding: response.body, as: UTF8.self)
+                    return metrics.contains(#"relance_node_claims{node="ghost"} 1"#)
+                }
+            } catch {
+                Issue.record("metrics: \(metrics.split(separator: "\n").filter { $0.contains("node") }); node-b: \(nodeB.stderr.suffix(1500))")
+                throw error
             }
             #expect(metrics.contains(#"relance_node_claims{node="node-b"} 0"#) && metrics.contains(#"relance_node_info{node="node-b"} 1"#), "\(metrics)")
             #expect(metrics.contains(#"relance_node_seen_timestamp_seconds{node="ghost"}"#) && metrics.contains(#"relance_deliveries{channel="email",status="sending"} 1"#))
