@@ -122,10 +122,3 @@ func parseDay(_ text: String?, option: String, in zone: TimeZone) throws -> Civi
     return CivilDate(try parseInstant(text, option: option) ?? Date(), in: zone)
 }
 
-/// The ledger, read-only, for the commands that only look; an error if it does not exist yet.
-func existingLedger(_ configuration: RelanceConfiguration) throws -> Ledger {
-    guard FileManager.default.fileExists(atPath: configuration.store.path) else {
-        throw Fail.runtime("no ledger at \(configuration.store.path) (nothing was ever ingested)")
-    }
-    return try Ledger(path: configuration.store.path, readOnly: true)
-}

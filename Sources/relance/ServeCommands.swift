@@ -89,38 +89,41 @@ struct Status: AsyncParsableCommand {
             print(
                 "spool \(configuration.spool.root): \(waiting.count) file(s) waiting, \(layout.activeFiles().count) active, \(failed.count) quarantined in failed/"
             )
-            guard let store = try await openStoreToRead(configuration) else {
+            guard configuration.store.url != nil || FileManager.default.fileExists(atPath: configuration.store.path) else {
                 print("ledger \(configuration.store.path): not created yet")
                 return
             }
-            let ledger = store.ledger
-            print("ledger \(store.name):")
-            let now = Date()
-            for node in try await ledger.clusterNodes() {
-                let seen = Int(now.timeIntervalSince(node.seenAt))
-                print("  node \(node.id)\tseen \(seen) s ago\tsince \(Timestamp.format(node.startedAt))\t\(node.version)\t\(node.claims) sending")
+            try await withLedger(configuration, write: false) { ledger in try await Self.show(ledger, configuration: configuration) }
+        }
+    }
+
+    /// The ledger's part of the status: the nodes, the holds, the queue, bounce rates, the last problems.
+    static func show(_ ledger: any LedgerStore, configuration: RelanceConfiguration) async throws {
+        print("ledger \(postgresSettings(configuration).map { "\($0.url)" } ?? configuration.store.path):")
+        let now = Date()
+        for node in try await ledger.clusterNodes() {
+            let seen = Int(now.timeIntervalSince(node.seenAt))
+            print("  node \(node.id)\tseen \(seen) s ago\tsince \(Timestamp.format(node.startedAt))\t\(node.version)\t\(node.claims) sending")
+        }
+        for hold in try await ledger.holds(now: Date()) {
+            print(
+                "ON HOLD: \(hold.channel == "*" ? "every channel" : hold.channel) since \(Timestamp.format(hold.createdAt))"
+                    + "\(hold.until.map { " until " + Timestamp.format($0) } ?? " until relance resume"): \(hold.reason)")
+        }
+        for row in try await ledger.statusCounts() { print("  \(row.channel)\t\(row.status)\t\(row.count)") }
+        // Of the messages that left in the last 24 hours, the share that bounced or was not delivered.
+        let rates = try await ledger.bounceCounts(since: Date().addingTimeInterval(-86_400))
+        if !rates.isEmpty {
+            print("bounce rate, last 24 h:")
+            for rate in rates {
+                let percent = rate.left > 0 ? String(format: "%.1f", Double(rate.bounced) / Double(rate.left) * 100) : "0.0"
+                print("  \(rate.channel)\t\(percent) %\t(\(rate.bounced) bounced or undelivered of \(rate.left) sent)")
             }
-            for hold in try await ledger.holds(now: Date()) {
-                print(
-                    "ON HOLD: \(hold.channel == "*" ? "every channel" : hold.channel) since \(Timestamp.format(hold.createdAt))"
-                        + "\(hold.until.map { " until " + Timestamp.format($0) } ?? " until relance resume"): \(hold.reason)")
-            }
-            for row in try await ledger.statusCounts() { print("  \(row.channel)\t\(row.status)\t\(row.count)") }
-            // Of the messages that left in the last 24 hours, the share that bounced or was not delivered.
-            let rates = try await ledger.bounceCounts(since: Date().addingTimeInterval(-86_400))
-            if !rates.isEmpty {
-                print("bounce rate, last 24 h:")
-                for rate in rates {
-                    let percent = rate.left > 0 ? String(format: "%.1f", Double(rate.bounced) / Double(rate.left) * 100) : "0.0"
-                    print("  \(rate.channel)\t\(percent) %\t(\(rate.bounced) bounced or undelivered of \(rate.left) sent)")
-                }
-            }
-            let problems = try await ledger.lastProblems(limit: 10)
-            if !problems.isEmpty {
-                print("last problems:")
-                for p in problems { print("  \(Timestamp.format(p.at)) \(p.key) \(p.status): \(p.reason)") }
-            }
-            await store.close()
+        }
+        let problems = try await ledger.lastProblems(limit: 10)
+        if !problems.isEmpty {
+            print("last problems:")
+            for p in problems { print("  \(Timestamp.format(p.at)) \(p.key) \(p.status): \(p.reason)") }
         }
     }
 }

@@ -93,18 +93,6 @@ func postgresSettings(_ configuration: RelanceConfiguration) -> PostgresSettings
     configuration.store.url.map { PostgresSettings(url: $0, password: configuration.store.password, connections: configuration.store.connections) }
 }
 
-/// The ledger a command reads: PostgreSQL (`store.url`) or the SQLite file, read-only; nil when
-/// the SQLite file does not exist yet.
-func openStoreToRead(_ configuration: RelanceConfiguration) async throws -> (ledger: any LedgerStore, name: String, close: @Sendable () async -> Void)? {
-    if let settings = postgresSettings(configuration) {
-        let quiet = Logger(label: "relance") { _ in SwiftLogNoOpLogHandler() }
-        let ledger = try await PostgresLedger.open(settings, node: configuration.store.node, lease: configuration.store.lease.value, asNode: false, logger: quiet)
-        return (ledger, "\(settings.url)", { await ledger.close() })
-    }
-    guard FileManager.default.fileExists(atPath: configuration.store.path) else { return nil }
-    return (try Ledger(path: configuration.store.path, readOnly: true), configuration.store.path, {})
-}
-
 /// The ledger a preview or a dry run reads, when there is one: PostgreSQL (`store.url`), or the
 /// SQLite file read-only if it exists (a dry run never creates one).
 func withLedgerIfPresent<T>(_ configuration: RelanceConfiguration, _ body: ((any LedgerStore)?) async throws -> T) async throws -> T {

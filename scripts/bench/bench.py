@@ -293,6 +293,16 @@ def record(name, unit, runs, n=None):
     print(f"{name} {entry['value']:.0f} {unit}{extra}", flush=True)
 
 
+def interleaved(figures):
+    """Each figure RUNS times: run 1 of every figure, then run 2..., so that a drift of the
+    machine weighs on all of them alike. figures: name -> function returning one run."""
+    runs = {name: [] for name in figures}
+    for _ in range(RUNS):
+        for name, run in figures.items():
+            runs[name].append(run())
+    return runs
+
+
 # Reminders and configuration
 
 
@@ -388,10 +398,7 @@ def group_email():
         }
         if relay:
             figures["smtp.postfix_relay"] = lambda: smtp_source(sink, relay.port)
-        runs = {name: [] for name in figures}
-        for _ in range(RUNS):
-            for name, run in figures.items():
-                runs[name].append(run())
+        runs = interleaved(figures)
         for name in figures:
             record(name, "msg/s", runs[name], n=N)
     finally:
@@ -453,10 +460,7 @@ def group_sms():
             "http.curl_parallel.p16": lambda: counted(stub, ["curl", "--parallel", "--parallel-max", "16", "--no-progress-meter", "--fail", "-K", curl_cfg]),
             "relance.sms.once": lambda: relance_once(None, stub, "sms", N),
         }
-        runs = {name: [] for name in figures}
-        for _ in range(RUNS):
-            for name, run in figures.items():
-                runs[name].append(run())
+        runs = interleaved(figures)
         for name in figures:
             if name.startswith("http.ceiling"):
                 record(name, "req/s", runs[name])
@@ -590,10 +594,7 @@ def group_cluster():
         name = f"relance.email.postgres_{CLUSTER_NODES}_nodes"
         figures = {"relance.email.sqlite_1_node": lambda: relance_once(sink, None, "email", N, name="cluster-sqlite"),
                    name: lambda: relance_nodes(sink, pg, CLUSTER_NODES, N)}
-        runs = {figure: [] for figure in figures}
-        for _ in range(RUNS):
-            for figure, run in figures.items():
-                runs[figure].append(run())
+        runs = interleaved(figures)
         for figure in figures:
             record(figure, "msg/s", runs[figure], n=N)
     finally:
