@@ -6,10 +6,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 LOG=.build/test-output.log
 mkdir -p .build
-# The tests' sandboxes (spools, ledgers, throwaway PostgreSQL clusters) go here: what the previous
-# run left is removed first, and a passing run removes its own (a failing one keeps them to look at).
-export TMPDIR="${TMPDIR:-/tmp}/relance-tests"
-rm -rf "$TMPDIR" && mkdir -p "$TMPDIR" && chmod 755 "$TMPDIR"
+# The tests' sandboxes (spools, ledgers, throwaway PostgreSQL clusters) go in a directory of this
+# run's own: what earlier runs left (their process gone) is removed first, and a passing run
+# removes its own (a failing one keeps it to look at).
+base="${TMPDIR:-/tmp}"
+for old in "$base"/relance-tests-*; do
+  [ -d "$old" ] || continue
+  kill -0 "${old##*-}" 2>/dev/null || rm -rf "$old"
+done
+export TMPDIR="$base/relance-tests-$$"
+mkdir -p "$TMPDIR" && chmod 755 "$TMPDIR"
 echo "running the tests (full output in $LOG, sandboxes in $TMPDIR)…"
 swift test --skip-build "$@" > "$LOG" 2>&1
 status=$?
