@@ -19,10 +19,10 @@ public enum InDoubtCheck {
     }
 
     /// The provider's answer about the recipient since the attempt started: nil when it has no
-    /// API to ask (an SMTP relay, a generic gateway).
-    public static func decide(
-        transport: String, recipient: String, answer: Result<[FoundMessage], CurlError>?
-    ) -> Verdict {
+    /// API to ask (an SMTP relay, a generic gateway). The reasons go into the ledger's events:
+    /// they name the number only as "the number" (an erasure finds the number as the debtor wrote
+    /// it, not necessarily as the gateway was given it).
+    public static func decide(transport: String, answer: Result<[FoundMessage], CurlError>?) -> Verdict {
         guard let answer else {
             return .resend(reason: "in doubt, resent (delivery.in_doubt: resend; \(transport) cannot be asked what it sent)")
         }
@@ -30,10 +30,10 @@ public enum InDoubtCheck {
         case .failure(let error):
             return .keep(reason: "in doubt; \(transport) could not be asked what it sent (\(error.message)): left for relance resolve")
         case .success(let found) where found.isEmpty:
-            return .resend(reason: "in doubt, resent: \(transport) sent nothing to \(recipient) since the attempt (delivery.in_doubt: resend)")
+            return .resend(reason: "in doubt, resent: \(transport) sent nothing to the number since the attempt (delivery.in_doubt: resend)")
         case .success(let found):
             let ids = found.map(\.id).joined(separator: ", ")
-            return .sent(reason: "in doubt, not resent: \(transport) says it sent \(ids) to \(recipient) since the attempt")
+            return .sent(reason: "in doubt, not resent: \(transport) says it sent \(ids) to the number since the attempt")
         }
     }
 
@@ -52,7 +52,7 @@ public enum InDoubtCheck {
                 if key.channel == .sms, let client = clients[attempt.transport] {
                     answer = await client.search(recipient: attempt.recipient, since: attempt.startedAt.addingTimeInterval(-300))
                 }
-                let verdict = decide(transport: attempt.transport, recipient: attempt.recipient, answer: answer)
+                let verdict = decide(transport: attempt.transport, answer: answer)
                 var logger = logger
                 logger[metadataKey: "relance.reminder.id"] = "\(key.reminderID)"
                 logger[metadataKey: "relance.delivery.channel"] = "\(key.channel.rawValue)"
