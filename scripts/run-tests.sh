@@ -9,12 +9,14 @@ mkdir -p .build
 # The tests' sandboxes (spools, ledgers, throwaway PostgreSQL clusters) go in a directory of this
 # run's own: what earlier runs left (their process gone) is removed first, and a passing run
 # removes its own (a failing one keeps it to look at).
+# The name is short: Dovecot's and PostgreSQL's Unix sockets live in the sandboxes, and a socket's
+# path may not exceed 107 bytes.
 base="${TMPDIR:-/tmp}"
-for old in "$base"/relance-tests-*; do
+for old in "$base"/rt-*; do
   [ -d "$old" ] || continue
   kill -0 "${old##*-}" 2>/dev/null || rm -rf "$old"
 done
-export TMPDIR="$base/relance-tests-$$"
+export TMPDIR="$base/rt-$$"
 mkdir -p "$TMPDIR" && chmod 755 "$TMPDIR"
 echo "running the tests (full output in $LOG, sandboxes in $TMPDIR)…"
 swift test --skip-build "$@" > "$LOG" 2>&1
