@@ -296,6 +296,43 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Failover with `in_doubt: resend`: node-a is frozen for good while the gateway takes its SMS
+    /// (slowly). node-b rescues the lapsed claim, asks the gateway, finds the message and records it
+    /// as sent: not sent twice.
+    @Test func aRescuedSMSIsLookedUpAtTheGatewayBeforeAResend() async throws {
+        let (a, b) = (try Sandbox(), try Sandbox())
+        let sim = try await GatewaySimulator(sandbox: a, arguments: ["--slow-ms", "3000"])
+        for node in [a, b] { try node.writeConfig(sms: sim.twilioSection, delivery: "in_doubt: resend") }
+        try await PostgresCluster.with(in: a) { cluster in
+            let env = ["RELANCE_STORE_URL": cluster.url, "RELANCE_STORE_LEASE": "5s"]
+            #expect(try await a.relance(["migrate"], environment: env).status == 0)
+            var slow = Records.reminder("SLOW-SMS", channels: ["sms"])
+            var debtor = slow["debtor"] as? [String: Any] ?? [:]
+            debtor["phone"] = "+33612340999"
+            slow["debtor"] = debtor
+            try a.dropLines("a.jsonl", [slow])
+            let nodeA = try a.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-a"]) { _, n in n })
+            try await eventually("node-a sending the slow SMS", timeout: .seconds(60)) {
+                (try? await cluster.psql("SELECT status FROM delivery WHERE reminder_id = 'SLOW-SMS'")) == "sending"
+            }
+            nodeA.signal(SIGSTOP)
+            // The gateway takes it while node-a is frozen.
+            try await eventually("the gateway to take it", timeout: .seconds(30)) { sim.requests.contains { $0["outcome"] as? String == "accepted" } }
+            let nodeB = try b.start(["serve"], environment: env.merging(["RELANCE_STORE_NODE_ID": "node-b"]) { _, n in n })
+            try await eventually("node-b to settle it", timeout: .seconds(60)) {
+                (try? await cluster.psql("SELECT status FROM delivery WHERE reminder_id = 'SLOW-SMS'")) == "sent"
+            }
+            nodeA.signal(SIGKILL)
+            nodeB.signal(SIGTERM)
+            _ = try await nodeA.wait()
+            #expect(try await nodeB.wait() == 0, "\(nodeB.stderr.suffix(1500))")
+            let accepted = sim.requests.filter { $0["outcome"] as? String == "accepted" }
+            #expect(accepted.count == 1, "sent once: \(accepted.count)")
+            let reasons = try await cluster.psql("SELECT string_agg(reason, ' | ' ORDER BY id) FROM event WHERE reminder_id = 'SLOW-SMS'")
+            #expect(reasons.contains("in doubt") && reasons.contains("in doubt, not resent: twilio says it sent SM"), "\(reasons)")
+        }
+    }
+
     /// Each node's sessions end a transaction left idle past half a lease (a node frozen inside
     /// one), so its locks cannot stop the other nodes for good.
     @Test func aNodesSessionsEndATransactionLeftOpenPastHalfALease() async throws {
