@@ -37,21 +37,29 @@ public enum InDoubtCheck {
         }
     }
 
+    /// A delivery's last attempt that reached a transport, as its receipt (nil: none).
+    public static func lastAttempt(_ key: DeliveryKey, in ledger: any LedgerStore) async throws -> Receipt? {
+        let box = AttemptBox()
+        try await ledger.receipts(ReceiptFilter(reminderID: key.reminderID)) { box.append($0) }
+        return box.items.last { $0.channel == key.channel.rawValue && $0.outcome != "not_sent" }
+    }
+
+    /// What the gateway says it sent to the attempt's recipient since a few minutes before the
+    /// attempt started (the gateway's clock and ours may differ).
+    public static func search(_ client: SMSStatusClient, for attempt: Receipt) async -> Result<[FoundMessage], CurlError> {
+        await client.search(recipient: attempt.recipient, since: attempt.startedAt.addingTimeInterval(-300))
+    }
+
     /// Settles `keys` (in doubt now) by `decide`, asking each SMS gateway that has a status API
-    /// what it sent to the recipient since a few minutes before the attempt started (the clocks
-    /// may differ). A message to the same number in that time counts as this one: restraint first.
+    /// (`search`). A message to the same number in that time counts as this one: restraint first.
     public static func settle(
         _ keys: [DeliveryKey], ledger: any LedgerStore, clients: [String: SMSStatusClient], logger: Logger, clock: @Sendable () -> Date
     ) async {
         for key in keys {
             do {
-                let box = AttemptBox()
-                try await ledger.receipts(ReceiptFilter(reminderID: key.reminderID)) { box.append($0) }
-                guard let attempt = box.items.last(where: { $0.channel == key.channel.rawValue && $0.outcome != "not_sent" }) else { continue }
+                guard let attempt = try await lastAttempt(key, in: ledger) else { continue }
                 var answer: Result<[FoundMessage], CurlError>?
-                if key.channel == .sms, let client = clients[attempt.transport] {
-                    answer = await client.search(recipient: attempt.recipient, since: attempt.startedAt.addingTimeInterval(-300))
-                }
+                if key.channel == .sms, let client = clients[attempt.transport] { answer = await search(client, for: attempt) }
                 let verdict = decide(transport: attempt.transport, answer: answer)
                 var logger = logger
                 logger[metadataKey: "relance.reminder.id"] = "\(key.reminderID)"

@@ -175,9 +175,7 @@ struct Resolve: AsyncParsableCommand {
 
     /// What the gateway says it sent to the delivery's recipient since its last attempt started.
     static func check(_ key: DeliveryKey, ledger: any LedgerStore, configuration: RelanceConfiguration) async throws {
-        let box = ReceiptList()
-        try await ledger.receipts(ReceiptFilter(reminderID: key.reminderID)) { box.append($0) }
-        guard let attempt = box.items.last(where: { $0.channel == key.channel.rawValue && $0.outcome != "not_sent" }) else {
+        guard let attempt = try await InDoubtCheck.lastAttempt(key, in: ledger) else {
             throw Fail.runtime("\(key.reminderID)/\(key.channel.rawValue): no attempt in the ledger")
         }
         print("\(key.reminderID)/\(key.channel.rawValue): \(attempt.status); attempt \(attempt.attempt) via \(attempt.transport) to \(attempt.recipient), started \(Timestamp.format(attempt.startedAt))")
@@ -191,8 +189,7 @@ struct Resolve: AsyncParsableCommand {
             print("  \(attempt.transport) has no status API to ask: check the gateway's console")
             return
         }
-        // A few minutes before the attempt: the gateway's clock and ours may differ.
-        switch await client.search(recipient: attempt.recipient, since: attempt.startedAt.addingTimeInterval(-300)) {
+        switch await InDoubtCheck.search(client, for: attempt) {
         case .failure(let error):
             throw Fail.runtime("\(attempt.transport) could not be asked: \(error.message)")
         case .success(let found):
@@ -205,11 +202,4 @@ struct Resolve: AsyncParsableCommand {
             if !found.isEmpty { print("  it did go out: --as sent records it (resending would be a duplicate)") }
         }
     }
-}
-
-/// Receipts collected from a `@Sendable` callback.
-final class ReceiptList: @unchecked Sendable {
-    // @unchecked: appended serially by the ledger's read, read after it returns.
-    var items: [Receipt] = []
-    func append(_ r: Receipt) { items.append(r) }
 }
