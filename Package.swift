@@ -63,6 +63,7 @@ let package = Package(
             dependencies: [
                 "RelanceCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -252,3 +252,13 @@ public struct Reminder: Sendable, Codable, Hashable {
 extension Character {
     var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }
+
+extension Channel {
+    /// The channels the kill switches in force leave open: `held` names held channels, `*` every one.
+    /// A walk of due work reads only these, so held work costs nothing however much of it waits.
+    public static func open(held: some Sequence<String>) -> [Channel] {
+        let held = Set(held)
+        if held.contains("*") { return [] }
+        return allCases.filter { !held.contains($0.rawValue) }
+    }
+}

@@ -267,7 +267,7 @@ extension Ledger {
     }
 
     static func isSuppressed(_ db: Database, _ address: String) throws -> Bool {
-        try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", arguments: [address.lowercased()]) ?? false
+        try db.firstDirectRow(sql: "SELECT EXISTS (SELECT 1 FROM suppression WHERE address = ?)", [.text(address.lowercased())], { $0.integer(0) == 1 }) ?? false
     }
 
     public func isSuppressed(_ address: String) async throws -> Bool {

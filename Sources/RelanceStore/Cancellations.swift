@@ -147,21 +147,23 @@ extension Ledger {
 
     /// The cancellation or pause in force for a reminder at `now`, if any (pauses: the latest end).
     static func cancellationInForce(_ db: Database, reminderID: String, now: Date) throws -> (reason: String, until: Date?)? {
-        let rows = try Row.fetchAll(
-            db,
-            cachedSQL: """
+        let first = try db.firstDirectRow(
+            sql: """
                 SELECT c.scope, c.value, c.reason, c.until, c.source FROM cancellation c, reminder r
                 WHERE r.id = ? AND c.lifted_at IS NULL AND c.amount_paid IS NULL AND (c.until IS NULL OR c.until > ?)
                   AND ((c.scope = 'reminder' AND c.value = r.id) OR (c.scope = 'debtor' AND c.value = r.debtor_id)
                     OR (c.scope = 'file' AND c.value = r.source_file)
                     OR (c.scope = 'invoice' AND c.value IN (SELECT invoice FROM reminder_invoice WHERE reminder_id = r.id)))
                 ORDER BY c.until IS NOT NULL, c.until DESC
-                """, arguments: [reminderID, now.timeIntervalSince1970])
-        guard let row = rows.first else { return nil }
-        let until = (row["until"] as Double?).map(Date.init(timeIntervalSince1970:))
-        var reason = "\(row["scope"] as String) \(row["value"] as String): \(row["reason"] as String)"
+                """, [.text(reminderID), .real(now.timeIntervalSince1970)],
+            { row in
+                (scope: row.text(0) ?? "", value: row.text(1) ?? "", reason: row.text(2) ?? "", until: row.real(3), source: row.text(4) ?? "")
+            })
+        guard let first else { return nil }
+        let until = first.until.map(Date.init(timeIntervalSince1970:))
+        var reason = "\(first.scope) \(first.value): \(first.reason)"
         if let until { reason += " until \(Timestamp.format(until))" }
-        return (reason + " (\(row["source"] as String))", until)
+        return (reason + " (\(first.source))", until)
     }
 
     /// Paused deliveries whose pause has ended become pending, due now. Returns how many.

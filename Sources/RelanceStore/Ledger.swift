@@ -75,9 +75,9 @@ public final class Ledger: Sendable {
     }
 
     static func insertEvent(_ db: Database, _ key: DeliveryKey, from: DeliveryStatus?, to: DeliveryStatus, reason: String, at now: Date) throws {
-        try db.run(
+        try db.runDirect(
             sql: "INSERT INTO event (reminder_id, channel, at, from_status, to_status, reason) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [key.reminderID, key.channel.rawValue, now.timeIntervalSince1970, from?.rawValue, to.rawValue, reason])
+            [.text(key.reminderID), .text(key.channel.rawValue), .real(now.timeIntervalSince1970), .text(from?.rawValue), .text(to.rawValue), .text(reason)])
     }
 }
 

@@ -41,9 +41,9 @@ extension Ledger {
     ) throws {
         let (reminder, record) = (encoded.reminder, encoded.record)
         // Inserted unless the id is known (one statement for the usual case, a new reminder).
-        try db.run(
+        try db.runDirect(
             sql: "INSERT INTO reminder (id, record, source_file, queue, ingested_at, debtor_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            arguments: [reminder.id, record, sourceFile, queue, now.timeIntervalSince1970, reminder.debtor.id])
+            [.text(reminder.id), .text(record), .text(sourceFile), .text(queue), .real(now.timeIntervalSince1970), .text(reminder.debtor.id)])
         if db.changesCount == 0 {
             let existing = try Row.fetchOne(db, cachedSQL: "SELECT record, erased_at FROM reminder WHERE id = ?", arguments: [reminder.id])
             // An erased reminder (retention) is one already handled: never sent again.
@@ -57,27 +57,27 @@ extension Ledger {
         // Each number once (one invoice, the usual case, needs no set).
         let numbers = reminder.invoices.count == 1 ? [reminder.invoices[0].number] : Array(Set(reminder.invoices.map(\.number)))
         for invoice in numbers {
-            try db.run(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", arguments: [invoice, reminder.id])
+            try db.runDirect(sql: "INSERT INTO reminder_invoice (invoice, reminder_id) VALUES (?, ?)", [.text(invoice), .text(reminder.id)])
         }
         for channel in reminder.channels {
             let due = max(reminder.notBefore ?? now, Date(timeIntervalSince1970: 0))
-            var arguments: StatementArguments = [
-                reminder.id, channel.rawValue, queue, priority, due.timeIntervalSince1970,
-                reminder.expiresAt?.timeIntervalSince1970, now.timeIntervalSince1970, reminder.debtor.id,
+            var values: [DirectValue] = [
+                .text(reminder.id), .text(channel.rawValue), .text(queue), .integer(priority), .real(due.timeIntervalSince1970),
+                .real(reminder.expiresAt?.timeIntervalSince1970), .real(now.timeIntervalSince1970), .text(reminder.debtor.id),
             ]
             if banded {
-                arguments += [reminder.debtor.id]
-                try db.run(
+                values.append(.text(reminder.debtor.id))
+                try db.runDirect(
                     sql: """
                         INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id, risk)
                         VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, COALESCE((SELECT band FROM debtor_risk WHERE debtor_id = ?), 2))
-                        """, arguments: arguments)
+                        """, values)
             } else {
-                try db.run(
+                try db.runDirect(
                     sql: """
                         INSERT INTO delivery (reminder_id, channel, status, queue, priority, due_at, expires_at, updated_at, debtor_id)
                         VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
-                        """, arguments: arguments)
+                        """, values)
             }
             try Self.insertEvent(
                 db, DeliveryKey(reminderID: reminder.id, channel: channel), from: nil, to: .pending, reason: "ingested from \(sourceFile)", at: now)

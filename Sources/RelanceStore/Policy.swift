@@ -103,9 +103,9 @@ extension Ledger {
     }
 
     static func isHeld(_ db: Database, channel: Channel, now: Date) throws -> Bool {
-        try Bool.fetchOne(
-            db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM hold WHERE channel IN ('*', ?) AND (until IS NULL OR until > ?))",
-            arguments: [channel.rawValue, now.timeIntervalSince1970]) ?? false
+        try db.firstDirectRow(
+            sql: "SELECT EXISTS (SELECT 1 FROM hold WHERE channel IN ('*', ?) AND (until IS NULL OR until > ?))",
+            [.text(channel.rawValue), .real(now.timeIntervalSince1970)], { $0.integer(0) == 1 }) ?? false
     }
 
     /// Messages attempted on `channel` since `since` (for the daily volume cap; a grouped message counts once).

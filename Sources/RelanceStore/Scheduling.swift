@@ -110,22 +110,30 @@ extension Ledger {
     /// It is walked one index range per (priority, band) present, each ending at `now`: rows not yet
     /// due are never read, however many wait, and finding the next pair is one index seek.
     static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
+        // Held channels are left out of the walk rather than skipped row by row: with a channel
+        // paused, its whole backlog would be read at every look.
+        let open = Channel.open(held: try String.fetchAll(
+            db, cachedSQL: "SELECT channel FROM hold WHERE until IS NULL OR until > ?", arguments: [now.timeIntervalSince1970]))
+        guard !open.isEmpty else { return }
+        let onlyOpen = open.count < Channel.allCases.count
         // Partial payments are rare: when the snapshot has none, no delivery is asked for its own.
         let anyPayment = try Self.anyPartialPayment(db)
         var group = try Row.fetchOne(
             db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1")
         while let current = group {
             let (priority, risk): (Int, Int) = (current[0], current[1])
+            var arguments: StatementArguments = [priority, risk, now.timeIntervalSince1970]
+            if onlyOpen { arguments += StatementArguments(open.map(\.rawValue)) }
             let rows = try Row.fetchCursor(
                 db,
                 cachedSQL: """
                     SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
                     FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                     WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.due_at <= ?
-                      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
+                    \(onlyOpen ? "AND d.channel IN (\(databaseQuestionMarks(count: open.count)))" : "")
                     ORDER BY d.due_at, d.reminder_id
                     """,
-                arguments: [priority, risk, now.timeIntervalSince1970, now.timeIntervalSince1970])
+                arguments: arguments)
             while let row = try rows.next() {
                 let key = try row.deliveryKey()
                 if skip(key, row["debtor_id"]) { continue }

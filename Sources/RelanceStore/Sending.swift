@@ -74,10 +74,10 @@ extension Ledger {
     }
 
     static func mark(_ db: Database, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) throws -> Mark {
+        let keyValues: [DirectValue] = [.text(key.reminderID), .text(key.channel.rawValue)]
         guard
-            let row = try Row.fetchOne(
-                db, cachedSQL: "SELECT status, attempts FROM delivery WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue]),
-            row["status"] == DeliveryStatus.pending.rawValue
+            let attempts = try db.firstDirectRow(
+                sql: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ? AND status = 'pending'", keyValues, { $0.integer(0) ?? 0 })
         else { return .notPending }
         if try Self.isHeld(db, channel: key.channel, now: now) { return .held }
         if let cancellation = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
@@ -95,19 +95,20 @@ extension Ledger {
             try Self.suppress(db, key, recipient: recipient, at: now)
             return .suppressed
         }
-        let number: Int = row["attempts"] + 1
-        try db.run(
+        let number = attempts + 1
+        let t = now.timeIntervalSince1970
+        try db.runDirect(
             sql: """
                 UPDATE delivery SET status = 'sending', attempts = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?, group_lead = ?
                 WHERE reminder_id = ? AND channel = ?
                 """,
-            arguments: [number, now.timeIntervalSince1970, now.timeIntervalSince1970, group, key.reminderID, key.channel.rawValue])
-        try db.run(
+            [.integer(number), .real(t), .real(t), .text(group)] + keyValues)
+        try db.runDirect(
             sql: """
                 INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id)
                 VALUES (?, ?, ?, ?, ?, ?, 'sending', ?)
                 """,
-            arguments: [key.reminderID, key.channel.rawValue, number, transport, recipient, now.timeIntervalSince1970, group])
+            keyValues + [.integer(number), .text(transport), .text(recipient), .real(t), .text(group)])
         let grouped = group.map { $0 == key.reminderID ? " (one message for several reminders)" : " (in one message with \($0))" } ?? ""
         try Self.insertEvent(db, key, from: .pending, to: .sending, reason: "attempt \(number) via \(transport)\(grouped)", at: now)
         return .attempt(number)
@@ -123,26 +124,28 @@ extension Ledger {
             let (attemptOutcome, status, providerID) = (settlement.attemptOutcome, settlement.status, settlement.providerID)
             // One statement per row: the attempt (naming the transport a failover used, and saying
             // which one it was), then the delivery's move out of `sending` with what the provider said.
-            let transport = try String.fetchOne(
-                db,
-                cachedSQL: """
+            let keyValues: [DirectValue] = [.text(key.reminderID), .text(key.channel.rawValue)]
+            let transport = try db.firstDirectRow(
+                sql: """
                     UPDATE attempt SET transport = COALESCE(?, transport), finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ?
                     WHERE reminder_id = ? AND channel = ? AND number = ? RETURNING transport
                     """,
-                arguments: [via, t, attemptOutcome, outcome.code, outcome.detail, providerID, key.reminderID, key.channel.rawValue, attempt])
+                [.text(via), .real(t), .text(attemptOutcome), outcome.code.map(DirectValue.integer) ?? .null, .text(outcome.detail), .text(providerID)]
+                    + keyValues + [.integer(attempt)],
+                { $0.text(0) }) ?? nil
             guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
             // An SMS a gateway with a status API accepted is polled while no final status comes (reconciliation).
             let pollAt: Double? = settlement.polled(channel: key.channel, transport: transport) ? t : nil
-            try db.run(
+            try db.runDirect(
                 sql: """
                     UPDATE delivery SET status = ?, updated_at = ?, provider_id = COALESCE(?, provider_id), last_code = ?, last_error = ?, due_at = COALESCE(?, due_at),
                       poll_at = ?
                     WHERE reminder_id = ? AND channel = ? AND status = 'sending'
                     """,
-                arguments: [
-                    status.rawValue, t, providerID, outcome.code, status == .sent ? nil : outcome.detail, retryAt?.timeIntervalSince1970, pollAt,
-                    key.reminderID, key.channel.rawValue,
-                ])
+                [
+                    .text(status.rawValue), .real(t), .text(providerID), outcome.code.map(DirectValue.integer) ?? .null, .text(status == .sent ? nil : outcome.detail),
+                    .real(retryAt?.timeIntervalSince1970), .real(pollAt),
+                ] + keyValues)
             guard db.changesCount == 1 else { throw StatusTransitionError(from: .sending, to: status) }
             try Self.insertEvent(db, key, from: .sending, to: status, reason: settlement.reason, at: now)
             if case .sent(let id?, _, _) = outcome, let transport {

@@ -47,4 +47,12 @@ import Testing
         breaker.record(success: false, now: t0)
         #expect(!breaker.isOpen, "only consecutive failures count")
     }
+
+    @Test func holdsLeaveTheOtherChannelsOpen() {
+        #expect(Channel.open(held: []) == [.email, .sms])
+        #expect(Channel.open(held: ["sms"]) == [.email])
+        #expect(Channel.open(held: ["email", "sms"]).isEmpty)
+        #expect(Channel.open(held: ["*"]).isEmpty, "* holds every channel")
+        #expect(Channel.open(held: ["fax"]) == [.email, .sms], "an unknown name holds nothing")
+    }
 }
