@@ -1,5 +1,4 @@
 import CCurl
-import DequeModule
 import Foundation
 import RelanceCore
 import Synchronization
@@ -85,16 +84,17 @@ public struct HTTPClientConfiguration: Sendable, Hashable {
 /// offers it over TLS), and at most `connections` requests are under way at once; the others wait
 /// their turn in order. No request ever blocks the cooperative pool or holds a thread of its own.
 public final class HTTPClient: Sendable {
-    let loop: CurlMultiLoop
+    let loop: CurlMultiLoop<HTTPSlot>
 
-    public init(configuration: HTTPClientConfiguration) throws {
-        loop = try CurlMultiLoop(configuration: configuration)
+    public convenience init(configuration: HTTPClientConfiguration) throws {
+        try self.init(configuration: configuration, idleWait: .seconds(1))
     }
 
     /// `idleWait`: how long the loop sleeps with nothing to do before it looks again (tests make
     /// it long, so that a request left waiting for that timeout instead of a wake-up shows).
     init(configuration: HTTPClientConfiguration, idleWait: Duration) throws {
-        loop = try CurlMultiLoop(configuration: configuration, idleWait: idleWait)
+        let slots = try (0..<max(1, configuration.connections)).map { _ in try HTTPSlot(configuration: configuration) }
+        loop = try CurlMultiLoop(slots: slots, name: "relance.http", idleWait: idleWait)
     }
 
     deinit { loop.shutdown() }
@@ -112,13 +112,11 @@ final class HTTPTransfer {
 }
 
 /// One transfer slot: an easy handle with its response buffers, reused from request to request.
-final class HTTPSlot {
+final class HTTPSlot: CurlSlot {
     let easy: CurlEasy
     let transfer = HTTPTransfer()
-    var request: HTTPClient.Request?
-    var continuation: CheckedContinuation<Result<HTTPClient.Response, CurlError>, Never>?
 
-    init(configuration: HTTPClientConfiguration, index: Int) throws {
+    init(configuration: HTTPClientConfiguration) throws {
         easy = try CurlEasy()
         transfer.limit = configuration.maxResponseBytes
         try easy.set(CURLOPT_NOSIGNAL, 1)
@@ -131,7 +129,6 @@ final class HTTPSlot {
         try easy.set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         try easy.set(CURLOPT_PIPEWAIT, 1)
         if let ca = configuration.caFile { try easy.set(CURLOPT_CAINFO, ca) }
-        try easy.set(CURLOPT_PRIVATE, pointer: UnsafeMutableRawPointer(bitPattern: index + 1))
         let opaque = Unmanaged.passUnretained(transfer).toOpaque()
         try easy.check(CCurl_easy_setopt_write_callback(easy.handle, httpWriteCallback), "setopt WRITEFUNCTION")
         try easy.set(CURLOPT_WRITEDATA, pointer: opaque)
@@ -173,8 +170,10 @@ final class HTTPSlot {
         }
     }
 
+    static func refused(_ error: CurlError) -> Result<HTTPClient.Response, CurlError> { .failure(error) }
+
     /// The outcome of the finished transfer.
-    func result(_ code: CURLcode, for request: HTTPClient.Request) -> Result<HTTPClient.Response, CurlError> {
+    func outcome(_ code: CURLcode, for request: HTTPClient.Request) -> Result<HTTPClient.Response, CurlError> {
         guard code == CURLE_OK else {
             let text = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(code)) : easy.errorText
             // The body went out whole and no status line, or a success whose answer was cut, came back.
@@ -183,121 +182,6 @@ final class HTTPSlot {
             return .failure(CurlError(code: Int(code.rawValue), message: text, afterRequestSent: sent))
         }
         return .success(HTTPClient.Response(status: easy.responseCode(), headers: transfer.headers, body: transfer.body))
-    }
-}
-
-/// The thread that drives a multi handle. Requests come in through `submit` (any thread); the
-/// loop thread alone touches the multi handle and the slots.
-final class CurlMultiLoop: @unchecked Sendable {
-    // @unchecked: `multi` and `slots` are used on the loop thread only; `waiting` is behind its mutex.
-    typealias Continuation = CheckedContinuation<Result<HTTPClient.Response, CurlError>, Never>
-
-    private let multi: UnsafeMutableRawPointer
-    private let slots: [HTTPSlot]
-    private var free: [Int]
-    private let waiting = Mutex<(queue: Deque<(HTTPClient.Request, Continuation)>, stopping: Bool)>(([], false))
-
-    /// Milliseconds `curl_multi_poll` sleeps with nothing to do (libcurl's own timers cut it short).
-    private let idleWait: Int32
-
-    init(configuration: HTTPClientConfiguration, idleWait: Duration = .seconds(1)) throws {
-        CurlGlobal.ensureInitialised()
-        self.idleWait = Int32(clamping: idleWait.components.seconds * 1000 + idleWait.components.attoseconds / 1_000_000_000_000_000)
-        guard let multi = curl_multi_init() else { throw CurlError(code: -1, message: "curl_multi_init failed") }
-        self.multi = multi
-        let count = max(1, configuration.connections)
-        slots = try (0..<count).map { try HTTPSlot(configuration: configuration, index: $0) }
-        free = Array((0..<count).reversed())
-        _ = CCurl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, count)
-        _ = CCurl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, count)
-        _ = CCurl_multi_setopt_long(multi, CURLMOPT_PIPELINING, 2)  // CURLPIPE_MULTIPLEX
-        let thread = Thread { [self] in run() }
-        thread.name = "relance.http"
-        thread.start()
-    }
-
-    deinit { curl_multi_cleanup(multi) }
-
-    func submit(_ request: HTTPClient.Request, _ continuation: Continuation) {
-        let refused = waiting.withLock { state -> Bool in
-            guard !state.stopping else { return true }
-            state.queue.append((request, continuation))
-            return false
-        }
-        if refused {
-            continuation.resume(returning: .failure(CurlError(code: -1, message: "the HTTP client is shut down")))
-            return
-        }
-        curl_multi_wakeup(multi)
-    }
-
-    /// Stops the loop once the transfers under way and the requests waiting are done.
-    func shutdown() {
-        waiting.withLock { $0.stopping = true }
-        curl_multi_wakeup(multi)
-    }
-
-    private func run() {
-        var running: Int32 = 0
-        while true {
-            let (stop, started) = startWaiting()
-            curl_multi_perform(multi, &running)
-            finishDone()
-            if stop && free.count == slots.count && !started { return }
-            // A slot just freed and a request waiting for one: start it now rather than after the
-            // next socket event (or the poll's timeout).
-            if !free.isEmpty && waiting.withLock({ !$0.queue.isEmpty }) { continue }
-            curl_multi_poll(multi, nil, 0, idleWait, nil)
-        }
-    }
-
-    /// Starts as many waiting requests as there are free slots.
-    private func startWaiting() -> (stopping: Bool, started: Bool) {
-        var started = false
-        while !free.isEmpty {
-            guard let (request, continuation) = waiting.withLock({ $0.queue.popFirst() }) else { break }
-            let index = free.removeLast()
-            let slot = slots[index]
-            do {
-                try slot.prepare(request)
-            } catch {
-                free.append(index)
-                continuation.resume(returning: .failure((error as? CurlError) ?? CurlError(code: -1, message: "\(error)")))
-                continue
-            }
-            slot.request = request
-            slot.continuation = continuation
-            let added = curl_multi_add_handle(multi, slot.easy.handle)
-            guard added == CURLM_OK else {
-                slot.request = nil
-                slot.continuation = nil
-                free.append(index)
-                continuation.resume(returning: .failure(CurlError(code: Int(added.rawValue), message: String(cString: curl_multi_strerror(added)))))
-                continue
-            }
-            started = true
-        }
-        return (waiting.withLock { $0.stopping && $0.queue.isEmpty }, started)
-    }
-
-    /// Answers every finished transfer and frees its slot.
-    private func finishDone() {
-        var left: Int32 = 0
-        while let message = curl_multi_info_read(multi, &left) {
-            guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
-            let code = message.pointee.data.result
-            var tag: UnsafeMutablePointer<CChar>?
-            _ = CCurl_easy_getinfo_string(handle, CURLINFO_PRIVATE, &tag)
-            curl_multi_remove_handle(multi, handle)
-            guard let tag, case let index = Int(bitPattern: UnsafeRawPointer(tag)) - 1, slots.indices.contains(index) else { continue }
-            let slot = slots[index]
-            guard let request = slot.request, let continuation = slot.continuation else { continue }
-            slot.request = nil
-            slot.continuation = nil
-            let result = slot.result(code, for: request)
-            free.append(index)
-            continuation.resume(returning: result)
-        }
     }
 }
 

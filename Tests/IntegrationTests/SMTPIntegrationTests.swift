@@ -1,6 +1,8 @@
 import Foundation
 import RelanceCore
 import RelanceStore
+import RelanceTransport
+import Synchronization
 import Testing
 
 /// `relance serve` against a real SMTP server (aiosmtpd), messages checked with Python's strict MIME parser.
@@ -64,6 +66,64 @@ import Testing
         #expect(all.count == 2)
         #expect(all.allSatisfy { $0.outcome == "sent" && $0.code == 250 && $0.status == "sent" && ($0.detail ?? "").contains("queued as") })
         #expect(sandbox.files("done") == ["batch.jsonl"])
+    }
+
+    /// One thread drives every SMTP connection: 30 messages sent at once go over at most 3
+    /// connections, kept open and reused, and each is delivered once.
+    @Test func aFewKeptOpenConnectionsCarryManyMessages() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        let transport = try SMTPTransport(
+            configuration: SMTPConfiguration(url: "smtp://127.0.0.1:\(server.port)", startTLS: .none, connections: 3, timeout: .seconds(20)))
+        let outcomes = await withTaskGroup(of: SendOutcome.self) { group in
+            for i in 0..<30 {
+                group.addTask {
+                    await transport.send(from: "relances@example.fr", to: "d\(i)@example.org", message: Data("Subject: \(i)\r\n\r\nmessage \(i)\r\n".utf8))
+                }
+            }
+            return await group.reduce(into: [SendOutcome]()) { $0.append($1) }
+        }
+        let sent = outcomes.filter { if case .sent = $0 { true } else { false } }
+        #expect(sent.count == 30, "\(outcomes.filter { if case .sent = $0 { false } else { true } })")
+        func header(_ name: String, _ text: String) -> String? {
+            text.components(separatedBy: "\r\n").first { $0.hasPrefix(name + ": ") }.map { String($0.dropFirst(name.count + 2)) }
+        }
+        let received = try server.messages.map { try String(contentsOfFile: $0, encoding: .utf8) }
+        #expect(Set(received.compactMap { header("X-Envelope-To", $0) }).count == 30 && received.count == 30, "each message once")
+        let peers = Set(received.compactMap { header("X-Peer", $0) })
+        #expect((1...3).contains(peers.count), "at most 3 connections, each reused: \(peers.sorted())")
+    }
+
+    /// Each connection waits for its relay on its own: a message whose reply does not come holds
+    /// its connection, not the others. (libcurl's multi interface waits for the reply to the end of
+    /// DATA in a blocking call, so SMTP does not go through `CurlMultiLoop`: one slow reply there
+    /// would hold every connection.)
+    @Test func aReplyThatDoesNotComeHoldsOnlyItsConnection() async throws {
+        let sandbox = try Sandbox()
+        let server = try await SMTPServer(sandbox: sandbox)
+        let transport = try SMTPTransport(
+            configuration: SMTPConfiguration(url: "smtp://127.0.0.1:\(server.port)", startTLS: .none, connections: 3, timeout: .seconds(10)))
+        let first = Finished()
+        let hung = Task {
+            let outcome = await transport.send(from: "relances@example.fr", to: "hang-after-data-1@example.org", message: Data("Subject: 1\r\n\r\none\r\n".utf8))
+            first.set()
+            return outcome
+        }
+        try await eventually("the relay to hold the first message") {
+            ((try? FileManager.default.contentsOfDirectory(atPath: server.out)) ?? []).contains { $0.hasSuffix(".received-no-reply") }
+        }
+        var outcomes: [SendOutcome] = []
+        for i in 0..<10 {
+            outcomes.append(await transport.send(from: "relances@example.fr", to: "d\(i)@example.org", message: Data("Subject: \(i)\r\n\r\nmessage \(i)\r\n".utf8)))
+        }
+        #expect(outcomes.allSatisfy { if case .sent = $0 { true } else { false } }, "\(outcomes)")
+        #expect(server.messages.count == 10)
+        #expect(!first.isSet, "the first message still waits for its reply")
+        // Its time runs out: sent whole and never answered, it is in doubt.
+        guard case .inDoubt = await hung.value else {
+            Issue.record("a message sent whole and never answered must be in doubt")
+            return
+        }
     }
 
     @Test func startTLSWithAuthFromCredentials() async throws {
@@ -276,4 +336,11 @@ func recipients(of server: SMTPServer) throws -> [String: Int] {
         perRecipient[String(head.dropFirst("X-Envelope-To: ".count)), default: 0] += 1
     }
     return perRecipient
+}
+
+/// Set once, read from anywhere.
+final class Finished: Sendable {
+    private let state = Mutex(false)
+    func set() { state.withLock { $0 = true } }
+    var isSet: Bool { state.withLock { $0 } }
 }

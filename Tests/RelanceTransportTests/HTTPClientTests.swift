@@ -164,7 +164,7 @@ final class CountingHTTPServer: Sendable {
 
     @Test func aReleasedClientStopsItsThread() async throws {
         let server = CountingHTTPServer()
-        weak var loop: CurlMultiLoop?
+        weak var loop: CurlMultiLoop<HTTPSlot>?
         do {
             let client = try HTTPClient(configuration: HTTPClientConfiguration(connections: 2))
             loop = client.loop

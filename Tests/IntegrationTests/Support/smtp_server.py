@@ -2,7 +2,8 @@
 """A real SMTP server for Relance's integration tests (aiosmtpd).
 
 Every accepted message is written to OUT_DIR as NNNNNN.eml (written then renamed, so a reader never
-sees half a file). Behaviour is chosen by the recipient's local part:
+sees half a file), with X-Envelope-From, X-Envelope-To and X-Peer (the client's address and port:
+one per connection) lines first. Behaviour is chosen by the recipient's local part:
   tempfail-once-*   answers 451 at end of DATA the first time, accepts afterwards
   reject-*          answers 550 at RCPT TO
   slow-*            waits --slow seconds before accepting (lets a test kill the client mid-send)
@@ -80,6 +81,7 @@ class Handler:
         with open(tmp, "wb") as f:
             f.write(b"X-Envelope-From: " + envelope.mail_from.encode() + b"\r\n")
             f.write(b"X-Envelope-To: " + ",".join(envelope.rcpt_tos).encode() + b"\r\n")
+            f.write(b"X-Peer: " + ("%s:%s" % tuple(session.peer[:2])).encode() + b"\r\n")
             if session.authenticated:
                 f.write(b"X-Auth-User: " + str(session.auth_data.login, "utf-8").encode() + b"\r\n")
             f.write(envelope.original_content)
