@@ -106,30 +106,30 @@ extension Ledger {
             }
             if let replayID {
                 // New, or seen longer ago than the window (not purged yet): not a replay.
-                try db.run(
+                try db.runDirect(
                     sql: "INSERT INTO webhook_seen (id, seen_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen_at < ?",
-                    arguments: [replayID, now.timeIntervalSince1970, now.timeIntervalSince1970 - replayWindow.seconds])
+                    [.text(replayID), .real(now.timeIntervalSince1970), .real(now.timeIntervalSince1970 - replayWindow.seconds)])
                 if db.changesCount == 0 { return .replay }
             }
             let owner = try Self.owner(db, provider: callback.provider, messageID: callback.messageID, status: callback.status)
             let result: CallbackResult
             if let owner {
                 result =
-                    owner["duplicate"] as Bool
+                    owner.duplicate
                     ? .duplicate
                     : try Self.applyKnown(
                         db, owner: owner, provider: callback.provider, messageID: callback.messageID, status: callback.status, at: now, late: false)
             } else {
                 result = .orphan
             }
-            try db.run(
+            try db.runDirect(
                 sql: """
                     INSERT INTO callback (provider, message_id, reminder_id, channel, received_at, status, raw, result)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [
-                    callback.provider, callback.messageID, owner?["reminder_id"] as String?, owner?["channel"] as String?, now.timeIntervalSince1970,
-                    callback.status.rawValue, raw, result.rawValue,
+                [
+                    .text(callback.provider), .text(callback.messageID), .text(owner?.reminderID), .text(owner?.channel), .real(now.timeIntervalSince1970),
+                    .text(callback.status.rawValue), .text(raw), .text(result.rawValue),
                 ])
             return result
         }
@@ -156,38 +156,60 @@ extension Ledger {
     /// What applying a callback needs, in one query: the part's row of `provider_message`
     /// (reminder_id, channel, status, parts), its delivery's status and group lead, and whether a
     /// callback with this status was already applied to it (`duplicate`).
-    static func owner(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status) throws -> Row? {
-        try Row.fetchOne(
-            db,
-            cachedSQL: """
+    static func owner(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status) throws -> CallbackOwner? {
+        try db.firstDirectRow(
+            sql: """
                 SELECT pm.reminder_id, pm.channel, pm.status, pm.parts, d.status AS delivery_status, d.group_lead,
                   EXISTS (SELECT 1 FROM callback c WHERE c.provider = pm.provider AND c.message_id = pm.message_id AND c.status = ? AND c.result != 'orphan')
                     AS duplicate
                 FROM provider_message pm LEFT JOIN delivery d ON d.reminder_id = pm.reminder_id AND d.channel = pm.channel
                 WHERE pm.provider = ? AND pm.message_id = ?
                 """,
-            arguments: [status.rawValue, provider, messageID])
+            [.text(status.rawValue), .text(provider), .text(messageID)]
+        ) { row in
+            CallbackOwner(
+                reminderID: row.text(0) ?? "", channel: row.text(1) ?? "", partStatus: row.text(2), parts: row.integer(3) ?? 0,
+                deliveryStatus: row.text(4), groupLead: row.text(5), duplicate: row.integer(6) == 1)
+        }
+    }
+
+    /// A provider message's part as `owner` reads it.
+    struct CallbackOwner {
+        var reminderID: String
+        var channel: String
+        /// The part's own status, nil until a callback gave one.
+        var partStatus: String?
+        var parts: Int
+        var deliveryStatus: String?
+        var groupLead: String?
+        /// A callback with this status was applied to the part already.
+        var duplicate: Bool
+
+        func deliveryKey() throws -> DeliveryKey {
+            guard let channel = Channel(rawValue: channel) else { throw LedgerCorruption(description: "unknown channel '\(channel)' in the ledger") }
+            return DeliveryKey(reminderID: reminderID, channel: channel)
+        }
     }
 
     /// `owner`: a row of `owner(_:provider:messageID:status:)`.
-    static func applyKnown(_ db: Database, owner: Row, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
+    static func applyKnown(_ db: Database, owner: CallbackOwner, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
         -> CallbackResult
     {
         guard status != .inFlight else { return .recorded }
         let key = try owner.deliveryKey()
         // A part's own status only moves forward too: a late `delivered` after `undelivered` is kept as an event.
-        if owner["status"] as String? == nil {
-            try db.run(
-                sql: "UPDATE provider_message SET status = ? WHERE provider = ? AND message_id = ?", arguments: [status.rawValue, provider, messageID])
+        if owner.partStatus == nil {
+            try db.runDirect(
+                sql: "UPDATE provider_message SET status = ? WHERE provider = ? AND message_id = ?", [.text(status.rawValue), .text(provider), .text(messageID)])
         }
         // A message in one part is settled by this part's status; several are read together.
         let parts =
-            (owner["parts"] as Int? ?? 0) == 1
-            ? [owner["status"] as String? ?? status.rawValue]
+            owner.parts == 1
+            ? [owner.partStatus ?? status.rawValue]
             : try String?.fetchAll(
                 db, cachedSQL: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
         guard let combined = Settlement.combined(parts: parts) else { return .recorded }  // some parts still unknown
-        guard let current = (owner["delivery_status"] as String?).flatMap(DeliveryStatus.init(rawValue:)) else { return .recorded }
+        guard let current = owner.deliveryStatus.flatMap(DeliveryStatus.init(rawValue:)) else { return .recorded }
         guard current == .sent else {
             try insertEvent(
                 db, key, from: current, to: current, reason: "\(provider) reported \(combined.rawValue) after \(current.rawValue): kept as an event, no change",
@@ -198,7 +220,7 @@ extension Ledger {
             db, key, from: .sent, to: combined,
             reason: "\(provider) reported \(combined.rawValue)\(late ? " (callback received before the send was committed)" : "")", at: now)
         // The other reminders sent in the same message share its fate.
-        guard owner["group_lead"] as String? == key.reminderID else { return .applied }
+        guard owner.groupLead == key.reminderID else { return .applied }
         for member in try String.fetchAll(
             db, cachedSQL: "SELECT reminder_id FROM delivery WHERE group_lead = ? AND channel = ? AND reminder_id != ? AND status = 'sent'",
             arguments: [key.reminderID, key.channel.rawValue, key.reminderID])

@@ -67,9 +67,9 @@ public final class Ledger: Sendable {
 
     static func move(_ db: Database, _ key: DeliveryKey, from: DeliveryStatus, to: DeliveryStatus, reason: String, at now: Date) throws {
         guard from.canMove(to: to) else { throw StatusTransitionError(from: from, to: to) }
-        try db.run(
+        try db.runDirect(
             sql: "UPDATE delivery SET status = ?, updated_at = ?, poll_at = NULL WHERE reminder_id = ? AND channel = ? AND status = ?",
-            arguments: [to.rawValue, now.timeIntervalSince1970, key.reminderID, key.channel.rawValue, from.rawValue])
+            [.text(to.rawValue), .real(now.timeIntervalSince1970), .text(key.reminderID), .text(key.channel.rawValue), .text(from.rawValue)])
         guard db.changesCount == 1 else { throw StatusTransitionError(from: from, to: to) }
         try insertEvent(db, key, from: from, to: to, reason: reason, at: now)
     }
