@@ -33,6 +33,14 @@ extension Database {
 
     /// Runs a statement to its end, handing each row to `body` (valid only during the call).
     func forEachDirectRow(sql: String, _ values: [DirectValue], _ body: (DirectRow) throws -> Void) throws {
+        try walkDirectRows(sql: sql, values) { row in
+            try body(row)
+            return true
+        }
+    }
+
+    /// Hands a query's rows to `body` until it returns false (then the query stops there).
+    func walkDirectRows(sql: String, _ values: [DirectValue], _ body: (DirectRow) throws -> Bool) throws {
         let statement = try cachedStatement(sql: sql)
         let handle = statement.sqliteStatement
         sqlite3_reset(handle)
@@ -53,7 +61,7 @@ extension Database {
             let code = sqlite3_step(handle)
             if code == SQLITE_DONE { return }
             guard code == SQLITE_ROW else { throw directError(code, sql: sql) }
-            try body(DirectRow(handle: handle))
+            guard try body(DirectRow(handle: handle)) else { return }
         }
     }
 

@@ -14,15 +14,18 @@ extension Ledger {
     }
 
     static func contacts(_ db: Database, debtorID: String, excludingReminder reminderID: String, since: Date) throws -> [Date] {
-        try Double.fetchAll(
-            db,
-            cachedSQL: """
+        var contacts: [Date] = []
+        try db.forEachDirectRow(
+            sql: """
                 SELECT MIN(a.started_at) FROM attempt a JOIN reminder r ON r.id = a.reminder_id
                 WHERE r.debtor_id = ? AND a.reminder_id != ? AND a.outcome IN ('sending', 'sent', 'unknown')
                 GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= ?
                 """,
-            arguments: [debtorID, reminderID, since.timeIntervalSince1970]
-        ).map(Date.init(timeIntervalSince1970:))
+            [.text(debtorID), .text(reminderID), .real(since.timeIntervalSince1970)]
+        ) { row in
+            if let at = row.real(0) { contacts.append(Date(timeIntervalSince1970: at)) }
+        }
+        return contacts
     }
 
     /// The policy said "not now": the delivery stays pending, due at `until`, and the decision is recorded.
@@ -182,22 +185,26 @@ extension Ledger {
     }
 
     static func groupCandidates(_ db: Database, for lead: Due, now: Date, limit: Int) throws -> [Due] {
-        let rows = try Row.fetchAll(
-            db,
-            cachedSQL: """
+        // Rows read first, then each one's payments: the payments query must not run while this
+        // statement is stepping.
+        var rows: [(key: DeliveryKey, record: String, queue: String, attempts: Int, firstAttemptAt: Double?, expiresAt: Double?)] = []
+        try db.forEachDirectRow(
+            sql: """
                 SELECT d.reminder_id, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
                 FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                 WHERE d.debtor_id = ? AND d.channel = ? AND d.status = 'pending' AND d.due_at <= ? AND d.reminder_id != ?
                 ORDER BY d.due_at, d.reminder_id LIMIT ?
                 """,
-            arguments: [lead.reminder.debtor.id, lead.key.channel.rawValue, now.timeIntervalSince1970, lead.key.reminderID, limit])
+            [.text(lead.reminder.debtor.id), .text(lead.key.channel.rawValue), .real(now.timeIntervalSince1970), .text(lead.key.reminderID), .integer(limit)]
+        ) { row in
+            rows.append(
+                (DeliveryKey(reminderID: row.text(0) ?? "", channel: lead.key.channel), row.text(5) ?? "", row.text(1) ?? "", row.integer(2) ?? 0, row.real(3), row.real(4)))
+        }
         return try rows.map { row in
-            let reminder = try Reminder.stored(row["record"], id: row["reminder_id"])
-            let key = DeliveryKey(reminderID: row["reminder_id"], channel: lead.key.channel)
-            return Due(
-                key: key, reminder: reminder, queue: row["queue"], attempts: row["attempts"],
-                firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)), paid: try Self.payments(db, reminderID: key.reminderID))
+            Due(
+                key: row.key, reminder: try Reminder.stored(row.record, id: row.key.reminderID), queue: row.queue, attempts: row.attempts,
+                firstAttemptAt: row.firstAttemptAt.map(Date.init(timeIntervalSince1970:)), expiresAt: row.expiresAt.map(Date.init(timeIntervalSince1970:)),
+                paid: try Self.payments(db, reminderID: row.key.reminderID))
         }
     }
 }

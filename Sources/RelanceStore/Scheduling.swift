@@ -122,28 +122,33 @@ extension Ledger {
             db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1")
         while let current = group {
             let (priority, risk): (Int, Int) = (current[0], current[1])
-            var arguments: StatementArguments = [priority, risk, now.timeIntervalSince1970]
-            if onlyOpen { arguments += StatementArguments(open.map(\.rawValue)) }
-            let rows = try Row.fetchCursor(
-                db,
-                cachedSQL: """
+            var values: [DirectValue] = [.integer(priority), .integer(risk), .real(now.timeIntervalSince1970)]
+            if onlyOpen { values += open.map { .text($0.rawValue) } }
+            // Columns read by position: this walk runs before every start of a delivery.
+            var stopped = false
+            try db.walkDirectRows(
+                sql: """
                     SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
                     FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                     WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.due_at <= ?
                     \(onlyOpen ? "AND d.channel IN (\(databaseQuestionMarks(count: open.count)))" : "")
                     ORDER BY d.due_at, d.reminder_id
-                    """,
-                arguments: arguments)
-            while let row = try rows.next() {
-                let key = try row.deliveryKey()
-                if skip(key, row["debtor_id"]) { continue }
+                    """, values
+            ) { row in
+                let reminderID = row.text(0) ?? ""
+                guard let channel = row.text(1).flatMap(Channel.init(rawValue:)) else {
+                    throw LedgerCorruption(description: "unknown channel '\(row.text(1) ?? "NULL")' in the ledger (delivery \(reminderID))")
+                }
+                let key = DeliveryKey(reminderID: reminderID, channel: channel)
+                if skip(key, row.text(6) ?? "") { return true }
                 let due = Due(
-                    key: key, reminder: try Reminder.stored(row["record"], id: key.reminderID), queue: row["queue"], attempts: row["attempts"],
-                    firstAttemptAt: (row["first_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    paid: anyPayment ? try payments(db, reminderID: key.reminderID) : [:])
-                if try !body(due) { return }
+                    key: key, reminder: try Reminder.stored(row.text(7) ?? "", id: reminderID), queue: row.text(2) ?? "", attempts: row.integer(3) ?? 0,
+                    firstAttemptAt: row.real(4).map(Date.init(timeIntervalSince1970:)), expiresAt: row.real(5).map(Date.init(timeIntervalSince1970:)),
+                    paid: anyPayment ? try payments(db, reminderID: reminderID) : [:])
+                stopped = try !body(due)
+                return !stopped
             }
+            if stopped { return }
             group = try nextDueGroup(db, after: (priority, risk))
         }
     }
