@@ -64,29 +64,29 @@ extension Ledger {
     static func registerProviderMessages(_ db: Database, _ key: DeliveryKey, provider: String, ids: String, at now: Date) throws {
         let parts = ids.split(separator: ",").map(String.init).filter { !$0.isEmpty }
         for (i, id) in parts.enumerated() {
-            try db.run(
+            try db.runDirect(
                 sql: """
                     INSERT OR IGNORE INTO provider_message (provider, message_id, reminder_id, channel, part, parts)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [provider, id, key.reminderID, key.channel.rawValue, i, parts.count])
+                    """, [.text(provider), .text(id), .text(key.reminderID), .text(key.channel.rawValue), .integer(i), .integer(parts.count)])
         }
         // Callbacks that came before the send was recorded, oldest first (one cached query per part:
         // a statement prepared for each send cost more than the insert).
-        var orphans: [Row] = []
+        var orphans: [(id: Int, messageID: String, status: String?)] = []
         for id in parts {
-            orphans += try Row.fetchAll(
-                db, cachedSQL: "SELECT id, message_id, status, raw FROM callback WHERE provider = ? AND result = 'orphan' AND message_id = ?",
-                arguments: [provider, id])
+            try db.forEachDirectRow(
+                sql: "SELECT id, message_id, status FROM callback WHERE provider = ? AND result = 'orphan' AND message_id = ?", [.text(provider), .text(id)]
+            ) { row in orphans.append((row.integer(0) ?? 0, row.text(1) ?? "", row.text(2))) }
         }
-        orphans.sort { ($0["id"] as Int64) < ($1["id"] as Int64) }
-        for row in orphans {
-            guard let status = StatusCallback.Status(rawValue: row["status"]) else {
-                throw LedgerCorruption(description: "unknown callback status '\(row["status"] as String? ?? "NULL")' in the ledger")
+        orphans.sort { $0.id < $1.id }
+        for orphan in orphans {
+            guard let status = orphan.status.flatMap(StatusCallback.Status.init(rawValue:)) else {
+                throw LedgerCorruption(description: "unknown callback status '\(orphan.status ?? "NULL")' in the ledger")
             }
-            let result = try applyKnown(db, provider: provider, messageID: row["message_id"], status: status, at: now, late: true)
-            try db.run(
+            let result = try applyKnown(db, provider: provider, messageID: orphan.messageID, status: status, at: now, late: true)
+            try db.runDirect(
                 sql: "UPDATE callback SET result = ?, reminder_id = ?, channel = ? WHERE id = ?",
-                arguments: ["late-" + result.rawValue, key.reminderID, key.channel.rawValue, row["id"] as Int64])
+                [.text("late-" + result.rawValue), .text(key.reminderID), .text(key.channel.rawValue), .integer(orphan.id)])
         }
     }
 
