@@ -24,9 +24,9 @@ Groups (BENCH_GROUPS, default all, in this order):
             `relance plan --format json` over it, then `relance report --format html` with
             2,000,000 deliveries as well, then `relance score --train` and `relance score` over it
 
-Environment: BENCH_N (20000), BENCH_RUNS (3), BENCH_GROUPS, BENCH_SMTP_CONNECTIONS (16),
+Environment: BENCH_N (20000), BENCH_RUNS (3), BENCH_GROUPS, BENCH_SMTP_CONNECTIONS (24),
 BENCH_CLUSTER_NODES (3), BENCH_PG_CONNECTIONS (8 per node),
-BENCH_CONCURRENCY (32), BENCH_SMS_CONNECTIONS (16), BENCH_FLAT_N (200000), BENCH_SCALE_N (1000000),
+BENCH_CONCURRENCY (64), BENCH_SMS_CONNECTIONS (32), BENCH_FLAT_N (200000), BENCH_SCALE_N (1000000),
 BENCH_PLAN_DEBTORS (100000), BENCH_PLAN_ITEMS (1000000).
 Results: one `NAME VALUE UNIT` line per figure as it is measured, then a summary with the ratios the
 performance targets name; also written to .build/bench/latest.md. See docs/PERFORMANCE.md.
@@ -54,9 +54,9 @@ RELANCE = os.path.join(ROOT, ".build", "release", "relance")
 SIM = os.path.join(ROOT, ".build", "release", "relance-gateway-sim")
 N = int(os.environ.get("BENCH_N", "20000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-SMTP_CONNECTIONS = int(os.environ.get("BENCH_SMTP_CONNECTIONS", "16"))
-CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
-SMS_CONNECTIONS = int(os.environ.get("BENCH_SMS_CONNECTIONS", "16"))
+SMTP_CONNECTIONS = int(os.environ.get("BENCH_SMTP_CONNECTIONS", "24"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
+SMS_CONNECTIONS = int(os.environ.get("BENCH_SMS_CONNECTIONS", "32"))
 FLAT_N = int(os.environ.get("BENCH_FLAT_N", "200000"))
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000000"))
 PG_CONNECTIONS = int(os.environ.get("BENCH_PG_CONNECTIONS", "8"))
