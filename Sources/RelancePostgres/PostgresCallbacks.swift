@@ -55,19 +55,10 @@ extension PostgresLedger: CallbackStore {
         }
     }
 
-    /// What applying a callback needs: the part's row (locked), its delivery's status and group
-    /// lead, and whether a callback with this status was already applied to it.
-    struct Owner {
-        var key: DeliveryKey
-        var partStatus: String?
-        var parts: Int
-        var deliveryStatus: DeliveryStatus?
-        var groupLead: String?
-        var duplicate: Bool
-    }
-
+    /// The part's row (locked), its delivery's status and group lead, and whether a callback
+    /// with this status was already applied to it.
     static func owner(_ connection: PostgresConnection, provider: String, messageID: String, status: StatusCallback.Status, logger: Logger) async throws
-        -> Owner?
+        -> CallbackPart?
     {
         let wanted = status.rawValue
         for try await (id, channel, partStatus, parts, deliveryStatus, groupLead, duplicate) in try await connection.query(
@@ -79,7 +70,7 @@ extension PostgresLedger: CallbackStore {
             FOR UPDATE OF pm
             """, logger: logger
         ).decode((String, String, String?, Int, String?, String?, Bool).self) {
-            return Owner(
+            return CallbackPart(
                 key: try key(id, channel), partStatus: partStatus, parts: parts, deliveryStatus: deliveryStatus.flatMap(DeliveryStatus.init(rawValue:)),
                 groupLead: groupLead, duplicate: duplicate)
         }
@@ -88,7 +79,7 @@ extension PostgresLedger: CallbackStore {
 
     /// Updates the part and, when the parts agree, the delivery (only up its rank).
     static func applyKnown(
-        _ connection: PostgresConnection, owner: Owner, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool,
+        _ connection: PostgresConnection, owner: CallbackPart, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool,
         logger: Logger
     ) async throws -> CallbackResult {
         guard status != .inFlight else { return .recorded }

@@ -128,7 +128,7 @@ extension Ledger {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 [
-                    .text(callback.provider), .text(callback.messageID), .text(owner?.reminderID), .text(owner?.channel), .real(now.timeIntervalSince1970),
+                    .text(callback.provider), .text(callback.messageID), .text(owner?.key.reminderID), .text(owner?.key.channel.rawValue), .real(now.timeIntervalSince1970),
                     .text(callback.status.rawValue), .text(raw), .text(result.rawValue),
                 ])
             return result
@@ -156,7 +156,7 @@ extension Ledger {
     /// What applying a callback needs, in one query: the part's row of `provider_message`
     /// (reminder_id, channel, status, parts), its delivery's status and group lead, and whether a
     /// callback with this status was already applied to it (`duplicate`).
-    static func owner(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status) throws -> CallbackOwner? {
+    static func owner(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status) throws -> CallbackPart? {
         try db.firstDirectRow(
             sql: """
                 SELECT pm.reminder_id, pm.channel, pm.status, pm.parts, d.status AS delivery_status, d.group_lead,
@@ -167,36 +167,21 @@ extension Ledger {
                 """,
             [.text(status.rawValue), .text(provider), .text(messageID)]
         ) { row in
-            CallbackOwner(
-                reminderID: row.text(0) ?? "", channel: row.text(1) ?? "", partStatus: row.text(2), parts: row.integer(3) ?? 0,
-                deliveryStatus: row.text(4), groupLead: row.text(5), duplicate: row.integer(6) == 1)
-        }
-    }
-
-    /// A provider message's part as `owner` reads it.
-    struct CallbackOwner {
-        var reminderID: String
-        var channel: String
-        /// The part's own status, nil until a callback gave one.
-        var partStatus: String?
-        var parts: Int
-        var deliveryStatus: String?
-        var groupLead: String?
-        /// A callback with this status was applied to the part already.
-        var duplicate: Bool
-
-        func deliveryKey() throws -> DeliveryKey {
-            guard let channel = Channel(rawValue: channel) else { throw LedgerCorruption(description: "unknown channel '\(channel)' in the ledger") }
-            return DeliveryKey(reminderID: reminderID, channel: channel)
+            guard let channel = row.text(1).flatMap(Channel.init(rawValue:)) else {
+                throw LedgerCorruption(description: "unknown channel '\(row.text(1) ?? "NULL")' in the ledger (provider_message \(messageID))")
+            }
+            return CallbackPart(
+                key: DeliveryKey(reminderID: row.text(0) ?? "", channel: channel), partStatus: row.text(2), parts: row.integer(3) ?? 0,
+                deliveryStatus: row.text(4).flatMap(DeliveryStatus.init(rawValue:)), groupLead: row.text(5), duplicate: row.integer(6) == 1)
         }
     }
 
     /// `owner`: a row of `owner(_:provider:messageID:status:)`.
-    static func applyKnown(_ db: Database, owner: CallbackOwner, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
+    static func applyKnown(_ db: Database, owner: CallbackPart, provider: String, messageID: String, status: StatusCallback.Status, at now: Date, late: Bool) throws
         -> CallbackResult
     {
         guard status != .inFlight else { return .recorded }
-        let key = try owner.deliveryKey()
+        let key = owner.key
         // A part's own status only moves forward too: a late `delivered` after `undelivered` is kept as an event.
         if owner.partStatus == nil {
             try db.runDirect(
@@ -209,7 +194,7 @@ extension Ledger {
             : try String?.fetchAll(
                 db, cachedSQL: "SELECT status FROM provider_message WHERE reminder_id = ? AND channel = ?", arguments: [key.reminderID, key.channel.rawValue])
         guard let combined = Settlement.combined(parts: parts) else { return .recorded }  // some parts still unknown
-        guard let current = owner.deliveryStatus.flatMap(DeliveryStatus.init(rawValue:)) else { return .recorded }
+        guard let current = owner.deliveryStatus else { return .recorded }
         guard current == .sent else {
             try insertEvent(
                 db, key, from: current, to: current, reason: "\(provider) reported \(combined.rawValue) after \(current.rawValue): kept as an event, no change",

@@ -47,3 +47,26 @@ public struct Settlement: Sendable, Hashable {
         return nil
     }
 }
+
+/// What applying a status callback needs of the provider message's part it names, as both
+/// backends read it in one query: the part, its delivery's status and group lead, and whether a
+/// callback with this status was applied to the part already.
+public struct CallbackPart: Sendable, Hashable {
+    public var key: DeliveryKey
+    /// The part's own status, nil until a callback gave one.
+    public var partStatus: String?
+    /// How many parts the message has.
+    public var parts: Int
+    public var deliveryStatus: DeliveryStatus?
+    public var groupLead: String?
+    public var duplicate: Bool
+
+    public init(key: DeliveryKey, partStatus: String?, parts: Int, deliveryStatus: DeliveryStatus?, groupLead: String?, duplicate: Bool) {
+        self.key = key
+        self.partStatus = partStatus
+        self.parts = parts
+        self.deliveryStatus = deliveryStatus
+        self.groupLead = groupLead
+        self.duplicate = duplicate
+    }
+}
