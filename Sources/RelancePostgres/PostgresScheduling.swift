@@ -59,6 +59,9 @@ extension PostgresLedger: SchedulingStore {
             try await client.withConnection { connection in
                 let t = now.timeIntervalSince1970
                 let anyPayment = try await Self.anyPartialPayment(connection, logger: logger)
+                // Held channels are left out of the walk rather than skipped row by row.
+                let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
+                guard !open.isEmpty else { return }
                 var group = try await Self.firstDueGroup(connection, logger: logger)
                 var pageSize = max(1, min(firstPage, Self.duePage))
                 while let (priority, risk) = group {
@@ -73,7 +76,7 @@ extension PostgresLedger: SchedulingStore {
                                   WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
                                     AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
                                     AND (d.locked_by IS NULL OR d.locked_by = \(node) OR d.lease_until <= \(t))
-                                    AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
+                                    AND d.channel = ANY(\(open))
                                   ORDER BY d.due_at, d.reminder_id, d.channel
                                   LIMIT \(size)
                                   FOR UPDATE OF d SKIP LOCKED
@@ -99,7 +102,7 @@ extension PostgresLedger: SchedulingStore {
                                 FROM delivery d JOIN reminder r ON r.id = d.reminder_id
                                 WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
                                   AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
-                                  AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
+                                  AND d.channel = ANY(\(open))
                                 ORDER BY d.due_at, d.reminder_id, d.channel
                                 LIMIT \(size)
                                 """, logger: logger)
@@ -132,6 +135,15 @@ extension PostgresLedger: SchedulingStore {
                 }
             }
         }
+    }
+
+    /// The channels no hold in force at `now` stops.
+    static func openChannels(_ connection: PostgresConnection, now t: Double, logger: Logger) async throws -> [RelanceCore.Channel] {
+        var held: [String] = []
+        for try await channel in try await connection.query("SELECT channel FROM hold WHERE until IS NULL OR until > \(t)", logger: logger).decode(String.self) {
+            held.append(channel)
+        }
+        return RelanceCore.Channel.open(held: held)
     }
 
     static func firstDueGroup(_ connection: PostgresConnection, logger: Logger) async throws -> (Int, Int)? {
@@ -185,15 +197,16 @@ extension PostgresLedger: SchedulingStore {
         let t = now.timeIntervalSince1970
         return try await translatingErrors {
             // Held channels (relance pause) do not count: the dispatcher must not spin on them.
-            for try await (next) in try await client.query(
-                """
-                SELECT MIN(d.due_at) FROM delivery d WHERE d.status = 'pending'
-                  AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > \(t)))
-                """, logger: logger
-            ).decode(Double?.self) {
-                return next.map(Date.init(timeIntervalSince1970:))
+            try await client.withConnection { connection in
+                let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
+                guard !open.isEmpty else { return nil }
+                for try await (next) in try await connection.query(
+                    "SELECT MIN(d.due_at) FROM delivery d WHERE d.status = 'pending' AND d.channel = ANY(\(open))", logger: logger
+                ).decode(Double?.self) {
+                    return next.map(Date.init(timeIntervalSince1970:))
+                }
+                return nil
             }
-            return nil
         }
     }
 

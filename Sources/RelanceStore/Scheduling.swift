@@ -112,8 +112,7 @@ extension Ledger {
     static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
         // Held channels are left out of the walk rather than skipped row by row: with a channel
         // paused, its whole backlog would be read at every look.
-        let open = Channel.open(held: try String.fetchAll(
-            db, cachedSQL: "SELECT channel FROM hold WHERE until IS NULL OR until > ?", arguments: [now.timeIntervalSince1970]))
+        let open = try openChannels(db, now: now)
         guard !open.isEmpty else { return }
         let onlyOpen = open.count < Channel.allCases.count
         // Partial payments are rare: when the snapshot has none, no delivery is asked for its own.
@@ -151,6 +150,12 @@ extension Ledger {
             if stopped { return }
             group = try nextDueGroup(db, after: (priority, risk))
         }
+    }
+
+    /// The channels no hold in force at `now` stops.
+    static func openChannels(_ db: Database, now: Date) throws -> [Channel] {
+        Channel.open(
+            held: try String.fetchAll(db, cachedSQL: "SELECT channel FROM hold WHERE until IS NULL OR until > ?", arguments: [now.timeIntervalSince1970]))
     }
 
     /// The (priority, band) pair that follows `after` in the due order among pending deliveries:
@@ -209,13 +214,25 @@ extension Ledger {
     public func nextDueDate(now: Date = Date()) async throws -> Date? {
         try await pool.read { db in
             // Held channels (relance pause) do not count: the dispatcher must not spin on them.
-            try Double.fetchOne(
-                db,
-                cachedSQL: """
-                    SELECT MIN(d.due_at) FROM delivery d WHERE d.status = 'pending'
-                      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.channel IN ('*', d.channel) AND (h.until IS NULL OR h.until > ?))
-                    """, arguments: [now.timeIntervalSince1970]
-            ).map(Date.init(timeIntervalSince1970:))
+            // The earliest of each (priority, band) range of the due index, each one seek: a
+            // MIN over every pending delivery read them all, once a second while idle.
+            let open = try Self.openChannels(db, now: now)
+            guard !open.isEmpty else { return nil }
+            let onlyOpen = open.count < Channel.allCases.count
+            var earliest: Double?
+            var group = try Row.fetchOne(
+                db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1")
+            while let current = group {
+                let (priority, risk): (Int, Int) = (current[0], current[1])
+                let first = try db.firstDirectRow(
+                    sql: """
+                        SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ?
+                        \(onlyOpen ? "AND channel IN (\(databaseQuestionMarks(count: open.count)))" : "") ORDER BY due_at LIMIT 1
+                        """, [.integer(priority), .integer(risk)] + (onlyOpen ? open.map { .text($0.rawValue) } : []), { $0.real(0) }) ?? nil
+                if let first, first < earliest ?? .infinity { earliest = first }
+                group = try Self.nextDueGroup(db, after: (priority, risk))
+            }
+            return earliest.map(Date.init(timeIntervalSince1970:))
         }
     }
 

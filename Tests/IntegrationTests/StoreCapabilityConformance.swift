@@ -187,10 +187,12 @@ extension PostgresCluster {
             // Every channel held: nothing is due. A hold whose end has passed holds nothing.
             try await store.hold(channel: nil, until: nil, reason: "all", now: Self.t0)
             #expect(try await store.dueKeys(now: Self.t0).isEmpty, "every channel held")
+            #expect(try await store.nextDueDate(now: Self.t0) == nil, "nothing can go while every channel is held")
             #expect(try await store.releaseHold(channel: nil) == 1)
             try await store.hold(channel: .sms, until: Self.t0.addingTimeInterval(60), reason: "a minute", now: Self.t0)
             let smsHeld = try await store.dueKeys(now: Self.t0)
             #expect(smsHeld.count == 4 && smsHeld.allSatisfy { $0.channel == .email }, "SMS held, email goes")
+            #expect(try await store.nextDueDate(now: Self.t0) == Self.t0)
             #expect(try await store.dueKeys(now: Self.t0.addingTimeInterval(60)).count == 5, "the hold is over")
             #expect(try await store.releaseHold(channel: nil) == 1)
 
