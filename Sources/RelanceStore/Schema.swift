@@ -298,6 +298,14 @@ extension Ledger {
                     CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, due_at);
                     """)
         }
+        m.registerMigration("v15-expiry-index") { db in
+            // The expiry look (once a second) reads only the waiting deliveries that carry an
+            // `expires_at`, in its order, instead of every waiting delivery.
+            try db.execute(
+                sql: """
+                    CREATE INDEX delivery_expiry ON delivery(expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'paused');
+                    """)
+        }
         return m
     }
 }

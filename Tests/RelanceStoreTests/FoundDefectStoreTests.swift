@@ -19,6 +19,17 @@ import Testing
         #expect(grouped == 2)
     }
 
+    /// The expiry look, once a second in the writer, read every waiting delivery through the due
+    /// index to find those whose `expires_at` had passed: with a million pending, a third of a core
+    /// while idle, and the writer held as long. It now reads only deliveries that can expire.
+    @Test func theExpiryLookReadsOnlyDeliveriesThatCanExpire() async throws {
+        let ledger = try temporaryLedger()
+        let plan = try await ledger.pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + Ledger.overdueSQL, arguments: [0]).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("USING INDEX delivery_expiry") }, "\(plan)")
+    }
+
     /// Erasure was detected by `"erased":` inside the record: a record whose `vars` held that key
     /// made a changed re-drop pass for a duplicate instead of a conflict.
     /// A ledger written by a newer Relance (a schema step this build does not know) was opened,
