@@ -200,12 +200,22 @@ extension PostgresLedger: SchedulingStore {
             try await client.withConnection { connection in
                 let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
                 guard !open.isEmpty else { return nil }
-                for try await (next) in try await connection.query(
-                    "SELECT MIN(d.due_at) FROM delivery d WHERE d.status = 'pending' AND d.channel = ANY(\(open))", logger: logger
-                ).decode(Double?.self) {
-                    return next.map(Date.init(timeIntervalSince1970:))
+                // The earliest of each (priority, band) range of the due index, each one seek: a
+                // MIN over every pending delivery read them all, once a second while idle.
+                var earliest: Double?
+                var group = try await Self.firstDueGroup(connection, logger: logger)
+                while let (priority, risk) = group {
+                    for try await first in try await connection.query(
+                        """
+                        SELECT due_at FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND channel = ANY(\(open))
+                        ORDER BY priority DESC, risk DESC, due_at LIMIT 1
+                        """, logger: logger
+                    ).decode(Double.self) where first < earliest ?? .infinity {
+                        earliest = first
+                    }
+                    group = try await Self.nextDueGroup(connection, after: (priority, risk), logger: logger)
                 }
-                return nil
+                return earliest.map(Date.init(timeIntervalSince1970:))
             }
         }
     }
@@ -220,7 +230,7 @@ extension PostgresLedger: SchedulingStore {
             for try await (id, channel, status) in try await connection.query(
                 """
                 SELECT reminder_id, channel, status FROM delivery
-                WHERE status IN ('pending', 'paused') AND expires_at IS NOT NULL AND expires_at <= \(t) FOR UPDATE
+                WHERE expires_at IS NOT NULL AND status IN ('pending', 'paused') AND expires_at <= \(t) FOR UPDATE
                 """, logger: logger
             ).decode((String, String, String).self) {
                 guard let channel = Channel(rawValue: channel), let status = DeliveryStatus(rawValue: status) else {

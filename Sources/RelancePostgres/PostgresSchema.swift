@@ -274,6 +274,11 @@ public enum PostgresSchema {
                 """,
             ]),
         Migration(version: 2, name: "claim in one call", sql: [PostgresSchema.claimFunction]),
+        // The expiry look (once a second on every node) reads only the waiting deliveries that
+        // carry an `expires_at`, as the SQLite ledger's v15 does.
+        Migration(
+            version: 3, name: "expiry index",
+            sql: ["CREATE INDEX delivery_expiry ON delivery(expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'paused')"]),
     ]
 
     /// `relance_claim`: a claim of one delivery in one call, for the common case (one reminder in
