@@ -167,11 +167,8 @@ extension Ledger {
                 """,
             [.text(status.rawValue), .text(provider), .text(messageID)]
         ) { row in
-            guard let channel = row.text(1).flatMap(Channel.init(rawValue:)) else {
-                throw LedgerCorruption(description: "unknown channel '\(row.text(1) ?? "NULL")' in the ledger (provider_message \(messageID))")
-            }
-            return CallbackPart(
-                key: DeliveryKey(reminderID: row.text(0) ?? "", channel: channel), partStatus: row.text(2), parts: row.integer(3) ?? 0,
+            CallbackPart(
+                key: DeliveryKey(reminderID: row.text(0) ?? "", channel: try row.channel(1)), partStatus: row.text(2), parts: row.integer(3) ?? 0,
                 deliveryStatus: row.text(4).flatMap(DeliveryStatus.init(rawValue:)), groupLead: row.text(5), duplicate: row.integer(6) == 1)
         }
     }

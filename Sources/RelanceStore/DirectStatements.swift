@@ -1,4 +1,5 @@
 import GRDB
+import RelanceCore
 import GRDBSQLite
 
 /// A value bound straight into a prepared statement.
@@ -10,6 +11,10 @@ enum DirectValue {
 
     static func text(_ value: String?) -> DirectValue { value.map(DirectValue.text) ?? .null }
     static func real(_ value: Double?) -> DirectValue { value.map(DirectValue.real) ?? .null }
+    static func integer(_ value: Int?) -> DirectValue { value.map(DirectValue.integer) ?? .null }
+
+    /// A delivery's key as the two values of `reminder_id = ? AND channel = ?`.
+    static func key(_ key: DeliveryKey) -> [DirectValue] { [.text(key.reminderID), .text(key.channel.rawValue)] }
 }
 
 extension Database {
@@ -85,6 +90,14 @@ struct DirectRow {
     func integer(_ column: Int32) -> Int? { isNull(column) ? nil : Int(sqlite3_column_int64(handle, column)) }
 
     func real(_ column: Int32) -> Double? { isNull(column) ? nil : sqlite3_column_double(handle, column) }
+
+    /// A channel column; anything else is a corrupt ledger (as `Row.channel`).
+    func channel(_ column: Int32) throws -> Channel {
+        guard let raw = text(column), let channel = Channel(rawValue: raw) else {
+            throw LedgerCorruption(description: "unknown channel '\(text(column) ?? "NULL")' in the ledger (column \(column))")
+        }
+        return channel
+    }
 }
 
 /// SQLite copies the bytes it is given (`SQLITE_TRANSIENT`).

@@ -112,33 +112,22 @@ extension Ledger {
     static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
         // Held channels are left out of the walk rather than skipped row by row: with a channel
         // paused, its whole backlog would be read at every look.
-        let open = try openChannels(db, now: now)
-        guard !open.isEmpty else { return }
-        let onlyOpen = open.count < Channel.allCases.count
+        guard let channels = try openChannelFilter(db, now: now) else { return }
         // Partial payments are rare: when the snapshot has none, no delivery is asked for its own.
         let anyPayment = try Self.anyPartialPayment(db)
-        var group = try Row.fetchOne(
-            db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1")
-        while let current = group {
-            let (priority, risk): (Int, Int) = (current[0], current[1])
-            var values: [DirectValue] = [.integer(priority), .integer(risk), .real(now.timeIntervalSince1970)]
-            if onlyOpen { values += open.map { .text($0.rawValue) } }
+        try forEachDueGroup(db) { priority, risk in
             // Columns read by position: this walk runs before every start of a delivery.
             var stopped = false
             try db.walkDirectRows(
                 sql: """
                     SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
                     FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                    WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.due_at <= ?
-                    \(onlyOpen ? "AND d.channel IN (\(databaseQuestionMarks(count: open.count)))" : "")
+                    WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.due_at <= ? \(channels.sql)
                     ORDER BY d.due_at, d.reminder_id
-                    """, values
+                    """, [.integer(priority), .integer(risk), .real(now.timeIntervalSince1970)] + channels.values
             ) { row in
                 let reminderID = row.text(0) ?? ""
-                guard let channel = row.text(1).flatMap(Channel.init(rawValue:)) else {
-                    throw LedgerCorruption(description: "unknown channel '\(row.text(1) ?? "NULL")' in the ledger (delivery \(reminderID))")
-                }
-                let key = DeliveryKey(reminderID: reminderID, channel: channel)
+                let key = DeliveryKey(reminderID: reminderID, channel: try row.channel(1))
                 if skip(key, row.text(6) ?? "") { return true }
                 let due = Due(
                     key: key, reminder: try Reminder.stored(row.text(7) ?? "", id: reminderID), queue: row.text(2) ?? "", attempts: row.integer(3) ?? 0,
@@ -147,15 +136,30 @@ extension Ledger {
                 stopped = try !body(due)
                 return !stopped
             }
-            if stopped { return }
-            group = try nextDueGroup(db, after: (priority, risk))
+            return !stopped
         }
     }
 
-    /// The channels no hold in force at `now` stops.
-    static func openChannels(_ db: Database, now: Date) throws -> [Channel] {
-        Channel.open(
+    /// The condition on `channel` that leaves out the channels held at `now` (empty when none is
+    /// held, with its values); nil when every channel is held.
+    static func openChannelFilter(_ db: Database, now: Date) throws -> (sql: String, values: [DirectValue])? {
+        let open = Channel.open(
             held: try String.fetchAll(db, cachedSQL: "SELECT channel FROM hold WHERE until IS NULL OR until > ?", arguments: [now.timeIntervalSince1970]))
+        if open.isEmpty { return nil }
+        if open.count == Channel.allCases.count { return ("", []) }
+        return ("AND channel IN (\(databaseQuestionMarks(count: open.count)))", open.map { .text($0.rawValue) })
+    }
+
+    /// Each (priority, band) pair among pending deliveries, in the due order (one index seek
+    /// each), until `body` returns false.
+    static func forEachDueGroup(_ db: Database, _ body: (_ priority: Int, _ risk: Int) throws -> Bool) throws {
+        var group = try Row.fetchOne(
+            db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1")
+        while let current = group {
+            let (priority, risk): (Int, Int) = (current[0], current[1])
+            guard try body(priority, risk) else { return }
+            group = try nextDueGroup(db, after: (priority, risk))
+        }
     }
 
     /// The (priority, band) pair that follows `after` in the due order among pending deliveries:
@@ -216,21 +220,15 @@ extension Ledger {
             // Held channels (relance pause) do not count: the dispatcher must not spin on them.
             // The earliest of each (priority, band) range of the due index, each one seek: a
             // MIN over every pending delivery read them all, once a second while idle.
-            let open = try Self.openChannels(db, now: now)
-            guard !open.isEmpty else { return nil }
-            let onlyOpen = open.count < Channel.allCases.count
+            guard let channels = try Self.openChannelFilter(db, now: now) else { return nil }
             var earliest: Double?
-            var group = try Row.fetchOne(
-                db, cachedSQL: "SELECT priority, risk FROM delivery WHERE status = 'pending' ORDER BY priority DESC, risk DESC LIMIT 1")
-            while let current = group {
-                let (priority, risk): (Int, Int) = (current[0], current[1])
+            try Self.forEachDueGroup(db) { priority, risk in
                 let first = try db.firstDirectRow(
                     sql: """
-                        SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ?
-                        \(onlyOpen ? "AND channel IN (\(databaseQuestionMarks(count: open.count)))" : "") ORDER BY due_at LIMIT 1
-                        """, [.integer(priority), .integer(risk)] + (onlyOpen ? open.map { .text($0.rawValue) } : []), { $0.real(0) }) ?? nil
+                        SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? \(channels.sql) ORDER BY due_at LIMIT 1
+                        """, [.integer(priority), .integer(risk)] + channels.values, { $0.real(0) }) ?? nil
                 if let first, first < earliest ?? .infinity { earliest = first }
-                group = try Self.nextDueGroup(db, after: (priority, risk))
+                return true
             }
             return earliest.map(Date.init(timeIntervalSince1970:))
         }

@@ -74,7 +74,7 @@ extension Ledger {
     }
 
     static func mark(_ db: Database, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) throws -> Mark {
-        let keyValues: [DirectValue] = [.text(key.reminderID), .text(key.channel.rawValue)]
+        let keyValues = DirectValue.key(key)
         guard
             let attempts = try db.firstDirectRow(
                 sql: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ? AND status = 'pending'", keyValues, { $0.integer(0) ?? 0 })
@@ -124,13 +124,13 @@ extension Ledger {
             let (attemptOutcome, status, providerID) = (settlement.attemptOutcome, settlement.status, settlement.providerID)
             // One statement per row: the attempt (naming the transport a failover used, and saying
             // which one it was), then the delivery's move out of `sending` with what the provider said.
-            let keyValues: [DirectValue] = [.text(key.reminderID), .text(key.channel.rawValue)]
+            let keyValues = DirectValue.key(key)
             let transport = try db.firstDirectRow(
                 sql: """
                     UPDATE attempt SET transport = COALESCE(?, transport), finished_at = ?, outcome = ?, code = ?, detail = ?, provider_id = ?
                     WHERE reminder_id = ? AND channel = ? AND number = ? RETURNING transport
                     """,
-                [.text(via), .real(t), .text(attemptOutcome), outcome.code.map(DirectValue.integer) ?? .null, .text(outcome.detail), .text(providerID)]
+                [.text(via), .real(t), .text(attemptOutcome), .integer(outcome.code), .text(outcome.detail), .text(providerID)]
                     + keyValues + [.integer(attempt)],
                 { $0.text(0) }) ?? nil
             guard DeliveryStatus.sending.canMove(to: status) else { throw StatusTransitionError(from: .sending, to: status) }
@@ -143,7 +143,7 @@ extension Ledger {
                     WHERE reminder_id = ? AND channel = ? AND status = 'sending'
                     """,
                 [
-                    .text(status.rawValue), .real(t), .text(providerID), outcome.code.map(DirectValue.integer) ?? .null, .text(status == .sent ? nil : outcome.detail),
+                    .text(status.rawValue), .real(t), .text(providerID), .integer(outcome.code), .text(status == .sent ? nil : outcome.detail),
                     .real(retryAt?.timeIntervalSince1970), .real(pollAt),
                 ] + keyValues)
             guard db.changesCount == 1 else { throw StatusTransitionError(from: .sending, to: status) }
