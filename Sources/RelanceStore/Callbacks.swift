@@ -74,9 +74,7 @@ extension Ledger {
         // a statement prepared for each send cost more than the insert).
         var orphans: [(id: Int, messageID: String, status: String?)] = []
         for id in parts {
-            try db.forEachDirectRow(
-                sql: "SELECT id, message_id, status FROM callback WHERE provider = ? AND result = 'orphan' AND message_id = ?", [.text(provider), .text(id)]
-            ) { row in orphans.append((row.integer(0) ?? 0, row.text(1) ?? "", row.text(2))) }
+            try db.forEachDirectRow(sql: orphansSQL, [.text(provider), .text(id)]) { row in orphans.append((row.integer(0) ?? 0, row.text(1) ?? "", row.text(2))) }
         }
         orphans.sort { $0.id < $1.id }
         for orphan in orphans {
@@ -102,7 +100,7 @@ extension Ledger {
             if purge {
                 // Expired replay ids and orphans, at most once a second (not for every callback).
                 try db.run(sql: "DELETE FROM webhook_seen WHERE seen_at < ?", arguments: [now.timeIntervalSince1970 - replayWindow.seconds])
-                try db.run(sql: "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?", arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
+                try db.run(sql: Self.orphanPurgeSQL, arguments: [now.timeIntervalSince1970 - orphanTTL.seconds])
             }
             if let replayID {
                 // New, or seen longer ago than the window (not purged yet): not a replay.
@@ -153,20 +151,32 @@ extension Ledger {
         return try applyKnown(db, owner: owner, provider: provider, messageID: messageID, status: status, at: now, late: late)
     }
 
+    /// The callbacks kept while no send with this id was known (one part of a message).
+    static let orphansSQL = "SELECT id, message_id, status FROM callback WHERE provider = ? AND result = 'orphan' AND message_id = ?"
+
+    /// Orphans older than their TTL (bound: the oldest `received_at` kept).
+    static let orphanPurgeSQL = "DELETE FROM callback WHERE result = 'orphan' AND received_at < ?"
+
+    /// A part, its delivery, and whether this status was applied to it before. The earlier
+    /// callbacks are found through their delivery (`callback_delivery`, a few rows): an index on
+    /// the provider's message id, a random key, cost a page written in each commit for every
+    /// callback, and only orphans are looked up by it (see `orphansSQL`).
+    static let ownerSQL = """
+        SELECT pm.reminder_id, pm.channel, pm.status, pm.parts, d.status AS delivery_status, d.group_lead,
+          EXISTS (
+            SELECT 1 FROM callback c
+            WHERE c.reminder_id = pm.reminder_id AND c.channel = pm.channel AND c.provider = pm.provider AND c.message_id = pm.message_id
+              AND c.status = ? AND c.result != 'orphan'
+          ) AS duplicate
+        FROM provider_message pm LEFT JOIN delivery d ON d.reminder_id = pm.reminder_id AND d.channel = pm.channel
+        WHERE pm.provider = ? AND pm.message_id = ?
+        """
+
     /// What applying a callback needs, in one query: the part's row of `provider_message`
     /// (reminder_id, channel, status, parts), its delivery's status and group lead, and whether a
     /// callback with this status was already applied to it (`duplicate`).
     static func owner(_ db: Database, provider: String, messageID: String, status: StatusCallback.Status) throws -> CallbackPart? {
-        try db.firstDirectRow(
-            sql: """
-                SELECT pm.reminder_id, pm.channel, pm.status, pm.parts, d.status AS delivery_status, d.group_lead,
-                  EXISTS (SELECT 1 FROM callback c WHERE c.provider = pm.provider AND c.message_id = pm.message_id AND c.status = ? AND c.result != 'orphan')
-                    AS duplicate
-                FROM provider_message pm LEFT JOIN delivery d ON d.reminder_id = pm.reminder_id AND d.channel = pm.channel
-                WHERE pm.provider = ? AND pm.message_id = ?
-                """,
-            [.text(status.rawValue), .text(provider), .text(messageID)]
-        ) { row in
+        try db.firstDirectRow(sql: ownerSQL, [.text(status.rawValue), .text(provider), .text(messageID)]) { row in
             CallbackPart(
                 key: DeliveryKey(reminderID: row.text(0) ?? "", channel: try row.channel(1)), partStatus: row.text(2), parts: row.integer(3) ?? 0,
                 deliveryStatus: row.text(4).flatMap(DeliveryStatus.init(rawValue:)), groupLead: row.text(5), duplicate: row.integer(6) == 1)

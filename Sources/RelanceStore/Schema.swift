@@ -306,6 +306,19 @@ extension Ledger {
                     CREATE INDEX delivery_expiry ON delivery(expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'paused');
                     """)
         }
+        m.registerMigration("v16-callback-indexes") { db in
+            // Callbacks are looked up by the provider's message id only while they are orphans
+            // (no send known yet); a known message's earlier callbacks are found through its
+            // delivery. An index over every callback's message id (a random key) and one over every
+            // callback's result wrote a page or two in each commit for each callback received.
+            try db.execute(
+                sql: """
+                    DROP INDEX callback_message;
+                    DROP INDEX callback_result_received;
+                    CREATE INDEX callback_orphan ON callback(provider, message_id) WHERE result = 'orphan';
+                    CREATE INDEX callback_orphan_received ON callback(received_at) WHERE result = 'orphan';
+                    """)
+        }
         return m
     }
 }

@@ -30,6 +30,30 @@ import Testing
         #expect(plan.contains { $0.contains("USING INDEX delivery_expiry") }, "\(plan)")
     }
 
+    /// Every callback wrote an entry in an index keyed by the provider's message id (a random key:
+    /// a page of its own in each commit, per callback) and one keyed by its result, although only
+    /// orphans are looked up that way. A known message's earlier callbacks are now found through
+    /// its delivery, and the two indexes hold orphans only.
+    @Test func callbacksAreIndexedByMessageIDOnlyWhileTheyAreOrphans() async throws {
+        let ledger = try temporaryLedger()
+        func plan(_ sql: String, _ arguments: StatementArguments) async throws -> [String] {
+            try await ledger.pool.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String } }
+        }
+        let owner = try await plan(Ledger.ownerSQL, ["delivered", "twilio", "SM1"])
+        #expect(owner.contains { $0.contains("USING INDEX callback_delivery") }, "\(owner)")
+        let orphans = try await plan(Ledger.orphansSQL, ["twilio", "SM1"])
+        #expect(orphans.contains { $0.contains("USING INDEX callback_orphan ") }, "\(orphans)")
+        let purge = try await plan(Ledger.orphanPurgeSQL, [0])
+        #expect(purge.contains { $0.contains("USING INDEX callback_orphan_received") }, "\(purge)")
+        let indexes = try await ledger.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'callback' AND sql IS NOT NULL")
+                .map { ($0["name"] as String, $0["sql"] as String) }
+        }
+        for (name, sql) in indexes where name != "callback_delivery" {
+            #expect(sql.contains("WHERE result = 'orphan'"), "\(name) indexes every callback: \(sql)")
+        }
+    }
+
     /// Erasure was detected by `"erased":` inside the record: a record whose `vars` held that key
     /// made a changed re-drop pass for a duplicate instead of a conflict.
     /// A ledger written by a newer Relance (a schema step this build does not know) was opened,
