@@ -34,7 +34,24 @@ final class CurlMultiLoop<Slot: CurlSlot>: @unchecked Sendable {
     /// The job each slot runs, with its continuation.
     private var running: [(job: Slot.Job, continuation: Continuation)?]
     private var free: [Int]
-    private let waiting = Mutex<(queue: Deque<(Slot.Job, Continuation)>, stopping: Bool)>(([], false))
+    private let waiting = Mutex(Waiting())
+
+    /// The jobs not started yet, and what `submit` needs to know of the loop thread.
+    struct Waiting {
+        var queue: Deque<(Slot.Job, Continuation)> = []
+        var stopping = false
+        /// The loop is in (or about to enter) `curl_multi_poll` with nothing queued.
+        var asleep = false
+        /// A wakeup was sent since the loop went to sleep: the next `submit` need not send another.
+        var woken = false
+
+        /// Whether the caller must wake the loop (it sleeps and nobody woke it yet).
+        mutating func needsWakeup() -> Bool {
+            guard asleep && !woken else { return false }
+            woken = true
+            return true
+        }
+    }
 
     /// Milliseconds `curl_multi_poll` sleeps with nothing to do (libcurl's own timers cut it short).
     private let idleWait: Int32
@@ -66,16 +83,18 @@ final class CurlMultiLoop<Slot: CurlSlot>: @unchecked Sendable {
     deinit { curl_multi_cleanup(multi) }
 
     func submit(_ job: Slot.Job, _ continuation: Continuation) {
-        let refused = waiting.withLock { state -> Bool in
-            guard !state.stopping else { return true }
+        let (refused, wake) = waiting.withLock { state -> (Bool, Bool) in
+            guard !state.stopping else { return (true, false) }
             state.queue.append((job, continuation))
-            return false
+            return (false, state.needsWakeup())
         }
         if refused {
             continuation.resume(returning: Slot.refused(CurlError(code: -1, message: "the transport is shut down")))
             return
         }
-        curl_multi_wakeup(multi)
+        // One wakeup per sleep: under load the loop is mostly awake and finds the job itself (each
+        // wakeup is a write to libcurl's socket pair and one more pass over every transfer).
+        if wake { curl_multi_wakeup(multi) }
     }
 
     /// Stops the loop once the transfers under way and the jobs waiting are done.
@@ -93,8 +112,17 @@ final class CurlMultiLoop<Slot: CurlSlot>: @unchecked Sendable {
             if stop && free.count == slots.count && !started { return }
             // A slot just freed and a job waiting for one: start it now rather than after the
             // next socket event (or the poll's timeout).
-            if !free.isEmpty && waiting.withLock({ !$0.queue.isEmpty }) { continue }
+            // Otherwise sleep until a socket event, a timer or a wakeup; the flag is set under the
+            // lock `submit` takes, so a job queued after this check always wakes the poll.
+            let sleep = waiting.withLock { state -> Bool in
+                if !free.isEmpty && !state.queue.isEmpty { return false }
+                state.asleep = true
+                state.woken = false
+                return true
+            }
+            guard sleep else { continue }
             curl_multi_poll(multi, nil, 0, idleWait, nil)
+            waiting.withLock { $0.asleep = false }
         }
     }
 

@@ -131,6 +131,27 @@ final class CountingHTTPServer: Sendable {
         #expect(ContinuousClock.now - started < .seconds(300), "a queued request waited for the idle timeout")
     }
 
+    /// The loop is woken once per sleep, not once per request: requests submitted while it sleeps,
+    /// alone or in bursts from many tasks, all start. A hang check as above: a request whose wakeup
+    /// was lost would wait for the 10-minute idle timeout.
+    @Test func requestsSubmittedWhileTheLoopSleepsAllStart() async throws {
+        let server = CountingHTTPServer()
+        let client = try HTTPClient(configuration: HTTPClientConfiguration(connections: 2), idleWait: .seconds(600))
+        let started = ContinuousClock.now
+        var answered = 0
+        for round in 0..<20 {
+            // Each round starts on a loop with nothing to do, asleep in its poll.
+            let burst = round % 2 == 0 ? 1 : 7
+            answered += await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<burst { group.addTask { (try? await client.execute(Self.post(server.port)).get().status) == 201 ? 1 : 0 } }
+                return await group.reduce(0, +)
+            }
+        }
+        #expect(answered == 10 * 1 + 10 * 7)
+        #expect(server.counts.requests == 80)
+        #expect(ContinuousClock.now - started < .seconds(300), "a request waited for the idle timeout: its wakeup was lost")
+    }
+
     @Test func theResponseIsReadWithItsHeaders() async throws {
         let server = CountingHTTPServer()
         let client = try HTTPClient(configuration: HTTPClientConfiguration(connections: 1))
