@@ -14,23 +14,24 @@ public enum EmailAddress {
             return "contains control characters (CR/LF are refused)"
         }
         guard address.utf8.count <= 254 else { return "longer than 254 octets" }
-        let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+        // Split on the octets: '@' and '.' are ASCII, and anything but ASCII is refused below.
+        let (at, dot, hyphen) = (UInt8(ascii: "@"), UInt8(ascii: "."), UInt8(ascii: "-"))
+        let parts = address.utf8.split(separator: at, omittingEmptySubsequences: false)
         guard parts.count == 2 else { return "must contain exactly one '@'" }
-        let local = parts[0]
-        let domain = parts[1]
-        guard !local.isEmpty, local.utf8.count <= 64 else { return "local part is empty or longer than 64 octets" }
-        for atom in local.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !atom.isEmpty, atom.utf8.allSatisfy({ atext[Int($0)] }) else {
-                return "local part '\(local)' is not a dot-atom of ASCII characters"
+        let (local, domain) = (parts[0], parts[1])
+        guard !local.isEmpty, local.count <= 64 else { return "local part is empty or longer than 64 octets" }
+        for atom in local.split(separator: dot, omittingEmptySubsequences: false) {
+            guard !atom.isEmpty, atom.allSatisfy({ atext[Int($0)] }) else {
+                return "local part '\(Substring(local))' is not a dot-atom of ASCII characters"
             }
         }
-        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2 else { return "domain '\(domain)' has no dot" }
+        let labels = domain.split(separator: dot, omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { return "domain '\(Substring(domain))' has no dot" }
         for label in labels {
-            guard !label.isEmpty, label.utf8.count <= 63,
-                label.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D }),
-                label.first != "-", label.last != "-"
-            else { return "domain '\(domain)' is not a valid host name (use its A-label form for IDNs)" }
+            guard !label.isEmpty, label.count <= 63,
+                label.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == hyphen }),
+                label.first != hyphen, label.last != hyphen
+            else { return "domain '\(Substring(domain))' is not a valid host name (use its A-label form for IDNs)" }
         }
         return nil
     }

@@ -87,7 +87,7 @@ public enum MIME {
         }
         if let problem = TextRules.problem(message.subject, maxLength: 998) { throw MIMEError(description: "subject \(problem)") }
         guard message.messageID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "<") && $0 != UInt8(ascii: ">") }),
-            message.messageID.contains("@")
+            message.messageID.utf8.contains(UInt8(ascii: "@"))
         else { throw MIMEError(description: "invalid Message-ID") }
 
         var out = ""
@@ -165,7 +165,7 @@ public enum MIME {
 
     /// A header whose value may need RFC 2047 encoding; folded to 78 octets.
     static func encodedHeader(_ name: String, _ value: String) -> String {
-        if value.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }) && !value.contains("=?") {
+        if value.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }) && !value.utf8.containsEncodedWordOpening {
             return fold(name + ": " + value) + "\r\n"
         }
         let words = encodedWords(value, firstLineBudget: 75 - name.count - 2)
@@ -223,41 +223,53 @@ public enum MIME {
     /// Quoted-printable (RFC 2045 §6.7) with CRLF line breaks and soft breaks keeping lines ≤ 76.
     /// Any line break in the input (CRLF, CR, LF) becomes CRLF; a "." opening a line is encoded.
     public static func quotedPrintable(_ text: String) -> String {
-        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
-        let input = Array(text.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(input.count + input.count / 4)
-        var lineLength = 0
-        var i = 0
-        while i < input.count {
-            let byte = input[i]
-            if byte == 0x0D || byte == 0x0A {
-                out.append(0x0D)
-                out.append(0x0A)
-                lineLength = 0
-                i += (byte == 0x0D && i + 1 < input.count && input[i + 1] == 0x0A) ? 2 : 1
-                continue
+        var text = text
+        return text.withUTF8 { input in
+            let count = input.count
+            // At most three octets for one, a CRLF for one or two, and a soft break ("=" CRLF) per 73 octets written.
+            return String(unsafeUninitializedCapacity: count * 3 + count / 8 + 8) { out in
+                var written = 0
+                func put(_ byte: UInt8) {
+                    out[written] = byte
+                    written += 1
+                }
+                func hex(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") - 10 + nibble }
+                var lineLength = 0
+                var i = 0
+                while i < count {
+                    let byte = input[i]
+                    if byte == 0x0D || byte == 0x0A {
+                        put(0x0D)
+                        put(0x0A)
+                        lineLength = 0
+                        i += (byte == 0x0D && i + 1 < count && input[i + 1] == 0x0A) ? 2 : 1
+                        continue
+                    }
+                    let next = i + 1 < count ? input[i + 1] : 0x0A
+                    let isLastOnLine = next == 0x0D || next == 0x0A
+                    let literal =
+                        (byte >= 33 && byte <= 126 && byte != UInt8(ascii: "=") && !(lineLength == 0 && byte == UInt8(ascii: ".")))
+                        || ((byte == 0x20 || byte == 0x09) && !isLastOnLine)
+                    if lineLength + (literal ? 1 : 3) > (isLastOnLine ? 76 : 75) {
+                        put(UInt8(ascii: "="))
+                        put(0x0D)
+                        put(0x0A)
+                        lineLength = 0
+                    }
+                    if literal && !(lineLength == 0 && byte == UInt8(ascii: ".")) {
+                        put(byte)
+                        lineLength += 1
+                    } else {
+                        put(UInt8(ascii: "="))
+                        put(hex(byte >> 4))
+                        put(hex(byte & 0x0F))
+                        lineLength += 3
+                    }
+                    i += 1
+                }
+                return written
             }
-            let next = i + 1 < input.count ? input[i + 1] : 0x0A
-            let isLastOnLine = next == 0x0D || next == 0x0A
-            let literal =
-                (byte >= 33 && byte <= 126 && byte != UInt8(ascii: "=") && !(lineLength == 0 && byte == UInt8(ascii: ".")))
-                || ((byte == 0x20 || byte == 0x09) && !isLastOnLine)
-            let width = literal ? 1 : 3
-            if lineLength + width > (isLastOnLine ? 76 : 75) {
-                out.append(contentsOf: [UInt8(ascii: "="), 0x0D, 0x0A])
-                lineLength = 0
-            }
-            if literal && !(lineLength == 0 && byte == UInt8(ascii: ".")) {
-                out.append(byte)
-                lineLength += 1
-            } else {
-                out.append(contentsOf: [UInt8(ascii: "="), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
-                lineLength += 3
-            }
-            i += 1
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
@@ -311,5 +323,18 @@ public enum MIME {
         }
         guard !bytes.isEmpty, !channel.isEmpty, let reminderID = String(bytes: bytes, encoding: .utf8) else { return nil }
         return (reminderID, channel)
+    }
+}
+
+extension String.UTF8View {
+    /// Whether "=?" (how an RFC 2047 encoded word opens) occurs, found without Foundation's
+    /// locale-aware search.
+    var containsEncodedWordOpening: Bool {
+        var previous: UInt8 = 0
+        for byte in self {
+            if previous == UInt8(ascii: "=") && byte == UInt8(ascii: "?") { return true }
+            previous = byte
+        }
+        return false
     }
 }

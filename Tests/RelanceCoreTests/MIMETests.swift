@@ -63,6 +63,45 @@ import Testing
         #expect(long.replacingOccurrences(of: "=\r\n", with: "") == String(repeating: "a", count: 200))
     }
 
+    /// Any text, encoded: lines of at most 76 octets, printable ASCII only, no line that starts
+    /// with a dot (SMTP's end of data) or ends with a space or a tab, and it decodes to the text
+    /// (its line breaks, CR, LF or CRLF, become CRLF on the wire).
+    @Test(arguments: 0..<8) func quotedPrintableRoundTrips(seed: UInt64) {
+        var rng = SplitMix(seed: seed)
+        let pieces = ["a", "Z", " ", "\t", "=", ".", "\n", "\r\n", "\r", "é", "€", "\u{00A0}", "😀", "~", "0", "<", "\u{7F}"]
+        for _ in 0..<200 {
+            let count = Int(rng.next() % 300)
+            let text = (0..<count).map { _ in pieces[Int(rng.next() % UInt64(pieces.count))] }.joined()
+            let encoded = MIME.quotedPrintable(text)
+            for line in encoded.components(separatedBy: "\r\n") {
+                #expect(line.utf8.count <= 76, "\(text.debugDescription)")
+                #expect(!line.hasPrefix("."), "\(text.debugDescription)")
+                #expect(!(line.hasSuffix(" ") || line.hasSuffix("\t")), "\(text.debugDescription)")
+                #expect(line.utf8.allSatisfy { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }, "\(text.debugDescription)")
+            }
+            // The reader gives hard line breaks back as LF.
+            let expected = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+            #expect(MIMEReader.decodeQuotedPrintable(encoded) == Data(expected.utf8), "\(text.debugDescription)")
+        }
+    }
+
+    /// An ASCII subject that holds "=?" would read as an RFC 2047 encoded word: it is encoded.
+    @Test func anASCIISubjectThatLooksEncodedIsEncoded() throws {
+        #expect(!MIME.encodedHeader("Subject", "Relance =?UTF-8?B?x?=").hasPrefix("Subject: Relance =?UTF-8?B?x?="))
+        #expect(MIME.encodedHeader("Subject", "Relance = ? 1") == "Subject: Relance = ? 1\r\n")
+    }
+
+    @Test(arguments: [
+        ("elodie@example.fr", nil), ("a.b+c@sub.example.fr", nil), ("a@b@example.fr", "must contain exactly one '@'"),
+        ("a..b@example.fr", "local part 'a..b' is not a dot-atom of ASCII characters"), ("é@example.fr", "local part 'é' is not a dot-atom of ASCII characters"),
+        ("a@example", "domain 'example' has no dot"), ("a@example..fr", "domain 'example..fr' is not a valid host name (use its A-label form for IDNs)"),
+        ("a@bad-.example.fr", "domain 'bad-.example.fr' is not a valid host name (use its A-label form for IDNs)"),
+        ("a@exa mple.fr", "domain 'exa mple.fr' is not a valid host name (use its A-label form for IDNs)"),
+    ] as [(String, String?)])
+    func emailAddressProblems(address: String, problem: String?) {
+        #expect(EmailAddress.problem(address) == problem)
+    }
+
     @Test func attachmentsMakeMultipartMixed() throws {
         let pdf = Data("%PDF-1.4 test".utf8)
         let data = try MIME.compose(message(attachments: [MailAttachment(filename: "F2026-0042.pdf", data: pdf)]), boundarySeed: "s")
