@@ -6,24 +6,42 @@ import RelanceStore
 
 /// A gateway's callback as it arrived, before anything in it is trusted.
 public struct WebhookRequest: Sendable {
-    public var path: String
-    public var query: String?
-    public var headers: HTTPFields
-    public var body: Data
+    public let path: String
+    public let query: String?
+    public let headers: HTTPFields
+    public let body: Data
+    /// The `Content-Type`, lower-cased, without parameters ("" when there is none).
+    public let contentType: String
+    /// The body's form pairs, decoded once (a provider's `verify` and `parse` both read them).
+    private let form: Form
+
+    private enum Form: Sendable {
+        case notAForm
+        case malformed
+        case pairs([(String, String)])
+    }
 
     public init(path: String, query: String?, headers: HTTPFields, body: Data) {
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
+        contentType = Self.mediaType(headers[.contentType])
+        if contentType == "application/x-www-form-urlencoded" {
+            form = FormEncoding.pairs(body).map(Form.pairs) ?? .malformed
+        } else {
+            form = .notAForm
+        }
     }
 
-    /// The `Content-Type`, lower-cased, without parameters.
-    public var contentType: String {
-        guard let value = headers[.contentType] else { return "" }
-        let media = value.utf8.prefix { $0 != UInt8(ascii: ";") }
+    /// `Text/HTML ; charset=x` → `text/html`.
+    static func mediaType(_ value: String?) -> String {
+        guard let value else { return "" }
         let isSpace = { (b: UInt8) in b == 0x20 || b == 0x09 }
-        return String(decoding: media.drop(while: isSpace).reversed().drop(while: isSpace).reversed(), as: UTF8.self).lowercased()
+        var media = value.utf8.prefix { $0 != UInt8(ascii: ";") }
+        while let first = media.first, isSpace(first) { media = media.dropFirst() }
+        while let last = media.last, isSpace(last) { media = media.dropLast() }
+        return String(Substring(media)).lowercased()
     }
 
     public func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
@@ -36,8 +54,11 @@ public struct WebhookRequest: Sendable {
 
     /// The form pairs of the body (refused unless it is a form).
     func formBody() throws -> [(String, String)] {
-        guard contentType == "application/x-www-form-urlencoded" else { throw HTTPError(.unsupportedMediaType, message: "expected a form") }
-        return try Self.wellFormed(FormEncoding.pairs(body))
+        switch form {
+        case .notAForm: throw HTTPError(.unsupportedMediaType, message: "expected a form")
+        case .malformed: throw HTTPError(.badRequest, message: "malformed form encoding")
+        case .pairs(let pairs): return pairs
+        }
     }
 
     /// The pairs of the query string.

@@ -17,9 +17,16 @@ public enum WebhookSignatures {
     }
 
     /// Twilio: base64(HMAC-SHA1(auth token, URL + every POST parameter as name+value, sorted by name)).
+    /// Names are sorted by code point, as Twilio's own libraries sort them (octet order in UTF-8).
     public static func twilio(token: String, url: String, parameters: [(String, String)]) -> String {
-        let payload = url + parameters.sorted { $0.0 < $1.0 }.map { $0.0 + $0.1 }.joined()
-        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Data(payload.utf8), using: SymmetricKey(data: Data(token.utf8)))
+        var payload: [UInt8] = []
+        payload.reserveCapacity(url.utf8.count + parameters.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+        payload += url.utf8
+        for (name, value) in parameters.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) {
+            payload += name.utf8
+            payload += value.utf8
+        }
+        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: payload, using: SymmetricKey(data: Data(token.utf8)))
         return Data(mac).base64EncodedString()
     }
 

@@ -26,6 +26,18 @@ import Testing
     static let brevoToken = "brevo-token-0123456789"
     static let verpSecret = "verp-secret-for-the-http-tests-0"
 
+    /// A signature computed by an independent implementation (Python's `hmac`, parameters sorted
+    /// with `sorted()`: by code point, so `body` after the capitalised names).
+    @Test func theTwilioSignatureMatchesAnIndependentImplementation() {
+        let parameters = [
+            ("To", "+18005551212"), ("body", "é"), ("CallSid", "CA1234567890ABCDE"), ("Caller", "+12349013030"), ("Digits", "1234"),
+            ("From", "+12349013030"),
+        ]
+        #expect(
+            WebhookSignatures.twilio(token: "12345", url: "https://example.com/myapp.php?foo=1&bar=2", parameters: parameters)
+                == "5SS6y+kv/rDtXa0rMXKi1p3RuNo=")
+    }
+
     struct Fixture {
         let ledger: Ledger
         let routes: WebhookRoutes
