@@ -87,14 +87,22 @@ public struct TemplateSet: Sendable {
             throw TemplateError(template: relative, message: "dynamic partials ({{>*name}}) are not supported")
         }
         // Plain-text templates (and text partials, which start in HTML mode again) must not be
-        // HTML-escaped: the pragma is added here so authors cannot forget it.
-        if text && !source.contains("CONTENT_TYPE") { source = "{{% CONTENT_TYPE: TEXT}}\n" + source }
+        // HTML-escaped: the pragma is added here so authors cannot forget it. HTML ones escape
+        // with `HTMLEscaping`. The pragma's line is standalone (left out of the output); a syntax
+        // error's line number is the author's.
+        var added = 0
+        if !source.contains("CONTENT_TYPE") {
+            _ = HTMLEscaping.registered
+            source = "{{% CONTENT_TYPE: \(text ? "TEXT" : HTMLEscaping.name)}}\n" + source
+            added = 1
+        }
         let refs = partialReferences(in: source)
         do {
             return (try MustacheTemplate(string: source), refs)
         } catch let error as MustacheTemplate.ParserError {
             throw TemplateError(
-                template: relative, message: "syntax error at line \(error.context.lineNumber), column \(error.context.columnNumber): \(error.error)")
+                template: relative,
+                message: "syntax error at line \(error.context.lineNumber - added), column \(error.context.columnNumber): \(error.error)")
         } catch {
             throw TemplateError(template: relative, message: "syntax error: \(error)")
         }

@@ -52,6 +52,40 @@ func emailFiles(
         #expect(email.html == "<p>Élodie &lt;Martin&gt;</p>", "HTML templates escape values")
     }
 
+    /// HTML templates and partials escape the five characters with the entities swift-mustache
+    /// uses, by octets; text templates and partials escape nothing; a template that names its own
+    /// content type keeps it.
+    @Test func htmlValuesAreEscapedInTemplatesAndPartials() throws {
+        var reminder = sampleReminder()
+        reminder.debtor.name = #"<b>"O'Neil" & Fils</b> é<\#u{0338}"#
+        var files = emailFiles("fr", "reminder_1", text: "{{debtor.name}} {{> sig.txt}}", html: "<p>{{debtor.name}}</p>{{> sig.html}}")
+        files["fr/partials/sig.html.mustache"] = "{{#invoices}}<i>{{debtor.name}}</i>{{/invoices}}"
+        files["fr/partials/sig.txt.mustache"] = "[{{debtor.name}}]"
+        files["fr/reminder_2/email.html.mustache"] = "{{% CONTENT_TYPE: TEXT}}\n{{debtor.name}}"
+        files["fr/reminder_2/email.txt.mustache"] = "x"
+        files["fr/reminder_2/email.subject.mustache"] = "x"
+        let set = try TemplateTree(files).set()
+        let email = try set.renderEmail(reminder, settings: settings, now: now)
+        let escaped = #"&lt;b&gt;&quot;O&#39;Neil&quot; &amp; Fils&lt;/b&gt; é&lt;\#u{0338}"#
+        #expect(email.html == "<p>\(escaped)</p><i>\(escaped)</i>")
+        #expect(email.text == "\(reminder.debtor.name) [\(reminder.debtor.name)]")
+        reminder.stage = "reminder_2"
+        #expect(try set.renderEmail(reminder, settings: settings, now: now).html == reminder.debtor.name)
+        #expect(HTMLEscaping.escape("plain value, no change") == "plain value, no change")
+    }
+
+    /// The content-type line put at the top of every template does not shift the line a syntax
+    /// error is reported at (text templates' errors were one line off).
+    @Test(arguments: ["email.txt", "email.html"]) func syntaxErrorsNameTheAuthorsLine(part: String) throws {
+        var files = emailFiles("fr", "reminder_1")
+        files["fr/reminder_1/\(part).mustache"] = "Bonjour\n{{debtor.name}\n"
+        #expect {
+            try TemplateTree(files).set()
+        } throws: { error in
+            "\(error)".contains("syntax error at line 2,")
+        }
+    }
+
     @Test func missingVariableIsAnError() throws {
         let set = try TemplateTree(emailFiles("fr", "reminder_1", text: "Bonjour {{debtor.nmae}}")).set()
         #expect {
