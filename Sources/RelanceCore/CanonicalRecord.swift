@@ -88,6 +88,8 @@ extension Reminder {
 
     /// Reads the canonical form back (also the form earlier versions wrote with `JSONEncoder`).
     public static func fromCanonicalJSON(_ text: String) throws -> Reminder {
+        // The layout this version writes, in one pass; anything else through the general parser.
+        if let reminder = CanonicalScanner.reminder(text) { return reminder }
         var text = text
         let value = try text.withUTF8 { try JSONParser.parse($0) }
         var reader = CanonicalReader()

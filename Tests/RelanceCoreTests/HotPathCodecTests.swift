@@ -166,6 +166,42 @@ import Testing
         }
     }
 
+    /// The general path: the JSON parser, then the reader of its values.
+    static func parsed(_ text: String) throws -> Reminder {
+        var text = text
+        var reader = CanonicalReader()
+        return try reader.reminder(try text.withUTF8 { try JSONParser.parse($0) })
+    }
+
+    /// The due walk's one-pass reader (`CanonicalScanner`) reads every record this version writes
+    /// to the reminder the general parser reads; for anything else — the form earlier versions
+    /// wrote, every record with one octet changed, every truncation — it declines or agrees with
+    /// the parser, and never accepts what the parser rejects.
+    @Test func theOnePassReaderAgreesWithTheParserOrDeclines() throws {
+        var rng = SplitMix(seed: 11)
+        func check(_ text: String) {
+            guard let scanned = CanonicalScanner.reminder(text) else { return }
+            #expect((try? Self.parsed(text)) == scanned, "\(text.debugDescription)")
+        }
+        var declined = 0
+        for _ in 0..<300 {
+            let reminder = Self.reminder(&rng)
+            let canonical = reminder.canonicalJSON()
+            #expect(CanonicalScanner.reminder(canonical) == reminder, "\(canonical.debugDescription)")
+            check(try Self.encoderForm(reminder))
+            let bytes = Array(canonical.utf8)
+            for _ in 0..<20 {
+                var changed = bytes
+                changed[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+                let text = String(decoding: changed, as: UTF8.self)
+                if CanonicalScanner.reminder(text) == nil { declined += 1 }
+                check(text)
+            }
+            check(String(decoding: bytes.prefix(Int(rng.next() % UInt64(bytes.count))), as: UTF8.self))
+        }
+        #expect(declined > 1000, "the changed records were mostly read: the mutations do not reach the reader")
+    }
+
     @Test func aDamagedRecordNamesTheField() {
         #expect(throws: CanonicalRecordError.self) { try Reminder.fromCanonicalJSON(#"{"id": "A", "stage": "x", "debtor": {"id": 3}}"#) }
         do {
