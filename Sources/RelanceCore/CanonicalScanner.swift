@@ -161,21 +161,15 @@ struct CanonicalScanner {
                 guard at < bytes.count else { return nil }
                 let escape = bytes[at]
                 at += 1
-                switch escape {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "u"):
-                    // Only what the writer produces: a control character, \u0000–\u001f.
-                    guard at + 4 <= bytes.count, bytes[at] == UInt8(ascii: "0"), bytes[at + 1] == UInt8(ascii: "0"),
-                        let high = Self.hex(bytes[at + 2]), let low = Self.hex(bytes[at + 3]), high < 2
+                if let plain = JSONParser.unescaped(escape) {
+                    out.append(plain)
+                } else {
+                    // Only what the writer produces for `\u`: a control character, \u0000–\u001f.
+                    guard escape == UInt8(ascii: "u"), at + 4 <= bytes.count, bytes[at] == UInt8(ascii: "0"), bytes[at + 1] == UInt8(ascii: "0"),
+                        let high = ASCIIDigits.hexValue(bytes[at + 2]), let low = ASCIIDigits.hexValue(bytes[at + 3]), high < 2
                     else { return nil }
                     out.append(high << 4 | low)
                     at += 4
-                default: return nil
                 }
             default:
                 guard byte >= 0x20 else { return nil }
@@ -183,15 +177,6 @@ struct CanonicalScanner {
             }
         }
         return nil
-    }
-
-    private static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     /// `"name":`, consumed when it is next.

@@ -223,13 +223,11 @@ public struct JSONParser {
                 index += 1
                 guard let escaped = current else { break }
                 index += 1
+                if let plain = Self.unescaped(escaped) {
+                    out.append(plain)
+                    continue
+                }
                 switch escaped {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escaped)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
                 case UInt8(ascii: "u"):
                     let escapeStart = index - 2
                     var scalar = try hexEscape()
@@ -256,6 +254,20 @@ public struct JSONParser {
             }
         }
         throw error("a string is not closed", at: start)
+    }
+
+    /// The octet a one-character escape stands for (`\"`, `\\`, `\/`, `\n`, `\t`, `\r`, `\b`, `\f`);
+    /// nil for `\u` and for what is not an escape.
+    static func unescaped(_ escaped: UInt8) -> UInt8? {
+        switch escaped {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): escaped
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "t"): 0x09
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        default: nil
+        }
     }
 
     mutating func hexEscape() throws(JSONParseError) -> UInt32 {
