@@ -19,24 +19,28 @@ struct HTMLEscaping: MustacheContentType {
     func escapeText(_ text: String) -> String { Self.escape(text) }
 
     static func escape(_ text: String) -> String {
-        guard text.utf8.contains(where: Self.isSpecial) else { return text }
+        guard text.utf8.contains(where: { entity($0) != nil }) else { return text }
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count + 16)
         for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "<"): out += "&lt;".utf8
-            case UInt8(ascii: ">"): out += "&gt;".utf8
-            case UInt8(ascii: "&"): out += "&amp;".utf8
-            case UInt8(ascii: "\""): out += "&quot;".utf8
-            case UInt8(ascii: "'"): out += "&#39;".utf8
-            default: out.append(byte)
+            if let entity = entity(byte) {
+                out.append(contentsOf: UnsafeBufferPointer(start: entity.utf8Start, count: entity.utf8CodeUnitCount))
+            } else {
+                out.append(byte)
             }
         }
         return String(decoding: out, as: UTF8.self)
     }
 
-    private static func isSpecial(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: "<") || byte == UInt8(ascii: ">") || byte == UInt8(ascii: "&") || byte == UInt8(ascii: "\"")
-            || byte == UInt8(ascii: "'")
+    /// What one octet becomes, if it must be escaped.
+    private static func entity(_ byte: UInt8) -> StaticString? {
+        switch byte {
+        case UInt8(ascii: "<"): "&lt;"
+        case UInt8(ascii: ">"): "&gt;"
+        case UInt8(ascii: "&"): "&amp;"
+        case UInt8(ascii: "\""): "&quot;"
+        case UInt8(ascii: "'"): "&#39;"
+        default: nil
+        }
     }
 }
