@@ -27,52 +27,37 @@ struct CanonicalScanner {
     private mutating func reminder() -> Reminder? {
         guard take("{"), key("attachments"), let attachments = strings(), take(","),
             key("channels"), let channels = channelList(), take(","),
-            key("debtor"), let debtor = debtor(), take(",")
-        else { return nil }
-        var expiresAt: Date?
-        if key("expires_at") {
-            guard let instant = instant(), take(",") else { return nil }
-            expiresAt = instant
-        }
-        guard key("fallback"), let fallback = channelList(), take(","),
+            key("debtor"), let debtor = debtor(), take(","),
+            let expiresAt = optionalMember("expires_at", { $0.instant() }),
+            key("fallback"), let fallback = channelList(), take(","),
             key("id"), let id = string(), take(","),
-            key("invoices"), let invoices = invoices(), take(",")
+            key("invoices"), let invoices = invoices(), take(","),
+            let notBefore = optionalMember("not_before", { $0.instant() }),
+            let paymentURL = optionalMember("payment_url", { $0.string() }),
+            key("stage"), let stage = string(), take(","), key("vars"), let vars = vars(), take("}")
         else { return nil }
-        var notBefore: Date?
-        if key("not_before") {
-            guard let instant = instant(), take(",") else { return nil }
-            notBefore = instant
-        }
-        var paymentURL: String?
-        if key("payment_url") {
-            guard let url = string(), take(",") else { return nil }
-            paymentURL = url
-        }
-        guard key("stage"), let stage = string(), take(","), key("vars"), let vars = vars(), take("}") else { return nil }
         return Reminder(
             id: id, stage: stage, channels: channels, notBefore: notBefore, expiresAt: expiresAt, fallback: fallback, debtor: debtor,
             invoices: invoices, paymentURL: paymentURL, attachments: attachments, vars: vars)
     }
 
     private mutating func debtor() -> Debtor? {
-        guard take("{"), key("country"), let country = string(), take(",") else { return nil }
-        var email: String?
-        if key("email") {
-            guard let value = string(), take(",") else { return nil }
-            email = value
-        }
-        guard key("id"), let id = string(), take(","),
+        guard take("{"), key("country"), let country = string(), take(","), let email = optionalMember("email", { $0.string() }),
+            key("id"), let id = string(), take(","),
             key("kind"), let kindName = string(), let kind = DebtorKind(rawValue: kindName), take(","),
             key("locale"), let locale = string(), take(","),
-            key("name"), let name = string(), take(",")
+            key("name"), let name = string(), take(","), let phone = optionalMember("phone", { $0.string() }),
+            key("timezone"), let timezone = string(), take("}")
         else { return nil }
-        var phone: String?
-        if key("phone") {
-            guard let value = string(), take(",") else { return nil }
-            phone = value
-        }
-        guard key("timezone"), let timezone = string(), take("}") else { return nil }
         return Debtor(id: id, name: name, email: email, phone: phone, country: country, locale: locale, timezone: timezone, kind: kind)
+    }
+
+    /// A member the writer leaves out when it has no value: `.some(nil)` when absent, `.some(value)`
+    /// for `"name":value,`, nil when it is there but not as the writer writes it.
+    private mutating func optionalMember<T>(_ name: StaticString, _ read: (inout CanonicalScanner) -> T?) -> T?? {
+        guard key(name) else { return .some(nil) }
+        guard let value = read(&self), take(",") else { return nil }
+        return .some(value)
     }
 
     private mutating func invoices() -> [Invoice]? {
