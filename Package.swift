@@ -35,6 +35,10 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CSQLiteProcess",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         .target(
             name: "RelanceCore",
             swiftSettings: swiftSettings
@@ -62,6 +66,7 @@ let package = Package(
             name: "RelanceStore",
             dependencies: [
                 "RelanceCore",
+                "CSQLiteProcess",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
@@ -237,7 +242,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelanceStoreTests",
-            dependencies: ["RelanceStore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["RelanceStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

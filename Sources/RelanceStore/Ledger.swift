@@ -17,6 +17,7 @@ public final class Ledger: Sendable {
 
     /// Opens (creating if needed) the ledger at `path` and migrates it.
     public init(path: String, readOnly: Bool = false) throws {
+        _ = SQLiteProcess.applied
         self.path = path
         var config = Configuration()
         config.readonly = readOnly
@@ -84,6 +85,7 @@ public final class Ledger: Sendable {
 extension Ledger {
     /// The SQLite library the ledger runs on, for `relance --version`.
     public static var sqliteVersion: String {
-        (try? DatabaseQueue().read { db in try String.fetchOne(db, sql: "SELECT sqlite_version()") }) ?? "unknown"
+        _ = SQLiteProcess.applied
+        return (try? DatabaseQueue().read { db in try String.fetchOne(db, sql: "SELECT sqlite_version()") }) ?? "unknown"
     }
 }
