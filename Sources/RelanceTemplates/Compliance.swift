@@ -149,17 +149,19 @@ extension TemplateSet {
                                     everything = text
                                 }
                             } catch { continue }  // render errors are reported by check()
+                            // Normalized once per render, not once per phrase (the HTML of an email is long).
+                            let (normalizedText, normalizedEverything) = (Self.normalized(text), Self.normalized(everything))
                             let values = Self.placeholders(sample, settings: settings, now: now)
                             let letterNote = letter == "*" ? "" : ", \(letter) letter"
                             let where_ = "\(locale)/\(stage)/\(channel == .email ? "email" : "sms.txt") (\(kind.rawValue)\(letterNote))"
                             for rule in applicable {
                                 for phrase in rule.require {
-                                    for expanded in Self.expand(phrase, values) where !expanded.isEmpty && !Self.contains(text, expanded) {
+                                    for expanded in Self.expand(phrase, values) where !expanded.isEmpty && !normalizedText.contains(Self.normalized(expanded)) {
                                         problems.append(TemplateError(template: where_, message: "missing mandatory element \"\(expanded)\" (\(rule.why))"))
                                     }
                                 }
                                 for phrase in rule.forbid {
-                                    for expanded in Self.expand(phrase, values) where !expanded.isEmpty && Self.contains(everything, expanded) {
+                                    for expanded in Self.expand(phrase, values) where !expanded.isEmpty && normalizedEverything.contains(Self.normalized(expanded)) {
                                         problems.append(TemplateError(template: where_, message: "contains forbidden element \"\(expanded)\" (\(rule.why))"))
                                     }
                                 }
@@ -172,10 +174,9 @@ extension TemplateSet {
         return problems
     }
 
-    static func contains(_ haystack: String, _ needle: String) -> Bool {
-        // Compare with no-break spaces as spaces, case-insensitively.
-        func norm(_ s: String) -> String { s.replacingOccurrences(of: "\u{202F}", with: " ").replacingOccurrences(of: "\u{A0}", with: " ").lowercased() }
-        return norm(haystack).contains(norm(needle))
+    /// Text as the checks compare it: no-break spaces as spaces, lowercased.
+    static func normalized(_ s: String) -> String {
+        s.replacingOccurrences(of: "\u{202F}", with: " ").replacingOccurrences(of: "\u{A0}", with: " ").lowercased()
     }
 
     static func placeholders(_ reminder: Reminder, settings: ContextSettings, now: Date) -> [String: [String]] {
