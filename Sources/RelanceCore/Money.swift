@@ -32,13 +32,33 @@ public enum Money {
     }
 
     /// `1 234,50 €` in fr-FR (with U+202F / U+00A0 separators), `€1,234.50` in en-GB.
-    /// Memoised per value: the same sums (the indemnity, zero interest, common totals) recur in
-    /// nearly every message.
+    /// A plain amount is written from the style's `AmountPattern` (learned from ICU and checked
+    /// against it); anything else is formatted by ICU, memoised per value: the same sums (the
+    /// indemnity, zero interest, common totals) recur in nearly every message.
     public static func format(_ amount: Decimal, currency: String, locale localeTag: String) -> String {
-        formatted.value(AmountKey(amount: amount, style: StyleKey(currency: currency, locale: localeTag))) { key in
-            key.amount.formatted(style(currency: key.style.currency, locale: key.style.locale))
+        let style = StyleKey(currency: currency, locale: localeTag)
+        if let pattern = pattern(style), let text = pattern.format(plain: amount.description) { return text }
+        return formatted.value(AmountKey(amount: amount, style: style)) { key in
+            key.amount.formatted(Self.style(currency: key.style.currency, locale: key.style.locale))
         }
     }
+
+    /// An amount as a record writes it (`"1234.50"`, checked by `amountProblem`), formatted as
+    /// `format(_:currency:locale:)` does, without reading it into a `Decimal` first when it is plain.
+    public static func format(text: String, currency: String, locale localeTag: String) -> String {
+        if let pattern = pattern(StyleKey(currency: currency, locale: localeTag)), let formatted = pattern.format(plain: text) { return formatted }
+        return format(decimal(text), currency: currency, locale: localeTag)
+    }
+
+    /// The style's pattern, learned once; nil when ICU formats every amount of it.
+    static func pattern(_ style: StyleKey) -> AmountPattern? {
+        patterns.value(style) { key in
+            let icu = Self.style(currency: key.currency, locale: key.locale)
+            return AmountPattern.learn(fractionDigits: Currency.minorUnits[key.currency] ?? 2) { $0.formatted(icu) }
+        }
+    }
+
+    static let patterns = Memo<StyleKey, AmountPattern?>(limit: 256)
 
     struct StyleKey: Hashable, Sendable {
         var currency: String

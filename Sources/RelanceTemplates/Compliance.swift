@@ -185,7 +185,7 @@ extension TemplateSet {
         let today = CivilDate(now, in: zone)
         return [
             "{invoice.number}": reminder.invoices.map(\.number),
-            "{invoice.amount}": reminder.invoices.map { Money.format($0.decimalAmount, currency: $0.currency, locale: locale) },
+            "{invoice.amount}": reminder.invoices.map { Money.format(text: $0.amount, currency: $0.currency, locale: locale) },
             "{deadline}": [TemplateContext.formatDate(today.adding(days: settings.deadlineDays), locale: locale)],
             "{creditor.name}": [settings.creditor.name],
             "{creditor.payment_instructions}": [settings.paymentInstructions(locale)],

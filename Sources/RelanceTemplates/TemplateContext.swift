@@ -175,7 +175,7 @@ public enum TemplateContext {
                     let overdue = max(0, today.dayNumber - invoice.dueOn.dayNumber)
                     return [
                         "number": invoice.number,
-                        "amount": Money.format(invoice.decimalAmount, currency: invoice.currency, locale: locale),
+                        "amount": Money.format(text: invoice.amount, currency: invoice.currency, locale: locale),
                         "amount_value": invoice.amount,
                         "currency": invoice.currency,
                         "issued_on": formatDate(invoice.issuedOn, locale: locale),
