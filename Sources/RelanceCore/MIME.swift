@@ -327,6 +327,17 @@ public enum MIME {
 }
 
 extension String.UTF8View {
+    /// Whether `other`'s bytes occur in these, in a row (a byte search: no Unicode equivalence).
+    public func containsBytes(of other: String.UTF8View) -> Bool {
+        guard let first = other.first else { return true }
+        var start = startIndex
+        while let found = self[start...].firstIndex(of: first) {
+            if self[found...].starts(with: other) { return true }
+            start = index(after: found)
+        }
+        return false
+    }
+
     /// Whether "=?" (how an RFC 2047 encoded word opens) occurs, found without Foundation's
     /// locale-aware search.
     var containsEncodedWordOpening: Bool {

@@ -15,7 +15,7 @@ struct DeliveryRun {
     let due: Ledger.Due
     let settings: DispatchSettings
     let ledger: any LedgerStore
-    let logger: Logger
+    let baseLogger: Logger
     let clock: @Sendable () -> Date
 
     init(due: Ledger.Due, settings: DispatchSettings, ledger: any LedgerStore, logger: Logger, clock: @escaping @Sendable () -> Date) {
@@ -23,10 +23,16 @@ struct DeliveryRun {
         self.settings = settings
         self.ledger = ledger
         self.clock = clock
-        var logger = logger
+        self.baseLogger = logger
+    }
+
+    /// The run's logger: every line names the reminder and the channel. Built when a line is
+    /// written, not for every delivery (most write none at the default level).
+    var logger: Logger {
+        var logger = baseLogger
         logger[metadataKey: "relance.reminder.id"] = "\(due.key.reminderID)"
         logger[metadataKey: "relance.delivery.channel"] = "\(due.key.channel.rawValue)"
-        self.logger = logger
+        return logger
     }
 
     var key: DeliveryKey { due.key }
@@ -191,27 +197,27 @@ struct DeliveryRun {
             dailyCap: cap.map { ($0.limit, $0.since) }, contacts: contacts)
         var marked: [(due: Ledger.Due, reminder: Reminder, attempt: Int)] = []
         for (member, mark) in zip(assembly.members, marks) {
-            let memberLogger = logger.with("relance.reminder.id", member.due.key.reminderID)
+            func memberLogger() -> Logger { logger.with("relance.reminder.id", member.due.key.reminderID) }
             switch mark {
             case .attempt(let n): marked.append((member.due, member.reminder, n))
             case .notPending: break
-            case .held: memberLogger.info("channel on hold (relance pause): not sent")
+            case .held: memberLogger().info("channel on hold (relance pause): not sent")
             case .suppressed:
-                memberLogger.notice("recipient opted out: not sent")
+                memberLogger().notice("recipient opted out: not sent")
                 Counter(label: "relance_deliveries_total", dimensions: [("channel", channel.rawValue), ("outcome", "suppressed")]).increment()
             case .cancelled(let reason):
-                memberLogger.notice("cancelled before sending", metadata: ["relance.reason": "\(reason)"])
+                memberLogger().notice("cancelled before sending", metadata: ["relance.reason": "\(reason)"])
                 Counter(label: "relance_deliveries_total", dimensions: [("channel", channel.rawValue), ("outcome", "cancelled")]).increment()
             case .paused(let reason, _):
-                memberLogger.notice("paused before sending", metadata: ["relance.reason": "\(reason)"])
+                memberLogger().notice("paused before sending", metadata: ["relance.reason": "\(reason)"])
             case .contactedMeanwhile:
                 // Another node reached the debtor since the policy read its history: still pending
                 // and due, so the next look decides again (its frequency caps now count that contact).
-                memberLogger.info("the debtor was contacted meanwhile (another node): the contact policy decides again")
+                memberLogger().info("the debtor was contacted meanwhile (another node): the contact policy decides again")
             case .overDailyVolume:
                 if let deferral = cap?.deferral {
                     try await ledger.deferDelivery(member.due.key, until: deferral.until, reason: deferral.reason, now: markedAt)
-                    memberLogger.info("deferred by the daily volume cap")
+                    memberLogger().info("deferred by the daily volume cap")
                 }
             }
         }
@@ -278,8 +284,12 @@ struct DeliveryRun {
     func settle(_ claim: Claim, outcome: SendOutcome, via: String, now: Date) async throws -> Result {
         let report: DispatchStateMachine.Report = outcome.isProviderFailure ? .providerFailed : .providerWorked
         let finished = clock()
-        var metadata: Logger.Metadata = ["relance.attempt": "\(claim.members[0].attempt)", "relance.transport": "\(via)"]
-        if claim.members.count > 1 { metadata["relance.group"] = "\(claim.members.map(\.due.key.reminderID).joined(separator: ","))" }
+        // Built only for a line that is written (every delivery settles; few log at the default level).
+        var metadata: Logger.Metadata {
+            var metadata: Logger.Metadata = ["relance.attempt": "\(claim.members[0].attempt)", "relance.transport": "\(via)"]
+            if claim.members.count > 1 { metadata["relance.group"] = "\(claim.members.map(\.due.key.reminderID).joined(separator: ","))" }
+            return metadata
+        }
         var retryAt: Date?
         for member in claim.members {
             retryAt = nil
@@ -304,7 +314,7 @@ struct DeliveryRun {
         case .sent:
             counts.sent = claim.members.count
             label = "sent"
-            logger.info("sent", metadata: metadata)
+            if baseLogger.logLevel <= .info { logger.info("sent", metadata: metadata) }
         case .transient(let code, let detail, _):
             counts.retried = 1
             label = "transient"

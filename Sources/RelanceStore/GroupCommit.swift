@@ -51,12 +51,13 @@ final class GroupCommit: Sendable {
 
     /// Runs `body` in a savepoint of the open transaction, rolled back if it throws. The savepoint
     /// statements come from the connection's statement cache (`Database.inSavepoint` prepares
-    /// them for every write, and a flush holds hundreds).
+    /// them for every write, and a flush holds hundreds) and run through SQLite's C API, as the
+    /// writes of the send path do (two of them around every write).
     private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
-        try db.run(sql: "SAVEPOINT relance_write")
+        try db.runDirect(sql: "SAVEPOINT relance_write", [])
         do {
             let value = try body()
-            try db.run(sql: "RELEASE SAVEPOINT relance_write")
+            try db.runDirect(sql: "RELEASE SAVEPOINT relance_write", [])
             return value
         } catch {
             // Undoes this write only; if the transaction itself is gone, its COMMIT reports it.

@@ -133,4 +133,18 @@ import Testing
         #expect(id == "relance.F=202026=2F42=3Cx=3E.email@example.fr")
         #expect(MIME.messageID(reminderID: "F 2026/42<x>", channel: "email", domain: "example.fr") == id)
     }
+
+    /// The byte search the secret scrubber and the header checks rely on: every position, partial
+    /// matches that restart inside themselves, the empty needle, the end of the text.
+    @Test func byteSearchFindsOccurrencesAnywhere() {
+        #expect("abcabd".utf8.containsBytes(of: "abd".utf8))
+        #expect("aaab".utf8.containsBytes(of: "aab".utf8))
+        #expect("tok-secret".utf8.containsBytes(of: "secret".utf8))
+        #expect("secret".utf8.containsBytes(of: "secret".utf8))
+        #expect(!"abcab".utf8.containsBytes(of: "abd".utf8))
+        #expect(!"secre".utf8.containsBytes(of: "secret".utf8))
+        #expect(!"".utf8.containsBytes(of: "a".utf8))
+        #expect("x".utf8.containsBytes(of: "".utf8))
+        #expect("é-tok".utf8.containsBytes(of: "tok".utf8))
+    }
 }
