@@ -20,6 +20,9 @@ public enum ASCIIDigits {
         return Double(String(text))
     }
 
+    /// Whether `byte` is an ASCII digit.
+    public static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
     /// The value of one hexadecimal digit (`0-9`, `a-f`, `A-F`), or nil.
     public static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {

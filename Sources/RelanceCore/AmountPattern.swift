@@ -17,9 +17,11 @@ struct AmountPattern: Sendable, Equatable {
 
     /// The pattern of the style `icu` formats with, or nil when it cannot be trusted to agree with it.
     static func learn(fractionDigits: Int, _ icu: (Decimal) -> String) -> AmountPattern? {
+        let groups = ["1", "234", "567"]
         let fraction = String("891234567".prefix(fractionDigits))
-        guard let learned = parse(icu(probe("1234567", fraction)), fractionDigits: fractionDigits) else { return nil }
-        let thousand = icu(probe("1000", ""))
+        let sample = groups.joined() + (fraction.isEmpty ? "" : "." + fraction)
+        guard let learned = parse(icu(Money.decimal(sample)), groups: groups + (fraction.isEmpty ? [] : [fraction])) else { return nil }
+        let thousand = icu(Money.decimal("1000"))
         for groupingFrom in [4, 5] {
             var pattern = learned
             pattern.groupingFrom = groupingFrom
@@ -38,23 +40,19 @@ struct AmountPattern: Sendable, Equatable {
 
     static func agreesOnProbes(_ pattern: AmountPattern, _ icu: (Decimal) -> String) -> Bool {
         for text in probes {
-            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-            let fraction = parts.count > 1 ? String(parts[1]) : ""
+            let fraction = text.split(separator: ".", omittingEmptySubsequences: false).dropFirst().first ?? ""
             if fraction.count > pattern.fractionDigits { continue }
-            guard let mine = pattern.format(plain: text), mine == icu(probe(String(parts[0]), fraction)) else { return false }
+            guard let mine = pattern.format(plain: text), mine == icu(Money.decimal(text)) else { return false }
         }
         return true
     }
 
-    static func probe(_ integer: String, _ fraction: String) -> Decimal {
-        Decimal(string: fraction.isEmpty ? integer : integer + "." + fraction, locale: Locale(identifier: "en_US_POSIX")) ?? 0
-    }
-
-    /// Reads `1␣234␣567,89` out of ICU's output for 1234567.89: what comes before and after the
-    /// digits, the group separator (the same twice) and the decimal separator.
-    static func parse(_ output: String, fractionDigits: Int) -> AmountPattern? {
+    /// Reads `1␣234␣567,89` out of ICU's output for the amount whose digit runs are `groups`
+    /// (`["1", "234", "567", "89"]`; no decimals when there are three): what comes before and after
+    /// the digits, the group separator (the same twice) and the decimal separator.
+    static func parse(_ output: String, groups: [String]) -> AmountPattern? {
         let bytes = Array(output.utf8)
-        let isDigit = { (b: UInt8) in b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        let isDigit = ASCIIDigits.isDigit
         guard let first = bytes.firstIndex(where: isDigit), let last = bytes.lastIndex(where: isDigit) else { return nil }
         // Alternating runs of digits and separators, from the first digit to the last.
         var runs: [[UInt8]] = []
@@ -66,9 +64,9 @@ struct AmountPattern: Sendable, Equatable {
             runs.append(Array(bytes[index..<end]))
             index = end
         }
-        let expected = fractionDigits > 0 ? ["1", "234", "567", String("891234567".prefix(fractionDigits))] : ["1", "234", "567"]
-        guard runs.count == expected.count * 2 - 1 else { return nil }
-        for (i, digits) in expected.enumerated() where runs[i * 2] != Array(digits.utf8) { return nil }
+        guard runs.count == groups.count * 2 - 1 else { return nil }
+        for (i, digits) in groups.enumerated() where runs[i * 2] != Array(digits.utf8) { return nil }
+        let fractionDigits = groups.count > 3 ? groups[3].utf8.count : 0
         guard runs[1] == runs[3], let grouping = String(validating: runs[1], as: UTF8.self),
             let prefix = String(validating: bytes[..<first], as: UTF8.self), let suffix = String(validating: bytes[(last + 1)...], as: UTF8.self)
         else { return nil }
@@ -90,7 +88,7 @@ struct AmountPattern: Sendable, Equatable {
         for byte in plain.utf8 {
             if byte == UInt8(ascii: ".") && !inFraction {
                 inFraction = true
-            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+            } else if ASCIIDigits.isDigit(byte) {
                 if inFraction { fraction.append(byte) } else { integer.append(byte) }
             } else {
                 return nil
