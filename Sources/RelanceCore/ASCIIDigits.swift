@@ -6,7 +6,7 @@ public enum ASCIIDigits {
         guard !text.isEmpty, text.utf8.count <= 18 else { return nil }
         var value = 0
         for byte in text.utf8 {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            guard isDigit(byte) else { return nil }
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
         }
         return value

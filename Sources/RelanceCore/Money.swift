@@ -9,7 +9,7 @@ public enum Money {
         let digits = Currency.minorUnits[currency] ?? 2
         // Up to 15 integer digits, then optionally a dot and 1 to `digits` decimals (ASCII only).
         let utf8 = Array(text.utf8)
-        let isDigit = { (b: UInt8) in b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        let isDigit = ASCIIDigits.isDigit
         let integer = utf8.prefix(while: isDigit).count
         let rest = utf8.dropFirst(integer)
         let decimals = rest.first == UInt8(ascii: ".") ? rest.dropFirst() : []

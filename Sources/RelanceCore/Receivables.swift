@@ -16,7 +16,7 @@ public struct MinorAmount: Sendable, Hashable, Comparable, CustomStringConvertib
     public init?(_ text: String, currency: String) {
         guard let digits = Currency.minorUnits[currency] else { return nil }
         let utf8 = Array(text.utf8)
-        let isDigit = { (b: UInt8) in b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        let isDigit = ASCIIDigits.isDigit
         let integer = utf8.prefix(while: isDigit)
         let rest = utf8.dropFirst(integer.count)
         var decimals: ArraySlice<UInt8> = []
