@@ -53,29 +53,42 @@ final class LookupLog {
 /// A frame of template values that logs its lookups (see `LookupLog`). Values come from a lookup
 /// function, asked once per name when a template needs it; nested dictionaries become frames,
 /// arrays of dictionaries arrays of frames.
-final class Frame: MustacheParent {
-    private let lookup: (String) -> Any?
-    /// What was asked for already, wrapped.
-    private var asked: [String: Any] = [:]
-    let isRoot: Bool
-    let path: String
-    let log: LookupLog
+///
+/// A struct around its storage: swift-mustache casts every frame of the context stack to two
+/// protocols per lookup, and a failed cast of a class instance walks the conformance cache for
+/// its class and superclasses (9 % of rendering an email); a struct's is one lookup.
+struct Frame: MustacheParent {
+    final class Storage {
+        let lookup: (String) -> Any?
+        /// What was asked for already, wrapped.
+        var asked: [String: Any] = [:]
+        let isRoot: Bool
+        let path: String
+        let log: LookupLog
+
+        init(isRoot: Bool, path: String, log: LookupLog, lookup: @escaping (String) -> Any?) {
+            self.lookup = lookup
+            self.isRoot = isRoot
+            self.path = path
+            self.log = log
+        }
+    }
+
+    let storage: Storage
 
     init(isRoot: Bool, path: String, log: LookupLog, lookup: @escaping (String) -> Any?) {
-        self.lookup = lookup
-        self.isRoot = isRoot
-        self.path = path
-        self.log = log
+        storage = Storage(isRoot: isRoot, path: path, log: log, lookup: lookup)
     }
 
     func child(named name: String) -> Any? {
-        var value = asked[name]
-        if value == nil, let raw = lookup(name) {
-            let wrapped = Self.wrap(raw, path: isRoot ? name : path + "." + name, log: log)
-            asked[name] = wrapped
+        let s = storage
+        var value = s.asked[name]
+        if value == nil, let raw = s.lookup(name) {
+            let wrapped = Self.wrap(raw, path: s.isRoot ? name : s.path + "." + name, log: s.log)
+            s.asked[name] = wrapped
             value = wrapped
         }
-        log.record(frame: ObjectIdentifier(self), isRoot: isRoot, path: path, name: name, found: value != nil)
+        s.log.record(frame: ObjectIdentifier(s), isRoot: s.isRoot, path: s.path, name: name, found: value != nil)
         return value
     }
 
