@@ -38,9 +38,9 @@ public struct SMTPConfiguration: Sendable, Hashable {
     }
 }
 
-/// Sends email through an SMTP relay with libcurl: a fixed pool of easy handles, each on its own
-/// serial dispatch queue (curl_easy_perform blocks; it never runs on the cooperative pool), each
-/// keeping its connection open across messages.
+/// Sends email through an SMTP relay: a fixed pool of connections opened by libcurl, each on its
+/// own serial dispatch queue (its I/O blocks; it never runs on the cooperative pool), each kept
+/// open across messages.
 public final class SMTPTransport: Sendable {
     let configuration: SMTPConfiguration
     private let pool: HandlePool<SMTPConnection>
@@ -111,27 +111,42 @@ final class HandlePool<Resource: Sendable>: Sendable {
     }
 }
 
-/// The message being uploaded and the server replies seen, reached from libcurl's C callbacks.
-final class TransferState: ServerReplies {
-    var payload = Data()
-    var offset = 0
-}
+/// The server's reply lines seen while connecting (greeting, EHLO, STARTTLS, AUTH), reached from
+/// libcurl's debug callback.
+final class ConnectReplies: ServerReplies {}
 
-/// One SMTP connection: an easy handle and the serial queue that alone touches it.
+/// One SMTP connection. libcurl connects it (TCP, STARTTLS or implicit TLS with certificate
+/// checks, EHLO, AUTH: `CURLOPT_CONNECT_ONLY`); the mail transactions are then written and read
+/// with `curl_easy_send`/`curl_easy_recv`, decided by `SMTPTransaction`, pipelined when the server
+/// offers PIPELINING. libcurl's own SMTP transfer waits for each command's reply in turn, four
+/// round trips a message; this is two. Blocking: runs on `queue`, never on the cooperative pool.
 final class SMTPConnection: QueuedConnection, @unchecked Sendable {
-    // @unchecked: `easy` and `transfer` are only used on `queue`, a serial queue, one job at a time
-    // (the HandlePool hands the connection to one caller at a time as well).
+    // @unchecked: everything but `queue` is used only on `queue`, a serial queue, one job at a
+    // time (the HandlePool hands the connection to one caller at a time as well).
     let queue: DispatchQueue
-    private let easy: CurlEasy
-    private let transfer = TransferState()
     private let configuration: SMTPConfiguration
+    private let url: String
+    private let replies = ConnectReplies()
+    private var easy: CurlEasy?
+    private var socket: curl_socket_t = -1
+    private var parser = SMTPReplyParser()
+    private var pipelining = false
+    private var receiveBuffer = [UInt8](repeating: 0, count: 16384)
 
     init(configuration: SMTPConfiguration, index: Int) throws {
         self.configuration = configuration
         self.queue = DispatchQueue(label: "relance.smtp.\(index)")
-        self.easy = try CurlEasy()
         var url = configuration.url
         if let helo = configuration.heloName, !url.dropFirst(8).contains("/") { url += "/" + helo }
+        self.url = url
+        // Checks the options once, where a bad one is a configuration error.
+        _ = try makeHandle()
+    }
+
+    deinit { disconnect(graceful: true) }
+
+    private func makeHandle() throws -> CurlEasy {
+        let easy = try CurlEasy()
         try easy.set(CURLOPT_URL, url)
         try easy.set(CURLOPT_NOSIGNAL, 1)
         if url.lowercased().hasPrefix("smtps://") || configuration.startTLS == .required {
@@ -141,71 +156,167 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
         if let user = configuration.username { try easy.set(CURLOPT_USERNAME, user) }
         if let password = configuration.password { try easy.set(CURLOPT_PASSWORD, password) }
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.seconds * 1000))
-        try easy.set(CURLOPT_TIMEOUT_MS, Int(configuration.timeout.seconds * 1000))
-        // Bounds every wait for a server reply, QUIT included: a relay that stops answering must
-        // not hold the handle's cleanup (and the process's exit) for libcurl's default two minutes.
+        try easy.set(CURLOPT_TIMEOUT_MS, Int((configuration.connectTimeout + configuration.timeout).seconds * 1000))
+        // Bounds every wait for a server reply libcurl makes (greeting, EHLO, AUTH, and QUIT when
+        // the connection closes): a relay that stops answering must not hold the process's exit
+        // for libcurl's default two minutes.
         try easy.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, max(1, Int(configuration.timeout.seconds.rounded(.up))))
-        try easy.set(CURLOPT_UPLOAD, 1)
-        let opaque = Unmanaged.passUnretained(transfer).toOpaque()
-        try easy.check(CCurl_easy_setopt_read_callback(easy.handle, smtpReadCallback), "setopt READFUNCTION")
-        try easy.set(CURLOPT_READDATA, pointer: opaque)
-        // The debug callback is how libcurl exposes the server's reply text (4xx/5xx reasons).
-        try easy.collectReplies(into: transfer)
+        try easy.set(CURLOPT_CONNECT_ONLY, 1)
+        // The debug callback is how libcurl exposes the server's reply text (EHLO's capabilities,
+        // the reason of a refused login).
+        try easy.collectReplies(into: replies)
+        return easy
     }
 
-    /// Blocking; runs on `queue`.
+    /// Sends one message; blocking, runs on `queue`.
     func send(from: String, to: String, message: Data) -> SendOutcome {
-        transfer.payload = message
-        transfer.offset = 0
-        transfer.replies.removeAll(keepingCapacity: true)
-        easy.clearError()
-        do {
-            easy.releaseLists()
-            try easy.set(CURLOPT_MAIL_FROM, "<\(from)>")
-            try easy.set(CURLOPT_MAIL_RCPT, list: ["<\(to)>"])
-            try easy.check(CCurl_easy_setopt_off_t(easy.handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(message.count)), "setopt INFILESIZE")
-        } catch {
-            return .transient(code: nil, detail: "\(error)", retryAfter: nil)
-        }
-        let result = easy.perform()
-        let code = easy.responseCode()
-        // The reply that carries the deciding code (after a failure libcurl QUITs, and "221 Bye"
-        // would hide the reason).
-        let reply = transfer.replies.last(where: { code > 0 && $0.hasPrefix("\(code)") }) ?? transfer.replies.last(where: { $0.first?.isNumber == true }) ?? ""
-        if result == CURLE_OK {
-            return .sent(providerID: nil, code: code, detail: reply.isEmpty ? "accepted" : reply)
-        }
-        let curlText = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(result)) : easy.errorText
-        let detail = reply.isEmpty ? "\(curlText) (curl \(result.rawValue))" : "\(reply) (\(curlText))"
-        // The whole message went out after DATA and no reply to it came (a timeout, a dropped
-        // connection): the relay may have queued it. Sending it again risks a duplicate.
-        if !(400..<600).contains(code) && !message.isEmpty && easy.uploadedBytes() >= message.count {
-            return .inDoubt(detail: "no reply after the whole message was sent: \(detail)")
-        }
-        switch result {
-        case CURLE_LOGIN_DENIED, CURLE_USE_SSL_FAILED, CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION:
-            // Our configuration or the relay is at fault, not the recipient: keep the reminder.
-            return .transient(code: code == 0 ? nil : code, detail: detail, retryAfter: nil)
-        default:
-            break
-        }
-        switch code {
-        case 500..<600: return .permanent(code: code, detail: detail)
-        case 400..<500: return .transient(code: code, detail: detail, retryAfter: nil)
-        default: return .transient(code: code == 0 ? nil : code, detail: detail, retryAfter: nil)
+        let deadline = ContinuousClock.now + configuration.timeout
+        // A kept connection the server closed or spoke on while idle (Postfix says 421 after its
+        // idle timeout) is replaced before use; one that fails before any reply, once, as well.
+        if easy != nil, !isAlive() { disconnect(graceful: false) }
+        var retried = false
+        while true {
+            let reused = easy != nil
+            if !reused, let failure = connect() { return failure }
+            var transaction = SMTPTransaction(from: from, to: to, message: message, pipelining: pipelining)
+            var step = transaction.start()
+            var replied = false
+            let failure: String
+            run: while true {
+                switch step {
+                case .send(let bytes):
+                    if let problem = write(bytes, deadline: deadline) {
+                        failure = problem
+                        break run
+                    }
+                    step = transaction.sent()
+                case .receive:
+                    switch readReply(deadline: deadline) {
+                    case .success(let reply):
+                        replied = true
+                        step = transaction.receive(reply)
+                    case .failure(let problem):
+                        failure = problem.detail
+                        break run
+                    }
+                case .done(let outcome, let keep):
+                    if !keep { disconnect(graceful: true) }
+                    return outcome
+                }
+            }
+            disconnect(graceful: false)
+            if reused, !replied, !retried, !transaction.contentSent {
+                retried = true
+                continue
+            }
+            return transaction.connectionLost(failure)
         }
     }
-}
 
-private func smtpReadCallback(buffer: UnsafeMutablePointer<CChar>?, size: Int, count: Int, userdata: UnsafeMutableRawPointer?) -> Int {
-    guard let buffer, let userdata else { return 0 }
-    let transfer = Unmanaged<TransferState>.fromOpaque(userdata).takeUnretainedValue()
-    let n = min(size * count, transfer.payload.count - transfer.offset)
-    guard n > 0 else { return 0 }
-    transfer.payload.withUnsafeBytes { raw in
-        let start = raw.baseAddress!.advanced(by: transfer.offset)
-        UnsafeMutableRawPointer(buffer).copyMemory(from: start, byteCount: n)
+    /// Opens the connection; the failure's outcome if it could not.
+    private func connect() -> SendOutcome? {
+        replies.replies.removeAll(keepingCapacity: true)
+        let easy: CurlEasy
+        do { easy = try makeHandle() } catch { return .transient(code: nil, detail: "\(error)", retryAfter: nil) }
+        let result = easy.perform()
+        guard result == CURLE_OK else {
+            let code = easy.responseCode()
+            // The reply that carries the deciding code (after a failure libcurl QUITs, and "221 Bye"
+            // would hide the reason).
+            let reply =
+                replies.replies.last(where: { code > 0 && $0.hasPrefix("\(code)") }) ?? replies.replies.last(where: { $0.first?.isNumber == true }) ?? ""
+            let curlText = easy.errorText.isEmpty ? String(cString: curl_easy_strerror(result)) : easy.errorText
+            let detail = reply.isEmpty ? "\(curlText) (curl \(result.rawValue))" : "\(reply) (\(curlText))"
+            // Refused logins, TLS failures and unreachable relays are ours or the relay's, never
+            // the recipient's: the reminder is kept and retried, whatever code came.
+            return .transient(code: code == 0 ? nil : code, detail: detail, retryAfter: nil)
+        }
+        var socket: curl_socket_t = -1
+        guard CCurl_easy_getinfo_socket(easy.handle, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK, socket >= 0 else {
+            return .transient(code: nil, detail: "libcurl gave no socket for the SMTP connection", retryAfter: nil)
+        }
+        self.easy = easy
+        self.socket = socket
+        parser = SMTPReplyParser()
+        pipelining = SMTPTransaction.capability("PIPELINING", in: replies.replies)
+        return nil
     }
-    transfer.offset += n
-    return n
+
+    /// Closes the connection: `graceful` lets libcurl say QUIT (and wait for its reply, bounded
+    /// by the reply timeout); otherwise the socket is shut first, so nothing waits on a server
+    /// that stopped answering.
+    private func disconnect(graceful: Bool) {
+        guard easy != nil else { return }
+        if !graceful, socket >= 0 { _ = shutdown(socket, Int32(SHUT_RDWR)) }
+        easy = nil
+        socket = -1
+    }
+
+    /// Whether an idle kept connection is still usable: nothing arrived on it since the last
+    /// transaction (a TLS record without data, such as a TLS 1.3 session ticket, is not a reply).
+    private func isAlive() -> Bool {
+        guard let easy, parser.isEmpty else { return false }
+        var poll = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        guard Glibc.poll(&poll, 1, 0) > 0 else { return true }
+        var received = 0
+        let result = receiveBuffer.withUnsafeMutableBytes { curl_easy_recv(easy.handle, $0.baseAddress, $0.count, &received) }
+        return result == CURLE_AGAIN
+    }
+
+    private struct Failure: Error {
+        var detail: String
+    }
+
+    private func write(_ bytes: [UInt8], deadline: ContinuousClock.Instant) -> String? {
+        guard let easy else { return "not connected" }
+        var offset = 0
+        return bytes.withUnsafeBytes { raw -> String? in
+            while offset < raw.count {
+                var written = 0
+                let result = curl_easy_send(easy.handle, raw.baseAddress! + offset, raw.count - offset, &written)
+                switch result {
+                case CURLE_OK: offset += written
+                case CURLE_AGAIN:
+                    if let problem = wait(for: Int16(POLLOUT), until: deadline) { return problem }
+                default: return "sending to the SMTP server failed: \(String(cString: curl_easy_strerror(result)))"
+                }
+            }
+            return nil
+        }
+    }
+
+    private func readReply(deadline: ContinuousClock.Instant) -> Result<SMTPReply, Failure> {
+        guard let easy else { return .failure(Failure(detail: "not connected")) }
+        while true {
+            do {
+                if let reply = try parser.next() { return .success(reply) }
+            } catch {
+                return .failure(Failure(detail: error.description))
+            }
+            var received = 0
+            let result = receiveBuffer.withUnsafeMutableBytes { curl_easy_recv(easy.handle, $0.baseAddress, $0.count, &received) }
+            switch result {
+            case CURLE_OK:
+                guard received > 0 else { return .failure(Failure(detail: "the SMTP server closed the connection")) }
+                receiveBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<received])) }
+            case CURLE_AGAIN:
+                if let problem = wait(for: Int16(POLLIN), until: deadline) { return .failure(Failure(detail: problem)) }
+            default:
+                return .failure(Failure(detail: "reading from the SMTP server failed: \(String(cString: curl_easy_strerror(result)))"))
+            }
+        }
+    }
+
+    /// Waits until the socket is ready for `events`; a problem when the deadline passed first.
+    private func wait(for events: Int16, until deadline: ContinuousClock.Instant) -> String? {
+        while true {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return "no reply from the SMTP server within \(configuration.timeout)" }
+            var poll = pollfd(fd: socket, events: events, revents: 0)
+            let milliseconds = Int32(min(left.seconds * 1000 + 1, Double(Int32.max)))
+            let ready = Glibc.poll(&poll, 1, milliseconds)
+            if ready > 0 { return nil }
+            if ready < 0, errno != EINTR { return "waiting for the SMTP server failed: errno \(errno)" }
+        }
+    }
 }

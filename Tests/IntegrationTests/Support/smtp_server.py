@@ -12,6 +12,9 @@ one per connection) lines first. Behaviour is chosen by the recipient's local pa
 With --cert/--key it offers STARTTLS (and requires it); with --implicit-tls it speaks TLS from the
 first byte (smtps). With --auth USER:PASSWORD it requires AUTH (PLAIN or LOGIN) with those
 credentials; each accepted message records the authenticated user in an X-Auth-User line.
+It offers PIPELINING (aiosmtpd reads commands one after the other from the stream, which is what
+RFC 2920 asks of a server) unless --no-pipelining. With --idle-timeout SECONDS it closes a
+connection idle that long, as real relays do, and notes each closed connection in a closed-N file.
 Prints "READY <port>" on stdout once listening. Stops on SIGTERM.
 """
 import argparse
@@ -34,6 +37,8 @@ parser.add_argument("--cert")
 parser.add_argument("--key")
 parser.add_argument("--implicit-tls", action="store_true")
 parser.add_argument("--auth")
+parser.add_argument("--no-pipelining", action="store_true")
+parser.add_argument("--idle-timeout", type=float)
 args = parser.parse_args()
 os.makedirs(args.out, exist_ok=True)
 counter = itertools.count(1)
@@ -50,6 +55,12 @@ def record(envelope, suffix):
 
 
 class Handler:
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if not args.no_pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.split("@")[0].startswith("reject-"):
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
@@ -108,7 +119,17 @@ class Controller0(Controller):
             options.update(tls_context=tls, require_starttls=True)
         if args.auth:
             options.update(authenticator=authenticate, auth_required=True, auth_require_tls=tls is not None)
-        return SMTP(self.handler, **options)
+        if args.idle_timeout:
+            options.update(timeout=args.idle_timeout)
+        return RecordingSMTP(self.handler, **options)
+
+
+class RecordingSMTP(SMTP):
+    def connection_lost(self, error):
+        with lock:
+            n = next(counter)
+        open(os.path.join(args.out, "closed-%06d" % n), "w").close()
+        super().connection_lost(error)
 
 
 port = args.port
