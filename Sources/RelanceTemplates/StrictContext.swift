@@ -81,15 +81,39 @@ struct Frame: MustacheParent {
     }
 
     func child(named name: String) -> Any? {
+        let value = value(named: name)
         let s = storage
-        var value = s.asked[name]
-        if value == nil, let raw = s.lookup(name) {
-            let wrapped = Self.wrap(raw, path: s.isRoot ? name : s.path + "." + name, log: s.log)
-            s.asked[name] = wrapped
-            value = wrapped
-        }
         s.log.record(frame: ObjectIdentifier(s), isRoot: s.isRoot, path: s.path, name: name, found: value != nil)
         return value
+    }
+
+    /// The value of `name` in this frame (a frame for a dictionary, frames for a list of them),
+    /// without logging the lookup.
+    func value(named name: String) -> Any? {
+        let s = storage
+        if let value = s.asked[name] { return value }
+        guard let raw = s.lookup(name) else { return nil }
+        let wrapped = Self.wrap(raw, path: s.isRoot ? name : s.path + "." + name, log: s.log)
+        s.asked[name] = wrapped
+        return wrapped
+    }
+
+    /// The value at `path` from this frame: names of frames and positions in lists, as
+    /// `RenderCache` recorded them. Nil when something on the way is not there.
+    func resolve(_ path: [RenderCache.PathElement]) -> Any? {
+        var current: Any = self
+        for element in path {
+            switch (element, current) {
+            case (.name(let name), let frame as Frame):
+                guard let value = frame.value(named: name) else { return nil }
+                current = value
+            case (.index(let i), let list as [Frame]) where list.indices.contains(i):
+                current = list[i]
+            default:
+                return nil
+            }
+        }
+        return current
     }
 
     /// The root frame of a message's context, computed as the templates ask.

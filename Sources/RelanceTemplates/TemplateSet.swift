@@ -42,8 +42,21 @@ public struct TemplateSet: Sendable {
     let partials: [String: [String: MustacheTemplate]]
     /// Partial names each template (or partial) refers to.
     let references: [String: [String]]
+    /// Templates and partials that `RenderCache` may fill (by relative name): their author set no
+    /// content type of their own, and their text has no marker character.
+    let fillable: Set<String>
     /// What `resolveWithPartials` found, per stage, part and locale (the set never changes).
-    let resolved = Memo<ResolvedKey, Result<(String, MustacheTemplate, MustacheLibrary), any Error>>(limit: 4096)
+    let resolved = Memo<ResolvedKey, Result<Resolved, any Error>>(limit: 4096)
+    /// Outputs per shape (see `RenderCache`).
+    let cache = RenderCache()
+
+    struct Resolved: Sendable {
+        var name: String
+        var template: MustacheTemplate
+        var library: MustacheLibrary
+        /// The template and every partial it needs may be filled by the cache.
+        var fillable: Bool
+    }
 
     public init(directory: String, defaultLocale: String) throws {
         self.root = directory
@@ -56,6 +69,7 @@ public struct TemplateSet: Sendable {
         var templates: [String: MustacheTemplate] = [:]
         var partials: [String: [String: MustacheTemplate]] = [:]
         var references: [String: [String]] = [:]
+        var fillable: Set<String> = []
         for locale in try fm.contentsOfDirectory(atPath: directory).sorted() {
             let localeDir = directory + "/" + locale
             guard fm.fileExists(atPath: localeDir, isDirectory: &isDir), isDir.boolValue else { continue }
@@ -65,9 +79,10 @@ public struct TemplateSet: Sendable {
                 for file in try fm.contentsOfDirectory(atPath: subDir).sorted() where file.hasSuffix(".mustache") {
                     let name = String(file.dropLast(".mustache".count))
                     let relative = "\(locale)/\(sub)/\(name)"
-                    let (template, refs) = try Self.load(
+                    let (template, refs, canFill) = try Self.load(
                         path: subDir + "/" + file, relative: relative, text: name.hasSuffix(".txt") || name.hasSuffix(".subject"))
                     references[relative] = refs
+                    if canFill { fillable.insert(relative) }
                     if sub == "partials" { partials[locale, default: [:]][name] = template } else { templates[relative] = template }
                 }
             }
@@ -75,9 +90,10 @@ public struct TemplateSet: Sendable {
         self.templates = templates
         self.partials = partials
         self.references = references
+        self.fillable = fillable
     }
 
-    static func load(path: String, relative: String, text: Bool) throws -> (MustacheTemplate, [String]) {
+    static func load(path: String, relative: String, text: Bool) throws -> (MustacheTemplate, [String], fillable: Bool) {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw TemplateError(template: relative, message: "cannot be read: \(error.localizedDescription)")
@@ -91,6 +107,7 @@ public struct TemplateSet: Sendable {
         // with `HTMLEscaping`. The pragma's line is standalone (left out of the output); a syntax
         // error's line number is the author's.
         var added = 0
+        let fillable = !source.contains("CONTENT_TYPE") && !source.contains(RenderCache.Marker.open) && !source.contains(RenderCache.Marker.close)
         if !source.contains("CONTENT_TYPE") {
             _ = HTMLEscaping.registered
             source = "{{% CONTENT_TYPE: \(text ? "TEXT" : HTMLEscaping.name)}}\n" + source
@@ -98,7 +115,7 @@ public struct TemplateSet: Sendable {
         }
         let refs = partialReferences(in: source)
         do {
-            return (try MustacheTemplate(string: source), refs)
+            return (try MustacheTemplate(string: source), refs, fillable)
         } catch let error as MustacheTemplate.ParserError {
             throw TemplateError(
                 template: relative,
@@ -148,13 +165,14 @@ public struct TemplateSet: Sendable {
 
     /// The template `stage/part` for `locale` with the library of the partials it needs, found
     /// along the fallback chains.
-    func resolveWithPartials(stage: String, part: String, locale: String) throws -> (String, MustacheTemplate, MustacheLibrary) {
+    func resolveWithPartials(stage: String, part: String, locale: String) throws -> Resolved {
         guard let name = resolve(stage: stage, part: part, locale: locale), let template = templates[name] else {
             throw TemplateError(
                 template: "\(stage)/\(part)",
                 message: "no template for locale \(locale) (looked in \(chain(for: locale).map { "\($0)/\(stage)/" }.joined(separator: ", ")))")
         }
         var library = MustacheLibrary()
+        var canFill = fillable.contains(name)
         var pending = references[name] ?? []
         var seen: Set<String> = []
         while let partialName = pending.popLast() {
@@ -166,20 +184,28 @@ public struct TemplateSet: Sendable {
             library.register(partial, named: partialName)
             for dir in chain(for: locale) where partials[dir]?[partialName] != nil {
                 pending += references["\(dir)/partials/\(partialName)"] ?? []
+                canFill = canFill && fillable.contains("\(dir)/partials/\(partialName)")
                 break
             }
         }
-        return (name, template, library)
+        return Resolved(name: name, template: template, library: library, fillable: canFill)
     }
 
     /// Renders one template strictly (an unknown variable or a missing partial is an error), with
     /// frames shared by every part of a message.
-    func render(stage: String, part: String, frames: Frame, log: LookupLog, locale: String) throws -> String {
+    /// `cached`: false renders with swift-mustache alone (what the cache's tests compare with).
+    func render(stage: String, part: String, frames: Frame, log: LookupLog, locale: String, cached: Bool = true) throws -> String {
         log.reset()
-        let found = resolved.value(ResolvedKey(stage: stage, part: part, locale: locale)) { key in
-            Result { try resolveWithPartials(stage: key.stage, part: key.part, locale: key.locale) as (String, MustacheTemplate, MustacheLibrary) }
+        let key = ResolvedKey(stage: stage, part: part, locale: locale)
+        let found = resolved.value(key) { key in
+            Result { try resolveWithPartials(stage: key.stage, part: key.part, locale: key.locale) }
         }
-        let (name, template, library) = try found.get()
+        let resolved = try found.get()
+        if cached, resolved.fillable, let output = cache.render(key, frames: frames, log: log, template: resolved.template, library: resolved.library) {
+            return output
+        }
+        log.reset()
+        let (name, template, library) = (resolved.name, resolved.template, resolved.library)
         let output = template.render(frames, library: library)
         let missing = log.unresolvedNames()
         if !missing.isEmpty {
@@ -192,24 +218,32 @@ public struct TemplateSet: Sendable {
     }
 
     public func renderEmail(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory? = nil) throws -> RenderedEmail {
+        try renderEmail(reminder, settings: settings, now: now, history: history, cached: true)
+    }
+
+    func renderEmail(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory?, cached: Bool) throws -> RenderedEmail {
         let log = LookupLog()
         let frames = Frame.root(TemplateContext.Source(reminder, channel: .email, settings: settings, now: now, history: history), log: log)
         let locale = reminder.debtor.locale
-        let subject = try render(stage: reminder.stage, part: "email.subject", frames: frames, log: log, locale: locale)
+        let subject = try render(stage: reminder.stage, part: "email.subject", frames: frames, log: log, locale: locale, cached: cached)
             .trimmingWhitespace()
         if subject.isEmpty { throw TemplateError(template: "\(reminder.stage)/email.subject", message: "renders an empty subject") }
         if subject.contains(where: { $0.isNewline }) {
             throw TemplateError(template: "\(reminder.stage)/email.subject", message: "renders a subject on several lines")
         }
-        let text = try render(stage: reminder.stage, part: "email.txt", frames: frames, log: log, locale: locale)
-        let html = try render(stage: reminder.stage, part: "email.html", frames: frames, log: log, locale: locale)
+        let text = try render(stage: reminder.stage, part: "email.txt", frames: frames, log: log, locale: locale, cached: cached)
+        let html = try render(stage: reminder.stage, part: "email.html", frames: frames, log: log, locale: locale, cached: cached)
         return RenderedEmail(subject: subject, text: text, html: html)
     }
 
     public func renderSMS(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory? = nil) throws -> RenderedSMS {
+        try renderSMS(reminder, settings: settings, now: now, history: history, cached: true)
+    }
+
+    func renderSMS(_ reminder: Reminder, settings: ContextSettings, now: Date, history: LetterHistory?, cached: Bool) throws -> RenderedSMS {
         let log = LookupLog()
         let frames = Frame.root(TemplateContext.Source(reminder, channel: .sms, settings: settings, now: now, history: history), log: log)
-        let text = try render(stage: reminder.stage, part: "sms.txt", frames: frames, log: log, locale: reminder.debtor.locale)
+        let text = try render(stage: reminder.stage, part: "sms.txt", frames: frames, log: log, locale: reminder.debtor.locale, cached: cached)
             .trimmingWhitespace()
         if text.isEmpty { throw TemplateError(template: "\(reminder.stage)/sms.txt", message: "renders an empty message") }
         return RenderedSMS(text: text)

@@ -214,14 +214,24 @@ struct SMTPTransaction {
     static func content(of message: Data) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + 64)
-        var atLineStart = true
-        for byte in message {
-            if atLineStart, byte == UInt8(ascii: ".") { out.append(byte) }
-            out.append(byte)
-            atLineStart = byte == UInt8(ascii: "\n")
+        message.withUnsafeBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            // Copied a line-start dot at a time (a composed message has none: one copy).
+            var copied = 0
+            var lineStart = 0
+            while lineStart < bytes.count {
+                if bytes[lineStart] == UInt8(ascii: ".") {
+                    out.append(contentsOf: bytes[copied..<lineStart])
+                    out.append(UInt8(ascii: "."))
+                    copied = lineStart
+                }
+                guard let newline = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+                lineStart = newline + 1
+            }
+            out.append(contentsOf: bytes[copied...])
         }
-        if !out.isEmpty, !atLineStart { out.append(contentsOf: [13, 10]) }
-        out.append(contentsOf: Array(".\r\n".utf8))
+        if let last = out.last, last != UInt8(ascii: "\n") { out.append(contentsOf: [13, 10]) }
+        out.append(contentsOf: [UInt8(ascii: "."), 13, 10])
         return out
     }
 
