@@ -172,3 +172,16 @@ import Testing
         #expect(reasons.contains("pause ended"), "\(reasons)")
     }
 }
+
+@Suite struct BoundarySeedTests {
+    /// Every message gets boundaries of its own, made of characters RFC 2046 allows in one.
+    @Test func seedsAreDistinctAndLegal() async {
+        let seeds = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<4 { group.addTask { (0..<500).map { _ in BoundarySeed.next() } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(Set(seeds).count == 2000)
+        let allowed = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=?")
+        #expect(seeds.allSatisfy { $0.allSatisfy(allowed.contains) && ("=_mix_" + $0).count <= 70 }, "\(seeds.first ?? "")")
+    }
+}
