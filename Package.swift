@@ -200,14 +200,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "RelanceTestSupport",
+            path: "Tests/RelanceTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RelanceCoreTests",
-            dependencies: ["RelanceCore"],
+            dependencies: ["RelanceCore", "RelanceTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RelanceTemplatesTests",
-            dependencies: ["RelanceTemplates"],
+            dependencies: ["RelanceTemplates", "RelanceTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -248,6 +253,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "RelanceTestSupport",
                 "RelanceBounces", "RelanceConfig", "RelanceCore", "RelanceDaemon", "RelanceDispatch", "RelanceHTTP", "RelancePostgres", "RelanceSpool",
                 "RelanceStore", "RelanceTemplates",
                 "RelanceTransport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),

@@ -1,5 +1,6 @@
 import Foundation
 import RelanceCore
+import RelanceTestSupport
 import Testing
 
 /// Several nodes on one PostgreSQL database, killed (`kill -9`) again and again and restarted, one

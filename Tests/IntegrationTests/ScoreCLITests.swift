@@ -3,6 +3,7 @@ import RelanceDispatch
 import RelanceStore
 import Synchronization
 import RelanceCore
+import RelanceTestSupport
 import Testing
 
 /// `relance score` through the binary, on a receivables feed imported as JSON lines (debtors,

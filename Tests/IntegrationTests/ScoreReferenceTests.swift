@@ -1,4 +1,5 @@
 import Foundation
+import RelanceTestSupport
 import Testing
 
 @testable import RelanceCore

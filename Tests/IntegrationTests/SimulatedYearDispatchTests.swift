@@ -4,6 +4,7 @@ import RelanceCore
 import RelanceStore
 import RelanceTemplates
 import Synchronization
+import RelanceTestSupport
 import Testing
 
 @testable import RelanceConfig

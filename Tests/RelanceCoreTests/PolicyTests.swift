@@ -1,4 +1,5 @@
 import Foundation
+import RelanceTestSupport
 import Testing
 
 @testable import RelanceCore
@@ -257,15 +258,5 @@ let paris = TimeZone(identifier: "Europe/Paris")!
     }
 }
 
-/// A small deterministic generator (SplitMix64).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The randomized tests of this module name the shared generator so.
+typealias SplitMix = SplitMix64

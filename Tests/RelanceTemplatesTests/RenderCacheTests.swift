@@ -1,5 +1,6 @@
 import Foundation
 import RelanceCore
+import RelanceTestSupport
 import Testing
 
 @testable import RelanceTemplates
@@ -13,18 +14,8 @@ import Testing
         "\u{E000}s0S&\u{E001}", "\u{E001}", "e\u{301}", "\u{301}accent", "<\u{338}", "🙂 ok", "S&amp;", "{{debtor.name}}", "ＡＢＣ",
     ]
 
-    struct Random: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
-    static func reminder(_ i: Int, stages: [String], using random: inout Random) -> Reminder {
+    static func reminder(_ i: Int, stages: [String], using random: inout SplitMix64) -> Reminder {
         func pick(_ texts: [String]) -> String { texts.randomElement(using: &random)! }
         let names = tricky + (0..<6).map { "Client \($0)" }
         let currencies = ["EUR", "EUR", "EUR", "GBP", "USD", "JPY"]
@@ -81,7 +72,7 @@ import Testing
     /// with markup, line breaks, marker characters and combining marks.
     @Test func shippedTemplatesRenderAlikeFromTheCache() throws {
         let set = try TemplateSet(directory: ShippedTemplatesTests.root, defaultLocale: "fr-FR")
-        var random = Random(state: 42)
+        var random = SplitMix64(seed: 42)
         for i in 0..<3000 {
             let reminder = Self.reminder(i, stages: ["pre_due", "reminder_1", "reminder_2", "final_notice"], using: &random)
             let history = i % 7 == 0 ? LetterHistory(reference: Self.tricky[i % Self.tricky.count], date: CivilDate(year: 2026, month: 10, day: 2)) : nil
@@ -129,7 +120,7 @@ import Testing
         files["fr/reminder_2/email.html.mustache"] = "x"
         files["fr/reminder_2/sms.txt.mustache"] = "{{vars.unknown}}"
         let set = try TemplateTree(files).set()
-        var random = Random(state: 7)
+        var random = SplitMix64(seed: 7)
         for i in 0..<2000 {
             var reminder = Self.reminder(i, stages: ["reminder_1", "reminder_1", "reminder_2"], using: &random)
             reminder.debtor.locale = "fr-FR"
