@@ -165,29 +165,34 @@ import Testing
         let sandbox = try Sandbox()
         let (cert, key) = try await selfSignedCertificate(in: sandbox)
         let server = try await SMTPServer(sandbox: sandbox, arguments: ["--cert", cert, "--key", key, "--auth", "relance:s3cr3t-pw"])
-        try sandbox.writeConfig(smtpPort: server.port)
+        // One connection: the five messages go over it one after the other, after one STARTTLS
+        // and one AUTH.
+        try sandbox.writeConfig(smtpPort: server.port, concurrency: 1, connections: 1)
         try String(contentsOfFile: sandbox.configPath, encoding: .utf8)
             .replacingOccurrences(of: "starttls: none,", with: "starttls: required, ca_file: \"\(cert)\", username: relance,")
             .write(toFile: sandbox.configPath, atomically: true, encoding: .utf8)
         let credentials = sandbox.root + "/credentials"
         try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: true)
         try "s3cr3t-pw\n".write(toFile: credentials + "/email-smtp-password", atomically: true, encoding: .utf8)
-        try sandbox.dropLines("one.jsonl", [Records.reminder("TLS-1", email: "tls@example.org")])
+        try sandbox.dropLines("one.jsonl", (1...5).map { Records.reminder("TLS-\($0)", email: "tls\($0)@example.org") })
         let run = try await sandbox.relance(["serve", "--once"], environment: ["CREDENTIALS_DIRECTORY": credentials])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try await statuses(try sandbox.ledger()) == ["TLS-1/email": "sent"])
-        let message = try String(contentsOfFile: try #require(server.messages.first), encoding: .utf8)
-        #expect(message.contains("X-Auth-User: relance\r\n"), "authenticated over STARTTLS")
+        #expect(try await statuses(try sandbox.ledger()) == Dictionary(uniqueKeysWithValues: (1...5).map { ("TLS-\($0)/email", "sent") }))
+        let messages = try server.messages.map { try String(contentsOfFile: $0, encoding: .utf8) }
+        #expect(messages.count == 5)
+        #expect(messages.allSatisfy { $0.contains("X-Auth-User: relance\r\n") }, "authenticated over STARTTLS")
+        let peers = Set(messages.compactMap { $0.components(separatedBy: "\r\n").first { $0.hasPrefix("X-Peer: ") } })
+        #expect(peers.count == 1, "one TLS connection carried them all: \(peers.sorted())")
         #expect(!run.stderr.contains("s3cr3t-pw"))
 
         // A wrong password is our problem, not the debtor's: retried later, never a bounce.
         try "wrong\n".write(toFile: credentials + "/email-smtp-password", atomically: true, encoding: .utf8)
-        try sandbox.dropLines("two.jsonl", [Records.reminder("TLS-2", email: "tls2@example.org")])
+        try sandbox.dropLines("two.jsonl", [Records.reminder("TLS-6", email: "tls6@example.org")])
         _ = try await sandbox.relance(["serve", "--once"], environment: ["CREDENTIALS_DIRECTORY": credentials])
-        let second = try await receipts(try sandbox.ledger(), reminderID: "TLS-2")
+        let second = try await receipts(try sandbox.ledger(), reminderID: "TLS-6")
         #expect(second.map(\.outcome) == ["transient"])
         #expect(second.first?.status == "pending")
-        #expect(server.messages.count == 1)
+        #expect(server.messages.count == 5)
     }
 
     @Test func implicitTLS() async throws {
