@@ -186,7 +186,7 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
                 switch step {
                 case .send(let bytes):
                     if let problem = write(bytes, deadline: deadline) {
-                        failure = problem
+                        failure = problem.detail
                         break run
                     }
                     step = transaction.sent()
@@ -267,18 +267,18 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
         var detail: String
     }
 
-    private func write(_ bytes: [UInt8], deadline: ContinuousClock.Instant) -> String? {
-        guard let easy else { return "not connected" }
+    private func write(_ bytes: [UInt8], deadline: ContinuousClock.Instant) -> Failure? {
+        guard let easy else { return Failure(detail: "not connected") }
         var offset = 0
-        return bytes.withUnsafeBytes { raw -> String? in
+        return bytes.withUnsafeBytes { raw -> Failure? in
             while offset < raw.count {
                 var written = 0
                 let result = curl_easy_send(easy.handle, raw.baseAddress! + offset, raw.count - offset, &written)
                 switch result {
                 case CURLE_OK: offset += written
                 case CURLE_AGAIN:
-                    if let problem = wait(for: Int16(POLLOUT), until: deadline) { return problem }
-                default: return "sending to the SMTP server failed: \(String(cString: curl_easy_strerror(result)))"
+                    if let problem = wait(for: Int16(POLLOUT), until: deadline) { return Failure(detail: "sending to the SMTP server: \(problem)") }
+                default: return Failure(detail: "sending to the SMTP server failed: \(String(cString: curl_easy_strerror(result)))")
                 }
             }
             return nil
@@ -300,7 +300,7 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
                 guard received > 0 else { return .failure(Failure(detail: "the SMTP server closed the connection")) }
                 receiveBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<received])) }
             case CURLE_AGAIN:
-                if let problem = wait(for: Int16(POLLIN), until: deadline) { return .failure(Failure(detail: problem)) }
+                if let problem = wait(for: Int16(POLLIN), until: deadline) { return .failure(Failure(detail: "no reply from the SMTP server: \(problem)")) }
             default:
                 return .failure(Failure(detail: "reading from the SMTP server failed: \(String(cString: curl_easy_strerror(result)))"))
             }
@@ -311,12 +311,12 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
     private func wait(for events: Int16, until deadline: ContinuousClock.Instant) -> String? {
         while true {
             let left = ContinuousClock.now.duration(to: deadline)
-            guard left > .zero else { return "no reply from the SMTP server within \(configuration.timeout)" }
+            guard left > .zero else { return "timed out after \(configuration.timeout)" }
             var poll = pollfd(fd: socket, events: events, revents: 0)
             let milliseconds = Int32(min(left.seconds * 1000 + 1, Double(Int32.max)))
             let ready = Glibc.poll(&poll, 1, milliseconds)
             if ready > 0 { return nil }
-            if ready < 0, errno != EINTR { return "waiting for the SMTP server failed: errno \(errno)" }
+            if ready < 0, errno != EINTR { return "poll failed: errno \(errno)" }
         }
     }
 }
