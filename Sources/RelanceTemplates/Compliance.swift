@@ -141,11 +141,11 @@ extension TemplateSet {
                             let everything: String
                             do {
                                 if channel == .email {
-                                    let r = try renderEmail(sample, settings: settings, now: now, history: history)
+                                    let r = try renderEmail(sample, settings: settings, now: now, history: history, cached: false)
                                     text = r.subject + "\n" + r.text
                                     everything = text + "\n" + r.html
                                 } else {
-                                    text = try renderSMS(sample, settings: settings, now: now, history: history).text
+                                    text = try renderSMS(sample, settings: settings, now: now, history: history, cached: false).text
                                     everything = text
                                 }
                             } catch { continue }  // render errors are reported by check()

@@ -267,8 +267,14 @@ public struct TemplateSet: Sendable {
                     // attachment; then one invoice and none of them.
                     for full in [true, false] {
                         let sample = Self.sample(stage: stage, locale: locale, kind: kind, full: full)
-                        do { _ = try renderEmail(sample, settings: settings, now: now) } catch let e as TemplateError { problems.append(e) } catch {}
-                        do { _ = try renderSMS(sample, settings: settings, now: now) } catch let e as TemplateError { problems.append(e) } catch {}
+                        // With swift-mustache itself: the samples' shapes are not the messages', and
+                        // caching them would only cost start-up time.
+                        do { _ = try renderEmail(sample, settings: settings, now: now, history: nil, cached: false) } catch let e as TemplateError {
+                            problems.append(e)
+                        } catch {}
+                        do { _ = try renderSMS(sample, settings: settings, now: now, history: nil, cached: false) } catch let e as TemplateError {
+                            problems.append(e)
+                        } catch {}
                     }
                 }
             }
