@@ -185,12 +185,9 @@ final class RenderCache: Sendable {
 
         /// The next marker character at or after `from`: its offset and last octet.
         static func next(in bytes: [UInt8], from: Int) -> (Int, UInt8)? {
-            var i = from
-            while i + 2 < bytes.count {
-                if bytes[i] == 0xEE, bytes[i + 1] == 0x80, bytes[i + 2] == openByte || bytes[i + 2] == closeByte { return (i, bytes[i + 2]) }
-                i += 1
+            bytes.withUnsafeBufferPointer { bytes in
+                (from..<bytes.count).first { isMarker(bytes, at: $0) }.map { ($0, bytes[$0 + 2]) }
             }
-            return nil
         }
 
         /// The hole number and whether it was escaped, from the octets between the two characters
@@ -247,6 +244,12 @@ final class SymbolicSession {
     var numbers: Set<Int> = []
     /// A value of a type the cache does not know was returned: not cacheable.
     var poisoned = false
+
+    /// A new hole for `value`; its number.
+    func hole(_ value: String) -> Int {
+        values.append(value)
+        return values.count - 1
+    }
 }
 
 /// A frame as the marked render sees it: each lookup goes to the message's frame (which logs
@@ -278,16 +281,14 @@ struct SymbolicFrame: MustacheParent {
                 record(.text(text))
                 return text
             }
-            let n = session.values.count
-            session.values.append(text)
+            let n = session.hole(text)
             record(.hole(n))
             return RenderCache.Marker.text(n)
         case let flag as Bool:
             record(.bool(flag))
             return flag
         case let number as Int:
-            let n = session.values.count
-            session.values.append(String(number))
+            let n = session.hole(String(number))
             session.numbers.insert(n)
             record(.number(n))
             return RenderCache.Marker.text(n)

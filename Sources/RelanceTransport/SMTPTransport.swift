@@ -111,10 +111,6 @@ final class HandlePool<Resource: Sendable>: Sendable {
     }
 }
 
-/// The server's reply lines seen while connecting (greeting, EHLO, STARTTLS, AUTH), reached from
-/// libcurl's debug callback.
-final class ConnectReplies: ServerReplies {}
-
 /// One SMTP connection. libcurl connects it (TCP, STARTTLS or implicit TLS with certificate
 /// checks, EHLO, AUTH: `CURLOPT_CONNECT_ONLY`); the mail transactions are then written and read
 /// with `curl_easy_send`/`curl_easy_recv`, decided by `SMTPTransaction`, pipelined when the server
@@ -126,7 +122,8 @@ final class SMTPConnection: QueuedConnection, @unchecked Sendable {
     let queue: DispatchQueue
     private let configuration: SMTPConfiguration
     private let url: String
-    private let replies = ConnectReplies()
+    /// The server's reply lines seen while connecting (greeting, EHLO, STARTTLS, AUTH).
+    private let replies = ServerReplies()
     private var easy: CurlEasy?
     private var socket: curl_socket_t = -1
     private var parser = SMTPReplyParser()
