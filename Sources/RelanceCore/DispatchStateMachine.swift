@@ -126,6 +126,12 @@ public struct DispatchStateMachine: Sendable {
     /// How many due deliveries are worth reading for one `candidates` call.
     public var room: Int { stopping ? 0 : max(0, configuration.concurrency - inFlight.count) }
 
+    /// How many more deliveries of `queue` may start now (its share of the concurrency, less what
+    /// it has in flight): the due walk reads no more of it, and none of a queue at its share.
+    public func room(inQueue queue: String) -> Int {
+        stopping ? 0 : max(0, configuration.cap(queue) - perQueue[queue, default: 0])
+    }
+
     /// Whether the due walk can skip this delivery before decoding it: in flight, its debtor
     /// busy, or already tried in this pass.
     public func isExcluded(_ key: DeliveryKey, debtor: String) -> Bool {

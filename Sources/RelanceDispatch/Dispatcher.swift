@@ -116,7 +116,9 @@ public final class Dispatcher: Sendable {
             let prefetch = Ledger.Prefetch(
                 contactsSince: now.addingTimeInterval(-PolicyStep.contactHistory), groupLimit: settings().policy.group ? DeliveryRun.groupLimit : nil,
                 deliveries: room)
-            let due = try await ledger.due(now: now, limit: room * 2, prefetch: prefetch) { [self] key, debtor in
+            let due = try await ledger.due(
+                now: now, limit: room * 2, prefetch: prefetch, queueRoom: { [self] queue in self.machine.withLock { $0.state.room(inQueue: queue) } }
+            ) { [self] key, debtor in
                 self.machine.withLock { $0.state.isExcluded(key, debtor: debtor) }
             }
             return due.map { DueCandidate(due: $0, candidate: .init(key: $0.key, queue: $0.queue, debtor: $0.reminder.debtor.id)) }

@@ -9,131 +9,193 @@ extension PostgresLedger: SchedulingStore {
     /// debtor's contact history (checked again when claimed: `ContactFence`) and, when grouping,
     /// whether the debtor has other deliveries due on the channel (none: no group to look for).
     public func due(
-        now: Date, limit: Int, prefetch: Ledger.Prefetch?, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
+        now: Date, limit: Int, prefetch: Ledger.Prefetch?, queueRoom: @escaping @Sendable (String) -> Int,
+        skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
     ) async throws -> [Ledger.Due] {
-        var result: [Ledger.Due] = []
-        var debtors: Set<String> = []
-        // A first page just over what is asked for (rows are records of a kilobyte or so, and the
-        // dispatcher asks after each delivery that ends); more pages only when many are skipped.
-        // What this node is given is reserved for it, so the nodes do not all decide, render and
-        // then race to claim the same deliveries.
-        try await forEachDue(now: now, firstPage: min(Self.duePage, limit + 32), reserve: true, prefetch: prefetch) { key, debtor in
-            debtors.contains(debtor) || skip(key, debtor)
-        } body: { due in
-            debtors.insert(due.reminder.debtor.id)
-            result.append(due)
-            return result.count < limit
+        guard limit > 0 else { return [] }
+        let (node, leaseEnd, t) = (self.node, now.timeIntervalSince1970 + lease.seconds, now.timeIntervalSince1970)
+        // The contact history from this instant (nothing before the end of time: none asked for).
+        let contactsSince = prefetch?.contactsSince.timeIntervalSince1970 ?? .greatestFiniteMagnitude
+        return try await translatingErrors {
+            try await client.withConnection { connection in
+                let anyPayment = try await Self.anyPartialPayment(connection, logger: logger)
+                // Held channels are left out of the walk rather than skipped row by row.
+                let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
+                guard !open.isEmpty else { return [] }
+                var result: [Ledger.Due] = []
+                var debtors: Set<String> = []
+                var rooms: [String: Int] = [:]
+                var group = try await Self.firstDueGroup(connection, logger: logger)
+                while let (priority, risk) = group, result.count < limit {
+                    // Each queue of the (priority, band) range up to its room, then merged by age.
+                    var candidates: [(dueAt: Double, due: Ledger.Due)] = []
+                    for queue in try await Self.dueQueues(connection, priority: priority, risk: risk, logger: logger) {
+                        let room = rooms[queue] ?? max(0, queueRoom(queue))
+                        rooms[queue] = room
+                        let wanted = min(room, limit - result.count)
+                        guard wanted > 0 else { continue }
+                        var seen: Set<String> = []
+                        var taken = 0
+                        // A first page just over what is wanted (rows are records of a kilobyte or
+                        // so); more pages only when many are skipped. What this node is given is
+                        // reserved for it, so that the nodes do not all decide, render and then race
+                        // to claim the same deliveries.
+                        var pageSize = min(Self.duePage, wanted + 32)
+                        var after: (due: Double, id: String, channel: String) = (-Double.greatestFiniteMagnitude, "", "")
+                        pages: while true {
+                            let page = try await Self.duePage(
+                                connection, priority: priority, risk: risk, queue: queue, now: t, open: open, after: after, size: pageSize,
+                                reservingFor: (node, leaseEnd), contactsSince: contactsSince, logger: logger)
+                            for row in page {
+                                after = (row.dueAt, row.key.reminderID, row.key.channel.rawValue)
+                                if debtors.contains(row.debtor) || seen.contains(row.debtor) || skip(row.key, row.debtor) { continue }
+                                seen.insert(row.debtor)
+                                var due = Ledger.Due(
+                                    key: row.key, reminder: try Reminder.stored(row.record, id: row.key.reminderID), queue: queue, attempts: row.attempts,
+                                    firstAttemptAt: row.firstAttemptAt.map(Date.init(timeIntervalSince1970:)),
+                                    expiresAt: row.expiresAt.map(Date.init(timeIntervalSince1970:)),
+                                    paid: anyPayment ? try await Self.payments(connection, reminderID: row.key.reminderID, logger: logger) : [:])
+                                if let prefetch {
+                                    // Others due for the debtor on the channel: the run looks for its group itself.
+                                    due.prefetched = Ledger.Prefetched(
+                                        contacts: row.contacts.map(Date.init(timeIntervalSince1970:)), contactsSince: prefetch.contactsSince,
+                                        groupCandidates: prefetch.groupLimit != nil && !row.othersDue ? [] : nil)
+                                }
+                                candidates.append((row.dueAt, due))
+                                taken += 1
+                                if taken == wanted { break pages }
+                            }
+                            if page.count < pageSize { break }
+                            pageSize = min(pageSize * 4, Self.duePage)
+                        }
+                    }
+                    if candidates.count > 1 {
+                        candidates.sort { a, b in
+                            (a.dueAt, a.due.key.reminderID, a.due.key.channel.rawValue) < (b.dueAt, b.due.key.reminderID, b.due.key.channel.rawValue)
+                        }
+                    }
+                    for (_, due) in candidates where result.count < limit {
+                        // One per debtor across queues too (the same debtor may wait in two).
+                        guard debtors.insert(due.reminder.debtor.id).inserted else { continue }
+                        result.append(due)
+                    }
+                    group = try await Self.nextDueGroup(connection, after: (priority, risk), logger: logger)
+                }
+                if let prefetch, result.count > prefetch.deliveries {
+                    // Only the first ones can start: the others look for their history themselves.
+                    for index in result.indices.dropFirst(prefetch.deliveries) { result[index].prefetched = nil }
+                }
+                return result
+            }
         }
-        return result
     }
 
     public func dueKeys(now: Date) async throws -> [DeliveryKey] {
-        var keys: [DeliveryKey] = []
-        try await forEachDue(now: now) { key, _ in
-            keys.append(key)
-            return true
-        } body: { _ in true }
-        return keys
+        let t = now.timeIntervalSince1970
+        return try await translatingErrors {
+            try await client.withConnection { connection in
+                let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
+                guard !open.isEmpty else { return [] }
+                // A preview lists every key: one sorted read (the dispatcher's walk is by ranges).
+                var keys: [DeliveryKey] = []
+                for try await (id, channel) in try await connection.query(
+                    """
+                    SELECT reminder_id, channel FROM delivery WHERE status = 'pending' AND due_at <= \(t) AND channel = ANY(\(open))
+                    ORDER BY priority DESC, risk DESC, due_at, reminder_id, channel
+                    """, logger: logger
+                ).decode((String, String).self) {
+                    guard let channel = Channel(rawValue: channel) else { throw LedgerCorruption(description: "delivery \(id) has an unknown channel '\(channel)'") }
+                    keys.append(DeliveryKey(reminderID: id, channel: channel))
+                }
+                return keys
+            }
+        }
     }
 
     /// Rows per page of the due walk, at most.
     static let duePage = 256
 
-    /// Walks the due deliveries in order: one index range per (priority, band), read in pages by
-    /// keyset (due_at, reminder_id, channel), so rows not yet due are never read and no page is
-    /// sorted. Pages start at `firstPage` rows and grow fourfold up to `duePage`. `skip` is asked
-    /// before a record is decoded; `body` says whether to go on.
-    ///
-    /// `reserve` (the dispatcher's walk): each page is reserved for this node (`locked_by`, and
-    /// `lease_until` a lease ahead, the delivery still `pending`), skipping the rows another node
-    /// reserved (until their reservation lapses) or is reserving now (`FOR UPDATE SKIP LOCKED`).
-    /// A reservation only steers: the claim (`markGroup`) decides, whoever reserved.
-    func forEachDue(
-        now: Date, firstPage: Int = duePage, reserve: Bool = false, prefetch: Ledger.Prefetch? = nil, skip: (DeliveryKey, String) -> Bool,
-        body: (Ledger.Due) throws -> Bool
-    ) async throws {
-        let (node, leaseEnd) = (self.node, now.timeIntervalSince1970 + lease.seconds)
-        // The contact history from this instant (nothing before the end of time: none asked for).
-        let contactsSince = prefetch?.contactsSince.timeIntervalSince1970 ?? .greatestFiniteMagnitude
-        try await translatingErrors {
-            try await client.withConnection { connection in
-                let t = now.timeIntervalSince1970
-                let anyPayment = try await Self.anyPartialPayment(connection, logger: logger)
-                // Held channels are left out of the walk rather than skipped row by row.
-                let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
-                guard !open.isEmpty else { return }
-                var group = try await Self.firstDueGroup(connection, logger: logger)
-                var pageSize = max(1, min(firstPage, Self.duePage))
-                while let (priority, risk) = group {
-                    var after: (due: Double, id: String, channel: String) = (-Double.greatestFiniteMagnitude, "", "")
-                    while true {
-                        let (lastDue, lastID, lastChannel, size) = (after.due, after.id, after.channel, pageSize)
-                        let rows = try await connection.query(
-                            reserve
-                                ? """
-                                WITH picked AS (
-                                  SELECT d.reminder_id, d.channel FROM delivery d
-                                  WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
-                                    AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
-                                    AND (d.locked_by IS NULL OR d.locked_by = \(node) OR d.lease_until <= \(t))
-                                    AND d.channel = ANY(\(open))
-                                  ORDER BY d.due_at, d.reminder_id, d.channel
-                                  LIMIT \(size)
-                                  FOR UPDATE OF d SKIP LOCKED
-                                ), reserved AS (
-                                  UPDATE delivery d SET locked_by = \(node), lease_until = \(leaseEnd) FROM picked p
-                                  WHERE d.reminder_id = p.reminder_id AND d.channel = p.channel
-                                  RETURNING d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at
-                                )
-                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record,
-                                  ARRAY(SELECT MIN(a.started_at) FROM reminder o,
-                                          LATERAL (SELECT a.started_at, a.group_id, a.reminder_id FROM attempt a
-                                                   WHERE a.reminder_id = o.id AND a.outcome IN ('sending', 'sent', 'unknown') OFFSET 0) a
-                                        WHERE o.debtor_id = d.debtor_id AND o.id <> d.reminder_id
-                                        GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= \(contactsSince)),
-                                  EXISTS (SELECT 1 FROM delivery o WHERE o.debtor_id = d.debtor_id AND o.channel = d.channel AND o.status = 'pending'
-                                            AND o.due_at <= \(t) AND o.reminder_id <> d.reminder_id)
-                                FROM reserved d JOIN reminder r ON r.id = d.reminder_id
-                                ORDER BY d.due_at, d.reminder_id, d.channel
-                                """
-                                : """
-                                SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record,
-                                  '{}'::double precision[], true
-                                FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                                WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.due_at <= \(t)
-                                  AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
-                                  AND d.channel = ANY(\(open))
-                                ORDER BY d.due_at, d.reminder_id, d.channel
-                                LIMIT \(size)
-                                """, logger: logger)
-                        var page: [(key: DeliveryKey, row: (String, String, String, Int, Double?, Double?, String, Double, String, [Double], Bool))] = []
-                        for try await row in rows.decode((String, String, String, Int, Double?, Double?, String, Double, String, [Double], Bool).self) {
-                            guard let channel = Channel(rawValue: row.1) else {
-                                throw LedgerCorruption(description: "delivery \(row.0) has an unknown channel '\(row.1)'")
-                            }
-                            page.append((DeliveryKey(reminderID: row.0, channel: channel), row))
-                        }
-                        for (key, row) in page {
-                            after = (row.7, row.0, row.1)
-                            if skip(key, row.6) { continue }
-                            var due = Ledger.Due(
-                                key: key, reminder: try Reminder.stored(row.8, id: key.reminderID), queue: row.2, attempts: row.3,
-                                firstAttemptAt: row.4.map(Date.init(timeIntervalSince1970:)), expiresAt: row.5.map(Date.init(timeIntervalSince1970:)),
-                                paid: anyPayment ? try await Self.payments(connection, reminderID: key.reminderID, logger: logger) : [:])
-                            if reserve, let prefetch {
-                                // Others due for the debtor on the channel: the run looks for its group itself.
-                                due.prefetched = Ledger.Prefetched(
-                                    contacts: row.9.map(Date.init(timeIntervalSince1970:)), contactsSince: prefetch.contactsSince,
-                                    groupCandidates: prefetch.groupLimit != nil && !row.10 ? [] : nil)
-                            }
-                            if try !body(due) { return }
-                        }
-                        if page.count < size { break }
-                        pageSize = min(size * 4, Self.duePage)
-                    }
-                    group = try await Self.nextDueGroup(connection, after: (priority, risk), logger: logger)
-                }
+    /// A row of the due walk, before its record is decoded.
+    struct DueRow {
+        var key: DeliveryKey
+        var attempts: Int
+        var firstAttemptAt: Double?
+        var expiresAt: Double?
+        var debtor: String
+        var dueAt: Double
+        var record: String
+        /// The debtor's contacts since the prefetch's instant.
+        var contacts: [Double]
+        /// Whether the debtor has other deliveries due on the channel.
+        var othersDue: Bool
+    }
+
+    /// One page of a queue's range of the due index (keyset after `after`), reserved for this node
+    /// (`locked_by`, and `lease_until` a lease ahead, the delivery still `pending`), skipping the
+    /// rows another node reserved (until their reservation lapses) or is reserving now
+    /// (`FOR UPDATE SKIP LOCKED`). A reservation only steers: the claim (`markGroup`) decides,
+    /// whoever reserved.
+    static func duePage(
+        _ connection: PostgresConnection, priority: Int, risk: Int, queue: String, now t: Double, open: [String],
+        after: (due: Double, id: String, channel: String), size: Int, reservingFor: (node: String, leaseEnd: Double), contactsSince: Double, logger: Logger
+    ) async throws -> [DueRow] {
+        let (lastDue, lastID, lastChannel, node, leaseEnd) = (after.due, after.id, after.channel, reservingFor.node, reservingFor.leaseEnd)
+        let rows = try await connection.query(
+            """
+            WITH picked AS (
+              SELECT d.reminder_id, d.channel FROM delivery d
+              WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.queue = \(queue) AND d.due_at <= \(t)
+                AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
+                AND (d.locked_by IS NULL OR d.locked_by = \(node) OR d.lease_until <= \(t))
+                AND d.channel = ANY(\(open))
+              ORDER BY d.due_at, d.reminder_id, d.channel
+              LIMIT \(size)
+              FOR UPDATE OF d SKIP LOCKED
+            ), reserved AS (
+              UPDATE delivery d SET locked_by = \(node), lease_until = \(leaseEnd) FROM picked p
+              WHERE d.reminder_id = p.reminder_id AND d.channel = p.channel
+              RETURNING d.reminder_id, d.channel, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at
+            )
+            SELECT d.reminder_id, d.channel, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record,
+              ARRAY(SELECT MIN(a.started_at) FROM reminder o,
+                      LATERAL (SELECT a.started_at, a.group_id, a.reminder_id FROM attempt a
+                               WHERE a.reminder_id = o.id AND a.outcome IN ('sending', 'sent', 'unknown') OFFSET 0) a
+                    WHERE o.debtor_id = d.debtor_id AND o.id <> d.reminder_id
+                    GROUP BY COALESCE(a.group_id, a.reminder_id) HAVING MIN(a.started_at) >= \(contactsSince)),
+              EXISTS (SELECT 1 FROM delivery o WHERE o.debtor_id = d.debtor_id AND o.channel = d.channel AND o.status = 'pending'
+                        AND o.due_at <= \(t) AND o.reminder_id <> d.reminder_id)
+            FROM reserved d JOIN reminder r ON r.id = d.reminder_id
+            ORDER BY d.due_at, d.reminder_id, d.channel
+            """, logger: logger)
+        var page: [DueRow] = []
+        for try await row in rows.decode((String, String, Int, Double?, Double?, String, Double, String, [Double], Bool).self) {
+            guard let channel = Channel(rawValue: row.1) else {
+                throw LedgerCorruption(description: "delivery \(row.0) has an unknown channel '\(row.1)'")
             }
+            page.append(
+                DueRow(
+                    key: DeliveryKey(reminderID: row.0, channel: channel), attempts: row.2, firstAttemptAt: row.3, expiresAt: row.4, debtor: row.5,
+                    dueAt: row.6, record: row.7, contacts: row.8, othersDue: row.9))
+        }
+        return page
+    }
+
+    /// The queues with pending deliveries in a (priority, band) range, in name order: one index seek each.
+    static func dueQueues(_ connection: PostgresConnection, priority: Int, risk: Int, logger: Logger) async throws -> [String] {
+        var queues: [String] = []
+        while true {
+            let last = queues.last ?? ""
+            var next: String?
+            for try await queue in try await connection.query(
+                """
+                SELECT queue FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND queue > \(last)
+                ORDER BY queue LIMIT 1
+                """, logger: logger
+            ).decode(String.self) {
+                next = queue
+            }
+            guard let next else { return queues }
+            queues.append(next)
         }
     }
 
@@ -200,18 +262,21 @@ extension PostgresLedger: SchedulingStore {
             try await client.withConnection { connection in
                 let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
                 guard !open.isEmpty else { return nil }
-                // The earliest of each (priority, band) range of the due index, each one seek: a
-                // MIN over every pending delivery read them all, once a second while idle.
+                // The earliest of each (priority, band, queue) range of the due index, each one seek:
+                // a MIN over every pending delivery read them all, once a second while idle.
                 var earliest: Double?
                 var group = try await Self.firstDueGroup(connection, logger: logger)
                 while let (priority, risk) = group {
-                    for try await first in try await connection.query(
-                        """
-                        SELECT due_at FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND channel = ANY(\(open))
-                        ORDER BY priority DESC, risk DESC, due_at LIMIT 1
-                        """, logger: logger
-                    ).decode(Double.self) where first < earliest ?? .infinity {
-                        earliest = first
+                    for queue in try await Self.dueQueues(connection, priority: priority, risk: risk, logger: logger) {
+                        for try await first in try await connection.query(
+                            """
+                            SELECT due_at FROM delivery
+                            WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND queue = \(queue) AND channel = ANY(\(open))
+                            ORDER BY priority DESC, risk DESC, queue, due_at LIMIT 1
+                            """, logger: logger
+                        ).decode(Double.self) where first < earliest ?? .infinity {
+                            earliest = first
+                        }
                     }
                     group = try await Self.nextDueGroup(connection, after: (priority, risk), logger: logger)
                 }

@@ -279,6 +279,15 @@ public enum PostgresSchema {
         Migration(
             version: 3, name: "expiry index",
             sql: ["CREATE INDEX delivery_expiry ON delivery(expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'paused')"]),
+        // The due walk reads each queue of a (priority, band) range on its own, up to the room its
+        // share leaves, as the SQLite ledger's v17 does: a queue at its share no longer hides the
+        // other queues' work behind its backlog.
+        Migration(
+            version: 4, name: "due order by queue",
+            sql: [
+                "DROP INDEX delivery_due",
+                "CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, due_at, reminder_id, channel)",
+            ]),
     ]
 
     /// `relance_claim`: a claim of one delivery in one call, for the common case (one reminder in

@@ -52,8 +52,13 @@ public protocol IntakeStore: AnyObject, Sendable {
 
 /// What is due, in the dispatcher's order.
 public protocol SchedulingStore: AnyObject, Sendable {
-    func due(now: Date, limit: Int, prefetch: Ledger.Prefetch?, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool) async throws
-        -> [Ledger.Due]
+    /// The first `limit` deliveries due at `now` in the dispatcher's order (priority, risk band,
+    /// age), at most one per debtor, none that `skip` names, and of each queue at most
+    /// `queueRoom(queue)` (a queue without room is not read: its backlog hides nothing).
+    func due(
+        now: Date, limit: Int, prefetch: Ledger.Prefetch?, queueRoom: @escaping @Sendable (String) -> Int,
+        skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
+    ) async throws -> [Ledger.Due]
     func dueKeys(now: Date) async throws -> [DeliveryKey]
     func pendingDelivery(_ key: DeliveryKey) async throws -> Ledger.Due?
     func nextDueDate(now: Date) async throws -> Date?
@@ -204,6 +209,15 @@ extension SendingStore {
 
     public func recordOutcome(_ key: DeliveryKey, attempt: Int, outcome: SendOutcome, retryAt: Date?, now: Date) async throws {
         try await recordOutcome(key, attempt: attempt, outcome: outcome, retryAt: retryAt, now: now, via: nil)
+    }
+}
+
+extension SchedulingStore {
+    /// `due` without queue shares (tools, tests).
+    public func due(
+        now: Date, limit: Int, prefetch: Ledger.Prefetch? = nil, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool = { _, _ in false }
+    ) async throws -> [Ledger.Due] {
+        try await due(now: now, limit: limit, prefetch: prefetch, queueRoom: { _ in .max }, skip: skip)
     }
 }
 

@@ -72,71 +72,118 @@ extension Ledger {
     /// flight, its debtor busy, already tried) and at most one per debtor: a debtor's deliveries go
     /// one at a time, so one debtor's big batch is interleaved with everyone else's instead of
     /// holding them back, while its oldest delivery is still the first one looked at.
+    /// `queueRoom`: how many more of each queue may start (its share of the concurrency, less what
+    /// it has in flight); a queue without room is not read at all, so that its backlog, however
+    /// old, does not hide the other queues' work.
     public func due(
-        now: Date, limit: Int, prefetch: Prefetch? = nil, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool = { _, _ in false }
+        now: Date, limit: Int, prefetch: Prefetch?, queueRoom: @escaping @Sendable (String) -> Int,
+        skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
     ) async throws -> [Due] {
         try await pool.read { db in
-            var result: [Due] = []
-            var debtors: Set<String> = []
-            try Self.forEachDue(db, now: now, skip: { key, debtor in debtors.contains(debtor) || skip(key, debtor) }) { due in
-                debtors.insert(due.reminder.debtor.id)
-                var due = due
-                if let prefetch, result.count < prefetch.deliveries {
-                    due.prefetched = Prefetched(
+            var result = try Self.dueSelection(db, now: now, limit: limit, queueRoom: queueRoom, skip: skip)
+            if let prefetch {
+                for index in result.indices.prefix(prefetch.deliveries) {
+                    let due = result[index]
+                    result[index].prefetched = Prefetched(
                         contacts: try Self.contacts(db, debtorID: due.reminder.debtor.id, excludingReminder: due.key.reminderID, since: prefetch.contactsSince),
                         contactsSince: prefetch.contactsSince,
                         groupCandidates: try prefetch.groupLimit.map { try Self.groupCandidates(db, for: due, now: now, limit: $0) })
                 }
-                result.append(due)
-                return result.count < limit
             }
             return result
         }
     }
 
-    /// Every pending delivery due at `now`, in sending order, streamed to `body` (never all in memory).
-    public func forEachDue(now: Date, _ body: @escaping @Sendable (Due) throws -> Void) async throws {
-        try await pool.read { db in
-            try Self.forEachDue(db, now: now, skip: { _, _ in false }) { due in
-                try body(due)
-                return true
-            }
-        }
-    }
-
-    /// Walks the due deliveries; `skip` is asked before a record is decoded, `body` returns whether to go on.
-    ///
-    /// The order is priority, then the debtor's risk band (riskiest first, `debtor_risk`), then age.
-    /// It is walked one index range per (priority, band) present, each ending at `now`: rows not yet
-    /// due are never read, however many wait, and finding the next pair is one index seek.
-    static func forEachDue(_ db: Database, now: Date, skip: (DeliveryKey, String) -> Bool, _ body: (Due) throws -> Bool) throws {
-        // Held channels are left out of the walk rather than skipped row by row: with a channel
-        // paused, its whole backlog would be read at every look.
-        guard let channels = try openChannelFilter(db, now: now) else { return }
+    /// The due order's first `limit` deliveries (see `due`). The due index is ordered by
+    /// (status, priority, band, queue, due_at): each (priority, band) range is read queue by queue,
+    /// each queue's oldest rows up to its room (one index range each, rows not yet due never read),
+    /// then merged by age. What a queue read beyond what the merge keeps is at most `limit` rows.
+    static func dueSelection(_ db: Database, now: Date, limit: Int, queueRoom: (String) -> Int, skip: (DeliveryKey, String) -> Bool) throws -> [Due] {
+        guard limit > 0, let channels = try openChannelFilter(db, now: now) else { return [] }
         // Partial payments are rare: when the snapshot has none, no delivery is asked for its own.
         let anyPayment = try Self.anyPartialPayment(db)
+        var result: [Due] = []
+        var debtors: Set<String> = []
+        var rooms: [String: Int] = [:]
+        func room(_ queue: String) -> Int {
+            if let room = rooms[queue] { return room }
+            let room = max(0, queueRoom(queue))
+            rooms[queue] = room
+            return room
+        }
         try forEachDueGroup(db) { priority, risk in
-            // Columns read by position: this walk runs before every start of a delivery.
-            var stopped = false
-            try db.walkDirectRows(
-                sql: """
-                    SELECT d.reminder_id, d.channel, d.queue, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, r.record
-                    FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                    WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.due_at <= ? \(channels.sql)
-                    ORDER BY d.due_at, d.reminder_id
-                    """, [.integer(priority), .integer(risk), .real(now.timeIntervalSince1970)] + channels.values
-            ) { row in
-                let reminderID = row.text(0) ?? ""
-                let key = DeliveryKey(reminderID: reminderID, channel: try row.channel(1))
-                if skip(key, row.text(6) ?? "") { return true }
-                let due = Due(
-                    key: key, reminder: try Reminder.stored(row.text(7) ?? "", id: reminderID), queue: row.text(2) ?? "", attempts: row.integer(3) ?? 0,
-                    firstAttemptAt: row.real(4).map(Date.init(timeIntervalSince1970:)), expiresAt: row.real(5).map(Date.init(timeIntervalSince1970:)),
-                    paid: anyPayment ? try payments(db, reminderID: reminderID) : [:])
-                stopped = try !body(due)
-                return !stopped
+            var candidates: [(dueAt: Double, due: Due)] = []
+            try forEachDueQueue(db, priority: priority, risk: risk) { queue in
+                let wanted = min(room(queue), limit - result.count)
+                guard wanted > 0 else { return }
+                var taken = 0
+                var seen: Set<String> = []
+                // Columns read by position: this walk runs before every start of a delivery.
+                try db.walkDirectRows(
+                    sql: dueRangeSQL(channels: channels.sql), [.integer(priority), .integer(risk), .text(queue), .real(now.timeIntervalSince1970)] + channels.values
+                ) { row in
+                    let reminderID = row.text(0) ?? ""
+                    let key = DeliveryKey(reminderID: reminderID, channel: try row.channel(1))
+                    let debtor = row.text(5) ?? ""
+                    if debtors.contains(debtor) || seen.contains(debtor) || skip(key, debtor) { return true }
+                    seen.insert(debtor)
+                    let due = Due(
+                        key: key, reminder: try Reminder.stored(row.text(7) ?? "", id: reminderID), queue: queue, attempts: row.integer(2) ?? 0,
+                        firstAttemptAt: row.real(3).map(Date.init(timeIntervalSince1970:)), expiresAt: row.real(4).map(Date.init(timeIntervalSince1970:)),
+                        paid: anyPayment ? try payments(db, reminderID: reminderID) : [:])
+                    candidates.append((row.real(6) ?? 0, due))
+                    taken += 1
+                    return taken < wanted
+                }
             }
-            return !stopped
+            if candidates.count > 1 {
+                candidates.sort { a, b in
+                    (a.dueAt, a.due.key.reminderID, a.due.key.channel.rawValue) < (b.dueAt, b.due.key.reminderID, b.due.key.channel.rawValue)
+                }
+            }
+            for (_, due) in candidates where result.count < limit {
+                // One per debtor across queues too (the same debtor may wait in two).
+                guard debtors.insert(due.reminder.debtor.id).inserted else { continue }
+                result.append(due)
+            }
+            return result.count < limit
+        }
+        return result
+    }
+
+    /// One queue's range of one (priority, band) of the due index, up to `now`, oldest first.
+    static func dueRangeSQL(channels: String) -> String {
+        """
+        SELECT d.reminder_id, d.channel, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
+        FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+        WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.queue = ? AND d.due_at <= ? \(channels)
+        ORDER BY d.due_at, d.reminder_id
+        """
+    }
+
+    /// The keys of every delivery due at `now`, in sending order (keys only: a dry run then reads
+    /// each delivery in turn).
+    public func dueKeys(now: Date) async throws -> [DeliveryKey] {
+        try await pool.read { db in
+            guard let channels = try Self.openChannelFilter(db, now: now) else { return [] }
+            var keys: [DeliveryKey] = []
+            try Self.forEachDueGroup(db) { priority, risk in
+                var group: [(dueAt: Double, key: DeliveryKey)] = []
+                try Self.forEachDueQueue(db, priority: priority, risk: risk) { queue in
+                    try db.forEachDirectRow(
+                        sql: """
+                            SELECT reminder_id, channel, due_at FROM delivery
+                            WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? AND due_at <= ? \(channels.sql)
+                            """, [.integer(priority), .integer(risk), .text(queue), .real(now.timeIntervalSince1970)] + channels.values
+                    ) { row in
+                        group.append((row.real(2) ?? 0, DeliveryKey(reminderID: row.text(0) ?? "", channel: try row.channel(1))))
+                    }
+                }
+                group.sort { a, b in (a.dueAt, a.key.reminderID, a.key.channel.rawValue) < (b.dueAt, b.key.reminderID, b.key.channel.rawValue) }
+                keys += group.map(\.key)
+                return true
+            }
+            return keys
         }
     }
 
@@ -176,21 +223,18 @@ extension Ledger {
             arguments: [after.priority])
     }
 
-    /// The keys of every delivery due at `now`, in sending order (keys only: a dry run then reads
-    /// each delivery in turn).
-    public func dueKeys(now: Date) async throws -> [DeliveryKey] {
-        try await pool.read { db in
-            var keys: [DeliveryKey] = []
-            try Self.forEachDue(
-                db, now: now,
-                skip: { key, _ in
-                    keys.append(key)
-                    return true
-                }
-            ) { _ in true }
-            return keys
+    /// Each queue with pending deliveries in the (priority, band) range, in name order: one index
+    /// seek each.
+    static func forEachDueQueue(_ db: Database, priority: Int, risk: Int, _ body: (String) throws -> Void) throws {
+        var queue = try String.fetchOne(db, cachedSQL: nextDueQueueSQL, arguments: [priority, risk, ""])
+        while let current = queue {
+            try body(current)
+            queue = try String.fetchOne(db, cachedSQL: nextDueQueueSQL, arguments: [priority, risk, current])
         }
     }
+
+    /// The queue after `?` (in name order) with pending deliveries in a (priority, band) range.
+    static let nextDueQueueSQL = "SELECT queue FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue > ? ORDER BY queue LIMIT 1"
 
     /// One delivery, as the dispatcher would take it, if it is still pending.
     public func pendingDelivery(_ key: DeliveryKey) async throws -> Due? {
@@ -218,16 +262,19 @@ extension Ledger {
     public func nextDueDate(now: Date = Date()) async throws -> Date? {
         try await pool.read { db in
             // Held channels (relance pause) do not count: the dispatcher must not spin on them.
-            // The earliest of each (priority, band) range of the due index, each one seek: a
-            // MIN over every pending delivery read them all, once a second while idle.
+            // The earliest of each (priority, band, queue) range of the due index, each one seek:
+            // a MIN over every pending delivery read them all, once a second while idle.
             guard let channels = try Self.openChannelFilter(db, now: now) else { return nil }
             var earliest: Double?
             try Self.forEachDueGroup(db) { priority, risk in
-                let first = try db.firstDirectRow(
-                    sql: """
-                        SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? \(channels.sql) ORDER BY due_at LIMIT 1
-                        """, [.integer(priority), .integer(risk)] + channels.values, { $0.real(0) }) ?? nil
-                if let first, first < earliest ?? .infinity { earliest = first }
+                try Self.forEachDueQueue(db, priority: priority, risk: risk) { queue in
+                    let first = try db.firstDirectRow(
+                        sql: """
+                            SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? \(channels.sql)
+                            ORDER BY due_at LIMIT 1
+                            """, [.integer(priority), .integer(risk), .text(queue)] + channels.values, { $0.real(0) }) ?? nil
+                    if let first, first < earliest ?? .infinity { earliest = first }
+                }
                 return true
             }
             return earliest.map(Date.init(timeIntervalSince1970:))

@@ -319,6 +319,16 @@ extension Ledger {
                     CREATE INDEX callback_orphan_received ON callback(received_at) WHERE result = 'orphan';
                     """)
         }
+        m.registerMigration("v17-queue-due-order") { db in
+            // The due walk reads each queue of a (priority, band) range on its own, up to the
+            // room its share leaves: a queue at its share, however big its backlog, no longer
+            // hides the other queues' work behind it (it was read row by row, and refused).
+            try db.execute(
+                sql: """
+                    DROP INDEX delivery_due;
+                    CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, due_at);
+                    """)
+        }
         return m
     }
 }

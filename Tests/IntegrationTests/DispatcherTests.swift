@@ -116,6 +116,26 @@ import Testing
         #expect(dispatcher.totals.sent == 18)
     }
 
+    /// A queue at its share must not hold back another queue of the same priority behind its
+    /// backlog: the due walk read the oldest rows only, all of the capped queue, and nothing
+    /// started until that backlog was nearly gone.
+    @Test func aQueueAtItsShareDoesNotHoldBackAnotherOfTheSamePriority() async throws {
+        var configuration = configuration()
+        configuration.queues = ["bulk": .init(priority: 0, share: 0.25)]
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        let now = Date()
+        _ = try await ledger.ingest(
+            (0..<40).map { reminder("B\($0)", queue: "bulk") }, sourceFile: "b", queue: "bulk", priority: 0, now: now.addingTimeInterval(-60))
+        _ = try await ledger.ingest((0..<6).map { reminder("D\($0)", queue: "default") }, sourceFile: "d", queue: "default", priority: 0, now: now)
+        let (state, dispatcher) = try await runOnce(configuration, ledger: ledger)
+
+        #expect(dispatcher.totals.sent == 46)
+        #expect(state.maxInFlight["bulk"] == 1, "bulk may use 25 % of 4 slots")
+        let firstDefault = state.order.firstIndex { $0.contains("@default.") } ?? state.order.count
+        #expect(firstDefault <= 2, "the default queue starts beside bulk, not after it: \(state.order.prefix(12))")
+        #expect((state.maxInFlight["default"] ?? 0) == 3, "the default queue uses the slots bulk may not")
+    }
+
     @Test func oneDebtorsBatchIsInterleavedWithOthers() async throws {
         let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
         let now = Date()

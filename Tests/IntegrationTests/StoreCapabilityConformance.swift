@@ -247,6 +247,33 @@ extension PostgresCluster {
         }
     }
 
+    /// A queue without room is not read: the other queues' work comes out, oldest first, however
+    /// big and old its backlog; each queue gives at most its room.
+    @Test(arguments: PartialBackend.all)
+    func dueGivesEachQueueAtMostItsRoomAndNeverHidesOneBehindAnother(_ backend: PartialBackend) async throws {
+        try await backend.run { store in
+            _ = try await store.ingest(
+                (0..<30).map { Self.reminder("B\($0)", notBefore: Self.t0.addingTimeInterval(-3600 + Double($0))) }, sourceFile: "b", queue: "bulk",
+                priority: 0, now: Self.t0)
+            _ = try await store.ingest(
+                [Self.reminder("D1", notBefore: Self.t0.addingTimeInterval(-60)), Self.reminder("D2", notBefore: Self.t0.addingTimeInterval(-50))],
+                sourceFile: "d", queue: "default", priority: 0, now: Self.t0)
+            _ = try await store.ingest(
+                [Self.reminder("N1", notBefore: Self.t0.addingTimeInterval(-55))], sourceFile: "n", queue: "nightly", priority: 0, now: Self.t0)
+            func due(limit: Int, rooms: [String: Int]) async throws -> [String] {
+                try await store.due(now: Self.t0, limit: limit, prefetch: nil, queueRoom: { rooms[$0] ?? .max }) { _, _ in false }.map(\.key.reminderID)
+            }
+            #expect(try await due(limit: 4, rooms: [:]) == ["B0", "B1", "B2", "B3"], "oldest first when every queue has room")
+            #expect(try await due(limit: 4, rooms: ["bulk": 0]) == ["D1", "N1", "D2"], "bulk at its share: the others, merged by age")
+            #expect(try await due(limit: 4, rooms: ["bulk": 1]) == ["B0", "D1", "N1", "D2"])
+            #expect(try await due(limit: 2, rooms: ["bulk": 1, "default": 0]) == ["B0", "N1"])
+            #expect(try await due(limit: 10, rooms: ["bulk": 0, "default": 0, "nightly": 0]).isEmpty)
+            // The preview lists every key in the same order, shares aside.
+            #expect(try await store.dueKeys(now: Self.t0).prefix(3).map(\.reminderID) == ["B0", "B1", "B2"])
+            #expect(try await store.dueKeys(now: Self.t0).suffix(3).map(\.reminderID) == ["D1", "N1", "D2"])
+        }
+    }
+
     @Test(arguments: PartialBackend.all)
     func dueOrdersByRiskBandWithinAPriorityAndFollowsEachRefit(_ backend: PartialBackend) async throws {
         try await backend.run { store in

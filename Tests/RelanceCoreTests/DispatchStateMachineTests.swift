@@ -71,6 +71,13 @@ import Testing
         #expect(startedIDs(m.candidates(waiting, now: t0)) == [], "bulk is still at its share")
         _ = m.finished(DeliveryKey(reminderID: "B0", channel: .email), .providerWorked, now: t0)
         #expect(startedIDs(m.candidates(waiting, now: t0)) == ["B2"])
+        // What the due walk is told: bulk has no room left, the other queues what the whole has.
+        #expect(m.room(inQueue: "bulk") == 0)
+        #expect(m.room(inQueue: "urgent") == 4 - 1)
+        _ = m.finished(DeliveryKey(reminderID: "B1", channel: .email), .providerWorked, now: t0)
+        #expect(m.room(inQueue: "bulk") == 1)
+        m.stop()
+        #expect(m.room(inQueue: "urgent") == 0, "stopping: nothing more starts")
     }
 
     @Test func oneDeliveryPerDebtorAtATime() {

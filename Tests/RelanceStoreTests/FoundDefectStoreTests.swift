@@ -48,6 +48,20 @@ import Testing
         #expect(plan.contains { $0.contains("USING INDEX delivery_expiry") }, "\(plan)")
     }
 
+    /// A queue at its share was read row by row and refused, so its backlog hid the other queues'
+    /// work of the same priority. Each queue's range is now one index range of its own, and the
+    /// queues of a range are found by seeks, never by reading a queue's rows.
+    @Test func theDueWalkReadsEachQueueAsOneIndexRange() async throws {
+        let ledger = try temporaryLedger()
+        func plan(_ sql: String, _ arguments: StatementArguments) async throws -> [String] {
+            try await ledger.pool.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String } }
+        }
+        let range = try await plan(Ledger.dueRangeSQL(channels: ""), [0, 2, "bulk", 0])
+        #expect(range.contains { $0.contains("USING INDEX delivery_due (status=? AND priority=? AND risk=? AND queue=? AND due_at<?)") }, "\(range)")
+        let queues = try await plan(Ledger.nextDueQueueSQL, [0, 2, ""])
+        #expect(queues.contains { $0.contains("USING COVERING INDEX delivery_due (status=? AND priority=? AND risk=? AND queue>?)") }, "\(queues)")
+    }
+
     /// Every callback wrote an entry in an index keyed by the provider's message id (a random key:
     /// a page of its own in each commit, per callback) and one keyed by its result, although only
     /// orphans are looked up that way. A known message's earlier callbacks are now found through
