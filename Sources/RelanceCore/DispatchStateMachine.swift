@@ -132,6 +132,24 @@ public struct DispatchStateMachine: Sendable {
         stopping ? 0 : max(0, configuration.cap(queue) - perQueue[queue, default: 0])
     }
 
+    /// How many deliveries on `channel` the due walk should read at `now`: as many as its rate
+    /// limit has tokens for, one while it has none or its provider is paused (that one's refusal
+    /// says when to look again), one when the next send is the paused provider's probe, and none
+    /// while the probe is out (its end wakes the dispatcher) or, in one pass, while the provider
+    /// is paused (its deliveries wait for the next pass).
+    public func room(onChannel channel: Channel, now: Date) -> Int {
+        guard !stopping else { return 0 }
+        if let breaker = breakers[channel] {
+            switch breaker.admission(now: now) {
+            case .go: break
+            case .probe: return 1
+            case .probing: return 0
+            case .pausedUntil: return configuration.onePass ? 0 : 1
+            }
+        }
+        return max(1, buckets[channel]?.available(now: now) ?? .max)
+    }
+
     /// Whether the due walk can skip this delivery before decoding it: in flight, its debtor
     /// busy, or already tried in this pass.
     public func isExcluded(_ key: DeliveryKey, debtor: String) -> Bool {

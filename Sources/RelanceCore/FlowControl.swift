@@ -21,6 +21,13 @@ public struct TokenBucket: Sendable, Hashable {
         return available >= 1 ? nil : now.addingTimeInterval((1 - available) / rate)
     }
 
+    /// How many whole tokens are there at `now` (`Int.max` when unlimited). Takes nothing.
+    public func available(now: Date) -> Int {
+        guard rate > 0 else { return .max }
+        let available = last.map { min(burst, tokens + max(0, now.timeIntervalSince($0)) * rate) } ?? tokens
+        return Int(available.rounded(.down))
+    }
+
     /// Takes a token if one is there; otherwise returns the instant the next one will be.
     public mutating func take(now: Date) -> Date? {
         guard rate > 0 else { return nil }

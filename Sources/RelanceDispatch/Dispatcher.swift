@@ -113,12 +113,17 @@ public final class Dispatcher: Sendable {
         let room = machine.withLock { $0.state.room }
         guard room > 0 else { return [] }
         do {
+            // As many as can start, plus one: a channel waiting for a rate token (or its paused
+            // provider) gives the walk one delivery whose refusal says when to look again, and it
+            // must not take the place of one that can start.
             let prefetch = Ledger.Prefetch(
                 contactsSince: now.addingTimeInterval(-PolicyStep.contactHistory), groupLimit: settings().policy.group ? DeliveryRun.groupLimit : nil,
-                deliveries: room)
-            let due = try await ledger.due(
-                now: now, limit: room * 2, prefetch: prefetch, queueRoom: { [self] queue in self.machine.withLock { $0.state.room(inQueue: queue) } }
-            ) { [self] key, debtor in
+                deliveries: room + 1)
+            let clock = self.clock
+            let dueRoom = DueRoom(
+                queue: { [self] queue in self.machine.withLock { $0.state.room(inQueue: queue) } },
+                channel: { [self] channel in self.machine.withLock { $0.state.room(onChannel: channel, now: clock()) } })
+            let due = try await ledger.due(now: now, limit: room + 1, prefetch: prefetch, room: dueRoom) { [self] key, debtor in
                 self.machine.withLock { $0.state.isExcluded(key, debtor: debtor) }
             }
             return due.map { DueCandidate(due: $0, candidate: .init(key: $0.key, queue: $0.queue, debtor: $0.reminder.debtor.id)) }

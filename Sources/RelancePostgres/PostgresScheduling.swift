@@ -9,8 +9,7 @@ extension PostgresLedger: SchedulingStore {
     /// debtor's contact history (checked again when claimed: `ContactFence`) and, when grouping,
     /// whether the debtor has other deliveries due on the channel (none: no group to look for).
     public func due(
-        now: Date, limit: Int, prefetch: Ledger.Prefetch?, queueRoom: @escaping @Sendable (String) -> Int,
-        skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
+        now: Date, limit: Int, prefetch: Ledger.Prefetch?, room: DueRoom, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
     ) async throws -> [Ledger.Due] {
         guard limit > 0 else { return [] }
         let (node, leaseEnd, t) = (self.node, now.timeIntervalSince1970 + lease.seconds, now.timeIntervalSince1970)
@@ -19,20 +18,19 @@ extension PostgresLedger: SchedulingStore {
         return try await translatingErrors {
             try await client.withConnection { connection in
                 let anyPayment = try await Self.anyPartialPayment(connection, logger: logger)
-                // Held channels are left out of the walk rather than skipped row by row.
-                let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
+                // Held channels are left out of the walk: their ranges are not read.
+                let open = Set(try await Self.openChannels(connection, now: t, logger: logger))
                 guard !open.isEmpty else { return [] }
                 var result: [Ledger.Due] = []
                 var debtors: Set<String> = []
-                var rooms: [String: Int] = [:]
+                var left = DueRoom.Left(room)
                 var group = try await Self.firstDueGroup(connection, logger: logger)
                 while let (priority, risk) = group, result.count < limit {
-                    // Each queue of the (priority, band) range up to its room, then merged by age.
+                    // Each (queue, channel) range of the (priority, band) up to the room its queue and
+                    // its channel have left, then merged by age.
                     var candidates: [(dueAt: Double, due: Ledger.Due)] = []
-                    for queue in try await Self.dueQueues(connection, priority: priority, risk: risk, logger: logger) {
-                        let room = rooms[queue] ?? max(0, queueRoom(queue))
-                        rooms[queue] = room
-                        let wanted = min(room, limit - result.count)
+                    for (queue, channel) in try await Self.dueRanges(connection, priority: priority, risk: risk, logger: logger) where open.contains(channel) {
+                        let wanted = min(left.wanted(queue: queue, channel: channel), limit - result.count)
                         guard wanted > 0 else { continue }
                         var seen: Set<String> = []
                         var taken = 0
@@ -41,13 +39,13 @@ extension PostgresLedger: SchedulingStore {
                         // reserved for it, so that the nodes do not all decide, render and then race
                         // to claim the same deliveries.
                         var pageSize = min(Self.duePage, wanted + 32)
-                        var after: (due: Double, id: String, channel: String) = (-Double.greatestFiniteMagnitude, "", "")
+                        var after: (due: Double, id: String) = (-Double.greatestFiniteMagnitude, "")
                         pages: while true {
                             let page = try await Self.duePage(
-                                connection, priority: priority, risk: risk, queue: queue, now: t, open: open, after: after, size: pageSize,
+                                connection, priority: priority, risk: risk, queue: queue, channel: channel, now: t, after: after, size: pageSize,
                                 reservingFor: (node, leaseEnd), contactsSince: contactsSince, logger: logger)
                             for row in page {
-                                after = (row.dueAt, row.key.reminderID, row.key.channel.rawValue)
+                                after = (row.dueAt, row.key.reminderID)
                                 if debtors.contains(row.debtor) || seen.contains(row.debtor) || skip(row.key, row.debtor) { continue }
                                 seen.insert(row.debtor)
                                 var due = Ledger.Due(
@@ -68,6 +66,7 @@ extension PostgresLedger: SchedulingStore {
                             if page.count < pageSize { break }
                             pageSize = min(pageSize * 4, Self.duePage)
                         }
+                        left.took(taken, queue: queue, channel: channel)
                     }
                     if candidates.count > 1 {
                         candidates.sort { a, b in
@@ -130,25 +129,24 @@ extension PostgresLedger: SchedulingStore {
         var othersDue: Bool
     }
 
-    /// One page of a queue's range of the due index (keyset after `after`), reserved for this node
+    /// One page of a (queue, channel) range of the due index (keyset after `after`), reserved for this node
     /// (`locked_by`, and `lease_until` a lease ahead, the delivery still `pending`), skipping the
     /// rows another node reserved (until their reservation lapses) or is reserving now
     /// (`FOR UPDATE SKIP LOCKED`). A reservation only steers: the claim (`markGroup`) decides,
     /// whoever reserved.
     static func duePage(
-        _ connection: PostgresConnection, priority: Int, risk: Int, queue: String, now t: Double, open: [String],
-        after: (due: Double, id: String, channel: String), size: Int, reservingFor: (node: String, leaseEnd: Double), contactsSince: Double, logger: Logger
+        _ connection: PostgresConnection, priority: Int, risk: Int, queue: String, channel: RelanceCore.Channel, now t: Double,
+        after: (due: Double, id: String), size: Int, reservingFor: (node: String, leaseEnd: Double), contactsSince: Double, logger: Logger
     ) async throws -> [DueRow] {
-        let (lastDue, lastID, lastChannel, node, leaseEnd) = (after.due, after.id, after.channel, reservingFor.node, reservingFor.leaseEnd)
+        let (lastDue, lastID, node, leaseEnd, channelName) = (after.due, after.id, reservingFor.node, reservingFor.leaseEnd, channel.rawValue)
         let rows = try await connection.query(
             """
             WITH picked AS (
               SELECT d.reminder_id, d.channel FROM delivery d
-              WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.queue = \(queue) AND d.due_at <= \(t)
-                AND (d.due_at, d.reminder_id, d.channel) > (\(lastDue), \(lastID), \(lastChannel))
+              WHERE d.status = 'pending' AND d.priority = \(priority) AND d.risk = \(risk) AND d.queue = \(queue) AND d.channel = \(channelName)
+                AND d.due_at <= \(t) AND (d.due_at, d.reminder_id) > (\(lastDue), \(lastID))
                 AND (d.locked_by IS NULL OR d.locked_by = \(node) OR d.lease_until <= \(t))
-                AND d.channel = ANY(\(open))
-              ORDER BY d.due_at, d.reminder_id, d.channel
+              ORDER BY d.due_at, d.reminder_id
               LIMIT \(size)
               FOR UPDATE OF d SKIP LOCKED
             ), reserved AS (
@@ -180,23 +178,38 @@ extension PostgresLedger: SchedulingStore {
         return page
     }
 
-    /// The queues with pending deliveries in a (priority, band) range, in name order: one index seek each.
-    static func dueQueues(_ connection: PostgresConnection, priority: Int, risk: Int, logger: Logger) async throws -> [String] {
-        var queues: [String] = []
-        while true {
-            let last = queues.last ?? ""
-            var next: String?
-            for try await queue in try await connection.query(
-                """
-                SELECT queue FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND queue > \(last)
-                ORDER BY queue LIMIT 1
-                """, logger: logger
-            ).decode(String.self) {
-                next = queue
+    /// The (queue, channel) ranges with pending deliveries in a (priority, band), in order: one
+    /// index seek each (a row-value comparison would scan).
+    static func dueRanges(_ connection: PostgresConnection, priority: Int, risk: Int, logger: Logger) async throws -> [(String, RelanceCore.Channel)] {
+        var ranges: [(String, RelanceCore.Channel)] = []
+        func first(_ query: PostgresQuery) async throws -> (String, RelanceCore.Channel)? {
+            for try await (queue, channel) in try await connection.query(query, logger: logger).decode((String, String).self) {
+                guard let channel = RelanceCore.Channel(rawValue: channel) else {
+                    throw LedgerCorruption(description: "a delivery of queue \(queue) has an unknown channel '\(channel)'")
+                }
+                return (queue, channel)
             }
-            guard let next else { return queues }
-            queues.append(next)
+            return nil
         }
+        var next = try await first(
+            "SELECT queue, channel FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) ORDER BY queue, channel LIMIT 1")
+        while let (queue, channel) = next {
+            ranges.append((queue, channel))
+            let name = channel.rawValue
+            next = try await first(
+                """
+                SELECT queue, channel FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND queue = \(queue)
+                  AND channel > \(name) ORDER BY queue, channel LIMIT 1
+                """)
+            if next == nil {
+                next = try await first(
+                    """
+                    SELECT queue, channel FROM delivery WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND queue > \(queue)
+                    ORDER BY queue, channel LIMIT 1
+                    """)
+            }
+        }
+        return ranges
     }
 
     /// The channels no hold in force at `now` stops.
@@ -262,17 +275,18 @@ extension PostgresLedger: SchedulingStore {
             try await client.withConnection { connection in
                 let open = try await Self.openChannels(connection, now: t, logger: logger).map(\.rawValue)
                 guard !open.isEmpty else { return nil }
-                // The earliest of each (priority, band, queue) range of the due index, each one seek:
-                // a MIN over every pending delivery read them all, once a second while idle.
+                // The earliest of each (priority, band, queue, channel) range of the due index, each one
+                // seek: a MIN over every pending delivery read them all, once a second while idle.
                 var earliest: Double?
                 var group = try await Self.firstDueGroup(connection, logger: logger)
                 while let (priority, risk) = group {
-                    for queue in try await Self.dueQueues(connection, priority: priority, risk: risk, logger: logger) {
+                    for (queue, channel) in try await Self.dueRanges(connection, priority: priority, risk: risk, logger: logger) where open.contains(channel.rawValue) {
+                        let name = channel.rawValue
                         for try await first in try await connection.query(
                             """
                             SELECT due_at FROM delivery
-                            WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND queue = \(queue) AND channel = ANY(\(open))
-                            ORDER BY priority DESC, risk DESC, queue, due_at LIMIT 1
+                            WHERE status = 'pending' AND priority = \(priority) AND risk = \(risk) AND queue = \(queue) AND channel = \(name)
+                            ORDER BY priority DESC, risk DESC, queue, channel, due_at LIMIT 1
                             """, logger: logger
                         ).decode(Double.self) where first < earliest ?? .infinity {
                             earliest = first

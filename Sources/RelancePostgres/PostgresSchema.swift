@@ -279,14 +279,15 @@ public enum PostgresSchema {
         Migration(
             version: 3, name: "expiry index",
             sql: ["CREATE INDEX delivery_expiry ON delivery(expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'paused')"]),
-        // The due walk reads each queue of a (priority, band) range on its own, up to the room its
-        // share leaves, as the SQLite ledger's v17 does: a queue at its share no longer hides the
-        // other queues' work behind its backlog.
+        // The due walk reads each (queue, channel) range of a (priority, band) on its own, up to
+        // the room the queue's share and the channel's rate limit leave, as the SQLite ledger's
+        // v17 does: a queue at its share or a channel waiting for its rate no longer hides the
+        // others' work behind its backlog.
         Migration(
-            version: 4, name: "due order by queue",
+            version: 4, name: "due order by queue and channel",
             sql: [
                 "DROP INDEX delivery_due",
-                "CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, due_at, reminder_id, channel)",
+                "CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, channel, due_at, reminder_id)",
             ]),
     ]
 

@@ -53,11 +53,10 @@ public protocol IntakeStore: AnyObject, Sendable {
 /// What is due, in the dispatcher's order.
 public protocol SchedulingStore: AnyObject, Sendable {
     /// The first `limit` deliveries due at `now` in the dispatcher's order (priority, risk band,
-    /// age), at most one per debtor, none that `skip` names, and of each queue at most
-    /// `queueRoom(queue)` (a queue without room is not read: its backlog hides nothing).
+    /// age), at most one per debtor, none that `skip` names, and of each queue and on each channel
+    /// at most its `room` (a queue or channel without room is not read: its backlog hides nothing).
     func due(
-        now: Date, limit: Int, prefetch: Ledger.Prefetch?, queueRoom: @escaping @Sendable (String) -> Int,
-        skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
+        now: Date, limit: Int, prefetch: Ledger.Prefetch?, room: DueRoom, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
     ) async throws -> [Ledger.Due]
     func dueKeys(now: Date) async throws -> [DeliveryKey]
     func pendingDelivery(_ key: DeliveryKey) async throws -> Ledger.Due?
@@ -213,11 +212,11 @@ extension SendingStore {
 }
 
 extension SchedulingStore {
-    /// `due` without queue shares (tools, tests).
+    /// `due` without queue shares or rate limits (tools, tests).
     public func due(
         now: Date, limit: Int, prefetch: Ledger.Prefetch? = nil, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool = { _, _ in false }
     ) async throws -> [Ledger.Due] {
-        try await due(now: now, limit: limit, prefetch: prefetch, queueRoom: { _ in .max }, skip: skip)
+        try await due(now: now, limit: limit, prefetch: prefetch, room: .unlimited, skip: skip)
     }
 }
 

@@ -72,15 +72,15 @@ extension Ledger {
     /// flight, its debtor busy, already tried) and at most one per debtor: a debtor's deliveries go
     /// one at a time, so one debtor's big batch is interleaved with everyone else's instead of
     /// holding them back, while its oldest delivery is still the first one looked at.
-    /// `queueRoom`: how many more of each queue may start (its share of the concurrency, less what
-    /// it has in flight); a queue without room is not read at all, so that its backlog, however
-    /// old, does not hide the other queues' work.
+    /// `room`: how many more of each queue may start (its share of the concurrency, less what it
+    /// has in flight), and how many on each channel (its rate limit, its provider's pause); a queue
+    /// or channel without room is not read at all, so that its backlog, however old, does not hide
+    /// the others' work.
     public func due(
-        now: Date, limit: Int, prefetch: Prefetch?, queueRoom: @escaping @Sendable (String) -> Int,
-        skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
+        now: Date, limit: Int, prefetch: Prefetch?, room: DueRoom, skip: @escaping @Sendable (DeliveryKey, _ debtor: String) -> Bool
     ) async throws -> [Due] {
         try await pool.read { db in
-            var result = try Self.dueSelection(db, now: now, limit: limit, queueRoom: queueRoom, skip: skip)
+            var result = try Self.dueSelection(db, now: now, limit: limit, room: room, skip: skip)
             if let prefetch {
                 for index in result.indices.prefix(prefetch.deliveries) {
                     let due = result[index]
@@ -95,46 +95,44 @@ extension Ledger {
     }
 
     /// The due order's first `limit` deliveries (see `due`). The due index is ordered by
-    /// (status, priority, band, queue, due_at): each (priority, band) range is read queue by queue,
-    /// each queue's oldest rows up to its room (one index range each, rows not yet due never read),
-    /// then merged by age. What a queue read beyond what the merge keeps is at most `limit` rows.
-    static func dueSelection(_ db: Database, now: Date, limit: Int, queueRoom: (String) -> Int, skip: (DeliveryKey, String) -> Bool) throws -> [Due] {
-        guard limit > 0, let channels = try openChannelFilter(db, now: now) else { return [] }
+    /// (status, priority, band, queue, channel, due_at): each (priority, band) is read one
+    /// (queue, channel) range at a time, each range's oldest rows up to the room its queue and its
+    /// channel have left (rows not yet due are never read), then merged by age. What a range read
+    /// beyond what the merge keeps is at most `limit` rows.
+    static func dueSelection(_ db: Database, now: Date, limit: Int, room: DueRoom, skip: (DeliveryKey, String) -> Bool) throws -> [Due] {
+        guard limit > 0 else { return [] }
+        let held = try heldChannels(db, now: now)
         // Partial payments are rare: when the snapshot has none, no delivery is asked for its own.
         let anyPayment = try Self.anyPartialPayment(db)
         var result: [Due] = []
         var debtors: Set<String> = []
-        var rooms: [String: Int] = [:]
-        func room(_ queue: String) -> Int {
-            if let room = rooms[queue] { return room }
-            let room = max(0, queueRoom(queue))
-            rooms[queue] = room
-            return room
-        }
+        var left = DueRoom.Left(room)
         try forEachDueGroup(db) { priority, risk in
             var candidates: [(dueAt: Double, due: Due)] = []
-            try forEachDueQueue(db, priority: priority, risk: risk) { queue in
-                let wanted = min(room(queue), limit - result.count)
+            try forEachDueRange(db, priority: priority, risk: risk) { queue, channel in
+                guard !held.contains(channel) else { return }
+                let wanted = min(left.wanted(queue: queue, channel: channel), limit - result.count)
                 guard wanted > 0 else { return }
                 var taken = 0
                 var seen: Set<String> = []
                 // Columns read by position: this walk runs before every start of a delivery.
                 try db.walkDirectRows(
-                    sql: dueRangeSQL(channels: channels.sql), [.integer(priority), .integer(risk), .text(queue), .real(now.timeIntervalSince1970)] + channels.values
+                    sql: dueRangeSQL, [.integer(priority), .integer(risk), .text(queue), .text(channel.rawValue), .real(now.timeIntervalSince1970)]
                 ) { row in
                     let reminderID = row.text(0) ?? ""
-                    let key = DeliveryKey(reminderID: reminderID, channel: try row.channel(1))
-                    let debtor = row.text(5) ?? ""
+                    let key = DeliveryKey(reminderID: reminderID, channel: channel)
+                    let debtor = row.text(4) ?? ""
                     if debtors.contains(debtor) || seen.contains(debtor) || skip(key, debtor) { return true }
                     seen.insert(debtor)
                     let due = Due(
-                        key: key, reminder: try Reminder.stored(row.text(7) ?? "", id: reminderID), queue: queue, attempts: row.integer(2) ?? 0,
-                        firstAttemptAt: row.real(3).map(Date.init(timeIntervalSince1970:)), expiresAt: row.real(4).map(Date.init(timeIntervalSince1970:)),
+                        key: key, reminder: try Reminder.stored(row.text(6) ?? "", id: reminderID), queue: queue, attempts: row.integer(1) ?? 0,
+                        firstAttemptAt: row.real(2).map(Date.init(timeIntervalSince1970:)), expiresAt: row.real(3).map(Date.init(timeIntervalSince1970:)),
                         paid: anyPayment ? try payments(db, reminderID: reminderID) : [:])
-                    candidates.append((row.real(6) ?? 0, due))
+                    candidates.append((row.real(5) ?? 0, due))
                     taken += 1
                     return taken < wanted
                 }
+                left.took(taken, queue: queue, channel: channel)
             }
             if candidates.count > 1 {
                 candidates.sort { a, b in
@@ -142,7 +140,7 @@ extension Ledger {
                 }
             }
             for (_, due) in candidates where result.count < limit {
-                // One per debtor across queues too (the same debtor may wait in two).
+                // One per debtor across ranges too (a debtor may wait in two queues, on two channels).
                 guard debtors.insert(due.reminder.debtor.id).inserted else { continue }
                 result.append(due)
             }
@@ -151,32 +149,31 @@ extension Ledger {
         return result
     }
 
-    /// One queue's range of one (priority, band) of the due index, up to `now`, oldest first.
-    static func dueRangeSQL(channels: String) -> String {
-        """
-        SELECT d.reminder_id, d.channel, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
+    /// One (queue, channel) range of one (priority, band) of the due index, up to `now`, oldest first.
+    static let dueRangeSQL = """
+        SELECT d.reminder_id, d.attempts, d.first_attempt_at, d.expires_at, d.debtor_id, d.due_at, r.record
         FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-        WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.queue = ? AND d.due_at <= ? \(channels)
+        WHERE d.status = 'pending' AND d.priority = ? AND d.risk = ? AND d.queue = ? AND d.channel = ? AND d.due_at <= ?
         ORDER BY d.due_at, d.reminder_id
         """
-    }
 
     /// The keys of every delivery due at `now`, in sending order (keys only: a dry run then reads
     /// each delivery in turn).
     public func dueKeys(now: Date) async throws -> [DeliveryKey] {
         try await pool.read { db in
-            guard let channels = try Self.openChannelFilter(db, now: now) else { return [] }
+            let held = try Self.heldChannels(db, now: now)
             var keys: [DeliveryKey] = []
             try Self.forEachDueGroup(db) { priority, risk in
                 var group: [(dueAt: Double, key: DeliveryKey)] = []
-                try Self.forEachDueQueue(db, priority: priority, risk: risk) { queue in
+                try Self.forEachDueRange(db, priority: priority, risk: risk) { queue, channel in
+                    guard !held.contains(channel) else { return }
                     try db.forEachDirectRow(
                         sql: """
-                            SELECT reminder_id, channel, due_at FROM delivery
-                            WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? AND due_at <= ? \(channels.sql)
-                            """, [.integer(priority), .integer(risk), .text(queue), .real(now.timeIntervalSince1970)] + channels.values
+                            SELECT reminder_id, due_at FROM delivery
+                            WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? AND channel = ? AND due_at <= ?
+                            """, [.integer(priority), .integer(risk), .text(queue), .text(channel.rawValue), .real(now.timeIntervalSince1970)]
                     ) { row in
-                        group.append((row.real(2) ?? 0, DeliveryKey(reminderID: row.text(0) ?? "", channel: try row.channel(1))))
+                        group.append((row.real(1) ?? 0, DeliveryKey(reminderID: row.text(0) ?? "", channel: channel)))
                     }
                 }
                 group.sort { a, b in (a.dueAt, a.key.reminderID, a.key.channel.rawValue) < (b.dueAt, b.key.reminderID, b.key.channel.rawValue) }
@@ -187,14 +184,11 @@ extension Ledger {
         }
     }
 
-    /// The condition on `channel` that leaves out the channels held at `now` (empty when none is
-    /// held, with its values); nil when every channel is held.
-    static func openChannelFilter(_ db: Database, now: Date) throws -> (sql: String, values: [DirectValue])? {
+    /// The channels a kill switch holds at `now`.
+    static func heldChannels(_ db: Database, now: Date) throws -> Set<Channel> {
         let open = Channel.open(
             held: try String.fetchAll(db, cachedSQL: "SELECT channel FROM hold WHERE until IS NULL OR until > ?", arguments: [now.timeIntervalSince1970]))
-        if open.isEmpty { return nil }
-        if open.count == Channel.allCases.count { return ("", []) }
-        return ("AND channel IN (\(databaseQuestionMarks(count: open.count)))", open.map { .text($0.rawValue) })
+        return Set(Channel.allCases).subtracting(open)
     }
 
     /// Each (priority, band) pair among pending deliveries, in the due order (one index seek
@@ -223,18 +217,28 @@ extension Ledger {
             arguments: [after.priority])
     }
 
-    /// Each queue with pending deliveries in the (priority, band) range, in name order: one index
-    /// seek each.
-    static func forEachDueQueue(_ db: Database, priority: Int, risk: Int, _ body: (String) throws -> Void) throws {
-        var queue = try String.fetchOne(db, cachedSQL: nextDueQueueSQL, arguments: [priority, risk, ""])
-        while let current = queue {
-            try body(current)
-            queue = try String.fetchOne(db, cachedSQL: nextDueQueueSQL, arguments: [priority, risk, current])
+    /// Each (queue, channel) range with pending deliveries in a (priority, band), in order: one
+    /// index seek each (a row-value comparison would scan).
+    static func forEachDueRange(_ db: Database, priority: Int, risk: Int, _ body: (String, Channel) throws -> Void) throws {
+        func range(_ row: Row?) throws -> (String, Channel)? {
+            guard let row else { return nil }
+            return (row[0], try row.channel())
+        }
+        var current = try range(Row.fetchOne(db, cachedSQL: firstDueRangeSQL, arguments: [priority, risk]))
+        while let (queue, channel) = current {
+            try body(queue, channel)
+            current =
+                try range(Row.fetchOne(db, cachedSQL: nextChannelOfQueueSQL, arguments: [priority, risk, queue, channel.rawValue]))
+                ?? range(Row.fetchOne(db, cachedSQL: nextDueQueueSQL, arguments: [priority, risk, queue]))
         }
     }
 
-    /// The queue after `?` (in name order) with pending deliveries in a (priority, band) range.
-    static let nextDueQueueSQL = "SELECT queue FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue > ? ORDER BY queue LIMIT 1"
+    static let firstDueRangeSQL =
+        "SELECT queue, channel FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? ORDER BY queue, channel LIMIT 1"
+    static let nextChannelOfQueueSQL =
+        "SELECT queue, channel FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? AND channel > ? ORDER BY channel LIMIT 1"
+    static let nextDueQueueSQL =
+        "SELECT queue, channel FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue > ? ORDER BY queue, channel LIMIT 1"
 
     /// One delivery, as the dispatcher would take it, if it is still pending.
     public func pendingDelivery(_ key: DeliveryKey) async throws -> Due? {
@@ -262,17 +266,18 @@ extension Ledger {
     public func nextDueDate(now: Date = Date()) async throws -> Date? {
         try await pool.read { db in
             // Held channels (relance pause) do not count: the dispatcher must not spin on them.
-            // The earliest of each (priority, band, queue) range of the due index, each one seek:
-            // a MIN over every pending delivery read them all, once a second while idle.
-            guard let channels = try Self.openChannelFilter(db, now: now) else { return nil }
+            // The earliest of each (priority, band, queue, channel) range of the due index, each
+            // one seek: a MIN over every pending delivery read them all, once a second while idle.
+            let held = try Self.heldChannels(db, now: now)
             var earliest: Double?
             try Self.forEachDueGroup(db) { priority, risk in
-                try Self.forEachDueQueue(db, priority: priority, risk: risk) { queue in
+                try Self.forEachDueRange(db, priority: priority, risk: risk) { queue, channel in
+                    guard !held.contains(channel) else { return }
                     let first = try db.firstDirectRow(
                         sql: """
-                            SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? \(channels.sql)
+                            SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? AND channel = ?
                             ORDER BY due_at LIMIT 1
-                            """, [.integer(priority), .integer(risk), .text(queue)] + channels.values, { $0.real(0) }) ?? nil
+                            """, [.integer(priority), .integer(risk), .text(queue), .text(channel.rawValue)], { $0.real(0) }) ?? nil
                     if let first, first < earliest ?? .infinity { earliest = first }
                 }
                 return true

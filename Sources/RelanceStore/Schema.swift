@@ -319,14 +319,15 @@ extension Ledger {
                     CREATE INDEX callback_orphan_received ON callback(received_at) WHERE result = 'orphan';
                     """)
         }
-        m.registerMigration("v17-queue-due-order") { db in
-            // The due walk reads each queue of a (priority, band) range on its own, up to the
-            // room its share leaves: a queue at its share, however big its backlog, no longer
-            // hides the other queues' work behind it (it was read row by row, and refused).
+        m.registerMigration("v17-due-order-by-queue-and-channel") { db in
+            // The due walk reads each (queue, channel) range of a (priority, band) on its own, up
+            // to the room the queue's share and the channel's rate limit leave: a queue at its
+            // share or a channel waiting for its rate, however big its backlog, no longer hides
+            // the others' work behind it (it was read row by row, and refused).
             try db.execute(
                 sql: """
                     DROP INDEX delivery_due;
-                    CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, due_at);
+                    CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, channel, due_at);
                     """)
         }
         return m

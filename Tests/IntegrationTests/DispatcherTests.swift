@@ -35,6 +35,11 @@ import Testing
             state.withLock { $0.inFlight[queue]! -= 1 }
             return .sent(providerID: nil, code: 250, detail: "ok")
         }
+
+        func sendSMS(reminderID: String) async -> SendOutcome {
+            state.withLock { $0.order.append("sms:" + reminderID) }
+            return .sent(providerID: "SM-\(reminderID)", code: 201, detail: "ok")
+        }
     }
 
     func reminder(_ id: String, queue: String, debtor: String? = nil) -> Reminder {
@@ -65,7 +70,7 @@ import Testing
         let recorder = Recorder()
         let transports = Transports(
             emailName: "test", smsName: "test", sendEmail: { _, to, _ in await recorder.send(to: to) },
-            sendSMS: { _, _ in .permanent(code: nil, detail: "unused") })
+            sendSMS: { _, reminderID in await recorder.sendSMS(reminderID: reminderID) })
         let dispatcher = Dispatcher(
             ledger: ledger, components: components, transports: transports, logger: testLogger("test"), clock: { instant ?? Date() })
         await dispatcher.run(untilIdle: true, shouldStop: { false })
@@ -134,6 +139,28 @@ import Testing
         let firstDefault = state.order.firstIndex { $0.contains("@default.") } ?? state.order.count
         #expect(firstDefault <= 2, "the default queue starts beside bulk, not after it: \(state.order.prefix(12))")
         #expect((state.maxInFlight["default"] ?? 0) == 3, "the default queue uses the slots bulk may not")
+    }
+
+    /// A channel waiting for its rate limit must not hold back the other channel: the due walk
+    /// read the oldest rows only, all SMS waiting for a token, and the emails behind them waited
+    /// for the SMS backlog to drain.
+    @Test func aChannelWaitingForItsRateLimitDoesNotHoldBackTheOther() async throws {
+        var configuration = configuration()
+        configuration.sms.rate = 4  // a burst of 4, then one every 250 ms
+        let ledger = try Ledger(path: NSTemporaryDirectory() + "relance-dispatch-" + UUID().uuidString + "/ledger.sqlite")
+        let now = Date()
+        var sms = (0..<16).map { reminder("S\($0)", queue: "q") }
+        for i in sms.indices {
+            sms[i].channels = [.sms]
+            sms[i].debtor.phone = String(format: "+336120000%02d", i)
+        }
+        _ = try await ledger.ingest(sms, sourceFile: "s", queue: "default", priority: 0, now: now.addingTimeInterval(-60))
+        _ = try await ledger.ingest((0..<3).map { reminder("E\($0)", queue: "q") }, sourceFile: "e", queue: "default", priority: 0, now: now)
+        let (state, dispatcher) = try await runOnce(configuration, ledger: ledger)
+
+        #expect(dispatcher.totals.sent == 19, "every SMS went in the end, at its rate")
+        let lastEmail = state.order.lastIndex { !$0.hasPrefix("sms:") } ?? state.order.count
+        #expect(lastEmail < 8, "the emails go beside the SMS burst, not after the SMS backlog: \(state.order)")
     }
 
     @Test func oneDebtorsBatchIsInterleavedWithOthers() async throws {

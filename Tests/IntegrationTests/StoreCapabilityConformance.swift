@@ -261,7 +261,8 @@ extension PostgresCluster {
             _ = try await store.ingest(
                 [Self.reminder("N1", notBefore: Self.t0.addingTimeInterval(-55))], sourceFile: "n", queue: "nightly", priority: 0, now: Self.t0)
             func due(limit: Int, rooms: [String: Int]) async throws -> [String] {
-                try await store.due(now: Self.t0, limit: limit, prefetch: nil, queueRoom: { rooms[$0] ?? .max }) { _, _ in false }.map(\.key.reminderID)
+                try await store.due(now: Self.t0, limit: limit, prefetch: nil, room: DueRoom(queue: { rooms[$0] ?? .max }, channel: { _ in .max })) { _, _ in false }
+                    .map(\.key.reminderID)
             }
             #expect(try await due(limit: 4, rooms: [:]) == ["B0", "B1", "B2", "B3"], "oldest first when every queue has room")
             #expect(try await due(limit: 4, rooms: ["bulk": 0]) == ["D1", "N1", "D2"], "bulk at its share: the others, merged by age")

@@ -80,6 +80,28 @@ import Testing
         #expect(m.room(inQueue: "urgent") == 0, "stopping: nothing more starts")
     }
 
+    /// What the due walk is told of each channel: as many as its rate has tokens for, one (whose
+    /// refusal says when) while it has none or its provider is paused, none while a probe is out
+    /// or, in one pass, while the provider is paused.
+    @Test func theRoomOfAChannelFollowsItsRateAndItsBreaker() {
+        var m = Machine(.init(concurrency: 8, rates: [.sms: 2], breakers: [.email: CircuitBreaker(threshold: 1, cooldown: .seconds(60))]))
+        #expect(m.room(onChannel: .sms, now: t0) == 2, "a burst of two tokens")
+        _ = m.candidates([candidate("S1", .sms), candidate("S2", .sms)], now: t0)
+        #expect(m.room(onChannel: .sms, now: t0) == 1, "no token: one, to hear when the next one comes")
+        #expect(m.room(onChannel: .sms, now: t0.addingTimeInterval(1)) == 2)
+        #expect(m.room(onChannel: .email, now: t0) == .max, "no rate limit")
+        _ = m.candidates([candidate("E1")], now: t0)
+        _ = m.finished(DeliveryKey(reminderID: "E1", channel: .email), .providerFailed, now: t0)
+        #expect(m.room(onChannel: .email, now: t0.addingTimeInterval(1)) == 1, "paused: one, to hear until when")
+        #expect(m.room(onChannel: .email, now: t0.addingTimeInterval(61)) == 1, "half-open: the probe")
+        _ = m.candidates([candidate("E2")], now: t0.addingTimeInterval(61))
+        #expect(m.room(onChannel: .email, now: t0.addingTimeInterval(62)) == 0, "the probe is out")
+        var once = Machine(.init(concurrency: 8, breakers: [.email: CircuitBreaker(threshold: 1, cooldown: .seconds(60))], onePass: true))
+        _ = once.candidates([candidate("E1")], now: t0)
+        _ = once.finished(DeliveryKey(reminderID: "E1", channel: .email), .providerFailed, now: t0)
+        #expect(once.room(onChannel: .email, now: t0.addingTimeInterval(1)) == 0, "one pass: a paused provider's deliveries wait for the next")
+    }
+
     @Test func oneDeliveryPerDebtorAtATime() {
         var m = Machine(.init(concurrency: 8))
         let due = [candidate("A1", debtor: "A"), candidate("A2", debtor: "A"), candidate("B1", debtor: "B"), candidate("A3", .sms, debtor: "A")]

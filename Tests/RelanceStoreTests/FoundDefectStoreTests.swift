@@ -48,18 +48,24 @@ import Testing
         #expect(plan.contains { $0.contains("USING INDEX delivery_expiry") }, "\(plan)")
     }
 
-    /// A queue at its share was read row by row and refused, so its backlog hid the other queues'
-    /// work of the same priority. Each queue's range is now one index range of its own, and the
-    /// queues of a range are found by seeks, never by reading a queue's rows.
-    @Test func theDueWalkReadsEachQueueAsOneIndexRange() async throws {
+    /// A queue at its share (or a channel waiting for its rate limit) was read row by row and
+    /// refused, so its backlog hid the others' work of the same priority. Each (queue, channel)
+    /// range is now one index range of its own, found by seeks, never by reading rows.
+    @Test func theDueWalkReadsEachQueueAndChannelAsOneIndexRange() async throws {
         let ledger = try temporaryLedger()
         func plan(_ sql: String, _ arguments: StatementArguments) async throws -> [String] {
             try await ledger.pool.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String } }
         }
-        let range = try await plan(Ledger.dueRangeSQL(channels: ""), [0, 2, "bulk", 0])
-        #expect(range.contains { $0.contains("USING INDEX delivery_due (status=? AND priority=? AND risk=? AND queue=? AND due_at<?)") }, "\(range)")
-        let queues = try await plan(Ledger.nextDueQueueSQL, [0, 2, ""])
-        #expect(queues.contains { $0.contains("USING COVERING INDEX delivery_due (status=? AND priority=? AND risk=? AND queue>?)") }, "\(queues)")
+        let range = try await plan(Ledger.dueRangeSQL, [0, 2, "bulk", "sms", 0])
+        #expect(
+            range.contains { $0.contains("USING INDEX delivery_due (status=? AND priority=? AND risk=? AND queue=? AND channel=? AND due_at<?)") }, "\(range)")
+        for (sql, arguments, bound) in [
+            (Ledger.firstDueRangeSQL, [0, 2] as StatementArguments, "risk=?)"), (Ledger.nextChannelOfQueueSQL, [0, 2, "bulk", "email"], "channel>?)"),
+            (Ledger.nextDueQueueSQL, [0, 2, "bulk"], "queue>?)"),
+        ] {
+            let seek = try await plan(sql, arguments)
+            #expect(seek.contains { $0.contains("USING COVERING INDEX delivery_due") && $0.hasSuffix(bound) }, "\(seek)")
+        }
     }
 
     /// Every callback wrote an entry in an index keyed by the provider's message id (a random key:
