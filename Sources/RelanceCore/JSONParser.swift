@@ -28,6 +28,150 @@ public struct JSONParser {
         return try result.get()
     }
 
+    /// Parses a JSON object keeping only the members named in `keys` (their values whole); the
+    /// others are checked for their syntax and nesting but not built, nor their strings checked
+    /// for UTF-8, nor their objects for a key twice: for reading a few fields of an answer whose
+    /// other fields do not matter (a gateway's acceptance). Errors as `parse` for what is kept; a
+    /// member key of the object given twice is refused whether kept or not.
+    public static func object(_ bytes: some Collection<UInt8>, keeping keys: Set<String>) throws(JSONParseError) -> [String: JSONValue] {
+        let wanted = keys.map { Array($0.utf8) }
+        let result: Result<[String: JSONValue], JSONParseError> =
+            bytes.withContiguousStorageIfAvailable { buffer in
+                Result { () throws(JSONParseError) in
+                    var parser = JSONParser(bytes: buffer)
+                    return try parser.topObject(keeping: wanted)
+                }
+            } ?? Array(bytes).withUnsafeBufferPointer { buffer in
+                Result { () throws(JSONParseError) in
+                    var parser = JSONParser(bytes: buffer)
+                    return try parser.topObject(keeping: wanted)
+                }
+            }
+        return try result.get()
+    }
+
+    mutating func topObject(keeping wanted: [[UInt8]]) throws(JSONParseError) -> [String: JSONValue] {
+        skipWhitespace()
+        guard current == UInt8(ascii: "{") else { throw error(current == nil ? "unexpected end of text" : "expected an object") }
+        index += 1
+        var members: [String: JSONValue] = [:]
+        // Every key seen, kept or not, by its raw bytes: a key twice is refused either way.
+        var seen: Set<[UInt8]> = []
+        skipWhitespace()
+        if current == UInt8(ascii: "}") {
+            index += 1
+        } else {
+            members: while true {
+                skipWhitespace()
+                guard current == UInt8(ascii: "\"") else { throw error("expected a key in quotes") }
+                let keyStart = index
+                let raw = try rawString()
+                let key: [UInt8]
+                if raw.contains(UInt8(ascii: "\\")) {
+                    index = keyStart
+                    key = Array(try string().utf8)
+                } else {
+                    key = Array(raw)
+                }
+                guard seen.insert(key).inserted else {
+                    throw refusal("the key '\(String(decoding: key, as: UTF8.self).debugQuoted)' appears twice in one object", at: keyStart)
+                }
+                skipWhitespace()
+                guard current == UInt8(ascii: ":") else { throw error("expected ':' after a key") }
+                index += 1
+                skipWhitespace()
+                if wanted.contains(key) {
+                    members[String(decoding: key, as: UTF8.self)] = try value(depth: 1)
+                } else {
+                    try skipValue(depth: 1)
+                }
+                skipWhitespace()
+                switch current {
+                case UInt8(ascii: ","): index += 1
+                case UInt8(ascii: "}"):
+                    index += 1
+                    break members
+                default: throw error("expected ',' or '}' in an object")
+                }
+            }
+        }
+        skipWhitespace()
+        guard index == bytes.count else { throw error("unexpected text after the JSON value") }
+        return members
+    }
+
+    /// The bytes between the quotes of the string at `index` (escapes left as they are), the
+    /// index past its closing quote.
+    mutating func rawString() throws(JSONParseError) -> UnsafeBufferPointer<UInt8> {
+        let start = index
+        index += 1
+        let first = index
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                index += 1
+                return UnsafeBufferPointer(rebasing: bytes[first..<(index - 1)])
+            case UInt8(ascii: "\\"):
+                index += 1
+                guard let escaped = current else { break }
+                if escaped == UInt8(ascii: "u") {
+                    index += 1
+                    _ = try hexEscape()
+                } else {
+                    guard Self.unescaped(escaped) != nil else { throw error("unknown escape '\\\(Self.show(escaped))' in a string", at: index - 1) }
+                    index += 1
+                }
+            default:
+                if byte < 0x20 { throw error("a control character (U+\(Self.hex4(UInt32(byte)))) must be escaped in a string") }
+                index += 1
+            }
+        }
+        throw error("a string is not closed", at: start)
+    }
+
+    /// Checks the syntax of the value at `index` and moves past it, building nothing.
+    mutating func skipValue(depth: Int) throws(JSONParseError) {
+        guard let byte = current else { throw error("unexpected end of text") }
+        switch byte {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            guard depth < Self.maxDepth else { throw refusal("nested deeper than \(Self.maxDepth) levels") }
+            let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            index += 1
+            skipWhitespace()
+            if current == close {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                if close == UInt8(ascii: "}") {
+                    guard current == UInt8(ascii: "\"") else { throw error("expected a key in quotes") }
+                    _ = try rawString()
+                    skipWhitespace()
+                    guard current == UInt8(ascii: ":") else { throw error("expected ':' after a key") }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                switch current {
+                case UInt8(ascii: ","): index += 1
+                case close?:
+                    index += 1
+                    return
+                default: throw error(close == UInt8(ascii: "}") ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array")
+                }
+            }
+        case UInt8(ascii: "\""): _ = try rawString()
+        case UInt8(ascii: "t"): _ = try literal("true", .null)
+        case UInt8(ascii: "f"): _ = try literal("false", .null)
+        case UInt8(ascii: "n"): _ = try literal("null", .null)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try skipNumber()
+        default: throw error("unexpected character '\(Self.show(byte))'")
+        }
+    }
+
     /// Parses a text already known to be valid UTF-8 (a Swift string): strings are not validated again.
     public static func parse(validatedUTF8 text: String) throws(JSONParseError) -> JSONValue {
         var text = text
@@ -282,6 +426,15 @@ public struct JSONParser {
 
     mutating func number() throws(JSONParseError) -> JSONValue {
         let start = index
+        try skipNumber()
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        guard let decimal = Decimal(string: text, locale: Money.posix), !decimal.isNaN else { throw error("the number \(text) is out of range", at: start) }
+        return .number(decimal)
+    }
+
+    /// Moves past the number at `index`, checking its syntax.
+    mutating func skipNumber() throws(JSONParseError) {
+        let start = index
         func digits(_ parser: inout JSONParser) -> Int {
             var count = 0
             while let byte = parser.current, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
@@ -306,9 +459,6 @@ public struct JSONParser {
             if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { index += 1 }
             guard digits(&self) > 0 else { throw error("a number needs digits in its exponent", at: start) }
         }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        guard let decimal = Decimal(string: text, locale: Money.posix), !decimal.isNaN else { throw error("the number \(text) is out of range", at: start) }
-        return .number(decimal)
     }
 
     static func show(_ byte: UInt8) -> String {

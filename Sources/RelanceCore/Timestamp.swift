@@ -71,7 +71,15 @@ public enum Timestamp {
         format(date, offsetSeconds: zone.secondsFromGMT(for: date))
     }
 
-    static func format(_ date: Date, offsetSeconds: Int) -> String {
+    /// `date` in UTC to the millisecond (`2026-11-30T09:00:00.250Z`): log lines.
+    public static func formatMilliseconds(_ date: Date) -> String {
+        // To the microsecond first: an instant given in milliseconds is not one below in binary.
+        let microseconds = Int((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let (seconds, fraction) = microseconds.floorDivided(by: 1_000_000)
+        return format(Date(timeIntervalSince1970: Double(seconds)), offsetSeconds: 0, milliseconds: fraction / 1000)
+    }
+
+    static func format(_ date: Date, offsetSeconds: Int, milliseconds: Int? = nil) -> String {
         let whole = Int(date.timeIntervalSince1970.rounded(.down)) + offsetSeconds
         let (days, secondOfDay) = whole.floorDivided(by: 86400)
         let civil = CivilDate(dayNumber: days)
@@ -102,6 +110,10 @@ public enum Timestamp {
         digits(secondOfDay / 60 % 60, 2)
         text.append(UInt8(ascii: ":"))
         digits(secondOfDay % 60, 2)
+        if let milliseconds {
+            text.append(UInt8(ascii: "."))
+            digits(milliseconds, 3)
+        }
         if offsetSeconds == 0 {
             text.append(UInt8(ascii: "Z"))
         } else {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RelanceCore
 import Synchronization
 
 /// A log level shared by handlers and changed by a reload.
@@ -45,20 +46,47 @@ public struct RelanceLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var all = metadata
         if let extra = event.metadata { all.merge(extra) { _, new in new } }
-        let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quote("\($0.value)"))" }.joined(separator: " ")
         var line: String
         if journal {
             line = "<\(Self.priority(event.level))>\(event.message)"
         } else {
-            line = "\(Self.timestamp()) \(event.level) \(label): \(event.message)"
+            line = "\(Timestamp.formatMilliseconds(Date())) \(event.level) \(label): \(event.message)"
         }
-        if !fields.isEmpty { line += " " + fields }
-        line = line.replacingOccurrences(of: "\n", with: "\\n") + "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) {
+            line += " "
+            line += key
+            line += "="
+            line += Self.quote("\(value)")
+        }
+        // One line per event: a newline inside (a message, a value) is written as \n.
+        if line.utf8.contains(UInt8(ascii: "\n")) { line = line.replacingOccurrences(of: "\n", with: "\\n") }
+        line += "\n"
+        Self.writeToStandardError(line)
+    }
+
+    /// One `write(2)` for the whole line (FileHandle wrapped it in `Data` first), again after a
+    /// partial write or an interruption; a closed or broken stderr loses the line, as before.
+    static func writeToStandardError(_ line: String) {
+        var line = line
+        line.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(STDERR_FILENO, base + offset, bytes.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
     }
 
     static func quote(_ value: String) -> String {
-        value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) ? "\"" + value.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : value
+        value.utf8.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") })
+            ? "\"" + value.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : value
     }
 
     static func priority(_ level: Logger.Level) -> Int {
@@ -70,11 +98,5 @@ public struct RelanceLogHandler: LogHandler {
         case .error: return 3
         case .critical: return 2
         }
-    }
-
-    static func timestamp() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
     }
 }

@@ -92,6 +92,12 @@ enum JSONBody {
         return object
     }
 
+    /// The members named in `keys` of an object (the others checked, not built): an acceptance
+    /// reads one or two fields of an answer of twenty.
+    static func object(_ data: Data, keeping keys: Set<String>) -> [String: JSONValue]? {
+        try? JSONParser.object(data, keeping: keys)
+    }
+
     /// The objects of an array value (Vonage's `messages`).
     static func objects(_ value: JSONValue?) -> [[String: JSONValue]]? {
         guard case .array(let items)? = value else { return nil }
@@ -146,7 +152,7 @@ public struct TwilioProvider: SMSProvider {
     }
 
     public func accepted(_ response: HTTPClient.Response) -> SendOutcome {
-        guard let json = JSONBody.object(response.body), let sid = JSONBody.string(json["sid"]) else {
+        guard let json = JSONBody.object(response.body, keeping: ["sid", "status"]), let sid = JSONBody.string(json["sid"]) else {
             return .permanent(
                 code: response.status, detail: "twilio accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))"
             )
@@ -191,7 +197,7 @@ public struct VonageProvider: SMSProvider {
 
     /// Vonage answers 200 even when it refuses: each part has its own `status` ("0" = accepted).
     public func accepted(_ response: HTTPClient.Response) -> SendOutcome {
-        guard let json = JSONBody.object(response.body), let parts = JSONBody.objects(json["messages"]), !parts.isEmpty else {
+        guard let json = JSONBody.object(response.body, keeping: ["messages"]), let parts = JSONBody.objects(json["messages"]), !parts.isEmpty else {
             return .permanent(
                 code: response.status, detail: "vonage accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))"
             )
@@ -247,7 +253,7 @@ public struct BrevoProvider: SMSProvider {
     }
 
     public func accepted(_ response: HTTPClient.Response) -> SendOutcome {
-        guard let json = JSONBody.object(response.body), let id = JSONBody.string(json["messageId"]) else {
+        guard let json = JSONBody.object(response.body, keeping: ["messageId", "smsCount"]), let id = JSONBody.string(json["messageId"]) else {
             return .permanent(
                 code: response.status, detail: "brevo accepted the request but its answer cannot be read (not resent): \(SMSGateway.firstBytes(response.body))")
         }

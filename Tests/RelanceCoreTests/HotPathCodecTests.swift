@@ -84,6 +84,46 @@ import Testing
         }
     }
 
+    /// Keeping a few members of an object: the same members as the whole parse, and on cut or
+    /// corrupted text the same verdict, except that a value not kept is not checked for UTF-8.
+    @Test func keepingSomeMembersAgreesWithTheWholeParse() throws {
+        var rng = SplitMix(seed: 12)
+        for round in 0..<3000 {
+            var object: [String: Any] = [:]
+            for _ in 0..<Int(rng.next() % 6) { object[Self.randomString(&rng)] = Self.randomValue(&rng, depth: 1) }
+            var bytes = Array(try JSONSerialization.data(withJSONObject: object, options: []))
+            if round % 2 == 1, !bytes.isEmpty {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                let replacements = Array("{}[],:\"\\ 0a-".utf8)
+                bytes[at] = replacements[Int(rng.next() % UInt64(replacements.count))]
+            }
+            let keys = Set(object.keys.filter { _ in rng.next() % 2 == 0 } + ["absent"])
+            let whole = Result { () throws(JSONParseError) in try JSONParser.parse(bytes) }
+            let kept = try? JSONParser.object(bytes, keeping: keys)
+            let text = String(decoding: bytes, as: UTF8.self)
+            switch whole {
+            case .success(.object(let members)):
+                #expect(kept == members.filter { keys.contains($0.key) }, "\(text)")
+            case .success:
+                #expect(kept == nil, "not an object: \(text)")
+            case .failure(let error) where error.reason == "a string is not valid UTF-8" || error.isRefusal:
+                // A value not kept is not checked for UTF-8 nor for a key twice in it.
+                continue
+            case .failure:
+                #expect(kept == nil, "accepted what the whole parse refuses: \(text)")
+            }
+        }
+        // What is refused either way: a key twice (kept or not), text after the object, nesting.
+        #expect(throws: JSONParseError.self) { try JSONParser.object(Array(#"{"a": 1, "a": 2}"#.utf8), keeping: []) }
+        #expect(throws: JSONParseError.self) { try JSONParser.object(Array(#"{"a": 1} x"#.utf8), keeping: ["a"]) }
+        #expect(throws: JSONParseError.self) { try JSONParser.object(Array(#"{"a": [1,]}"#.utf8), keeping: []) }
+        let deep = "{\"a\": " + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}"
+        #expect(throws: JSONParseError.self) { try JSONParser.object(Array(deep.utf8), keeping: []) }
+        // A value not kept may hold text that is not UTF-8: the kept ones are still read.
+        let lenient = try JSONParser.object(Array(#"{"sid": "SM1", "body": ""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8), keeping: ["sid"])
+        #expect(lenient == ["sid": .string("SM1")])
+    }
+
     static func randomString(_ rng: inout SplitMix) -> String {
         let pool: [Character] = ["a", "b", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{01}", "é", "€", "😀", "\u{2028}"]
         return String((0..<Int(rng.next() % 8)).map { _ in pool[Int(rng.next() % UInt64(pool.count))] })

@@ -62,6 +62,18 @@ import Testing
         }
     }
 
+    /// Log lines carry milliseconds, as Foundation's formatter did (it was built for every line).
+    @Test func formatsMillisecondsLikeFoundation() {
+        var rng = SplitMix(seed: 5)
+        let oracle = ISO8601DateFormatter()
+        oracle.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for _ in 0..<2000 {
+            let date = Date(timeIntervalSince1970: Double(rng.next() % 4_102_444_800_000) / 1000)
+            #expect(Timestamp.formatMilliseconds(date) == oracle.string(from: date), "\(date.timeIntervalSince1970)")
+        }
+        #expect(Timestamp.formatMilliseconds(Date(timeIntervalSince1970: -0.0005)) == "1969-12-31T23:59:59.999Z")
+    }
+
     @Test func formatTruncatesFractionsAndHandlesDatesBefore1970() {
         #expect(Timestamp.format(Date(timeIntervalSince1970: 0.999)) == "1970-01-01T00:00:00Z")
         #expect(Timestamp.format(Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59Z")
