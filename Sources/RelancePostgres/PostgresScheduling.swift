@@ -68,16 +68,7 @@ extension PostgresLedger: SchedulingStore {
                         }
                         left.took(taken, queue: queue, channel: channel)
                     }
-                    if candidates.count > 1 {
-                        candidates.sort { a, b in
-                            (a.dueAt, a.due.key.reminderID, a.due.key.channel.rawValue) < (b.dueAt, b.due.key.reminderID, b.due.key.channel.rawValue)
-                        }
-                    }
-                    for (_, due) in candidates where result.count < limit {
-                        // One per debtor across queues too (the same debtor may wait in two).
-                        guard debtors.insert(due.reminder.debtor.id).inserted else { continue }
-                        result.append(due)
-                    }
+                    Ledger.Due.merge(candidates, into: &result, debtors: &debtors, limit: limit)
                     group = try await Self.nextDueGroup(connection, after: (priority, risk), logger: logger)
                 }
                 if let prefetch, result.count > prefetch.deliveries {

@@ -282,12 +282,18 @@ public enum PostgresSchema {
         // The due walk reads each (queue, channel) range of a (priority, band) on its own, up to
         // the room the queue's share and the channel's rate limit leave, as the SQLite ledger's
         // v17 does: a queue at its share or a channel waiting for its rate no longer hides the
-        // others' work behind its backlog.
+        // others' work behind its backlog. And what every send changes twice (a delivery's
+        // status, its attempt's outcome) is no longer a key of the indexes that find a debtor's
+        // deliveries and a channel's attempts of the day.
         Migration(
             version: 4, name: "due order by queue and channel",
             sql: [
                 "DROP INDEX delivery_due",
                 "CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, channel, due_at, reminder_id)",
+                "DROP INDEX delivery_debtor",
+                "CREATE INDEX delivery_debtor ON delivery(debtor_id, channel)",
+                "DROP INDEX attempt_outcome_started",
+                "CREATE INDEX attempt_channel_started ON attempt(channel, started_at)",
             ]),
     ]
 

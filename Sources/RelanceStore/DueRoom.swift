@@ -40,3 +40,21 @@ public struct DueRoom: Sendable {
         }
     }
 }
+
+extension Ledger.Due {
+    /// Appends the deliveries one (priority, band) gave, read range by range, to `result` oldest
+    /// first (then by reminder id and channel), at most one per debtor across ranges (a debtor
+    /// may wait in two queues, on two channels), until `result` holds `limit`.
+    public static func merge(_ candidates: [(dueAt: Double, due: Ledger.Due)], into result: inout [Ledger.Due], debtors: inout Set<String>, limit: Int) {
+        var candidates = candidates
+        if candidates.count > 1 {
+            candidates.sort { a, b in
+                (a.dueAt, a.due.key.reminderID, a.due.key.channel.rawValue) < (b.dueAt, b.due.key.reminderID, b.due.key.channel.rawValue)
+            }
+        }
+        for (_, due) in candidates where result.count < limit {
+            guard debtors.insert(due.reminder.debtor.id).inserted else { continue }
+            result.append(due)
+        }
+    }
+}

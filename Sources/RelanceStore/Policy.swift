@@ -117,13 +117,15 @@ extension Ledger {
     }
 
     static func messageCount(_ db: Database, channel: Channel, since: Date) throws -> Int {
-        try Int.fetchOne(
-            db,
-            cachedSQL: """
-                SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')
-                  AND (group_id IS NULL OR group_id = reminder_id)
-                """, arguments: [channel.rawValue, since.timeIntervalSince1970]) ?? 0
+        try Int.fetchOne(db, cachedSQL: messageCountSQL, arguments: [channel.rawValue, since.timeIntervalSince1970]) ?? 0
     }
+
+    /// Messages on a channel since an instant (the daily volume cap): through the channel's
+    /// attempts by start (`attempt_channel_started`), the outcome read from each row.
+    static let messageCountSQL = """
+        SELECT COUNT(*) FROM attempt WHERE channel = ? AND started_at >= ? AND outcome IN ('sending', 'sent', 'unknown')
+          AND (group_id IS NULL OR group_id = reminder_id)
+        """
 
     // MARK: Opt-outs
 
@@ -184,17 +186,20 @@ extension Ledger {
         try await pool.read { db in try Self.groupCandidates(db, for: lead, now: now, limit: limit) }
     }
 
+    /// The debtor's other deliveries due on the channel (`delivery_debtor`).
+    static let groupCandidatesSQL = """
+        SELECT d.reminder_id, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
+        FROM delivery d JOIN reminder r ON r.id = d.reminder_id
+        WHERE d.debtor_id = ? AND d.channel = ? AND d.status = 'pending' AND d.due_at <= ? AND d.reminder_id != ?
+        ORDER BY d.due_at, d.reminder_id LIMIT ?
+        """
+
     static func groupCandidates(_ db: Database, for lead: Due, now: Date, limit: Int) throws -> [Due] {
         // Rows read first, then each one's payments: the payments query must not run while this
         // statement is stepping.
         var rows: [(key: DeliveryKey, record: String, queue: String, attempts: Int, firstAttemptAt: Double?, expiresAt: Double?)] = []
         try db.forEachDirectRow(
-            sql: """
-                SELECT d.reminder_id, d.queue, d.attempts, d.first_attempt_at, d.expires_at, r.record
-                FROM delivery d JOIN reminder r ON r.id = d.reminder_id
-                WHERE d.debtor_id = ? AND d.channel = ? AND d.status = 'pending' AND d.due_at <= ? AND d.reminder_id != ?
-                ORDER BY d.due_at, d.reminder_id LIMIT ?
-                """,
+            sql: groupCandidatesSQL,
             [.text(lead.reminder.debtor.id), .text(lead.key.channel.rawValue), .real(now.timeIntervalSince1970), .text(lead.key.reminderID), .integer(limit)]
         ) { row in
             rows.append(

@@ -134,16 +134,7 @@ extension Ledger {
                 }
                 left.took(taken, queue: queue, channel: channel)
             }
-            if candidates.count > 1 {
-                candidates.sort { a, b in
-                    (a.dueAt, a.due.key.reminderID, a.due.key.channel.rawValue) < (b.dueAt, b.due.key.reminderID, b.due.key.channel.rawValue)
-                }
-            }
-            for (_, due) in candidates where result.count < limit {
-                // One per debtor across ranges too (a debtor may wait in two queues, on two channels).
-                guard debtors.insert(due.reminder.debtor.id).inserted else { continue }
-                result.append(due)
-            }
+            Due.merge(candidates, into: &result, debtors: &debtors, limit: limit)
             return result.count < limit
         }
         return result

@@ -324,10 +324,20 @@ extension Ledger {
             // to the room the queue's share and the channel's rate limit leave: a queue at its
             // share or a channel waiting for its rate, however big its backlog, no longer hides
             // the others' work behind it (it was read row by row, and refused).
+            // What every send changes twice, a delivery's status and its attempt's outcome, is no
+            // longer a key of the indexes that find a debtor's deliveries and a channel's attempts
+            // of the day: each send moved two entries of each, at places of their own (debtors
+            // come in no order the sending follows), and the single writer is what bounds a
+            // pass's rate. A debtor's deliveries are found by (debtor, channel), the daily volume
+            // cap counts a channel's attempts by start and reads each one's outcome.
             try db.execute(
                 sql: """
                     DROP INDEX delivery_due;
                     CREATE INDEX delivery_due ON delivery(status, priority DESC, risk DESC, queue, channel, due_at);
+                    DROP INDEX delivery_debtor;
+                    CREATE INDEX delivery_debtor ON delivery(debtor_id, channel);
+                    DROP INDEX attempt_outcome_started;
+                    CREATE INDEX attempt_channel_started ON attempt(channel, started_at);
                     """)
         }
         return m

@@ -68,6 +68,29 @@ import Testing
         }
     }
 
+    /// Each send changes a delivery's status twice and its attempt's outcome once; indexes keyed
+    /// by them (a debtor's deliveries by status, the attempts by outcome) moved entries at every
+    /// send, at scattered places, in the one writer that bounds a pass's rate. The queries they
+    /// served find their rows through indexes no send changes.
+    @Test func aSendMovesNoEntryOfTheDebtorAndDailyCapIndexes() async throws {
+        let ledger = try temporaryLedger()
+        func plan(_ sql: String, _ arguments: StatementArguments) async throws -> [String] {
+            try await ledger.pool.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String } }
+        }
+        let group = try await plan(Ledger.groupCandidatesSQL, ["D", "email", 0, "R", 49])
+        #expect(group.contains { $0.contains("USING INDEX delivery_debtor (debtor_id=? AND channel=?)") }, "\(group)")
+        let cap = try await plan(Ledger.messageCountSQL, ["sms", 0])
+        #expect(cap.contains { $0.contains("USING INDEX attempt_channel_started (channel=? AND started_at>?)") }, "\(cap)")
+        let keys = try await ledger.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('delivery', 'attempt') AND sql IS NOT NULL")
+                .map { ($0["name"] as String, $0["sql"] as String) }
+        }
+        for (name, sql) in keys where name != "delivery_due" {
+            #expect(!sql.contains("status") || sql.contains("WHERE"), "\(name) is keyed by the status: \(sql)")
+            #expect(!sql.contains("outcome"), "\(name) is keyed by the outcome: \(sql)")
+        }
+    }
+
     /// Every callback wrote an entry in an index keyed by the provider's message id (a random key:
     /// a page of its own in each commit, per callback) and one keyed by its result, although only
     /// orphans are looked up that way. A known message's earlier callbacks are now found through
