@@ -3,14 +3,24 @@ import GRDB
 import Synchronization
 
 /// Runs concurrent small writes in shared transactions: whoever finds no flush running becomes the
-/// flusher and commits every queued write in one transaction (each in its own savepoint, so one
-/// failing write does not undo its neighbours), until the queue is empty. Callers resume only after
-/// the transaction holding their write has committed.
+/// flusher and commits every queued write in one transaction, until the queue is empty. Callers
+/// resume only after the transaction holding their write has committed.
+///
+/// One failing write must not undo its neighbours. A write fails rarely (a race the status machine
+/// refuses), so a batch first runs its writes one after the other without savepoints; if one
+/// throws, the whole transaction is rolled back and the batch runs again, each write in its own
+/// savepoint. The writes are `@Sendable` closures of the database alone, so running one again is
+/// running it once. (A savepoint around every write was two more statements each, in the one
+/// writer that bounds a pass.)
 final class GroupCommit: Sendable {
     private struct Job: @unchecked Sendable {
-        // @unchecked: `run` is only ever called once, on GRDB's writer queue, by the flusher.
-        /// Runs the write inside the open transaction; returns what to do once the commit is known.
-        let run: (Database) -> @Sendable ((any Error)?) -> Void
+        // @unchecked: `run` and `tryRun` are only ever called on GRDB's writer queue, by the flusher.
+        /// Runs the write inside the open transaction (in a savepoint of its own when `isolated`);
+        /// returns what to do once the commit is known.
+        let run: (Database, _ isolated: Bool) -> @Sendable ((any Error)?) -> Void
+        /// Runs the write inside the open transaction and throws its error, if any: the batch is
+        /// then run again, isolated.
+        let tryRun: (Database) throws -> @Sendable ((any Error)?) -> Void
         /// Resumes the caller with an error without running the write.
         let abort: (any Error) -> Void
     }
@@ -27,18 +37,23 @@ final class GroupCommit: Sendable {
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            func completion(_ result: Result<T, any Error>) -> @Sendable ((any Error)?) -> Void {
+                { commitError in
+                    if let commitError { continuation.resume(throwing: commitError) } else { continuation.resume(with: result) }
+                }
+            }
             let job = Job(
-                run: { db in
+                run: { db, isolated in
                     let result: Result<T, any Error>
                     do {
-                        result = .success(try Self.inSavepoint(db) { try body(db) })
+                        result = .success(isolated ? try Self.inSavepoint(db) { try body(db) } : try body(db))
                     } catch {
                         result = .failure(error)
                     }
-                    return { commitError in
-                        if let commitError { continuation.resume(throwing: commitError) } else { continuation.resume(with: result) }
-                    }
-                }, abort: { continuation.resume(throwing: $0) })
+                    return completion(result)
+                },
+                tryRun: { db in completion(.success(try body(db))) },
+                abort: { continuation.resume(throwing: $0) })
             let becomeFlusher = state.withLock { state -> Bool in
                 state.queue.append(job)
                 if state.flushing { return false }
@@ -78,20 +93,41 @@ final class GroupCommit: Sendable {
                     return jobs
                 }
                 if jobs.isEmpty { return }
-                var completions: [@Sendable ((any Error)?) -> Void] = []
-                do {
-                    try db.inTransaction {
-                        completions = jobs.map { $0.run(db) }
-                        return .commit
-                    }
-                    for complete in completions { complete(nil) }
-                } catch {
-                    for complete in completions { complete(error) }
-                    if completions.count < jobs.count {
-                        // BEGIN itself failed: no job ran.
-                        for job in jobs.dropFirst(completions.count) { job.abort(error) }
-                    }
-                }
+                Self.commit(jobs, db)
+            }
+        }
+    }
+
+    /// Commits a batch: without savepoints first; when a write throws, rolled back and run again
+    /// with each write in its own savepoint.
+    private static func commit(_ jobs: [Job], _ db: Database) {
+        var completions: [@Sendable ((any Error)?) -> Void] = []
+        do {
+            try db.inTransaction {
+                completions = try jobs.map { try $0.tryRun(db) }
+                return .commit
+            }
+            for complete in completions { complete(nil) }
+            return
+        } catch let error where completions.count == jobs.count {
+            // Every write ran: the COMMIT itself failed.
+            for complete in completions { complete(error) }
+            return
+        } catch {
+            // A write threw (or BEGIN failed): nothing of the batch is left; run it again, isolated.
+        }
+        completions = []
+        do {
+            try db.inTransaction {
+                completions = jobs.map { $0.run(db, true) }
+                return .commit
+            }
+            for complete in completions { complete(nil) }
+        } catch {
+            for complete in completions { complete(error) }
+            if completions.count < jobs.count {
+                // BEGIN itself failed: no job ran.
+                for job in jobs.dropFirst(completions.count) { job.abort(error) }
             }
         }
     }
