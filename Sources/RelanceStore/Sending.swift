@@ -75,12 +75,14 @@ extension Ledger {
 
     static func mark(_ db: Database, _ key: DeliveryKey, transport: String, recipient: String, group: String?, now: Date) throws -> Mark {
         let keyValues = DirectValue.key(key)
-        guard
-            let attempts = try db.firstDirectRow(
-                sql: "SELECT attempts FROM delivery WHERE reminder_id = ? AND channel = ? AND status = 'pending'", keyValues, { $0.integer(0) ?? 0 })
-        else { return .notPending }
-        if try Self.isHeld(db, channel: key.channel, now: now) { return .held }
+        // What stops a send is looked for first; the delivery's own row is read (still pending?)
+        // only then, and otherwise taken by the update that marks it.
+        func isPending() throws -> Bool {
+            try db.firstDirectRow(sql: "SELECT 1 FROM delivery WHERE reminder_id = ? AND channel = ? AND status = 'pending'", keyValues, { _ in true }) ?? false
+        }
+        if try Self.isHeld(db, channel: key.channel, now: now) { return try isPending() ? .held : .notPending }
         if let cancellation = try Self.cancellationInForce(db, reminderID: key.reminderID, now: now) {
+            guard try isPending() else { return .notPending }
             if let until = cancellation.until {
                 try db.run(
                     sql: "UPDATE delivery SET paused_until = ? WHERE reminder_id = ? AND channel = ?",
@@ -92,17 +94,20 @@ extension Ledger {
             return .cancelled(reason: cancellation.reason)
         }
         if try Self.isSuppressed(db, recipient) {
+            guard try isPending() else { return .notPending }
             try Self.suppress(db, key, recipient: recipient, at: now)
             return .suppressed
         }
-        let number = attempts + 1
         let t = now.timeIntervalSince1970
-        try db.runDirect(
-            sql: """
-                UPDATE delivery SET status = 'sending', attempts = ?, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?, group_lead = ?
-                WHERE reminder_id = ? AND channel = ?
-                """,
-            [.integer(number), .real(t), .real(t), .text(group)] + keyValues)
+        guard
+            let number = try db.firstDirectRow(
+                sql: """
+                    UPDATE delivery SET status = 'sending', attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?,
+                      group_lead = ?
+                    WHERE reminder_id = ? AND channel = ? AND status = 'pending' RETURNING attempts
+                    """,
+                [.real(t), .real(t), .text(group)] + keyValues, { $0.integer(0) ?? 0 })
+        else { return .notPending }
         try db.runDirect(
             sql: """
                 INSERT INTO attempt (reminder_id, channel, number, transport, recipient, started_at, outcome, group_id)
