@@ -119,10 +119,9 @@ public final class Dispatcher: Sendable {
             let prefetch = Ledger.Prefetch(
                 contactsSince: now.addingTimeInterval(-PolicyStep.contactHistory), groupLimit: settings().policy.group ? DeliveryRun.groupLimit : nil,
                 deliveries: room + 1)
-            let clock = self.clock
             let dueRoom = DueRoom(
                 queue: { [self] queue in self.machine.withLock { $0.state.room(inQueue: queue) } },
-                channel: { [self] channel in self.machine.withLock { $0.state.room(onChannel: channel, now: clock()) } })
+                channel: { [self] channel in self.machine.withLock { $0.state.room(onChannel: channel, now: self.clock()) } })
             let due = try await ledger.due(now: now, limit: room + 1, prefetch: prefetch, room: dueRoom) { [self] key, debtor in
                 self.machine.withLock { $0.state.isExcluded(key, debtor: debtor) }
             }
