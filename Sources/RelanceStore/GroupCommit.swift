@@ -14,10 +14,10 @@ import Synchronization
 /// writer that bounds a pass.)
 final class GroupCommit: Sendable {
     private struct Job: @unchecked Sendable {
-        // @unchecked: `run` and `tryRun` are only ever called on GRDB's writer queue, by the flusher.
-        /// Runs the write inside the open transaction (in a savepoint of its own when `isolated`);
-        /// returns what to do once the commit is known.
-        let run: (Database, _ isolated: Bool) -> @Sendable ((any Error)?) -> Void
+        // @unchecked: `runIsolated` and `tryRun` are only ever called on GRDB's writer queue, by the flusher.
+        /// Runs the write inside the open transaction, in a savepoint of its own (rolled back if it
+        /// throws); returns what to do once the commit is known.
+        let runIsolated: (Database) -> @Sendable ((any Error)?) -> Void
         /// Runs the write inside the open transaction and throws its error, if any: the batch is
         /// then run again, isolated.
         let tryRun: (Database) throws -> @Sendable ((any Error)?) -> Void
@@ -43,10 +43,10 @@ final class GroupCommit: Sendable {
                 }
             }
             let job = Job(
-                run: { db, isolated in
+                runIsolated: { db in
                     let result: Result<T, any Error>
                     do {
-                        result = .success(isolated ? try Self.inSavepoint(db) { try body(db) } : try body(db))
+                        result = .success(try Self.inSavepoint(db) { try body(db) })
                     } catch {
                         result = .failure(error)
                     }
@@ -119,7 +119,7 @@ final class GroupCommit: Sendable {
         completions = []
         do {
             try db.inTransaction {
-                completions = jobs.map { $0.run(db, true) }
+                completions = jobs.map { $0.runIsolated(db) }
                 return .commit
             }
             for complete in completions { complete(nil) }
