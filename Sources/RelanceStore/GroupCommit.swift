@@ -64,10 +64,10 @@ final class GroupCommit: Sendable {
         }
     }
 
-    /// Runs `body` in a savepoint of the open transaction, rolled back if it throws. The savepoint
-    /// statements come from the connection's statement cache (`Database.inSavepoint` prepares
-    /// them for every write, and a flush holds hundreds) and run through SQLite's C API, as the
-    /// writes of the send path do (two of them around every write).
+    /// Runs `body` in a savepoint of the open transaction, rolled back if it throws (a batch run
+    /// again after a write threw). The savepoint statements come from the connection's statement
+    /// cache (`Database.inSavepoint` prepares them for every write, and a batch holds hundreds)
+    /// and run through SQLite's C API, as the writes of the send path do.
     private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
         try db.runDirect(sql: "SAVEPOINT relance_write", [])
         do {

@@ -109,8 +109,7 @@ extension Ledger {
         var left = DueRoom.Left(room)
         try forEachDueGroup(db) { priority, risk in
             var candidates: [(dueAt: Double, due: Due)] = []
-            try forEachDueRange(db, priority: priority, risk: risk) { queue, channel in
-                guard !held.contains(channel) else { return }
+            try forEachDueRange(db, priority: priority, risk: risk, skipping: held) { queue, channel in
                 let wanted = min(left.wanted(queue: queue, channel: channel), limit - result.count)
                 guard wanted > 0 else { return }
                 var taken = 0
@@ -156,8 +155,7 @@ extension Ledger {
             var keys: [DeliveryKey] = []
             try Self.forEachDueGroup(db) { priority, risk in
                 var group: [(dueAt: Double, key: DeliveryKey)] = []
-                try Self.forEachDueRange(db, priority: priority, risk: risk) { queue, channel in
-                    guard !held.contains(channel) else { return }
+                try Self.forEachDueRange(db, priority: priority, risk: risk, skipping: held) { queue, channel in
                     try db.forEachDirectRow(
                         sql: """
                             SELECT reminder_id, due_at FROM delivery
@@ -208,16 +206,19 @@ extension Ledger {
             arguments: [after.priority])
     }
 
-    /// Each (queue, channel) range with pending deliveries in a (priority, band), in order: one
-    /// index seek each (a row-value comparison would scan).
-    static func forEachDueRange(_ db: Database, priority: Int, risk: Int, _ body: (String, Channel) throws -> Void) throws {
+    /// Each (queue, channel) range with pending deliveries in a (priority, band), in order, but
+    /// those of the `held` channels (a kill switch's backlog is not read): one index seek each (a
+    /// row-value comparison would scan).
+    static func forEachDueRange(
+        _ db: Database, priority: Int, risk: Int, skipping held: Set<Channel>, _ body: (String, Channel) throws -> Void
+    ) throws {
         func range(_ row: Row?) throws -> (String, Channel)? {
             guard let row else { return nil }
             return (row[0], try row.channel())
         }
         var current = try range(Row.fetchOne(db, cachedSQL: firstDueRangeSQL, arguments: [priority, risk]))
         while let (queue, channel) = current {
-            try body(queue, channel)
+            if !held.contains(channel) { try body(queue, channel) }
             current =
                 try range(Row.fetchOne(db, cachedSQL: nextChannelOfQueueSQL, arguments: [priority, risk, queue, channel.rawValue]))
                 ?? range(Row.fetchOne(db, cachedSQL: nextDueQueueSQL, arguments: [priority, risk, queue]))
@@ -262,8 +263,7 @@ extension Ledger {
             let held = try Self.heldChannels(db, now: now)
             var earliest: Double?
             try Self.forEachDueGroup(db) { priority, risk in
-                try Self.forEachDueRange(db, priority: priority, risk: risk) { queue, channel in
-                    guard !held.contains(channel) else { return }
+                try Self.forEachDueRange(db, priority: priority, risk: risk, skipping: held) { queue, channel in
                     let first = try db.firstDirectRow(
                         sql: """
                             SELECT due_at FROM delivery WHERE status = 'pending' AND priority = ? AND risk = ? AND queue = ? AND channel = ?
